@@ -1,0 +1,472 @@
+/* A curl multi handle and the transfers it owns. Lua never runs while libcurl
+ * is on the C stack: callbacks only copy bytes, Lua values are built after. */
+#include "engine.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+static size_t dr_on_body(char *p, size_t size, size_t n, void *ud) {
+  dr_xfer *x = ud;
+  return dr_buf_append(&x->body, p, size * n) == 0 ? size * n : 0;
+}
+
+static size_t dr_on_header(char *p, size_t size, size_t n, void *ud) {
+  dr_xfer *x = ud;
+  /* A new status line (100 Continue, then the real one) starts over. */
+  if (n * size >= 5 && memcmp(p, "HTTP/", 5) == 0)
+    x->head.len = 0;
+  return dr_buf_append(&x->head, p, size * n) == 0 ? size * n : 0;
+}
+
+static char *dr_strdup(const char *s) {
+  char *d;
+  if (s == NULL)
+    return NULL;
+  d = malloc(strlen(s) + 1);
+  if (d != NULL)
+    strcpy(d, s);
+  return d;
+}
+
+static long dr_ms_field(lua_State *L, int idx, const char *k, long dflt) {
+  long v = dflt;
+  lua_getfield(L, idx, k);
+  if (!lua_isnil(L, -1)) {
+    double s = luaL_checknumber(L, -1);
+    luaL_argcheck(L, s >= 0, idx, "limits must not be negative");
+    v = (long)(s * 1000.0);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static long dr_int_field(lua_State *L, int idx, const char *k, long dflt) {
+  long v = dflt;
+  lua_getfield(L, idx, k);
+  if (!lua_isnil(L, -1))
+    v = (long)luaL_checknumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Never raises: dr_limits_read type-checks every string field first. */
+static char *dr_str_field(lua_State *L, int idx, const char *k) {
+  char *v;
+  lua_getfield(L, idx, k);
+  v = dr_strdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+static void dr_check_str_field(lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "option '%s' must be a string", k);
+  lua_pop(L, 1);
+}
+
+void dr_limits_read(lua_State *L, int idx, dr_limits *lim) {
+  idx = dr_absindex(L, idx);
+  lim->connect_timeout_ms = dr_ms_field(L, idx, "connect_timeout", 5000);
+  lim->timeout_ms = dr_ms_field(L, idx, "timeout", 60000);
+  lim->low_speed_limit = dr_int_field(L, idx, "low_speed_limit", 1);
+  lim->low_speed_time = dr_int_field(L, idx, "low_speed_time", 30);
+  lim->max_response = (size_t)dr_int_field(L, idx, "max_response_size", 64L << 20);
+  lim->max_connections = dr_int_field(L, idx, "max_connections", 8);
+  dr_check_str_field(L, idx, "ca_file");
+  dr_check_str_field(L, idx, "proxy");
+  dr_check_str_field(L, idx, "user_agent");
+  lim->ca_file = dr_str_field(L, idx, "ca_file");
+  lim->proxy = dr_str_field(L, idx, "proxy");
+  lim->user_agent = dr_str_field(L, idx, "user_agent");
+}
+
+int dr_limits_copy(dr_limits *dst, const dr_limits *src) {
+  *dst = *src;
+  dst->ca_file = dr_strdup(src->ca_file);
+  dst->proxy = dr_strdup(src->proxy);
+  dst->user_agent = dr_strdup(src->user_agent);
+  return 0;
+}
+
+void dr_limits_free(dr_limits *lim) {
+  free(lim->ca_file);
+  free(lim->proxy);
+  free(lim->user_agent);
+  lim->ca_file = lim->proxy = lim->user_agent = NULL;
+}
+
+int dr_engine_open(dr_engine *e) {
+  e->multi = curl_multi_init();
+  if (e->multi == NULL)
+    return -1;
+  curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, e->limits.max_connections);
+  curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, e->limits.max_connections);
+  curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  e->closed = 0;
+  return 0;
+}
+
+static void dr_xfer_release(dr_engine *e, dr_xfer *x) {
+  if (x->easy != NULL) {
+    if (x->added)
+      curl_multi_remove_handle(e->multi, x->easy);
+    if (e->npool < DR_POOL_MAX && !e->closed)
+      e->pool[e->npool++] = x->easy;
+    else
+      curl_easy_cleanup(x->easy);
+  }
+  curl_slist_free_all(x->headers);
+  dr_buf_free(&x->body);
+  dr_buf_free(&x->head);
+  free(x);
+}
+
+static void dr_engine_unlink(dr_engine *e, dr_xfer *x) {
+  dr_xfer **pp = &e->xfers;
+  while (*pp != NULL && *pp != x)
+    pp = &(*pp)->next;
+  if (*pp == x)
+    *pp = x->next;
+}
+
+void dr_engine_close(dr_engine *e) {
+  if (e->closed)
+    return;
+  e->closed = 1;
+  while (e->xfers != NULL) {
+    dr_xfer *x = e->xfers;
+    e->xfers = x->next;
+    dr_xfer_release(e, x);
+  }
+  while (e->npool > 0)
+    curl_easy_cleanup(e->pool[--e->npool]);
+  if (e->multi != NULL)
+    curl_multi_cleanup(e->multi);
+  e->multi = NULL;
+  dr_limits_free(&e->limits);
+}
+
+static void dr_set_method(CURL *c, const char *method, const char *body, size_t len) {
+  if (strcmp(method, "GET") == 0) {
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    return;
+  }
+  if (strcmp(method, "POST") != 0)
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  if (body != NULL || strcmp(method, "POST") == 0) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+    curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body != NULL ? body : "");
+  }
+}
+
+static void dr_set_limits(CURL *c, const dr_limits *lim, long timeout_ms) {
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, lim->connect_timeout_ms);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, lim->low_speed_limit);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, lim->low_speed_time);
+  if (lim->ca_file != NULL)
+    curl_easy_setopt(c, CURLOPT_CAINFO, lim->ca_file);
+  if (lim->proxy != NULL)
+    curl_easy_setopt(c, CURLOPT_PROXY, lim->proxy);
+  if (lim->user_agent != NULL)
+    curl_easy_setopt(c, CURLOPT_USERAGENT, lim->user_agent);
+}
+
+static void dr_set_common(CURL *c, dr_xfer *x) {
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dr_on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, dr_on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
+  curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)x);
+}
+
+/* Header lines must not smuggle a second header or request line. */
+static int dr_header_ok(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 && *s != '\t')
+      return 0;
+  return 1;
+}
+
+static int dr_add_headers(lua_State *L, dr_xfer *x, int idx) {
+  int i, n;
+  struct curl_slist *h;
+  lua_getfield(L, idx, "headers");
+  n = lua_istable(L, -1) ? (int)dr_rawlen(L, -1) : 0;
+  for (i = 1; i <= n; i++) {
+    const char *line;
+    lua_rawgeti(L, -1, i);
+    line = lua_tostring(L, -1);
+    if (line == NULL || !dr_header_ok(line)) {
+      lua_pop(L, 2);
+      return -1;
+    }
+    h = curl_slist_append(x->headers, line);
+    lua_pop(L, 1);
+    if (h == NULL)
+      break;
+    x->headers = h;
+  }
+  lua_pop(L, 1);
+  /* libcurl's Expect: 100-continue only adds a round trip for our small bodies. */
+  h = curl_slist_append(x->headers, "Expect:");
+  if (h != NULL)
+    x->headers = h;
+  return 0;
+}
+
+static CURL *dr_engine_easy(dr_engine *e) {
+  if (e->npool > 0) {
+    CURL *c = e->pool[--e->npool];
+    curl_easy_reset(c);
+    return c;
+  }
+  return curl_easy_init();
+}
+
+static const char *dr_spec_string(lua_State *L, int idx, const char *k, size_t *len) {
+  const char *s;
+  lua_getfield(L, idx, k);
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "request field '%s' must be a string", k);
+  s = lua_tolstring(L, -1, len);
+  lua_pop(L, 1); /* the spec table keeps the string alive */
+  return s;
+}
+
+static void dr_engine_sweep(dr_engine *e) {
+  dr_xfer **pp = &e->xfers;
+  while (*pp != NULL) {
+    dr_xfer *x = *pp;
+    if (x->state == DR_DEAD) {
+      *pp = x->next;
+      dr_xfer_release(e, x);
+    } else {
+      pp = &x->next;
+    }
+  }
+}
+
+lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
+  size_t blen = 0;
+  const char *method, *url, *body;
+  long timeout_ms;
+  dr_xfer *x;
+  idx = dr_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  dr_engine_sweep(e);
+  method = dr_spec_string(L, idx, "method", NULL);
+  url = dr_spec_string(L, idx, "url", NULL);
+  body = dr_spec_string(L, idx, "body", &blen);
+  if (url == NULL || !dr_header_ok(url))
+    luaL_error(L, "request needs a url without control characters");
+  timeout_ms = dr_ms_field(L, idx, "timeout", e->limits.timeout_ms);
+  lua_getfield(L, idx, "decode");
+  x = calloc(1, sizeof *x);
+  if (x == NULL)
+    luaL_error(L, "out of memory");
+  x->decode = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  /* Owned by the engine from here on, so any later raise cannot leak it. */
+  x->next = e->xfers;
+  e->xfers = x;
+  x->id = ++e->next_id;
+  x->state = DR_DEAD; /* until fully set up: swept, never reported */
+  dr_buf_init(&x->body, e->limits.max_response);
+  dr_buf_init(&x->head, 256 * 1024);
+  x->easy = dr_engine_easy(e);
+  if (x->easy == NULL || dr_add_headers(L, x, idx) != 0)
+    return luaL_error(L, "cannot prepare request (bad header or out of memory)");
+  dr_set_common(x->easy, x);
+  dr_set_limits(x->easy, &e->limits, timeout_ms);
+  curl_easy_setopt(x->easy, CURLOPT_URL, url);
+  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+  dr_set_method(x->easy, method != NULL ? method : "GET", body, blen);
+  if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK)
+    return luaL_error(L, "cannot start request");
+  x->added = 1;
+  x->state = DR_RUNNING;
+  return x->id;
+}
+
+static int dr_engine_collect(dr_engine *e) {
+  CURLMsg *m;
+  int left, done = 0;
+  while ((m = curl_multi_info_read(e->multi, &left)) != NULL) {
+    dr_xfer *x = NULL;
+    if (m->msg != CURLMSG_DONE)
+      continue;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    if (x != NULL) {
+      x->result = m->data.result;
+      x->state = DR_DONE;
+      done++;
+    }
+  }
+  return done;
+}
+
+int dr_engine_step(dr_engine *e, int timeout_ms) {
+  int running = 0, done;
+  curl_multi_perform(e->multi, &running);
+  done = dr_engine_collect(e);
+  if (running > 0 && timeout_ms > 0 && done == 0) {
+    curl_multi_poll(e->multi, NULL, 0, timeout_ms, NULL);
+    curl_multi_perform(e->multi, &running);
+    dr_engine_collect(e);
+  }
+  return running;
+}
+
+dr_xfer *dr_engine_find(dr_engine *e, lua_Integer id) {
+  dr_xfer *x;
+  for (x = e->xfers; x != NULL; x = x->next)
+    if (x->id == id)
+      return x;
+  return NULL;
+}
+
+dr_xfer *dr_engine_next_done(dr_engine *e) {
+  dr_xfer *x, *found = NULL;
+  /* The list is newest first; hand results back oldest first. */
+  for (x = e->xfers; x != NULL; x = x->next)
+    if (x->state == DR_DONE)
+      found = x;
+  return found;
+}
+
+int dr_engine_cancel(dr_engine *e, lua_Integer id) {
+  dr_xfer *x = dr_engine_find(e, id);
+  if (x == NULL)
+    return 0;
+  dr_engine_unlink(e, x);
+  dr_xfer_release(e, x);
+  return 1;
+}
+
+int dr_engine_pending(dr_engine *e) {
+  int n = 0;
+  dr_xfer *x;
+  for (x = e->xfers; x != NULL; x = x->next)
+    n++;
+  return n;
+}
+
+static const char *dr_error_code(CURLcode rc, const dr_xfer *x) {
+  switch (rc) {
+  case CURLE_OPERATION_TIMEDOUT:
+    return "timeout";
+  case CURLE_WRITE_ERROR:
+    return x->body.overflow ? "invalid_response" : "network";
+  case CURLE_BAD_CONTENT_ENCODING:
+  case CURLE_WEIRD_SERVER_REPLY:
+    return "invalid_response";
+  default:
+    return "network";
+  }
+}
+
+static void dr_push_error(lua_State *L, dr_xfer *x) {
+  long sent = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+  lua_pushstring(L, dr_error_code(x->result, x));
+  lua_setfield(L, -2, "error");
+  if (x->body.overflow)
+    lua_pushfstring(L, "response larger than max_response_size (%d bytes)", (int)x->body.limit);
+  else
+    lua_pushstring(L, x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
+  lua_setfield(L, -2, "message");
+  lua_pushboolean(L, sent > 0);
+  lua_setfield(L, -2, "sent");
+  lua_pushinteger(L, (lua_Integer)x->result);
+  lua_setfield(L, -2, "curl_code");
+}
+
+/* Header lines become one table: lower-case names, repeated names joined by ", ". */
+static void dr_push_headers(lua_State *L, const dr_buf *h) {
+  size_t i = 0;
+  lua_newtable(L);
+  while (i < h->len) {
+    size_t end = i, colon = 0, vs, ve, k;
+    while (end < h->len && h->data[end] != '\n')
+      end++;
+    for (k = i; k < end && !colon; k++)
+      if (h->data[k] == ':')
+        colon = k;
+    if (colon > i) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (k = i; k < colon; k++)
+        luaL_addchar(&b, (char)tolower((unsigned char)h->data[k]));
+      luaL_pushresult(&b);
+      for (vs = colon + 1; vs < end && (h->data[vs] == ' ' || h->data[vs] == '\t'); vs++)
+        ;
+      for (ve = end; ve > vs && isspace((unsigned char)h->data[ve - 1]); ve--)
+        ;
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
+      if (lua_isstring(L, -1)) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, h->data + vs, ve - vs);
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, h->data + vs, ve - vs);
+      }
+      lua_rawset(L, -3);
+    }
+    i = end + 1;
+  }
+}
+
+static void dr_push_response(lua_State *L, dr_xfer *x) {
+  long status = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  lua_pushinteger(L, status);
+  lua_setfield(L, -2, "status");
+  dr_push_headers(L, &x->head);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+  /* The Lua string is the only copy needed from here: free ours before decoding. */
+  dr_buf_free(&x->body);
+  if (!x->decode || dr_rawlen(L, -1) == 0) {
+    lua_setfield(L, -2, "raw");
+    return;
+  }
+  lua_pushvalue(L, -1);
+  if (dr_json_decode(L)) {
+    lua_setfield(L, -3, "body");
+    lua_pop(L, 1);
+  } else {
+    lua_setfield(L, -3, "decode_error");
+    lua_setfield(L, -2, "raw");
+  }
+}
+
+void dr_engine_push_result(lua_State *L, dr_engine *e, dr_xfer *x) {
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, x->id);
+  lua_setfield(L, -2, "id");
+  if (x->result != CURLE_OK)
+    dr_push_error(L, x);
+  else
+    dr_push_response(L, x);
+  dr_engine_unlink(e, x);
+  dr_xfer_release(e, x);
+}

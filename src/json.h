@@ -1,0 +1,13 @@
+#ifndef DR_JSON_H
+#define DR_JSON_H
+
+#include "compat.h"
+
+/* Keeps a private decoder (cjson.new(), or vim.json inside Neovim) in the registry. */
+int dr_json_init(lua_State *L);
+/* Replaces the JSON text at the top of the stack by its value and returns 1, or by
+ * an error message and returns 0. Object keys holding JSON null are removed;
+ * integral numbers become integers. */
+int dr_json_decode(lua_State *L);
+
+#endif

@@ -1,0 +1,68 @@
+/* deepresearch.core: module entry and small process-wide utilities. */
+#include <errno.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "client.h"
+#include "compat.h"
+#include "deepresearch.h"
+#include "json.h"
+#include "poller.h"
+
+static int dr_decode(lua_State *L) {
+  luaL_checkstring(L, 1);
+  lua_settop(L, 1);
+  if (dr_json_decode(L))
+    return 1;
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* Returns true when the full time passed, false when a signal cut it short. */
+static int dr_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  struct timespec ts;
+  if (s <= 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  lua_pushboolean(L, nanosleep(&ts, NULL) == 0 || errno != EINTR);
+  return 1;
+}
+
+static int dr_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+static const luaL_Reg dr_functions[] = {
+    {"decode", dr_decode}, {"sleep", dr_sleep}, {"now", dr_now}, {NULL, NULL}};
+
+static void dr_global_init(void) {
+  static int done = 0;
+  if (!done && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
+    done = 1;
+}
+
+DEEPRESEARCH_API int luaopen_deepresearch_core(lua_State *L) {
+  dr_global_init();
+  if (!dr_json_init(L))
+    return luaL_error(L, "deepresearch.core needs lua-cjson (module 'cjson')");
+  lua_newtable(L);
+  dr_setfuncs(L, dr_functions, 0);
+  lua_pushliteral(L, DEEPRESEARCH_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+  lua_setfield(L, -2, "curl_version");
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  dr_client_open(L);
+  dr_poller_open(L);
+  return 1;
+}

@@ -1,0 +1,102 @@
+/* The poller: many transfers in flight on one multi handle, advanced by step()
+ * from the host's event loop. Results are handed back as values; the Lua side
+ * runs callbacks after step() returns, so no Lua error crosses libcurl. */
+#include "poller.h"
+
+#include <sys/select.h>
+
+#include "handle.h"
+
+static int dr_poller_add(lua_State *L) {
+  dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
+  lua_pushinteger(L, dr_engine_add(L, e, 2));
+  return 1;
+}
+
+static int dr_poller_step(lua_State *L) {
+  dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
+  lua_Integer ms = luaL_optinteger(L, 2, 0);
+  dr_xfer *x;
+  int n = 0;
+  luaL_argcheck(L, ms >= 0, 2, "must not be negative");
+  dr_engine_step(e, (int)ms);
+  lua_newtable(L);
+  while ((x = dr_engine_next_done(e)) != NULL) {
+    dr_engine_push_result(L, e, x);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static int dr_poller_next_timeout(lua_State *L) {
+  dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
+  long ms = -1;
+  curl_multi_timeout(e->multi, &ms);
+  if (ms < 0)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, ms);
+  return 1;
+}
+
+static int dr_poller_fds(lua_State *L) {
+  dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
+  fd_set r, w, x;
+  int maxfd = -1, fd, n = 0;
+  FD_ZERO(&r);
+  FD_ZERO(&w);
+  FD_ZERO(&x);
+  curl_multi_fdset(e->multi, &r, &w, &x, &maxfd);
+  lua_newtable(L);
+  for (fd = 0; fd <= maxfd; fd++) {
+    if (!FD_ISSET(fd, &r) && !FD_ISSET(fd, &w))
+      continue;
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, fd);
+    lua_setfield(L, -2, "fd");
+    lua_pushboolean(L, FD_ISSET(fd, &r));
+    lua_setfield(L, -2, "read");
+    lua_pushboolean(L, FD_ISSET(fd, &w));
+    lua_setfield(L, -2, "write");
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static int dr_poller_pending(lua_State *L) {
+  lua_pushinteger(L, dr_engine_pending(dr_handle_check(L, 1, DR_POLLER)));
+  return 1;
+}
+
+static int dr_poller_cancel(lua_State *L) {
+  dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
+  lua_pushboolean(L, dr_engine_cancel(e, luaL_checkinteger(L, 2)));
+  return 1;
+}
+
+static const luaL_Reg dr_poller_methods[] = {{"add", dr_poller_add},
+                                             {"step", dr_poller_step},
+                                             {"next_timeout", dr_poller_next_timeout},
+                                             {"fds", dr_poller_fds},
+                                             {"pending", dr_poller_pending},
+                                             {"cancel", dr_poller_cancel},
+                                             {NULL, NULL}};
+
+/* new_poller(client [, options]): the client's limits, optionally overridden. */
+static int dr_poller_new(lua_State *L) {
+  dr_engine *from = dr_handle_check(L, 1, DR_CLIENT);
+  if (lua_istable(L, 2)) {
+    dr_engine *e = dr_handle_new(L, DR_POLLER, 2, NULL);
+    (void)e;
+  } else {
+    dr_handle_new(L, DR_POLLER, 0, from);
+  }
+  return 1;
+}
+
+void dr_poller_open(lua_State *L) {
+  dr_handle_register(L, DR_POLLER, dr_poller_methods);
+  lua_setfield(L, -2, "poller_metatable");
+  lua_pushcfunction(L, dr_poller_new);
+  lua_setfield(L, -2, "new_poller");
+}
