@@ -1,0 +1,32 @@
+-- Time: the monotonic clock waits are measured with, and the server's timestamps.
+local core = require "deepresearch.core"
+
+local M = {}
+
+--- The default clock: monotonic seconds and a real sleep. Tests and event loops pass their own.
+M.default = { now = core.now, sleep = core.sleep }
+
+--- Seconds since the epoch of a UTC calendar time, whatever the local zone.
+function M.utc_epoch(t)
+  local here = os.time(t)
+  return here + (here - os.time(os.date("!*t", here)))
+end
+
+--- Parses an ISO-8601 date-time ("2026-11-23T19:00:00.123Z", "+02:00" offsets) to epoch seconds.
+function M.parse_iso(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)(.*)$")
+  if not y then return nil end
+  local t = M.utc_epoch({ year = tonumber(y), month = tonumber(mo), day = tonumber(d),
+    hour = tonumber(h), min = tonumber(mi), sec = tonumber(sec), isdst = false })
+  local frac = rest:match("^%.(%d+)")
+  if frac then t = t + tonumber("0." .. frac) end
+  local sign, oh, om = rest:match("([%+%-])(%d%d):?(%d%d)$")
+  if sign then
+    local off = tonumber(oh) * 3600 + tonumber(om) * 60
+    t = sign == "+" and t - off or t + off
+  end
+  return t
+end
+
+return M

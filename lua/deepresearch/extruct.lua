@@ -1,0 +1,196 @@
+-- Extruct Deep Research: create, get, list, tasks, wait, run.
+local core = require "deepresearch.core"
+local errors = require "deepresearch.errors"
+local http = require "deepresearch.http"
+local json = require "deepresearch.json"
+local V = require "deepresearch.validate"
+local clock = require "deepresearch.clock"
+local waitloop = require "deepresearch.wait"
+
+local data = core.client_metatable.__index.data
+local M = {}
+
+-- http.request returns a third value (the raw result) callers do not need.
+local function call(self, st, req)
+  local body, err = http.request(self, st, req)
+  return body, err
+end
+M.call = call
+
+M.DEPTHS = { "medium", "high", "xhigh" }
+M.BUDGETS = { medium = 25, high = 50, xhigh = 75 }
+M.MAX_BRIEF = 20000
+M.RECONCILE_SKEW = 300 -- seconds of clock difference tolerated when matching a lost create
+
+local function kind_of(st) return st.provider.kinds.research end
+
+local function schema_table(s)
+  if type(s) == "table" and type(s.to_table) == "function" then return s:to_table() end
+  return s
+end
+
+--- Validates create parameters; returns the JSON body or nil, err. Raises on wrong types.
+function M.create_body(params, fname)
+  V.type(fname, 1, params, "table")
+  V.type(fname, 1, params.brief, "string")
+  local ok, err = V.text("brief", params.brief, M.MAX_BRIEF)
+  if not ok then return nil, err end
+  if params.depth ~= nil then
+    V.type(fname, 1, params.depth, "string")
+    ok, err = V.enum("depth", params.depth, M.DEPTHS)
+    if not ok then return nil, err end
+  end
+  local schema = schema_table(params.output_schema)
+  if schema ~= nil then
+    V.type(fname, 1, schema, "table")
+    ok, err = require("deepresearch.schema").check_output_schema(schema)
+    if not ok then return nil, errors.invalid("output_schema: " .. tostring(err), { field = "output_schema" }) end
+  end
+  local encoded, body = pcall(json.encode, { brief = params.brief, depth = params.depth, output_schema = schema })
+  if not encoded then return nil, errors.invalid("cannot encode the request: " .. tostring(body)) end
+  return body
+end
+
+-- After a create whose answer was lost: find the task it made, if any.
+local function reconcile(self, st, params, started, cause)
+  local list = http.request(self, st, { method = "GET", path = kind_of(st).path,
+    query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
+  local depth = params.depth or "medium"
+  for _, t in ipairs(list or {}) do
+    local at = clock.parse_iso(t.created_at)
+    if t.brief == params.brief and (t.depth or "medium") == depth and
+       (not at or at >= started - M.RECONCILE_SKEW) then
+      t.reconciled = true
+      return t
+    end
+  end
+  return nil, errors.new("ambiguous", string.format(
+    "the create request was sent but its answer was lost (%s); a task may exist. Check with " ..
+    "client:list{limit = 10} (newest first) for this brief before creating it again", cause.message),
+    { retryable = false, attempts = cause.attempts, cause = cause, sent = true })
+end
+
+function M.create(self, params)
+  local st = data(self)
+  local body, err = M.create_body(params, "create")
+  if not body then return nil, err end
+  local started = os.time()
+  local task
+  task, err = http.request(self, st, { method = "POST", path = kind_of(st).path, body = body,
+    kind = "create", expect = "object" })
+  if task then return task end
+  if (err.code == "timeout" or err.code == "network") and err.sent ~= false then
+    return reconcile(self, st, params, started, err)
+  end
+  return nil, err
+end
+
+function M.get(self, id)
+  local st = data(self)
+  local err
+  id, err = V.id("get", id)
+  if not id then return nil, err end
+  return call(self, st, { method = "GET", path = kind_of(st).path .. "/" .. http.escape(id),
+    kind = "read", expect = "object" })
+end
+
+function M.list(self, opts)
+  V.type("list", 1, opts, "table", true)
+  local ok, err = V.page(opts)
+  if not ok then return nil, err end
+  opts = opts or {}
+  local st = data(self)
+  return call(self, st, { method = "GET", path = kind_of(st).path,
+    query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "array" })
+end
+
+--- Iterates every item across pages, fetching each page when the last is used up.
+-- An error ends the loop after yielding false, err.
+function M.pager(fetch, opts)
+  local limit = opts.limit or 50
+  local offset = opts.offset or 0
+  local page, i, done = nil, 0, false
+  return function()
+    if done then return nil end
+    if not page or i >= #page then
+      if page and #page < limit then done = true return nil end
+      local err
+      page, err = fetch(offset, limit)
+      if not page then done = true return false, err end
+      offset, i = offset + #page, 0
+      if #page == 0 then done = true return nil end
+    end
+    i = i + 1
+    return page[i]
+  end
+end
+
+function M.tasks(self, opts)
+  V.type("tasks", 1, opts, "table", true)
+  opts = opts or {}
+  local ok, err = V.page(opts)
+  if ok and opts.limit == 0 then ok, err = nil, errors.invalid("limit must be at least 1") end
+  if not ok then
+    local once = false
+    return function() if once then return nil end once = true return false, err end
+  end
+  return M.pager(function(offset, limit) return M.list(self, { offset = offset, limit = limit }) end, opts)
+end
+
+local function research_verdict(task, state)
+  if state == "done" then return "done" end
+  if state == "failed" then
+    return errors.new("task_failed", "task " .. tostring(task.id) .. " failed: " ..
+      tostring(task.failure_reason or "no reason given"), { reason = task.failure_reason, task = task })
+  end
+  if state == nil then
+    return errors.new("invalid_response", "task " .. tostring(task.id) .. " has a status this client " ..
+      "does not know: " .. tostring(task.status), { task = task })
+  end
+  return nil
+end
+M.research_verdict = research_verdict
+
+--- Shared by every provider: the wait loop with this client's clock.
+function M.wait_with(self, kind, id, opts, get, verdict, fname)
+  V.type(fname, 2, opts, "table", true)
+  opts = opts or {}
+  V.type(fname, 2, opts.on_progress, "function", true)
+  local st = data(self)
+  local ctx = {
+    clock = opts.clock or st.clock,
+    get = function(task_id) return get(self, task_id, true) end,
+    verdict = verdict,
+  }
+  local task, err = waitloop.run(ctx, kind, id, opts)
+  return task, err
+end
+
+function M.wait(self, id_or_task, opts)
+  local id, err = V.id("wait", id_or_task)
+  if not id then return nil, err end
+  local get = function(c, task_id)
+    local st = data(c)
+    return call(c, st, { method = "GET", path = kind_of(st).path .. "/" .. http.escape(task_id),
+      kind = "read", expect = "object", max_retries = 0 })
+  end
+  return M.wait_with(self, kind_of(data(self)), id, opts, get, research_verdict, "wait")
+end
+
+function M.run(self, params)
+  V.type("run", 1, params, "table")
+  local task, err = M.create(self, params)
+  if not task then return nil, err end
+  return M.wait(self, task.id, { on_progress = params.on_progress, timeout = params.timeout,
+    interval = params.interval, max_interval = params.max_interval, task = task })
+end
+
+--- The account behind the token: GET /v1/user (credits, organisation).
+function M.user(self)
+  return call(self, data(self), { method = "GET", path = "/v1/user", kind = "read", expect = "object" })
+end
+
+M.methods = { create = M.create, get = M.get, list = M.list, tasks = M.tasks, wait = M.wait,
+  run = M.run, user = M.user }
+
+return M

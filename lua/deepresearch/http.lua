@@ -1,0 +1,193 @@
+-- One request, end to end: URL and headers, the C transport, retries, and the
+-- mapping of every outcome onto the error model.
+local core = require "deepresearch.core"
+local errors = require "deepresearch.errors"
+local retry = require "deepresearch.retry"
+
+local M = {}
+
+local raw_request = core.client_metatable.__index.request
+
+--- Percent-escapes one path segment: ids can never reach another endpoint ('/', '?', '#', '..').
+function M.escape(s)
+  return (s:gsub("[^%w_%-]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function query_string(q)
+  if not q then return "" end
+  local keys = {}
+  for k, v in pairs(q) do
+    if v ~= nil then keys[#keys + 1] = k end
+  end
+  if #keys == 0 then return "" end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = q[k]
+    if type(v) == "number" and v % 1 == 0 then v = string.format("%d", v) end
+    parts[#parts + 1] = M.escape(k) .. "=" .. M.escape(tostring(v))
+  end
+  return "?" .. table.concat(parts, "&")
+end
+
+function M.url(st, path, query)
+  return st.base_url .. path .. query_string(query)
+end
+
+local function resolve_token(st)
+  local p = st.provider
+  local t = st.token
+  if type(t) == "function" then
+    local ok, v = pcall(t)
+    if not ok then
+      return nil, errors.new("unauthorized", "the token function raised an error: " .. tostring(v))
+    end
+    t = v
+  end
+  if t == nil or t == "" then
+    return nil, errors.new("unauthorized", "no API token: set " .. p.token_env .. " or pass " ..
+      p.token_option .. " = ... to dr.client")
+  end
+  if type(t) ~= "string" then
+    return nil, errors.new("unauthorized", "the token must be a string, got " .. type(t))
+  end
+  if t:find("[%c\128-\255 ]") then
+    return nil, errors.invalid("the token contains spaces or control characters; refusing to send it")
+  end
+  return t
+end
+
+local function build_headers(st, token, has_body, extra)
+  local p = st.provider
+  local h = {
+    p.auth_header .. ": " .. p.auth_prefix .. token,
+    "Accept: application/json",
+    "User-Agent: " .. st.user_agent,
+  }
+  if has_body then h[#h + 1] = "Content-Type: application/json" end
+  for _, line in ipairs(extra or {}) do h[#h + 1] = line end
+  return h
+end
+
+local function snippet(raw)
+  raw = tostring(raw or "")
+  if raw:find("<[Hh][Tt][Mm][Ll]") or raw:find("<!DOCTYPE", 1, true) then
+    local title = raw:match("<title>(.-)</title>")
+    return "an HTML page" .. (title and (" (" .. title .. ")") or "") .. ", not JSON"
+  end
+  if raw == "" then return "an empty body" end
+  return string.format("%q", raw:sub(1, 120)):gsub("\\\n", "\\n")
+end
+
+local function status_code(status, info, req)
+  if status == 400 then return req.on_400 or "invalid_request" end
+  if status == 401 then return "unauthorized" end
+  if status == 403 then
+    return info.message == "Not authenticated" and "unauthorized" or "forbidden"
+  end
+  if status == 402 then
+    local c = info.server_code
+    if c == "plan_required" or c == "insufficient_credits" or c == "payment_failed" then return c end
+    return "insufficient_credits"
+  end
+  if status == 404 then return "not_found" end
+  if status == 408 then return "timeout" end
+  if status == 429 then return "rate_limited" end
+  if status == 503 then return "unavailable" end
+  if status >= 500 then return "server_error" end
+  return "invalid_request"
+end
+
+local function is_array(t)
+  return type(t) == "table" and (t[1] ~= nil or next(t) == nil)
+end
+
+local function http_error(st, res, req)
+  local info = res.body ~= nil and st.provider.parse_error(res.body) or {}
+  local code = status_code(res.status, info, req)
+  local msg = info.message
+  if not msg then
+    msg = "HTTP " .. res.status .. (res.raw and (" with " .. snippet(res.raw)) or "")
+  end
+  return errors.new(code, msg, {
+    status = res.status, request_id = res.headers["x-request-id"], details = info.details,
+    fields = info.fields, required_credits = info.required_credits,
+    available_credits = info.available_credits, retry_after = res.headers["retry-after"],
+  })
+end
+
+--- Turns a transport result into (body, nil, res) or (nil, err).
+function M.classify(st, res, req)
+  if res.error then
+    return nil, errors.new(res.error, res.message, { sent = res.sent })
+  end
+  local status = res.status
+  if status == 304 and req.allow_304 then return nil, nil, res end
+  if status >= 200 and status < 300 then
+    local body = res.body
+    local shape_ok = type(body) == "table" and
+      (req.expect ~= "array" or is_array(body)) and (req.expect ~= "object" or not body[1])
+    if shape_ok or req.expect == "any" then return body, nil, res end
+    local what = res.decode_error and snippet(res.raw) or ("JSON of the wrong shape (" .. type(body) .. ")")
+    return nil, errors.new("invalid_response", string.format("%s %s answered HTTP %d with %s",
+      req.method, req.path, status, what), { status = status, request_id = res.headers["x-request-id"] })
+  end
+  if status >= 300 and status < 400 then
+    return nil, errors.new("invalid_response", string.format(
+      "unexpected redirect (HTTP %d to %s); redirects are not followed", status,
+      tostring((res.headers.location or "?"):match("^%a+://[^/]+") or res.headers.location)),
+      { status = status })
+  end
+  return nil, http_error(st, res, req)
+end
+
+local debug_on = os.getenv("DEEPRESEARCH_DEBUG") == "1"
+
+local function log(req, spec, res, elapsed, attempt)
+  local hdrs = {}
+  for _, h in ipairs(spec.headers) do
+    hdrs[#hdrs + 1] = h:match("^[Aa]uthorization:") and "Authorization: [redacted]"
+      or h:match("^[Xx]%-[Aa][Pp][Ii]%-[Kk]ey:") and "X-API-Key: [redacted]" or h
+  end
+  io.stderr:write(string.format("deepresearch: %s %s -> %s (%.1f ms, attempt %d) [%s]\n",
+    req.method, spec.url, res.error or tostring(res.status), elapsed * 1000, attempt,
+    table.concat(hdrs, "; ")))
+end
+M.set_debug = function(on) debug_on = on end
+
+--- Prepares the transport spec for req; nil, err when the token is unusable.
+function M.prepare(st, req)
+  local token, err = resolve_token(st)
+  if not token then return nil, err end
+  return {
+    method = req.method, url = M.url(st, req.path, req.query), body = req.body,
+    headers = build_headers(st, token, req.body ~= nil, req.headers), timeout = req.timeout,
+  }
+end
+
+--- Sends req with the retry rules of its kind; returns body, nil, res or nil, err.
+-- req = { method, path, query, body (JSON text), kind = "read"|"create"|"mutate", expect, on_400 }
+function M.request(handle, st, req)
+  local spec, err = M.prepare(st, req)
+  if not spec then
+    err.attempts = 0
+    return nil, err
+  end
+  local max = req.max_retries or st.max_retries
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local t0 = debug_on and core.now()
+    local res = raw_request(handle, spec)
+    if debug_on then log(req, spec, res, core.now() - t0, attempt) end
+    local body, e, r = M.classify(st, res, req)
+    if not e then return body, nil, r end
+    e.attempts = attempt
+    local again = retry.should_retry(req.kind, e)
+    if req.kind ~= "read" then e.retryable = again or e.code == "rate_limited" end
+    if attempt > max or not again then return nil, e end
+    st.clock.sleep(retry.delay(attempt, e, st))
+  end
+end
+
+return M

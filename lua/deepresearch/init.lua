@@ -1,0 +1,149 @@
+-- deepresearch: run deep-research tasks (Extruct, Valyu) from Lua.
+local function load_core()
+  local ok, core = pcall(require, "deepresearch.core")
+  if ok then return core end
+  local abi = (jit and "luajit (Lua 5.1 ABI)") or _VERSION
+  local build = jit and "make LUA_VERSION=luajit" or ("make LUA_VERSION=" .. _VERSION:match("%d+%.%d+"))
+  error(string.format("deepresearch: the C module deepresearch.core is missing or built for another Lua " ..
+    "(this is %s). Build it with `%s` and put build/<version>/?.so on package.cpath.\n%s",
+    abi, build, tostring(core)), 2)
+end
+
+local core = load_core()
+local errors = require "deepresearch.errors"
+local providers = require "deepresearch.providers"
+local clock = require "deepresearch.clock"
+local retry = require "deepresearch.retry"
+local V = require "deepresearch.validate"
+
+local M = {
+  version = core.version,
+  core = core,
+  null = core.null,
+  errors = errors,
+  providers = providers,
+}
+
+local client_mt = core.client_metatable
+local c_methods = client_mt.__index
+local data = c_methods.data
+
+-- Each provider's method table, looked up through the client's own state.
+local METHOD_MODULES = {
+  extruct = { "deepresearch.extruct", "deepresearch.discovery", "deepresearch.many" },
+  valyu = { "deepresearch.valyu", "deepresearch.many" },
+}
+local method_tables = {}
+
+local function methods_for(name)
+  if method_tables[name] then return method_tables[name] end
+  local t = {}
+  for _, modname in ipairs(METHOD_MODULES[name]) do
+    local ok, mod = pcall(require, modname)
+    if ok then
+      for k, v in pairs(mod.methods) do
+        if t[k] == nil then t[k] = v end
+      end
+    elseif not tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
+      error(mod, 0)
+    end
+  end
+  for k, v in pairs(c_methods) do t[k] = v end
+  method_tables[name] = t
+  return t
+end
+
+client_mt.__index = function(self, k)
+  return data(self).methods[k]
+end
+client_mt.__tostring = function(self)
+  local st = data(self)
+  return string.format("deepresearch.client (%s, %s)%s", st.provider and st.provider.name or "?",
+    st.base_url or "?", c_methods.closed(self) and " (closed)" or "")
+end
+
+local NUMBER_OPTIONS = { "timeout", "connect_timeout", "low_speed_limit", "low_speed_time",
+  "max_response_size", "max_connections", "max_retries", "max_retry_after", "base_delay", "max_delay" }
+local STRING_OPTIONS = { "base_url", "user_agent", "ca_file", "proxy", "provider" }
+
+local function check_options(opts)
+  for _, k in ipairs(NUMBER_OPTIONS) do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or v < 0 or v ~= v) then
+      error(string.format("bad option '%s' to 'client' (non-negative number expected, got %s)", k, tostring(v)), 3)
+    end
+  end
+  for _, k in ipairs(STRING_OPTIONS) do
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then
+      error(string.format("bad option '%s' to 'client' (string expected, got %s)", k, type(opts[k])), 3)
+    end
+  end
+  if opts.insecure then
+    error("deepresearch: there is no option to turn TLS verification off; use ca_file for a private CA", 3)
+  end
+end
+
+--- Creates a client. See README "Configuration" for every option and its default.
+function M.client(opts)
+  V.type("client", 1, opts, "table", true)
+  opts = opts or {}
+  check_options(opts)
+  local name = opts.provider or "extruct"
+  local p = providers[name]
+  if type(p) ~= "table" or not p.kinds then
+    error(string.format("bad option 'provider' to 'client' (unknown provider %q)", tostring(name)), 2)
+  end
+  local token = opts[p.token_option]
+  if token == nil and p.token_option ~= "token" then token = opts.token end
+  if token ~= nil and type(token) ~= "string" and type(token) ~= "function" then
+    error("bad option '" .. p.token_option .. "' to 'client' (string or function expected)", 2)
+  end
+  local base = opts.base_url or os.getenv(p.base_env) or p.base_url
+  if not base:match("^https?://[^/%s]+") or base:find("%c") then
+    error(string.format("bad option 'base_url' to 'client' (an http(s) URL expected, got %q)", base), 2)
+  end
+  local handle = core.new_client(opts)
+  local st = data(handle)
+  st.provider = p
+  st.methods = methods_for(name)
+  st.token = token or os.getenv(p.token_env)
+  st.base_url = base:gsub("/+$", "")
+  st.user_agent = (opts.user_agent and (opts.user_agent .. " ") or "") ..
+    "deepresearch-lua/" .. core.version .. " libcurl/" .. core.curl_version
+  st.max_retries = opts.max_retries or retry.defaults.max_retries
+  st.max_retry_after = opts.max_retry_after or retry.defaults.max_retry_after
+  st.base_delay = opts.base_delay
+  st.max_delay = opts.max_delay
+  st.clock = opts.clock or clock.default
+  st.options = opts
+  return handle
+end
+
+--- The normalised state of any provider's task: queued, running, done, failed, cancelled.
+M.state = providers.state
+
+--- assert that raises the error object with its message on every Lua version.
+-- PUC 5.1/5.2's assert rejects a table message, and their lua.c cannot print one.
+function M.assert(v, err, ...)
+  if v then return v, err, ... end
+  if err == nil then err = "assertion failed!" end
+  if type(err) == "table" and (_VERSION == "Lua 5.1" or _VERSION == "Lua 5.2") then
+    error(tostring(err), 2)
+  end
+  error(err, 2)
+end
+
+-- brief, schema, report and discovery helpers load on first use.
+local LAZY = { brief = "deepresearch.brief", schema = "deepresearch.schema",
+  report = "deepresearch.report", discovery = "deepresearch.discovery", json = "deepresearch.json" }
+setmetatable(M, {
+  __index = function(t, k)
+    local name = LAZY[k]
+    if not name then return nil end
+    local mod = require(name)
+    rawset(t, k, mod)
+    return mod
+  end,
+})
+
+return M

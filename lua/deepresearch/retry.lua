@@ -1,0 +1,60 @@
+-- When to try a request again, and how long to wait first.
+local M = {}
+
+M.defaults = {
+  max_retries = 2,
+  base_delay = 0.5,     -- first backoff, doubling ...
+  max_delay = 8,        -- ... up to this cap
+  max_retry_after = 120, -- a server's Retry-After is honoured up to this many seconds
+}
+
+-- Statuses worth another try for requests that change nothing on the server.
+local READ_RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+
+--- Exponential backoff with jitter x[0.75, 1]: attempt 1 waits about base_delay.
+function M.backoff(attempt, opts, random)
+  opts = opts or M.defaults
+  local base = opts.base_delay or M.defaults.base_delay
+  local cap = opts.max_delay or M.defaults.max_delay
+  local d = math.min(cap, base * 2 ^ (attempt - 1))
+  return d * (0.75 + 0.25 * (random or math.random)())
+end
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+local utc_epoch = require("deepresearch.clock").utc_epoch
+
+--- Parses Retry-After (delta seconds or an HTTP-date) into seconds from now; nil if absent or unreadable.
+function M.parse_retry_after(value, now_epoch)
+  if type(value) ~= "string" then return nil end
+  local secs = value:match("^%s*(%d+)%s*$")
+  if secs then return tonumber(secs) end
+  local d, mon, y, h, mi, s = value:match("(%d+)%s+(%a%a%a)%s+(%d%d%d%d)%s+(%d+):(%d+):(%d+)%s+GMT")
+  if not d or not MONTHS[mon] then return nil end
+  local at = utc_epoch({ year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
+                         hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false })
+  return math.max(0, at - (now_epoch or os.time()))
+end
+
+--- Whether a failed request of this kind may be sent again.
+-- kind "read": get, list, polls. kind "create": only where no task can exist.
+function M.should_retry(kind, err)
+  if kind == "create" or kind == "mutate" then
+    if err.status == 503 then return true end
+    return (err.code == "network" or err.code == "timeout") and err.sent == false
+  end
+  if err.status then return READ_RETRY_STATUS[err.status] or false end
+  return err.code == "network" or err.code == "timeout"
+end
+
+--- Seconds to wait before attempt+1: the server's Retry-After if it sent one, else backoff.
+function M.delay(attempt, err, opts)
+  local ra = M.parse_retry_after(err.retry_after)
+  if ra then
+    return math.min(ra, opts.max_retry_after or M.defaults.max_retry_after)
+  end
+  return M.backoff(attempt, opts)
+end
+
+return M
