@@ -25,6 +25,8 @@ static int dr_client_new(lua_State *L) {
 
 void dr_client_open(lua_State *L) {
   dr_handle_register(L, DR_CLIENT, dr_client_methods);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "client_methods");
   lua_setfield(L, -2, "client_metatable");
   lua_pushcfunction(L, dr_client_new);
   lua_setfield(L, -2, "new_client");

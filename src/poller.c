@@ -82,20 +82,23 @@ static const luaL_Reg dr_poller_methods[] = {{"add", dr_poller_add},
                                              {"cancel", dr_poller_cancel},
                                              {NULL, NULL}};
 
-/* new_poller(client [, options]): the client's limits, optionally overridden. */
+/* new_poller(client [, max_connections]): the client's limits, its own connections. */
 static int dr_poller_new(lua_State *L) {
   dr_engine *from = dr_handle_check(L, 1, DR_CLIENT);
-  if (lua_istable(L, 2)) {
-    dr_engine *e = dr_handle_new(L, DR_POLLER, 2, NULL);
-    (void)e;
-  } else {
-    dr_handle_new(L, DR_POLLER, 0, from);
-  }
+  lua_Integer maxc = luaL_optinteger(L, 2, from->limits.max_connections);
+  dr_engine *e;
+  luaL_argcheck(L, maxc >= 1, 2, "max_connections must be at least 1");
+  e = dr_handle_new(L, DR_POLLER, 0, from);
+  e->limits.max_connections = (long)maxc;
+  curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)maxc);
+  curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)maxc);
   return 1;
 }
 
 void dr_poller_open(lua_State *L) {
   dr_handle_register(L, DR_POLLER, dr_poller_methods);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "poller_methods");
   lua_setfield(L, -2, "poller_metatable");
   lua_pushcfunction(L, dr_poller_new);
   lua_setfield(L, -2, "new_poller");

@@ -1,4 +1,6 @@
 -- Extruct Deep Research: create, get, list, tasks, wait, run.
+-- Each operation is written once against a runtime `rt` (send, sleep, now): the
+-- blocking client passes its own, the poller one that yields to its event loop.
 local core = require "deepresearch.core"
 local errors = require "deepresearch.errors"
 local http = require "deepresearch.http"
@@ -7,15 +9,9 @@ local V = require "deepresearch.validate"
 local clock = require "deepresearch.clock"
 local waitloop = require "deepresearch.wait"
 
-local data = core.client_metatable.__index.data
-local M = {}
-
--- http.request returns a third value (the raw result) callers do not need.
-local function call(self, st, req)
-  local body, err = http.request(self, st, req)
-  return body, err
-end
-M.call = call
+local data = core.client_methods.data
+local M = { ops = {} }
+local ops = M.ops
 
 M.DEPTHS = { "medium", "high", "xhigh" }
 M.BUDGETS = { medium = 25, high = 50, xhigh = 75 }
@@ -23,6 +19,13 @@ M.MAX_BRIEF = 20000
 M.RECONCILE_SKEW = 300 -- seconds of clock difference tolerated when matching a lost create
 
 local function kind_of(st) return st.provider.kinds.research end
+
+-- http.request returns a third value (the raw result) callers do not need.
+local function call(rt, st, req)
+  local body, err = http.request(rt, st, req)
+  return body, err
+end
+M.call = call
 
 local function schema_table(s)
   if type(s) == "table" and type(s.to_table) == "function" then return s:to_table() end
@@ -51,10 +54,8 @@ function M.create_body(params, fname)
   return body
 end
 
--- After a create whose answer was lost: find the task it made, if any.
-local function reconcile(self, st, params, started, cause)
-  local list = http.request(self, st, { method = "GET", path = kind_of(st).path,
-    query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
+--- The newest task matching a create whose answer was lost, marked reconciled.
+function M.match_lost_create(list, params, started)
   local depth = params.depth or "medium"
   for _, t in ipairs(list or {}) do
     local at = clock.parse_iso(t.created_at)
@@ -64,43 +65,59 @@ local function reconcile(self, st, params, started, cause)
       return t
     end
   end
-  return nil, errors.new("ambiguous", string.format(
-    "the create request was sent but its answer was lost (%s); a task may exist. Check with " ..
-    "client:list{limit = 10} (newest first) for this brief before creating it again", cause.message),
+  return nil
+end
+
+--- The error for a create that may or may not have made a task.
+function M.ambiguous(cause, how)
+  return errors.new("ambiguous", string.format(
+    "the create request was sent but its answer was lost (%s); a task may exist. Check with %s " ..
+    "before creating it again", cause.message, how),
     { retryable = false, attempts = cause.attempts, cause = cause, sent = true })
 end
 
-function M.create(self, params)
+--- Whether a failed create may have made a task on the server.
+function M.maybe_created(err)
+  return (err.code == "timeout" or err.code == "network" or err.code == "invalid_response")
+    and err.sent ~= false and err.status == nil
+end
+
+function ops.create(rt, self, params)
   local st = data(self)
   local body, err = M.create_body(params, "create")
   if not body then return nil, err end
   local started = os.time()
   local task
-  task, err = http.request(self, st, { method = "POST", path = kind_of(st).path, body = body,
+  task, err = call(rt, st, { method = "POST", path = kind_of(st).path, body = body,
     kind = "create", expect = "object" })
-  if task then return task end
-  if (err.code == "timeout" or err.code == "network") and err.sent ~= false then
-    return reconcile(self, st, params, started, err)
-  end
-  return nil, err
+  if task or not M.maybe_created(err) then return task, err end
+  local list = call(rt, st, { method = "GET", path = kind_of(st).path,
+    query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
+  local found = M.match_lost_create(list, params, started)
+  if found then return found end
+  return nil, M.ambiguous(err, "client:list{limit = 10} (newest first) for this brief")
 end
 
-function M.get(self, id)
+local function get_by_id(rt, self, id, retries)
   local st = data(self)
+  return call(rt, st, { method = "GET", path = kind_of(st).path .. "/" .. http.escape(id),
+    kind = "read", expect = "object", max_retries = retries })
+end
+
+function ops.get(rt, self, id)
   local err
   id, err = V.id("get", id)
   if not id then return nil, err end
-  return call(self, st, { method = "GET", path = kind_of(st).path .. "/" .. http.escape(id),
-    kind = "read", expect = "object" })
+  return get_by_id(rt, self, id)
 end
 
-function M.list(self, opts)
+function ops.list(rt, self, opts)
   V.type("list", 1, opts, "table", true)
   local ok, err = V.page(opts)
   if not ok then return nil, err end
   opts = opts or {}
   local st = data(self)
-  return call(self, st, { method = "GET", path = kind_of(st).path,
+  return call(rt, st, { method = "GET", path = kind_of(st).path,
     query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "array" })
 end
 
@@ -125,16 +142,23 @@ function M.pager(fetch, opts)
   end
 end
 
+--- An iterator that yields false, err once: for argument errors found before paging.
+function M.failing_iterator(err)
+  local once = false
+  return function()
+    if once then return nil end
+    once = true
+    return false, err
+  end
+end
+
 function M.tasks(self, opts)
   V.type("tasks", 1, opts, "table", true)
   opts = opts or {}
   local ok, err = V.page(opts)
   if ok and opts.limit == 0 then ok, err = nil, errors.invalid("limit must be at least 1") end
-  if not ok then
-    local once = false
-    return function() if once then return nil end once = true return false, err end
-  end
-  return M.pager(function(offset, limit) return M.list(self, { offset = offset, limit = limit }) end, opts)
+  if not ok then return M.failing_iterator(err) end
+  return M.pager(function(offset, limit) return self:list{ offset = offset, limit = limit } end, opts)
 end
 
 local function research_verdict(task, state)
@@ -151,46 +175,52 @@ local function research_verdict(task, state)
 end
 M.research_verdict = research_verdict
 
---- Shared by every provider: the wait loop with this client's clock.
-function M.wait_with(self, kind, id, opts, get, verdict, fname)
+--- The wait loop for any provider and kind, on runtime rt.
+-- get(rt, self, id) fetches one poll without retries (the loop has its own).
+function M.wait_on(rt, self, kind, id_or_task, opts, get, verdict, fname)
+  local id, err = V.id(fname, id_or_task)
+  if not id then return nil, err end
   V.type(fname, 2, opts, "table", true)
   opts = opts or {}
   V.type(fname, 2, opts.on_progress, "function", true)
-  local st = data(self)
   local ctx = {
-    clock = opts.clock or st.clock,
-    get = function(task_id) return get(self, task_id, true) end,
+    clock = { now = rt.now, sleep = rt.sleep },
+    get = function(task_id) return get(rt, self, task_id) end,
     verdict = verdict,
   }
-  local task, err = waitloop.run(ctx, kind, id, opts)
+  local task
+  task, err = waitloop.run(ctx, kind, id, opts)
   return task, err
 end
 
-function M.wait(self, id_or_task, opts)
-  local id, err = V.id("wait", id_or_task)
-  if not id then return nil, err end
-  local get = function(c, task_id)
-    local st = data(c)
-    return call(c, st, { method = "GET", path = kind_of(st).path .. "/" .. http.escape(task_id),
-      kind = "read", expect = "object", max_retries = 0 })
-  end
-  return M.wait_with(self, kind_of(data(self)), id, opts, get, research_verdict, "wait")
+function ops.wait(rt, self, id_or_task, opts)
+  local get = function(r, c, id) return get_by_id(r, c, id, 0) end
+  return M.wait_on(rt, self, kind_of(data(self)), id_or_task, opts, get, research_verdict, "wait")
 end
 
-function M.run(self, params)
+function ops.run(rt, self, params)
   V.type("run", 1, params, "table")
-  local task, err = M.create(self, params)
+  local task, err = ops.create(rt, self, params)
   if not task then return nil, err end
-  return M.wait(self, task.id, { on_progress = params.on_progress, timeout = params.timeout,
+  return ops.wait(rt, self, task.id, { on_progress = params.on_progress, timeout = params.timeout,
     interval = params.interval, max_interval = params.max_interval, task = task })
 end
 
 --- The account behind the token: GET /v1/user (credits, organisation).
-function M.user(self)
-  return call(self, data(self), { method = "GET", path = "/v1/user", kind = "read", expect = "object" })
+function ops.user(rt, self)
+  return call(rt, data(self), { method = "GET", path = "/v1/user", kind = "read", expect = "object" })
 end
 
-M.methods = { create = M.create, get = M.get, list = M.list, tasks = M.tasks, wait = M.wait,
-  run = M.run, user = M.user }
+--- Public methods: each op on the client's blocking runtime.
+function M.blocking_methods(op_table)
+  local t = {}
+  for name, op in pairs(op_table) do
+    t[name] = function(self, ...) return op(http.blocking(self, data(self)), self, ...) end
+  end
+  return t
+end
+
+M.methods = M.blocking_methods(ops)
+M.methods.tasks = M.tasks
 
 return M

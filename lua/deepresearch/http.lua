@@ -6,7 +6,7 @@ local retry = require "deepresearch.retry"
 
 local M = {}
 
-local raw_request = core.client_metatable.__index.request
+local raw_request = core.client_methods.request
 
 --- Percent-escapes one path segment: ids can never reach another endpoint ('/', '?', '#', '..').
 function M.escape(s)
@@ -165,9 +165,24 @@ function M.prepare(st, req)
   }
 end
 
+--- The blocking runtime of a client: the C transport and the client's clock.
+-- The poller runs the same code with a runtime whose send and sleep yield instead.
+function M.blocking(handle, st)
+  local rt = st.rt
+  if not rt then
+    rt = {
+      send = function(spec) return raw_request(handle, spec) end,
+      sleep = function(sec) return st.clock.sleep(sec) end,
+      now = function() return st.clock.now() end,
+    }
+    st.rt = rt
+  end
+  return rt
+end
+
 --- Sends req with the retry rules of its kind; returns body, nil, res or nil, err.
 -- req = { method, path, query, body (JSON text), kind = "read"|"create"|"mutate", expect, on_400 }
-function M.request(handle, st, req)
+function M.request(rt, st, req)
   local spec, err = M.prepare(st, req)
   if not spec then
     err.attempts = 0
@@ -178,7 +193,7 @@ function M.request(handle, st, req)
   while true do
     attempt = attempt + 1
     local t0 = debug_on and core.now()
-    local res = raw_request(handle, spec)
+    local res = rt.send(spec)
     if debug_on then log(req, spec, res, core.now() - t0, attempt) end
     local body, e, r = M.classify(st, res, req)
     if not e then return body, nil, r end
@@ -186,7 +201,7 @@ function M.request(handle, st, req)
     local again = retry.should_retry(req.kind, e)
     if req.kind ~= "read" then e.retryable = again or e.code == "rate_limited" end
     if attempt > max or not again then return nil, e end
-    st.clock.sleep(retry.delay(attempt, e, st))
+    rt.sleep(retry.delay(attempt, e, st))
   end
 end
 

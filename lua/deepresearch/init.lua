@@ -25,7 +25,7 @@ local M = {
 }
 
 local client_mt = core.client_metatable
-local c_methods = client_mt.__index
+local c_methods = core.client_methods
 local data = c_methods.data
 
 -- Each provider's method table, looked up through the client's own state.

@@ -50,50 +50,67 @@ M.progress_key = progress_key
 local TRANSIENT = { network = true, timeout = true, rate_limited = true, unavailable = true,
                     server_error = true, invalid_response = true }
 
---- Polls get(id) until the task ends. kind: a provider kind descriptor.
--- ctx = { get = function(id) -> task | nil, err, clock = {now, sleep}, created = bool, terminal = fn? }
-function M.run(ctx, kind, id, opts)
+-- A waiter is the polling loop as a state machine, so the blocking wait and the
+-- poller's many concurrent waits share one set of rules.
+local Waiter = {}
+Waiter.__index = Waiter
+
+--- ctx = { clock = {now, sleep}, verdict = fn(task, state, opts) -> "done" | err | nil }
+function M.waiter(ctx, kind, id, opts)
   opts = opts or {}
-  local clock = ctx.clock
-  local start = clock.now()
-  local timeout = opts.timeout or M.defaults.timeout
-  local next_delay = M.schedule(opts)
-  local failures, last, last_key, polls = 0, opts.task, nil, 0
-  local grace = opts.not_found_grace or M.defaults.not_found_grace
+  return setmetatable({
+    ctx = ctx, kind = kind, id = id, opts = opts, start = ctx.clock.now(),
+    timeout = opts.timeout or M.defaults.timeout, next_delay = M.schedule(opts),
+    failures = 0, last = opts.task, polls = 0,
+    grace = opts.not_found_grace or M.defaults.not_found_grace,
+  }, Waiter)
+end
+
+--- Feeds one poll's outcome. Returns "done", task | "error", err | "sleep", seconds.
+-- on_progress runs here; an error it raises propagates to the caller.
+function Waiter:observe(task, err)
+  local clock, opts = self.ctx.clock, self.opts
+  self.polls = self.polls + 1
+  local delay
+  if task then
+    self.failures = 0
+    self.last = task
+    local key = progress_key(task, self.kind)
+    if key ~= self.last_key then
+      self.last_key = key
+      if opts.on_progress then opts.on_progress(task) end
+    end
+    local verdict = self.ctx.verdict(task, self.kind.states[task.status], opts)
+    if verdict == "done" then return "done", task end
+    if verdict then return "error", verdict end
+    delay = self.next_delay()
+  else
+    local early_404 = err.code == "not_found" and clock.now() - self.start < self.grace
+    if not early_404 and not TRANSIENT[err.code] then return "error", err end
+    self.failures = self.failures + 1
+    if self.failures >= (opts.max_failures or M.defaults.max_failures) then
+      err.message = string.format("%s (%d polls in a row failed)", err.message, self.failures)
+      return "error", err
+    end
+    delay = math.max(retry.delay(self.failures, err, opts), self.next_delay())
+  end
+  local remaining = self.timeout - (clock.now() - self.start)
+  if remaining <= 0 then
+    return "error", errors.new("timeout", string.format(
+      "%s %s did not finish within %gs; it keeps running on the server (wait again to resume)",
+      self.kind.label, self.id, self.timeout), { task = self.last, retryable = true })
+  end
+  return "sleep", math.min(delay, remaining)
+end
+
+--- Polls ctx.get(id) until the task ends, sleeping on ctx.clock between polls.
+function M.run(ctx, kind, id, opts)
+  local w = M.waiter(ctx, kind, id, opts)
   while true do
-    polls = polls + 1
-    local task, err = ctx.get(id)
-    local delay
-    if task then
-      failures = 0
-      last = task
-      local key = progress_key(task, kind)
-      if key ~= last_key then
-        last_key = key
-        if opts.on_progress then opts.on_progress(task) end
-      end
-      local state = kind.states[task.status]
-      local verdict = ctx.verdict(task, state, opts)
-      if verdict == "done" then return task, nil, polls end
-      if verdict then return nil, verdict, polls end
-      delay = next_delay()
-    else
-      local early_404 = err.code == "not_found" and clock.now() - start < grace
-      if not early_404 and not TRANSIENT[err.code] then return nil, err, polls end
-      failures = failures + 1
-      if failures >= (opts.max_failures or M.defaults.max_failures) then
-        err.message = string.format("%s (%d polls in a row failed)", err.message, failures)
-        return nil, err, polls
-      end
-      delay = math.max(retry.delay(failures, err, opts), next_delay())
-    end
-    local remaining = timeout - (clock.now() - start)
-    if remaining <= 0 then
-      return nil, errors.new("timeout", string.format(
-        "%s %s did not finish within %gs; it keeps running on the server (wait again to resume)",
-        kind.label, id, timeout), { task = last, retryable = true }), polls
-    end
-    clock.sleep(math.min(delay, remaining))
+    local action, v = w:observe(ctx.get(id))
+    if action == "done" then return v, nil, w.polls end
+    if action == "error" then return nil, v, w.polls end
+    ctx.clock.sleep(v)
   end
 end
 

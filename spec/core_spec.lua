@@ -1,0 +1,117 @@
+-- deepresearch.core on its own: the C transport, JSON conversion and handle life cycle.
+local core = require "deepresearch.core"
+local env = require "support.env"
+
+describe("deepresearch.core", function()
+  local s
+  setup(function() s = env.sim() end)
+  before_each(function() s:reset() end)
+
+  it("reports its version and libcurl's", function()
+    assert.matches("^%d+%.%d+%.%d+$", core.version)
+    assert.matches("^%d+%.%d+", core.curl_version)
+  end)
+
+  it("decodes JSON: nulls in objects become absent keys, integral numbers integers", function()
+    local v = core.decode('{"a":null,"b":25,"c":1.5,"d":[1,2],"e":{"f":null,"g":"x"},"h":[]}')
+    assert.is_nil(v.a)
+    assert.equals(25, v.b)
+    if math.type then assert.equals("integer", math.type(v.b)) end
+    assert.equals(1.5, v.c)
+    assert.same({ 1, 2 }, v.d)
+    assert.same({ g = "x" }, v.e)
+    assert.same({}, v.h)
+  end)
+
+  it("keeps raw control characters inside strings (the API echoes briefs that way)", function()
+    local v = core.decode('{"brief":"line one\nline two\ttab"}')
+    assert.equals("line one\nline two\ttab", v.brief)
+  end)
+
+  it("returns nil and a message for invalid JSON", function()
+    local v, err = core.decode('{"a": ')
+    assert.is_nil(v)
+    assert.is_string(err)
+  end)
+
+  it("performs a request and returns status, lower-case headers and the decoded body", function()
+    local c = core.new_client{ timeout = 5 }
+    local r = c:request{ method = "GET", url = s.url .. "/v1/user",
+      headers = { "Authorization: Bearer test-token" } }
+    assert.equals(200, r.status)
+    assert.equals("application/json", r.headers["content-type"]:match("^[^;]+"))
+    assert.is_string(r.body.user_id)
+    c:close()
+  end)
+
+  it("reports a connection that never happened as not sent", function()
+    local c = core.new_client{ timeout = 5, connect_timeout = 2 }
+    local r = c:request{ method = "GET", url = "http://127.0.0.1:1/" }
+    assert.equals("network", r.error)
+    assert.is_false(r.sent)
+    c:close()
+  end)
+
+  it("refuses header lines with CR or LF", function()
+    local c = core.new_client{}
+    assert.has_error(function()
+      c:request{ method = "GET", url = s.url .. "/v1/user", headers = { "X-A: b\r\nX-Evil: 1" } }
+    end)
+    c:close()
+  end)
+
+  it("caps the response size and frees what it read", function()
+    s:fault{ path = "/v1/user", kind = "big", size = 200000 }
+    local c = core.new_client{ max_response_size = 50000 }
+    local r = c:request{ method = "GET", url = s.url .. "/v1/user",
+      headers = { "Authorization: Bearer test-token" } }
+    assert.equals("invalid_response", r.error)
+    assert.matches("max_response_size", r.message)
+    c:close()
+  end)
+
+  it("close is idempotent, and a closed handle raises a clear error", function()
+    local c = core.new_client{}
+    c:close()
+    c:close()
+    assert.is_true(c:closed())
+    assert.has_error(function() c:request{ url = s.url } end, "attempt to use a closed deepresearch.client")
+  end)
+
+  it("rejects wrong argument types by raising", function()
+    assert.has_error(function() core.new_client("x") end)
+    assert.has_error(function() core.new_client{ timeout = "soon" } end)
+    local c = core.new_client{}
+    assert.has_error(function() c:request("GET") end)
+    assert.has_error(function() c:request{ method = "GET" } end)
+    c:close()
+  end)
+
+  it("reuses one connection across requests (keep-alive)", function()
+    local c = core.new_client{}
+    s:clear_requests()
+    local before = s:state().connections.accepted
+    for _ = 1, 5 do
+      local r = c:request{ method = "GET", url = s.url .. "/v1/user",
+        headers = { "Authorization: Bearer test-token" } }
+      assert.equals(200, r.status)
+    end
+    assert.equals(before + 1, s:state().connections.accepted)
+    c:close()
+  end)
+
+  if _VERSION == "Lua 5.4" then
+    it("closes through a to-be-closed variable", function()
+      local chunk = assert(load([[
+        local core = ...
+        local keep
+        do
+          local c <close> = core.new_client{}
+          keep = c
+        end
+        return keep:closed()
+      ]]))
+      assert.is_true(chunk(core))
+    end)
+  end
+end)
