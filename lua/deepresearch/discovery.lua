@@ -1,0 +1,251 @@
+-- Extruct Deep Search (discovery tasks): find many companies matching criteria.
+local core = require "deepresearch.core"
+local errors = require "deepresearch.errors"
+local http = require "deepresearch.http"
+local json = require "deepresearch.json"
+local V = require "deepresearch.validate"
+local extruct = require "deepresearch.extruct"
+
+local data = core.client_methods.data
+local call = extruct.call
+local M = { ops = {} }
+local ops = M.ops
+
+M.DATA_SOURCES = { "web_search", "linkedin", "maps" }
+M.MAX_RESULTS = 250
+M.MAX_EXCLUDE_TASKS = 100
+
+local function kind_of(self) return data(self).provider.kinds.discovery end
+
+local function check_criteria(criteria)
+  local seen = {}
+  for i, c in ipairs(criteria) do
+    if type(c) ~= "table" then
+      return nil, errors.invalid(string.format("criteria[%d] must be a table {key, name, criterion}", i))
+    end
+    for _, f in ipairs({ "key", "name", "criterion" }) do
+      if type(c[f]) ~= "string" or c[f]:find("^%s*$") then
+        return nil, errors.invalid(string.format("criteria[%d].%s must be a non-empty string", i, f),
+          { field = "criteria" })
+      end
+    end
+    if not c.key:match("^%a[%w_]*$") then
+      return nil, errors.invalid(string.format("criteria[%d].key %q must start with a letter and " ..
+        "hold only letters, digits and _", i, c.key), { field = "criteria" })
+    end
+    if seen[c.key] then
+      return nil, errors.invalid(string.format("criteria keys must be unique: %q repeats", c.key),
+        { field = "criteria" })
+    end
+    seen[c.key] = true
+  end
+  return true
+end
+
+local function check_string_list(name, list, max)
+  for i, v in ipairs(list) do
+    if type(v) ~= "string" or v == "" then
+      return nil, errors.invalid(string.format("%s[%d] must be a non-empty string", name, i), { field = name })
+    end
+  end
+  if max and #list > max then
+    return nil, errors.invalid(string.format("%s holds %d entries; at most %d", name, #list, max), { field = name })
+  end
+  return true
+end
+
+--- Validates discovery_create parameters; returns the JSON body or nil, err.
+function M.create_body(p)
+  V.type("discovery_create", 1, p, "table")
+  V.type("discovery_create", 1, p.query, "string")
+  local ok, err = V.text("query", p.query, 20000)
+  if not ok then return nil, err end
+  local n = p.desired_num_results
+  if n ~= nil then
+    V.type("discovery_create", 1, n, "number")
+    if n % 1 ~= 0 or n < 1 or n > M.MAX_RESULTS then
+      return nil, errors.invalid("desired_num_results must be an integer in 1..250, got " .. tostring(n),
+        { field = "desired_num_results" })
+    end
+  end
+  for _, f in ipairs({ "criteria", "data_sources", "exclude_domains", "exclude_task_ids" }) do
+    V.type("discovery_create", 1, p[f], "table", true)
+  end
+  V.type("discovery_create", 1, p.auto_data_sources, "boolean", true)
+  if p.criteria then
+    ok, err = check_criteria(p.criteria)
+    if not ok then return nil, err end
+  end
+  for _, src in ipairs(p.data_sources or {}) do
+    ok, err = V.enum("data_sources", src, M.DATA_SOURCES)
+    if not ok then return nil, err end
+  end
+  ok, err = check_string_list("exclude_domains", p.exclude_domains or {})
+  if ok then ok, err = check_string_list("exclude_task_ids", p.exclude_task_ids or {}, M.MAX_EXCLUDE_TASKS) end
+  if not ok then return nil, err end
+  return json.encode({
+    query = p.query, desired_num_results = n, criteria = p.criteria, auto_data_sources = p.auto_data_sources,
+    data_sources = p.data_sources, exclude_domains = p.exclude_domains, exclude_task_ids = p.exclude_task_ids,
+    table = p.table,
+  })
+end
+
+function ops.discovery_create(rt, self, params)
+  local body, err = M.create_body(params)
+  if not body then return nil, err end
+  local task
+  task, err = call(rt, data(self), { method = "POST", path = kind_of(self).path, body = body,
+    kind = "create", expect = "object" })
+  if task or not extruct.maybe_created(err) then return task, err end
+  return nil, extruct.ambiguous(err, "client:discovery_list{limit = 10}")
+end
+
+local function get_by_id(rt, self, id, retries)
+  return call(rt, data(self), { method = "GET", path = kind_of(self).path .. "/" .. http.escape(id),
+    kind = "read", expect = "object", max_retries = retries })
+end
+
+function ops.discovery_get(rt, self, id)
+  local err
+  id, err = V.id("discovery_get", id)
+  if not id then return nil, err end
+  return get_by_id(rt, self, id)
+end
+
+function ops.discovery_list(rt, self, opts)
+  V.type("discovery_list", 1, opts, "table", true)
+  local ok, err = V.page(opts)
+  if not ok then return nil, err end
+  opts = opts or {}
+  return call(rt, data(self), { method = "GET", path = kind_of(self).path,
+    query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "array" })
+end
+
+--- One page of results: the task object plus `results`, ordered by relevance.
+function ops.discovery_results(rt, self, id, opts)
+  local err
+  id, err = V.id("discovery_results", id)
+  if not id then return nil, err end
+  V.type("discovery_results", 2, opts, "table", true)
+  local ok
+  ok, err = V.page(opts)
+  if not ok then return nil, err end
+  opts = opts or {}
+  local page
+  page, err = call(rt, data(self), { method = "GET", path = kind_of(self).path .. "/" .. http.escape(id) ..
+    "/results", query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "object" })
+  if page and type(page.results) ~= "table" then
+    return nil, errors.new("invalid_response", "results page without a results array", { status = 200 })
+  end
+  return page, err
+end
+
+--- Asks a task for more results; 400 on an exhausted task is the error code `exhausted`.
+function ops.discovery_resume(rt, self, id, opts)
+  local err
+  id, err = V.id("discovery_resume", id)
+  if not id then return nil, err end
+  V.type("discovery_resume", 2, opts, "table", true)
+  opts = opts or {}
+  local n = opts.desired_new_results
+  if n ~= nil then
+    V.type("discovery_resume", 2, n, "number")
+    if n % 1 ~= 0 or n < 0 or n > M.MAX_RESULTS then
+      return nil, errors.invalid("desired_new_results must be an integer in 0..250", { field = "desired_new_results" })
+    end
+  end
+  return call(rt, data(self), { method = "POST", path = kind_of(self).path .. "/" .. http.escape(id) .. "/resume",
+    body = json.encode({ desired_new_results = n }), kind = "mutate", expect = "object", on_400 = "exhausted" })
+end
+
+local function discovery_verdict(task, state, opts)
+  if state == "done" then return "done" end
+  if state == "running" and task.is_exhausted and (opts.until_exhausted or opts.return_on_exhausted) then
+    return "done"
+  end
+  if state == "failed" then
+    return errors.new("task_failed", "discovery task " .. tostring(task.id) .. " failed",
+      { task = task, reason = task.failure_reason })
+  end
+  if state == nil then
+    return errors.new("invalid_response", "discovery task has an unknown status: " .. tostring(task.status),
+      { task = task })
+  end
+  return nil
+end
+
+--- Waits until done or failed (by default even when is_exhausted: the last candidates may
+-- still be scoring); opts.until_exhausted returns as soon as is_exhausted is true.
+function ops.discovery_wait(rt, self, id_or_task, opts)
+  local get = function(r, c, id) return get_by_id(r, c, id, 0) end
+  return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, get, discovery_verdict, "discovery_wait")
+end
+
+M.methods = extruct.blocking_methods(ops)
+
+--- Iterates every result page (each the task plus its `results`); stops at a short page.
+function M.methods.discovery_pages(self, id, opts)
+  V.type("discovery_pages", 2, opts, "table", true)
+  opts = opts or {}
+  local limit, offset, done = opts.limit or 50, opts.offset or 0, false
+  if limit < 1 then return extruct.failing_iterator(errors.invalid("limit must be at least 1")) end
+  return function()
+    if done then return nil end
+    local page, err = self:discovery_results(id, { offset = offset, limit = limit })
+    if not page then done = true return false, err end
+    offset = offset + #page.results
+    if #page.results < limit then done = true end
+    if #page.results == 0 then return nil end
+    return page
+  end
+end
+
+--- Iterates every result row across pages.
+function M.methods.discovery_each(self, id, opts)
+  local pages = self:discovery_pages(id, opts)
+  local page, i = nil, 0
+  return function()
+    while not page or i >= #page.results do
+      local err
+      page, err = pages()
+      if not page then return page, err end
+      i = 0
+    end
+    i = i + 1
+    return page.results[i]
+  end
+end
+
+--- A result's criterion grades: list of { key, name, grade (1-5), explanation, sources }.
+function M.grades(result, criteria)
+  local out, names = {}, {}
+  for _, c in ipairs(criteria or {}) do names[c.key] = c.name end
+  local keys = {}
+  for k in pairs(result.scores or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local s = result.scores[k]
+    out[#out + 1] = { key = k, name = names[k], grade = s.grade, explanation = s.explanation,
+      sources = s.sources or {} }
+  end
+  return out
+end
+
+--- The documented high-fit rule: at least 75% of the criteria graded 4 or 5.
+function M.high_fit(result, criteria)
+  local keys = {}
+  if criteria and #criteria > 0 then
+    for _, c in ipairs(criteria) do keys[#keys + 1] = c.key end
+  else
+    for k in pairs(result.scores or {}) do keys[#keys + 1] = k end
+  end
+  if #keys == 0 then return false end
+  local good = 0
+  for _, k in ipairs(keys) do
+    local s = (result.scores or {})[k]
+    if s and type(s.grade) == "number" and s.grade >= 4 then good = good + 1 end
+  end
+  return good >= 0.75 * #keys
+end
+
+return M

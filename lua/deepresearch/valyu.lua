@@ -1,0 +1,227 @@
+-- Valyu DeepResearch: create, get (status), list, cancel, delete, update, wait.
+local core = require "deepresearch.core"
+local errors = require "deepresearch.errors"
+local http = require "deepresearch.http"
+local json = require "deepresearch.json"
+local V = require "deepresearch.validate"
+local clock = require "deepresearch.clock"
+local extruct = require "deepresearch.extruct"
+
+local data = core.client_methods.data
+local call = extruct.call
+local M = { ops = {} }
+local ops = M.ops
+
+M.MODES = { "fast", "standard", "heavy", "max", "lite" }
+M.MAX_QUERY = 25000
+M.MAX_STRATEGY_AND_FORMAT = 15000
+M.NONCE_KEY = "deepresearch_nonce"
+local LIST_LIMITS = { urls = 10, files = 10, deliverables = 10, mcp_servers = 5, previous_reports = 3 }
+-- Options passed through as given (documented by Valyu; see CONTRACT B.2).
+local PASS = { "mode", "output_formats", "research_strategy", "report_format", "search", "urls", "files",
+  "deliverables", "mcp_servers", "tools", "previous_reports", "webhook_url", "alert_email",
+  "brand_collection_id", "metadata", "hitl", "workflow_id", "workflow_params", "workflow_version",
+  "code_execution" }
+
+local function kind_of(self) return data(self).provider.kinds.research end
+
+local function check_formats(formats)
+  local schema, doc = false, false
+  for i, f in ipairs(formats) do
+    if type(f) == "table" then
+      schema = true
+      if f.type ~= "object" then
+        return nil, errors.invalid(string.format("output_formats[%d]: a JSON schema needs type = \"object\"", i))
+      end
+    elseif f == "markdown" or f == "pdf" then
+      doc = true
+    elseif f ~= "toon" then
+      return nil, errors.invalid(string.format("output_formats[%d] must be \"markdown\", \"pdf\", \"toon\" " ..
+        "or a JSON schema, got %q", i, tostring(f)), { field = "output_formats" })
+    end
+  end
+  if schema and doc then
+    return nil, errors.invalid("output_formats cannot mix a JSON schema with markdown or pdf",
+      { field = "output_formats" })
+  end
+  return true
+end
+
+local function check_create(p)
+  local q = p.query or p.input
+  if p.workflow_id ~= nil then
+    if q or p.research_strategy or p.report_format then
+      return nil, errors.invalid("workflow_id cannot be combined with query, research_strategy or report_format",
+        { field = "workflow_id", server_code = "workflow_and_freeform_mutually_exclusive" })
+    end
+  else
+    V.type("create", 1, q, "string")
+    local ok, err = V.text("query", q, M.MAX_QUERY)
+    if not ok then return nil, err end
+  end
+  if p.mode ~= nil then
+    local ok, err = V.enum("mode", p.mode, M.MODES)
+    if not ok then return nil, err end
+  end
+  local combined = #(p.research_strategy or p.strategy or "") + #(p.report_format or "")
+  if combined > M.MAX_STRATEGY_AND_FORMAT then
+    return nil, errors.invalid(string.format("research_strategy and report_format combined length (%d) " ..
+      "exceeds 15,000 character limit", combined), { field = "research_strategy" })
+  end
+  for name, max in pairs(LIST_LIMITS) do
+    if p[name] ~= nil then
+      V.type("create", 1, p[name], "table")
+      if #p[name] > max then
+        return nil, errors.invalid(string.format("%s holds %d entries; at most %d", name, #p[name], max),
+          { field = name })
+      end
+    end
+  end
+  if p.webhook_url ~= nil and not tostring(p.webhook_url):match("^https://") then
+    return nil, errors.invalid("webhook_url must be an https URL", { field = "webhook_url" })
+  end
+  if p.output_formats ~= nil then
+    V.type("create", 1, p.output_formats, "table")
+    return check_formats(p.output_formats)
+  end
+  return true
+end
+
+--- Validates create parameters; returns the body (with a nonce in metadata) and the nonce.
+function M.create_body(p)
+  V.type("create", 1, p, "table")
+  V.type("create", 1, p.metadata, "table", true)
+  local ok, err = check_create(p)
+  if not ok then return nil, err end
+  local body = {}
+  for _, k in ipairs(PASS) do body[k] = p[k] end
+  body.query = p.query or p.input
+  body.research_strategy = p.research_strategy or p.strategy
+  if body.mode == "lite" then body.mode = "standard" end
+  -- A nonce in metadata lets a lost create be found again without guessing.
+  local nonce = string.format("%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  local meta = {}
+  for k, v in pairs(p.metadata or {}) do meta[k] = v end
+  meta[M.NONCE_KEY] = nonce
+  body.metadata = meta
+  local encoded, text = pcall(json.encode, body)
+  if not encoded then return nil, errors.invalid("cannot encode the request: " .. tostring(text)) end
+  return text, nonce
+end
+
+local function status_path(self, id)
+  local k = kind_of(self)
+  return k.path .. "/" .. http.escape(id) .. k.status_suffix
+end
+
+-- Looks for the task a lost create made: recent tasks with our query, then the nonce.
+local function reconcile(rt, self, query, nonce, started)
+  local list = call(rt, data(self), { method = "GET", path = "/v1/deepresearch/list",
+    query = { limit = 20 }, kind = "read", expect = "array" })
+  for _, t in ipairs(list or {}) do
+    local at = clock.parse_iso(t.created_at)
+    if t.query == query and (not at or at >= started - extruct.RECONCILE_SKEW) then
+      local full = call(rt, data(self), { method = "GET", path = status_path(self, t.deepresearch_id),
+        kind = "read", expect = "object" })
+      local meta = full and full.metadata
+      if full and (not meta or meta[M.NONCE_KEY] == nil or meta[M.NONCE_KEY] == nonce) then
+        full.reconciled = true
+        return full
+      end
+    end
+  end
+  return nil
+end
+
+function ops.create(rt, self, params)
+  local body, nonce = M.create_body(params)
+  if not body then return nil, nonce end
+  local started = os.time()
+  local task, err = call(rt, data(self), { method = "POST", path = kind_of(self).path, body = body,
+    kind = "create", expect = "object" })
+  if task or not extruct.maybe_created(err) then return task, err end
+  local found = reconcile(rt, self, params.query or params.input, nonce, started)
+  if found then return found end
+  return nil, extruct.ambiguous(err, "client:list{limit = 10} (newest first)")
+end
+
+function ops.get(rt, self, id)
+  local err
+  id, err = V.id("get", id)
+  if not id then return nil, err end
+  return call(rt, data(self), { method = "GET", path = status_path(self, id), kind = "read", expect = "object" })
+end
+
+function ops.list(rt, self, opts)
+  V.type("list", 1, opts, "table", true)
+  opts = opts or {}
+  local ok, err = V.page({ limit = opts.limit }, 100)
+  if ok and opts.limit == 0 then ok, err = nil, errors.invalid("limit must be in 1..100") end
+  if not ok then return nil, err end
+  return call(rt, data(self), { method = "GET", path = "/v1/deepresearch/list",
+    query = { limit = opts.limit }, kind = "read", expect = "array" })
+end
+
+local function mutate(rt, self, fname, id, suffix, method, body)
+  local err
+  id, err = V.id(fname, id)
+  if not id then return nil, err end
+  return call(rt, data(self), { method = method, path = kind_of(self).path .. "/" .. http.escape(id) .. suffix,
+    body = body, kind = "mutate", expect = "object" })
+end
+
+function ops.cancel(rt, self, id) return mutate(rt, self, "cancel", id, "/cancel", "POST", "{}") end
+function ops.delete(rt, self, id) return mutate(rt, self, "delete", id, "/delete", "DELETE") end
+
+function ops.update(rt, self, id, instruction)
+  V.type("update", 2, instruction, "string")
+  if instruction:find("^%s*$") then return nil, errors.invalid("instruction must not be empty") end
+  return mutate(rt, self, "update", id, "/update", "POST", json.encode({ instruction = instruction }))
+end
+
+local function valyu_verdict(task, state)
+  if state == "done" then return "done" end
+  if state == "failed" then
+    return errors.new("task_failed", "task " .. tostring(task.deepresearch_id) .. " failed: " ..
+      tostring(task.error or "no reason given"), { reason = task.error, task = task })
+  end
+  if state == "cancelled" then
+    return errors.new("cancelled", "task " .. tostring(task.deepresearch_id) .. " was cancelled", { task = task })
+  end
+  if state == nil then
+    return errors.new("invalid_response", "task has a status this client does not know: " ..
+      tostring(task.status), { task = task })
+  end
+  return nil
+end
+
+-- Polls with If-None-Match: an unchanged task answers 304 and costs no body.
+local function conditional_get()
+  local etag, cached
+  return function(rt, self, id)
+    local headers = etag and { "If-None-Match: " .. etag } or nil
+    local body, err, res = http.request(rt, data(self), { method = "GET", path = status_path(self, id),
+      kind = "read", expect = "object", max_retries = 0, headers = headers, allow_304 = true })
+    if err then return nil, err end
+    if not body and res and res.status == 304 and cached then return cached end
+    if res and res.headers then etag = res.headers.etag end
+    cached = body
+    return body
+  end
+end
+
+function ops.wait(rt, self, id_or_task, opts)
+  return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, conditional_get(), valyu_verdict, "wait")
+end
+
+function ops.run(rt, self, params)
+  V.type("run", 1, params, "table")
+  local task, err = ops.create(rt, self, params)
+  if not task then return nil, err end
+  return ops.wait(rt, self, task.deepresearch_id, { on_progress = params.on_progress, timeout = params.timeout,
+    interval = params.interval, max_interval = params.max_interval })
+end
+
+M.methods = extruct.blocking_methods(ops)
+
+return M
