@@ -16,8 +16,7 @@
 void dr_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 void *dr_testudata(lua_State *L, int idx, const char *tname);
 #define dr_rawlen(L, i) lua_objlen((L), (i))
-#define dr_absindex(L, i) \
-  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+#define dr_absindex(L, i) (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 #endif
 
 #if LUA_VERSION_NUM >= 504

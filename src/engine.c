@@ -196,10 +196,12 @@ static void dr_set_common(CURL *c, dr_xfer *x) {
   curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)x);
 }
 
-/* Header lines must not smuggle a second header or request line. */
-static int dr_header_ok(const char *s) {
-  for (; *s; s++)
-    if ((unsigned char)*s < 0x20 && *s != '\t')
+/* Header lines and URLs must not smuggle a second header or request line, nor
+ * hide a NUL that C would silently cut the rest of the string at. */
+static int dr_header_ok(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++)
+    if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
       return 0;
   return 1;
 }
@@ -211,9 +213,10 @@ static int dr_add_headers(lua_State *L, dr_xfer *x, int idx) {
   n = lua_istable(L, -1) ? (int)dr_rawlen(L, -1) : 0;
   for (i = 1; i <= n; i++) {
     const char *line;
+    size_t len = 0;
     lua_rawgeti(L, -1, i);
-    line = lua_tostring(L, -1);
-    if (line == NULL || !dr_header_ok(line)) {
+    line = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (line == NULL || !dr_header_ok(line, len)) {
       lua_pop(L, 2);
       return -1;
     }
@@ -264,7 +267,7 @@ static void dr_engine_sweep(dr_engine *e) {
 }
 
 lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
-  size_t blen = 0;
+  size_t blen = 0, ulen = 0;
   const char *method, *url, *body;
   long timeout_ms;
   dr_xfer *x;
@@ -272,9 +275,9 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   luaL_checktype(L, idx, LUA_TTABLE);
   dr_engine_sweep(e);
   method = dr_spec_string(L, idx, "method", NULL);
-  url = dr_spec_string(L, idx, "url", NULL);
+  url = dr_spec_string(L, idx, "url", &ulen);
   body = dr_spec_string(L, idx, "body", &blen);
-  if (url == NULL || !dr_header_ok(url))
+  if (url == NULL || !dr_header_ok(url, ulen))
     luaL_error(L, "request needs a url without control characters");
   timeout_ms = dr_ms_field(L, idx, "timeout", e->limits.timeout_ms);
   lua_getfield(L, idx, "decode");

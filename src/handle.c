@@ -24,8 +24,10 @@ dr_engine *dr_handle_new(lua_State *L, const char *tname, int opts_idx, const dr
 
 dr_engine *dr_handle_check(lua_State *L, int idx, const char *tname) {
   dr_engine *e = dr_testudata(L, idx, tname);
-  if (e == NULL)
+  if (e == NULL) {
     luaL_argerror(L, idx, lua_pushfstring(L, "%s expected", tname));
+    return NULL; /* not reached: luaL_argerror raises */
+  }
   if (e->closed)
     luaL_error(L, "attempt to use a closed %s", tname);
   return e;
@@ -36,7 +38,7 @@ static dr_engine *dr_handle_any(lua_State *L) {
   if (e == NULL)
     e = dr_testudata(L, 1, DR_POLLER);
   if (e == NULL)
-    luaL_argerror(L, 1, "deepresearch handle expected");
+    luaL_argerror(L, 1, "deepresearch handle expected"); /* raises */
   return e;
 }
 
@@ -69,8 +71,10 @@ static const luaL_Reg dr_handle_meta[] = {{"__gc", dr_handle_close},
                                           {"__tostring", dr_handle_tostring},
                                           {NULL, NULL}};
 
-static const luaL_Reg dr_handle_methods[] = {
-    {"close", dr_handle_close}, {"closed", dr_handle_closed}, {"data", dr_handle_data}, {NULL, NULL}};
+static const luaL_Reg dr_handle_methods[] = {{"close", dr_handle_close},
+                                             {"closed", dr_handle_closed},
+                                             {"data", dr_handle_data},
+                                             {NULL, NULL}};
 
 void dr_handle_register(lua_State *L, const char *tname, const luaL_Reg *methods) {
   luaL_newmetatable(L, tname);

@@ -1,0 +1,61 @@
+-- Offline install from a checkout: luarocks --lua-version=5.4 make rockspec/deepresearch-scm-1.rockspec
+-- lua-cjson comes from Debian (lua-cjson package) and is found at run time, so it is not a
+-- rock dependency here: LuaRocks' online repository is not needed to build.
+rockspec_format = "3.0"
+package = "deepresearch"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null",
+}
+description = {
+  summary = "Run deep research tasks (Extruct, Valyu) from Lua: C core on libcurl, cited reports",
+  detailed = [[
+deepresearch creates long-running research tasks on hosted deep-research APIs, waits on them
+(one or hundreds at once, blocking or from an event loop), and renders their cited reports.
+]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["deepresearch.core"] = {
+      sources = {
+        "src/buffer.c", "src/client.c", "src/compat.c", "src/engine.c", "src/handle.c",
+        "src/json.c", "src/module.c", "src/poller.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "include", "src", "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl", "m" },
+    },
+    ["deepresearch"] = "lua/deepresearch/init.lua",
+    ["deepresearch.brief"] = "lua/deepresearch/brief.lua",
+    ["deepresearch.clock"] = "lua/deepresearch/clock.lua",
+    ["deepresearch.discovery"] = "lua/deepresearch/discovery.lua",
+    ["deepresearch.errors"] = "lua/deepresearch/errors.lua",
+    ["deepresearch.extruct"] = "lua/deepresearch/extruct.lua",
+    ["deepresearch.http"] = "lua/deepresearch/http.lua",
+    ["deepresearch.json"] = "lua/deepresearch/json.lua",
+    ["deepresearch.many"] = "lua/deepresearch/many.lua",
+    ["deepresearch.providers"] = "lua/deepresearch/providers.lua",
+    ["deepresearch.report"] = "lua/deepresearch/report.lua",
+    ["deepresearch.retry"] = "lua/deepresearch/retry.lua",
+    ["deepresearch.schema"] = "lua/deepresearch/schema.lua",
+    ["deepresearch.utf8"] = "lua/deepresearch/utf8.lua",
+    ["deepresearch.validate"] = "lua/deepresearch/validate.lua",
+    ["deepresearch.valyu"] = "lua/deepresearch/valyu.lua",
+    ["deepresearch.wait"] = "lua/deepresearch/wait.lua",
+  },
+  install = {
+    bin = {
+      ["deepresearch"] = "bin/deepresearch",
+      ["deepresearch-worker"] = "bin/deepresearch-worker",
+    },
+  },
+}
