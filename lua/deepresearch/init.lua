@@ -54,7 +54,8 @@ local function methods_for(name)
 end
 
 client_mt.__index = function(self, k)
-  return data(self).methods[k]
+  -- Handles made by core.new_client directly have no provider: C methods only.
+  return (data(self).methods or c_methods)[k]
 end
 client_mt.__tostring = function(self)
   local st = data(self)

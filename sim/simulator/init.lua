@@ -24,7 +24,7 @@ local EMPTY_QUOTED = '"' .. EMPTY .. '"'
 
 local function encode(value)
   local text = json.encode(value)
-  if text:find(EMPTY, 1, true) then text = text:gsub(EMPTY_QUOTED:gsub("%p", "%%%0"), "[]") end
+  if text:find(EMPTY, 1, true) then text = text:gsub((EMPTY_QUOTED:gsub("%p", "%%%0")), "[]") end
   return text
 end
 M.encode = encode
@@ -229,7 +229,7 @@ local function normalise(status, body, headers)
   table.sort(list, function(a, b) return a[1] < b[1] end)
   if not has_type then table.insert(list, 1, { "Content-Type", "application/json" }) end
   local data = type(body) == "table" and body or nil
-  if data then body = encode(body) end
+  if data then body = encode(body) elseif body == EMPTY then body = "[]" end
   return { status = math.tointeger(status) or 500, headers = list, body = body or "", data = data }
 end
 
@@ -275,7 +275,7 @@ function App:handle(raw, conn)
     if resp.dup_request_id then resp.headers[#resp.headers + 1] = { "X-Request-Id", id } end
     self.log[#self.log + 1] = { i = n, id = id, method = req.method, path = req.raw_path,
       status = resp.status or 0, conn = conn.serial, t = self:now(), bytes = #(resp.body or ""),
-      fault = resp.fault }
+      fault = resp.fault, route = req.path, headers = req.headers, body = (req.body or ""):sub(1, 8192) }
     if not self.quiet then
       io.stderr:write(string.format("%s %s %s -> %s\n", id, req.method, req.raw_path, tostring(resp.status)))
     end

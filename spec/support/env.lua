@@ -34,7 +34,7 @@ end
 function M.count_requests(s, pattern)
   local n = 0
   for _, r in ipairs(s:requests()) do
-    if (r.method .. " " .. r.path):match(pattern) then n = n + 1 end
+    if (r.method .. " " .. (r.route or r.path)):match(pattern) then n = n + 1 end
   end
   return n
 end
