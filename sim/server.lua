@@ -40,7 +40,7 @@ end
 
 local app = simulator.new({ seed = math.tointeger(opts.seed) or 1, speed = opts.speed, quiet = opts.quiet })
 app:use("simulator.extruct")
-app:use("simulator.discovery", true)
+app:use("simulator.discovery")
 app:use("simulator.valyu", true)
 app:start()
 
