@@ -449,6 +449,9 @@ describe("simulated Valyu DeepResearch", function()
       local _, b = create(app, { query = "q", metadata = meta, webhook_url = "https://hooks.example.com/v" })
       assert.are.same(meta, b.metadata)
       assert.matches("^" .. rep("%x", 64) .. "$", b.webhook_secret)
+      assert.is_nil(select(2, status(app, b.deepresearch_id)).metadata)
+      app.config.valyu.status_metadata = true                 -- opt-in echo on status
+      assert.are.same(meta, select(2, status(app, b.deepresearch_id)).metadata)
     end)
 
     it("queues tasks beyond the organisation's concurrency and starts them as slots free", function()
@@ -931,5 +934,125 @@ describe("simulated Valyu DeepResearch", function()
       assert.are.equal(0, app:state().task_count)
       assert.is_true(near(100, balance(app)))
     end)
+  end)
+end)
+
+-- The same module behind the real engine, over HTTP (spec/support/sim.lua).
+describe("simulated Valyu over HTTP", function()
+  local support_ok, support = pcall(require, "support.sim")
+  if not support_ok then
+    pending("spec/support/sim.lua is not available")
+    return
+  end
+  local s
+
+  setup(function()
+    s = support.shared()
+  end)
+
+  before_each(function()
+    s:reset()
+  end)
+
+  local function req(method, path, body, headers)
+    headers = headers or {}
+    if headers["X-API-Key"] == nil and headers["x-api-key"] == nil and not headers.none then
+      headers["X-API-Key"] = "valyu-key"
+    end
+    headers.none = nil
+    return assert(s:http(method, path, { body = body, headers = headers }))
+  end
+
+  local function valyu_state()
+    return s:state().valyu
+  end
+
+  it("runs a task end to end with the header in any case", function()
+    local r = req("POST", "/v1/deepresearch/tasks", { query = "EU battery makers" })
+    assert.are.equal(200, r.status)
+    assert.matches("^application/json", r.headers["content-type"])
+    assert.is_truthy(r.body:find('"metadata":{}', 1, true))
+    local id = r.json.deepresearch_id
+    assert.are.equal("running", r.json.status)
+    local path = "/v1/deepresearch/tasks/" .. id .. "/status"
+
+    r = req("GET", path, nil, { ["x-api-key"] = "valyu-key" })
+    assert.are.equal(200, r.status)
+    assert.are.equal(1, r.json.progress.current_step)
+    local etag = r.headers.etag
+    assert.matches('^W/"%x+"$', etag)
+    r = req("GET", path, nil, { ["If-None-Match"] = etag })
+    assert.are.equal(304, r.status)
+    assert.are.equal("", r.body)
+
+    s:advance(900)
+    r = req("GET", path, nil, { ["If-None-Match"] = etag })
+    assert.are.equal(200, r.status)
+    assert.are.equal("completed", r.json.status)
+    assert.is_truthy(r.body:find('"images":[]', 1, true))
+    assert.are.equal("2026-01-01T00:15:00.000Z", r.json.completed_at)
+
+    local st = valyu_state()
+    assert.are.equal(1, st.task_count)
+    assert.are.equal("completed", st.tasks[1].status)
+    assert.is_true(near(99.5, st.balances.val_org1.balance))
+    assert.are.equal(1, s:counter("valyu.tasks_created"))
+  end)
+
+  it("answers 401 without a key and keeps keys out of the control channel", function()
+    local r = req("POST", "/v1/deepresearch/tasks", { query = "q" }, { none = true })
+    assert.are.equal(401, r.status)
+    assert.are.same({ success = false, error = "Invalid API key" }, r.json)
+    s:config({ valyu = { keys = { ["secret-key-123"] = { org = "val_x" } } } })
+    assert.are.equal(200, req("POST", "/v1/deepresearch/tasks", { query = "q", mode = "fast" },
+      { ["X-API-Key"] = "secret-key-123" }).status)
+    local cfg = assert(s:http("GET", "/_sim/config")).body
+    local mine = cjson.encode(valyu_state()) -- the engine's request log is its own business
+    assert.is_nil(cfg:find("secret-key-123", 1, true))
+    assert.is_nil(mine:find("secret-key-123", 1, true))
+    assert.is_nil(mine:find("valyu-key", 1, true))
+  end)
+
+  it("takes config through /_sim/config and restores the defaults on reset", function()
+    s:config({ valyu = { error_shape = "validation", retry_after = 3 } })
+    local r = req("POST", "/v1/deepresearch/tasks", { query = "" })
+    assert.are.equal(400, r.status)
+    assert.are.equal("validation_failed", r.json.error)
+    r = req("POST", "/v1/deepresearch/tasks", { query = "q" })
+    r = req("GET", "/v1/deepresearch/tasks/" .. r.json.deepresearch_id .. "/status")
+    assert.are.equal("3", r.headers["retry-after"])
+    s:reset()
+    r = req("POST", "/v1/deepresearch/tasks", { query = "" })
+    assert.are.same({ success = false, error = "query cannot be empty" }, r.json)
+  end)
+
+  it("creates nothing when the engine forces a 503 on create", function()
+    s:fault({ method = "POST", path = "/v1/deepresearch/tasks", status = 503 })
+    local r = req("POST", "/v1/deepresearch/tasks", { query = "q" })
+    assert.are.equal(503, r.status)
+    assert.are.equal(0, valyu_state().task_count)
+    assert.are.equal(0, s:counter("valyu.tasks_created"))
+    assert.are.equal(200, req("POST", "/v1/deepresearch/tasks", { query = "q" }).status)
+  end)
+
+  it("encodes empty lists as [] (list and state)", function()
+    local r = req("GET", "/v1/deepresearch/list?limit=5")
+    assert.are.equal(200, r.status)
+    assert.are.equal("[]", r.body)
+    local state = assert(s:http("GET", "/_sim/state")).body
+    assert.is_truthy(state:find('"tasks":[]', 1, true))
+  end)
+
+  it("gives identical bodies for the same seed", function()
+    local function run()
+      s:reset({ seed = 5 })
+      local r = req("POST", "/v1/deepresearch/tasks", { query = "determinism", mode = "fast" })
+      s:advance(180)
+      return r.json.deepresearch_id, req("GET", "/v1/deepresearch/tasks/" .. r.json.deepresearch_id .. "/status").body
+    end
+    local id1, body1 = run()
+    local id2, body2 = run()
+    assert.are.equal(id1, id2)
+    assert.are.equal(body1, body2)
   end)
 end)

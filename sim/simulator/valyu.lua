@@ -35,6 +35,7 @@ local DEFAULTS = {
   list_default_limit = 10,
   hitl_timeout = 600,          -- seconds before a HITL checkpoint auto-continues
   default_balance = 100,       -- USD, for organisations not listed in `orgs`
+  status_metadata = false,     -- echo the create metadata in status bodies too (undocumented upstream)
 }
 
 local MESSAGES = {

@@ -324,6 +324,8 @@ function M.status_body(sim, task, now)
     deepresearch_id = task.id, status = task.status, query = task.query, mode = task.mode,
     created_at = sim.iso(task.created_at), output_formats = task.output_formats, public = task.public,
   }
+  -- Not documented on the status body (create echoes it); opt-in for clients that look for it.
+  if sim.cfg().status_metadata then b.metadata = task.metadata end
   local st = task.status
   if st ~= "queued" then sync_messages(task, now) end
   if st == "running" then
