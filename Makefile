@@ -64,7 +64,7 @@ test-unit: all
 	@scripts/run-specs $(LUA) build/$(LUA_VERSION) lua$(LUA_VERSION) spec
 	@scripts/summary $(RESULTS)
 
-VALGRIND_SPECS ?= spec/core_spec.lua spec/client_spec.lua spec/errors_spec.lua spec/poller_spec.lua
+VALGRIND_SPECS ?= spec/core_spec.lua spec/client_spec.lua spec/errors_spec.lua spec/wait_spec.lua spec/reliability_spec.lua spec/poller_spec.lua spec/many_spec.lua
 test-valgrind: all
 	@mkdir -p $(RESULTS)
 	@DR_VALGRIND=1 scripts/run-specs "valgrind -q --error-exitcode=99 --leak-check=full \

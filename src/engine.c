@@ -270,6 +270,7 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   size_t blen = 0, ulen = 0;
   const char *method, *url, *body;
   long timeout_ms;
+  int fresh;
   dr_xfer *x;
   idx = dr_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -280,6 +281,9 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   if (url == NULL || !dr_header_ok(url, ulen))
     luaL_error(L, "request needs a url without control characters");
   timeout_ms = dr_ms_field(L, idx, "timeout", e->limits.timeout_ms);
+  lua_getfield(L, idx, "fresh");
+  fresh = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   lua_getfield(L, idx, "decode");
   x = calloc(1, sizeof *x);
   if (x == NULL)
@@ -301,6 +305,9 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   curl_easy_setopt(x->easy, CURLOPT_URL, url);
   curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
   dr_set_method(x->easy, method != NULL ? method : "GET", body, blen);
+  /* On a reused connection that dies before answering, libcurl silently sends the
+   * request again: for a create that could make a second (paid) task. */
+  curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, (long)fresh);
   if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK)
     return luaL_error(L, "cannot start request");
   x->added = 1;

@@ -29,4 +29,16 @@ function M.parse_iso(s)
   return t
 end
 
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+--- Parses an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") to epoch seconds.
+function M.parse_http_date(value)
+  if type(value) ~= "string" then return nil end
+  local d, mon, y, h, mi, s = value:match("(%d+)%s+(%a%a%a)%s+(%d%d%d%d)%s+(%d+):(%d+):(%d+)%s+GMT")
+  if not d or not MONTHS[mon] then return nil end
+  return M.utc_epoch({ year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
+    hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false })
+end
+
 return M

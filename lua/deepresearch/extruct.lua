@@ -54,6 +54,14 @@ function M.create_body(params, fname)
   return body
 end
 
+--- When a create began, on the server's clock: the list answer's Date header minus the
+-- time that has passed here since, so a skewed local clock cannot hide the task.
+function M.server_start(res, started_local, now_local)
+  local server_now = res and res.headers and clock.parse_http_date(res.headers.date)
+  if not server_now then return started_local end
+  return server_now - (now_local - started_local)
+end
+
 --- The newest task matching a create whose answer was lost, marked reconciled.
 function M.match_lost_create(list, params, started)
   local depth = params.depth or "medium"
@@ -78,8 +86,10 @@ end
 
 --- Whether a failed create may have made a task on the server.
 function M.maybe_created(err)
-  return (err.code == "timeout" or err.code == "network" or err.code == "invalid_response")
-    and err.sent ~= false and err.status == nil
+  if err.code == "invalid_response" then
+    return err.status == nil or (err.status >= 200 and err.status < 300)
+  end
+  return (err.code == "timeout" or err.code == "network") and err.sent ~= false and err.status == nil
 end
 
 function ops.create(rt, self, params)
@@ -89,19 +99,45 @@ function ops.create(rt, self, params)
   local started = os.time()
   local task
   task, err = call(rt, st, { method = "POST", path = kind_of(st).path, body = body,
-    kind = "create", expect = "object" })
+    kind = "create", expect = "object", check = M.check_task })
   if task or not M.maybe_created(err) then return task, err end
-  local list = call(rt, st, { method = "GET", path = kind_of(st).path,
+  local list, _, res = http.request(rt, st, { method = "GET", path = kind_of(st).path,
     query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
-  local found = M.match_lost_create(list, params, started)
+  local found = M.match_lost_create(list, params, M.server_start(res, started, os.time()))
   if found then return found end
   return nil, M.ambiguous(err, "client:list{limit = 10} (newest first) for this brief")
+end
+
+local REPORT_KINDS = { markdown = "markdown", schema = "fields" }
+
+--- What is wrong with a body that should be a Deep Research task, or nil.
+function M.check_task(t)
+  if type(t.id) ~= "string" or type(t.status) ~= "string" then
+    return "a task without a string id and status"
+  end
+  local r = t.report
+  if r ~= nil then
+    if type(r) ~= "table" or not REPORT_KINDS[r.kind] then
+      return "a report of unknown kind " .. tostring(type(r) == "table" and r.kind or r)
+    end
+    if r.kind == "markdown" and type(r.markdown) ~= "string" then return "a markdown report without markdown" end
+    if r.kind == "schema" and type(r.fields) ~= "table" then return "a schema report without fields" end
+  end
+  return nil
+end
+
+local function check_list(list)
+  for i, t in ipairs(list) do
+    local problem = type(t) ~= "table" and "a non-object item" or M.check_task(t)
+    if problem then return "item " .. i .. ": " .. problem end
+  end
+  return nil
 end
 
 local function get_by_id(rt, self, id, retries)
   local st = data(self)
   return call(rt, st, { method = "GET", path = kind_of(st).path .. "/" .. http.escape(id),
-    kind = "read", expect = "object", max_retries = retries })
+    kind = "read", expect = "object", max_retries = retries, check = M.check_task })
 end
 
 function ops.get(rt, self, id)
@@ -118,7 +154,7 @@ function ops.list(rt, self, opts)
   opts = opts or {}
   local st = data(self)
   return call(rt, st, { method = "GET", path = kind_of(st).path,
-    query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "array" })
+    query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "array", check = check_list })
 end
 
 --- Iterates every item across pages, fetching each page when the last is used up.

@@ -105,11 +105,14 @@ end
 local function http_error(st, res, req)
   local info = res.body ~= nil and st.provider.parse_error(res.body) or {}
   local code = status_code(res.status, info, req)
+  -- A body that is not JSON (a proxy's HTML page) is not the API speaking.
+  if res.raw and res.raw ~= "" and res.body == nil then code = "invalid_response" end
   local msg = info.message
   if not msg then
     msg = "HTTP " .. res.status .. (res.raw and (" with " .. snippet(res.raw)) or "")
   end
   return errors.new(code, msg, {
+    retryable = errors.RETRYABLE[status_code(res.status, info, req)] or false,
     status = res.status, request_id = res.headers["x-request-id"], details = info.details,
     fields = info.fields, required_credits = info.required_credits,
     available_credits = info.available_credits, retry_after = res.headers["retry-after"],
@@ -127,8 +130,10 @@ function M.classify(st, res, req)
     local body = res.body
     local shape_ok = type(body) == "table" and
       (req.expect ~= "array" or is_array(body)) and (req.expect ~= "object" or not body[1])
-    if shape_ok or req.expect == "any" then return body, nil, res end
-    local what = res.decode_error and snippet(res.raw) or ("JSON of the wrong shape (" .. type(body) .. ")")
+    local problem = shape_ok and req.check and req.check(body)
+    if (shape_ok and not problem) or req.expect == "any" then return body, nil, res end
+    local what = res.decode_error and snippet(res.raw) or problem or
+      ("JSON of the wrong shape (" .. type(body) .. ")")
     return nil, errors.new("invalid_response", string.format("%s %s answered HTTP %d with %s",
       req.method, req.path, status, what), { status = status, request_id = res.headers["x-request-id"] })
   end
@@ -162,6 +167,7 @@ function M.prepare(st, req)
   return {
     method = req.method, url = M.url(st, req.path, req.query), body = req.body,
     headers = build_headers(st, token, req.body ~= nil, req.headers), timeout = req.timeout,
+    fresh = req.kind ~= "read",
   }
 end
 

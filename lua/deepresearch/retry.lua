@@ -20,20 +20,15 @@ function M.backoff(attempt, opts, random)
   return d * (0.75 + 0.25 * (random or math.random)())
 end
 
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-
-local utc_epoch = require("deepresearch.clock").utc_epoch
+local clock = require "deepresearch.clock"
 
 --- Parses Retry-After (delta seconds or an HTTP-date) into seconds from now; nil if absent or unreadable.
 function M.parse_retry_after(value, now_epoch)
   if type(value) ~= "string" then return nil end
   local secs = value:match("^%s*(%d+)%s*$")
   if secs then return tonumber(secs) end
-  local d, mon, y, h, mi, s = value:match("(%d+)%s+(%a%a%a)%s+(%d%d%d%d)%s+(%d+):(%d+):(%d+)%s+GMT")
-  if not d or not MONTHS[mon] then return nil end
-  local at = utc_epoch({ year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
-                         hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false })
+  local at = clock.parse_http_date(value)
+  if not at then return nil end
   return math.max(0, at - (now_epoch or os.time()))
 end
 

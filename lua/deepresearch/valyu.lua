@@ -116,8 +116,9 @@ end
 
 -- Looks for the task a lost create made: recent tasks with our query, then the nonce.
 local function reconcile(rt, self, query, nonce, started)
-  local list = call(rt, data(self), { method = "GET", path = "/v1/deepresearch/list",
+  local list, _, res = http.request(rt, data(self), { method = "GET", path = "/v1/deepresearch/list",
     query = { limit = 20 }, kind = "read", expect = "array" })
+  started = extruct.server_start(res, started, os.time())
   for _, t in ipairs(list or {}) do
     local at = clock.parse_iso(t.created_at)
     if t.query == query and (not at or at >= started - extruct.RECONCILE_SKEW) then

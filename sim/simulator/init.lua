@@ -272,6 +272,9 @@ function App:handle(raw, conn)
     local id = "req_" .. n
     resp.headers = resp.headers or {}
     resp.headers[#resp.headers + 1] = { "X-Request-Id", id }
+    -- The server's own clock, as real APIs send it: clients reconcile against it.
+    resp.headers[#resp.headers + 1] = { "Date",
+      os.date("!%a, %d %b %Y %H:%M:%S GMT", clock_mod.EPOCH + math.floor(self:now())) }
     if resp.dup_request_id then resp.headers[#resp.headers + 1] = { "X-Request-Id", id } end
     self.log[#self.log + 1] = { i = n, id = id, method = req.method, path = req.raw_path,
       status = resp.status or 0, conn = conn.serial, t = self:now(), bytes = #(resp.body or ""),
