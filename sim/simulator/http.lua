@@ -56,7 +56,9 @@ function Server:timer(delay, fn)
   table.insert(timers, i + 1, t)
 end
 
-function Server:reset_max_open()
+--- Starts a new measurement window: accepted counts from 0, max_open from the sockets open now.
+function Server:reset_accounting()
+  self.stats.accepted = 0
   self.stats.max_open = self.stats.open
 end
 

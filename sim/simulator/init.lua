@@ -78,7 +78,8 @@ function M.new(opts)
   opts = opts or {}
   local app = setmetatable({
     null = json.null, empty_array = EMPTY, routes = {}, resets = {}, exposed = {}, expose_order = {},
-    config = { auth_missing_status = 401 }, initial = { seed = opts.seed or 1, speed = opts.speed or 1 },
+    config = { auth_missing_status = 401, log_limit = 100000 },
+    initial = { seed = opts.seed or 1, speed = opts.speed or 1 },
     clock = clock_mod.new(opts.speed or 1), faults = faults_mod.new(), quiet = opts.quiet,
   }, App)
   app.seed = app.initial.seed
@@ -190,10 +191,7 @@ function App:reset(opts)
   self.rng = content.rng(self.seed)
   self.faults:clear()
   self.log, self.counters, self.request_n, self.control_n = {}, {}, 0, 0
-  if self.server then
-    self.server.stats.accepted = 0
-    self.server:reset_max_open()
-  end
+  if self.server then self.server:reset_accounting() end
   for _, fn in ipairs(self.resets) do fn(self) end
 end
 
@@ -279,6 +277,11 @@ function App:handle(raw, conn)
     self.log[#self.log + 1] = { i = n, id = id, method = req.method, path = req.raw_path,
       status = resp.status or 0, conn = conn.serial, t = self:now(), bytes = #(resp.body or ""),
       fault = resp.fault, route = req.path, headers = req.headers, body = (req.body or ""):sub(1, 8192) }
+    local limit = math.tointeger(self.config.log_limit) or 100000
+    if #self.log > limit then -- drop the oldest half
+      local keep = limit // 2
+      self.log = table.move(self.log, #self.log - keep + 1, #self.log, 1, {})
+    end
     if not self.quiet then
       io.stderr:write(string.format("%s %s %s -> %s\n", id, req.method, req.raw_path, tostring(resp.status)))
     end
@@ -332,7 +335,7 @@ function M.install_control(app)
   app:route("GET", "/_sim/requests", function() return 200, App.array(app.log) end)
   app:route("DELETE", "/_sim/requests", function()
     app.log = {}
-    if app.server then app.server:reset_max_open() end
+    if app.server then app.server:reset_accounting() end
     return 200, { ok = true }
   end)
   app:route("POST", "/_sim/reset", with_body(function(body)
