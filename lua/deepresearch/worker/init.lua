@@ -1,0 +1,226 @@
+-- A worker: takes deep-research jobs from a Redis list, creates their tasks,
+-- waits on all of them at once through one poller, and writes each result back.
+-- Every step is recorded in Redis before the next one starts, so a worker killed
+-- at any moment is resumed (by itself or by another worker once its lease runs
+-- out) without losing a job or creating a second task for it. See docs/worker.md.
+local dr = require "deepresearch"
+local jobs = require "deepresearch.worker.job"
+local store_mod = require "deepresearch.worker.store"
+local redis = require "deepresearch.worker.redis"
+local flow = require "deepresearch.worker.flow"
+
+local core = dr.core
+local M = {}
+
+M.defaults = {
+  queue = "deepresearch", concurrency = 4, provider = "extruct", lease = 10, reconcile_grace = 5,
+  redis_url = "redis://127.0.0.1:6379/0", idle_poll = 0.1, busy_poll = 0.05,
+}
+
+local Worker = {}
+for k, v in pairs(flow) do Worker[k] = v end
+Worker.__index = Worker
+
+local function hostname()
+  local f = io.open("/proc/sys/kernel/hostname", "r")
+  local h = f and f:read("l")
+  if f then f:close() end
+  return (h and h ~= "") and h or (os.getenv("HOSTNAME") or "host")
+end
+
+local function own_pid()
+  local f = io.open("/proc/self/stat", "r")
+  local pid = f and f:read("n")
+  if f then f:close() end
+  return pid or 0
+end
+
+--- opts: redis_url, queue, concurrency, provider, worker_id, lease, reconcile_grace, once,
+-- client (options for dr.client), wait (options for the waits: interval, max_interval, timeout),
+-- stderr (a file, default io.stderr), quiet, verbose, now (clock, for tests)
+function M.new(opts)
+  opts = opts or {}
+  local o = {}
+  for k, v in pairs(M.defaults) do o[k] = v end
+  for k, v in pairs(opts) do o[k] = v end
+  if not jobs.providers[o.provider] then return nil, "unknown provider: " .. tostring(o.provider) end
+  local pid = own_pid()
+  local w = setmetatable({
+    opts = o, provider = jobs.providers[o.provider], provider_name = o.provider,
+    wid = o.worker_id or (hostname() .. "-" .. pid), pid = pid,
+    now = o.now or core.now, out = o.stderr or io.stderr,
+    jobs = {}, count = 0, pending_ops = {}, stats = { done = 0, failed = 0, dead = 0, ambiguous = 0 },
+    next_heartbeat = 0, next_reap = 0, no_reap_until = 0, next_once_check = 0, next_status = 0,
+    adopted = false,
+  }, Worker)
+  local client_opts = { provider = o.provider, user_agent = "deepresearch-worker" }
+  for k, v in pairs(o.client or {}) do client_opts[k] = v end
+  w.client = dr.client(client_opts)
+  w.poller = w.client:poller{ max_connections = math.min(o.concurrency, 16) }
+  local conn, err = redis.new{ url = o.redis_url, max_backoff = math.min(2, o.lease / 3),
+    on_state = function(up, msg) w:redis_state(up, msg) end }
+  if not conn then return nil, err end
+  w.conn = conn
+  w.store = store_mod.new(conn, o.queue, w.wid)
+  w.tty = o.tty
+  return w
+end
+
+function Worker:log(fmt, ...)
+  if self.opts.quiet then return end
+  if self.status_shown then self.out:write("\r\27[K") self.status_shown = false end
+  self.out:write(string.format("deepresearch-worker %s: " .. fmt .. "\n", self.wid, ...))
+  self.out:flush()
+end
+
+function Worker:debug(fmt, ...)
+  if self.opts.verbose then self:log(fmt, ...) end
+end
+
+function Worker:redis_state(up, msg)
+  if up then
+    self:log("redis is back")
+  else
+    self:log("redis unavailable (%s); retrying with backoff", tostring(msg))
+  end
+end
+
+-- Redis side of the loop -------------------------------------------------------------------------
+
+local function lease_info(self)
+  return jobs.encode({ pid = self.pid, host = hostname(), at = os.time() })
+end
+
+-- Refreshes the lease; after Redis comes back (its leases may all have expired
+-- meanwhile) holds off takeovers for one lease so live workers can renew theirs.
+function Worker:keep_lease(now)
+  if self.conn.reconnected then
+    self.conn.reconnected = false
+    self.no_reap_until = now + self.opts.lease
+    self.next_heartbeat = 0
+  end
+  if now < self.next_heartbeat then return self.conn:up() end
+  if self.store:heartbeat(lease_info(self), self.opts.lease) then
+    self.next_heartbeat = now + self.opts.lease / 3
+    return true
+  end
+  self.next_heartbeat = now + 0.05
+  return false
+end
+
+-- On start: the jobs this worker id already holds (it was killed and restarted).
+function Worker:adopt_own()
+  local items = self.store:processing_items()
+  if not items then return false end
+  if #items > 0 then self:log("resuming %d job(s) held before a restart", #items) end
+  for i = #items, 1, -1 do self:admit(items[i]) end
+  self.adopted = true
+  return true
+end
+
+function Worker:reap(now)
+  if now < self.next_reap or now < self.no_reap_until then return end
+  local moved, dead = self.store:reap()
+  if not moved then return end
+  self.next_reap = now + self.opts.lease / 2
+  for _, w in ipairs(dead) do self:log("worker %s lost its lease; took over %d job(s)", w, #moved) end
+  for _, raw in ipairs(moved) do self:admit(raw) end
+end
+
+function Worker:fill()
+  while self.count < self.opts.concurrency do
+    local raw = self.store:take()
+    if not raw then return end
+    self:admit(raw)
+  end
+end
+
+-- Side effects that failed while Redis was away, replayed in order.
+function Worker:replay_ops()
+  while self.pending_ops[1] do
+    if not self.pending_ops[1]() then return end
+    table.remove(self.pending_ops, 1)
+  end
+end
+
+function Worker:run_due(now)
+  for _, job in pairs(self.jobs) do
+    if job.step and job.due <= now then
+      local fn = job.step
+      job.step = nil
+      self:try(job, fn)
+    end
+  end
+end
+
+-- Status line ----------------------------------------------------------------------------------
+
+function Worker:status(now, force)
+  if self.opts.quiet or (now < self.next_status and not force) then return end
+  self.next_status = now + 1
+  local line
+  if not self.conn:up() then
+    line = string.format("redis down, retrying | running %d", self.count)
+  else
+    local queued = self.store:queued() or "?"
+    local s = self.store:stats() or {}
+    line = string.format("queued %s | running %d | done %d | failed %d | dead %d | ambiguous %d",
+      tostring(queued), self.count, s.done or 0, s.failed or 0, s.dead or 0, s.ambiguous or 0)
+  end
+  if self.tty then
+    self.out:write("\r\27[K", line)
+    self.status_shown = true
+  elseif line ~= self.last_line or now >= (self.next_plain or 0) then
+    self.out:write(line, "\n")
+    self.next_plain = now + 10
+  end
+  self.last_line = line
+  self.out:flush()
+end
+
+-- The loop -------------------------------------------------------------------------------------
+
+--- One turn: lease, takeovers, new jobs, due steps, network. Returns false when --once is done.
+function Worker:turn()
+  local now = self.now()
+  if self:keep_lease(now) then
+    if not self.adopted then self:adopt_own() end
+    if self.adopted then
+      self:replay_ops()
+      self:reap(now)
+      self:fill()
+    end
+  end
+  self:run_due(now)
+  if self.opts.once and self.adopted and self.count == 0 and not self.pending_ops[1] and
+     now >= self.next_once_check then
+    self.next_once_check = now + 0.2
+    if self.store:all_empty() then return false end
+  end
+  local p = self.poller
+  if p:pending() > 0 then
+    local ms = math.floor(self.opts.busy_poll * 1000)
+    local ok, err = pcall(p.step, p, math.min(p:next_timeout() or ms, ms))
+    if not ok then self:log("internal error in a callback: %s", tostring(err)) end
+  else
+    core.sleep(self.count > 0 and self.opts.busy_poll or self.opts.idle_poll)
+  end
+  self:status(self.now())
+  return true
+end
+
+--- Runs until --once finds nothing left (or forever). Returns the local counters.
+function Worker:run()
+  self:log("queue %q, concurrency %d, lease %gs, redis %s", self.opts.queue, self.opts.concurrency,
+    self.opts.lease, self.opts.redis_url:gsub("//[^@/]*@", "//***@"))
+  while self:turn() do end
+  self:status(self.now(), true)
+  if self.tty and not self.opts.quiet then self.out:write("\n") end
+  self.store:retire()
+  self.poller:close()
+  self.conn:close()
+  return self.stats
+end
+
+M.Worker = Worker
+return M

@@ -1,0 +1,171 @@
+-- What a job is: parsing and checking the producer's JSON, turning it into a
+-- provider's create parameters, recognising its task in a listing, the
+-- progress counters to publish, and the rendered report.
+local cjson = require("cjson").new()
+local clock = require "deepresearch.clock"
+local errors = require "deepresearch.errors"
+
+cjson.encode_sparse_array(true)
+cjson.encode_invalid_numbers(false)
+
+local M = {}
+
+M.MAX_ID = 200
+
+local null = cjson.null
+
+-- JSON null means "absent" everywhere in a job.
+local function strip_nulls(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do
+    if x ~= null then out[k] = strip_nulls(x) end
+  end
+  return out
+end
+
+--- Encodes v as JSON text, never raising (a value that cannot be encoded becomes a note).
+function M.encode(v)
+  local ok, text = pcall(cjson.encode, v)
+  if ok then return text end
+  return cjson.encode({ unencodable = tostring(text) })
+end
+
+function M.decode(text)
+  local ok, v = pcall(cjson.decode, text)
+  if ok then return strip_nulls(v) end
+  return nil, v
+end
+
+--- An error as the JSON stored in the job hash and in dead letters.
+function M.error_json(err)
+  if type(err) ~= "table" then return M.encode({ code = "worker", message = tostring(err) }) end
+  return M.encode({ code = err.code, message = err.message, status = err.status,
+    request_id = err.request_id, retryable = err.retryable })
+end
+
+-- Providers ------------------------------------------------------------------------------------
+
+local function extruct_params(j)
+  return { brief = j.brief, depth = j.depth, output_schema = j.output_schema }
+end
+
+local function valyu_params(j)
+  local p = {}
+  for k, v in pairs(type(j.valyu) == "table" and j.valyu or {}) do p[k] = v end
+  p.query = j.brief
+  p.mode = p.mode or j.depth
+  if j.output_schema and not p.output_formats then p.output_formats = { j.output_schema } end
+  local meta = {}
+  for k, v in pairs(p.metadata or {}) do meta[k] = v end
+  meta.deepresearch_job = j.id
+  p.metadata = meta
+  return p
+end
+
+M.providers = {
+  extruct = {
+    id_field = "id",
+    module = "deepresearch.extruct",
+    params = extruct_params,
+    validate = function(p) return require("deepresearch.extruct").create_body(p, "create") end,
+    -- Whether a listed task is what this job's create would have made.
+    matches = function(task, j)
+      return task.brief == j.brief and (task.depth or "medium") == (j.depth or "medium") and
+        (type(task.output_schema) == "table") == (j.output_schema ~= nil)
+    end,
+    progress = function(task)
+      return { task_status = task.status, agents = task.agents, sources = task.sources,
+        iterations = task.iterations }
+    end,
+  },
+  valyu = {
+    id_field = "deepresearch_id",
+    params = valyu_params,
+    validate = function(p) return require("deepresearch.valyu").create_body(p) end,
+    matches = function(task, j)
+      local meta = type(task.metadata) == "table" and task.metadata or nil
+      if meta and meta.deepresearch_job ~= nil then return meta.deepresearch_job == j.id end
+      return (task.query or task.input) == j.brief
+    end,
+    progress = function(task)
+      local pr = type(task.progress) == "table" and task.progress or {}
+      return { task_status = task.status, agents = pr.current_step, sources = type(task.sources) == "table"
+        and #task.sources or nil, iterations = pr.total_steps }
+    end,
+  },
+}
+
+--- Parses one queue entry. Returns the job, or nil, err (err.job_id when the id was readable).
+-- job = { raw, id, brief, depth, output_schema, params }
+function M.parse(raw, provider_name)
+  local provider = M.providers[provider_name]
+  local v, perr = M.decode(raw)
+  if v == nil then
+    return nil, errors.invalid("the job is not JSON: " .. tostring(perr):gsub("^.-: ", ""))
+  end
+  if type(v) ~= "table" or v[1] ~= nil then return nil, errors.invalid("the job must be a JSON object") end
+  local id = v.id
+  if type(id) == "number" and id % 1 == 0 and id >= 0 and id < 2 ^ 53 then id = string.format("%d", id) end
+  if type(id) ~= "string" or id == "" or #id > M.MAX_ID or id:find("[%c%s]") then
+    return nil, errors.invalid("the job needs an id: a string of 1.." .. M.MAX_ID ..
+      " characters without spaces, chosen by the producer")
+  end
+  local bad = function(msg) local e = errors.invalid(msg) e.job_id = id return nil, e end
+  if type(v.brief) ~= "string" then return bad("brief must be a string") end
+  if v.depth ~= nil and type(v.depth) ~= "string" then return bad("depth must be a string") end
+  if v.output_schema ~= nil and type(v.output_schema) ~= "table" then
+    return bad("output_schema must be a JSON object")
+  end
+  local job = { raw = raw, id = id, brief = v.brief, depth = v.depth, output_schema = v.output_schema,
+    valyu = v.valyu }
+  job.params = provider.params(job)
+  local ok, body, err = pcall(provider.validate, job.params)
+  if not ok then return bad(tostring(body):gsub("^.-:%d+: ", "")) end
+  if not body then
+    err.job_id = id
+    return nil, err
+  end
+  return job
+end
+
+--- The task's creation time in seconds since the epoch (server clock), or nil.
+function M.created_epoch(task)
+  return clock.parse_iso(task and task.created_at)
+end
+
+-- Report ----------------------------------------------------------------------------------------
+
+local function fallback_report(task)
+  local r = type(task.report) == "table" and task.report or {}
+  local out = {}
+  if type(r.markdown) == "string" then
+    out[1] = r.markdown
+  elseif type(task.output) == "string" then
+    out[1] = task.output
+  elseif r.fields ~= nil then
+    out[1] = "```json\n" .. M.encode(r.fields) .. "\n```\n"
+  end
+  local sources = type(r.sources) == "table" and r.sources or (type(task.sources) == "table" and task.sources) or {}
+  if #sources > 0 then
+    out[#out + 1] = "\n## Sources\n"
+    for i, s in ipairs(sources) do
+      local url = type(s) == "table" and (s.url or s.link) or tostring(s)
+      out[#out + 1] = string.format("[^%s]: %s", type(s) == "table" and s.id or i, tostring(url))
+    end
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+--- The report to store: report.render (footnotes) when that module exists, else the markdown
+-- with its sources appended.
+function M.render(task)
+  local ok, report = pcall(require, "deepresearch.report")
+  if ok and type(report) == "table" and type(report.render) == "function" then
+    local good, text = pcall(report.render, task, { style = "footnotes" })
+    if good and type(text) == "string" then return text end
+  end
+  return fallback_report(task)
+end
+
+return M
