@@ -134,6 +134,15 @@ describe("simulator: HTTP engine", function()
     assert.same({ 0, 0 }, { window.max_open, window.accepted })
   end)
 
+  it("stops on POST /_sim/shutdown", function()
+    local own = sim.start({ seed = 3 })
+    assert.equals(200, own:http("POST", "/_sim/shutdown").status)
+    assert.is_nil(own.pipe:read("l")) -- stdout closes when the process exits
+    own.pid = nil
+    own.pipe:close()
+    assert.is_nil(own:http("GET", "/v1/healthcheck"))
+  end)
+
   it("handles 200 concurrent connections", function()
     local conns = {}
     for i = 1, 200 do

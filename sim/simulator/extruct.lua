@@ -82,36 +82,35 @@ end
 
 -- Lifecycle -----------------------------------------------------------------------------------
 
+-- A binary min-heap of pending events ordered by (time, task creation order).
+local function before(x, y)
+  return x.t < y.t or (x.t == y.t and x.seq < y.seq)
+end
+
 local function push(t, task)
   local heap = st.heap
   heap[#heap + 1] = { t = t, seq = task.seq, task = task }
   local i = #heap
-  while i > 1 do
-    local p = i // 2
-    local a, b = heap[i], heap[p]
-    if b.t < a.t or (b.t == a.t and b.seq <= a.seq) then break end
-    heap[i], heap[p] = b, a
-    i = p
+  while i > 1 and before(heap[i], heap[i // 2]) do
+    heap[i], heap[i // 2] = heap[i // 2], heap[i]
+    i = i // 2
   end
 end
 
 local function pop()
   local heap = st.heap
   local top, last = heap[1], table.remove(heap)
-  if #heap > 0 then
-    heap[1] = last
-    local i, n = 1, #heap
-    while true do
-      local l, r, m = 2 * i, 2 * i + 1, i
-      for _, c in ipairs({ l, r }) do
-        if c <= n and (heap[c].t < heap[m].t or (heap[c].t == heap[m].t and heap[c].seq < heap[m].seq)) then m = c end
-      end
-      if m == i then break end
-      heap[i], heap[m] = heap[m], heap[i]
-      i = m
-    end
+  if heap[1] == nil then return top end
+  heap[1] = last
+  local i, n = 1, #heap
+  while true do
+    local m = i
+    if 2 * i <= n and before(heap[2 * i], heap[m]) then m = 2 * i end
+    if 2 * i + 1 <= n and before(heap[2 * i + 1], heap[m]) then m = 2 * i + 1 end
+    if m == i then return top end
+    heap[i], heap[m] = heap[m], heap[i]
+    i = m
   end
-  return top
 end
 
 local function next_event(task)
@@ -390,9 +389,6 @@ local function expose()
   end
   return { tasks = app.array(tasks), users = users, billing = billing_, creates = st.creates }
 end
-
---- The Deep Research task record by id (for other providers and tests).
-function M.task(id) return st.by_id[id] end
 
 function M.install(a)
   app = a
