@@ -1,0 +1,277 @@
+-- The `deepresearch` command: global options, dispatch, exit codes, Ctrl-C.
+-- Results go to stdout, everything else (progress, findings, errors) to stderr.
+local args = require "deepresearch.cli.args"
+local help = require "deepresearch.cli.help"
+local progress = require "deepresearch.cli.progress"
+
+local M = {}
+
+M.EXIT = { ok = 0, failed = 1, usage = 2, timeout = 3, api = 4, interrupted = 130, internal = 70 }
+local EXIT = M.EXIT
+
+local PROVIDERS = { extruct = true, valyu = true }
+
+-- Every command, by name ("brief render" for a sub-command).
+local COMMANDS = {}
+for _, modname in ipairs({ "deepresearch.cli.research", "deepresearch.cli.discover", "deepresearch.cli.brief" }) do
+  for name, cmd in pairs(require(modname).commands) do
+    cmd.name = name
+    COMMANDS[name] = cmd
+  end
+end
+M.COMMANDS = COMMANDS
+help.commands = COMMANDS
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+--- Prints a usage error and returns exit code 2.
+function Ctx:usage(msg)
+  local name = self.cmd and self.cmd.name
+  self.err:write("deepresearch: ", msg, "\n", "Try 'deepresearch help", name and (" " .. name) or "", "'.\n")
+  return EXIT.usage
+end
+
+--- A line on stderr unless --quiet.
+function Ctx:note(fmt, ...)
+  if not self.g.quiet then self.err:write(string.format(fmt, ...), "\n") end
+end
+
+function Ctx:provider()
+  return self.g.provider or "extruct"
+end
+
+local function credits_text(e)
+  if e.required_credits or e.available_credits then
+    return string.format("; this needs %s credits and %s are available (a lower depth may fit)",
+      tostring(e.required_credits or "?"), tostring(e.available_credits or "?"))
+  end
+  return ""
+end
+
+--- Exit code for an error object (see docs/cli.md "Exit codes").
+function M.exit_code(e)
+  if e.code == "task_failed" or e.code == "cancelled" then return EXIT.failed end
+  -- The wait's own deadline (not a request timeout, which carries the attempts made).
+  if e.code == "timeout" and e.attempts == nil then return EXIT.timeout end
+  -- Refused before anything was sent: the input is wrong, not the service.
+  if e.code == "invalid_request" and e.status == nil then return EXIT.usage end
+  return EXIT.api
+end
+
+--- Prints an error (task failures with their reason, 402 with the credits) and returns its exit code.
+function Ctx:fail(e)
+  if type(e) ~= "table" then
+    self.err:write("deepresearch: ", tostring(e), "\n")
+    return EXIT.api
+  end
+  local code = M.exit_code(e)
+  if e.code == "task_failed" then
+    self.err:write("deepresearch: ", tostring(e.message), "\n")
+  elseif e.code == "cancelled" then
+    self.err:write("deepresearch: ", tostring(e.message), "\n")
+  elseif code == EXIT.timeout then
+    local id = e.task and (e.task.id or e.task.deepresearch_id) or self.waiting
+    self.err:write("deepresearch: ", tostring(e.message), "\n")
+    if id then self.err:write(self:resume_hint(id), "\n") end
+  else
+    self.err:write(tostring(e), credits_text(e), "\n")
+  end
+  return code
+end
+
+--- The command line that resumes waiting on a task (same provider and base URL).
+function Ctx:resume_command(id)
+  local flags = self:provider() ~= "extruct" and (" --provider " .. self:provider()) or ""
+  if self.g.base_url then flags = flags .. " --base-url " .. self.g.base_url end
+  return string.format("deepresearch%s %s %s", flags, self.waiting_cmd or "wait", id)
+end
+
+function Ctx:resume_hint(id)
+  return "The task keeps running on the server. Resume with: " .. self:resume_command(id)
+end
+
+local function real_sleep(core, ctx)
+  return function(sec)
+    local deadline = core.now() + sec
+    while true do
+      local left = deadline - core.now()
+      if left <= 0 then return true end
+      local slice = ctx.ticking and math.min(left, 0.1) or left
+      local full = core.sleep(slice)
+      if ctx.ticking then ctx.ticking:tick() end
+      if not full then return false end
+    end
+  end
+end
+
+--- The client for the chosen provider; token and base URL from the environment.
+-- Returns client or nil, exit code (after printing why).
+function Ctx:client()
+  if self.handle then return self.handle end
+  local dr = require "deepresearch"
+  local name = self:provider()
+  local p = dr.providers[name]
+  local token = os.getenv(p.token_env)
+  if not token or token == "" then
+    self.err:write("deepresearch: no API token: set ", p.token_env, " in the environment ",
+      "(there is no token flag, so the token stays out of shell history and process lists)\n")
+    return nil, EXIT.api
+  end
+  local clock = { now = dr.core.now, sleep = real_sleep(dr.core, self) }
+  local ok, c = pcall(dr.client, { provider = name, base_url = self.g.base_url, clock = clock })
+  if not ok then return nil, self:usage(tostring(c):gsub("^.-:%d+: ", "")) end
+  self.handle = c
+  return c
+end
+
+--- Whether stderr is a terminal: checked once.
+function Ctx:stderr_tty()
+  if self.tty == nil then
+    local forced = os.getenv("DEEPRESEARCH_TTY")
+    if forced == "1" or forced == "0" then
+      self.tty = forced == "1"
+    else
+      local ok = os.execute("test -t 2")
+      self.tty = ok == true or ok == 0
+    end
+  end
+  return self.tty
+end
+
+local function terminal_width()
+  local cols = tonumber(os.getenv("COLUMNS") or "")
+  if cols then return cols end
+  local f = io.popen("stty size < /dev/tty 2>/dev/null")
+  local line = f and f:read("*l")
+  if f then f:close() end
+  return tonumber(line and line:match("%d+%s+(%d+)") or "") or 80
+end
+
+--- A progress reporter for a wait; describe turns a task into the fields shown.
+function Ctx:progress(describe, label)
+  local mode = self.g.quiet and "none" or (self:stderr_tty() and "tty" or "lines")
+  local dr = require "deepresearch"
+  local p = progress.new{ mode = mode, stream = self.err, now = dr.core.now, describe = describe,
+    label = label, width = mode == "tty" and terminal_width() or 80 }
+  self.ticking = mode == "tty" and p or nil
+  self.current_progress = p
+  return p
+end
+
+--- Ends the progress display of a wait.
+function Ctx:done_waiting()
+  if self.current_progress then self.current_progress:finish() end
+  self.ticking, self.current_progress, self.waiting = nil, nil, nil
+end
+
+local function version_text()
+  local ok, dr = pcall(require, "deepresearch")
+  if not ok then return "deepresearch (C module not loadable: " .. tostring(dr) .. ")" end
+  return string.format("deepresearch %s (%s, libcurl %s)", dr.version, _VERSION, dr.core.curl_version or "?")
+end
+
+-- Finds the command named by argv[i] (and argv[i + 1] for sub-commands).
+local function find_command(argv, i)
+  local w = argv[i]
+  local sub = argv[i + 1]
+  if sub and COMMANDS[w .. " " .. sub] then return COMMANDS[w .. " " .. sub], i + 2 end
+  return COMMANDS[w], i + 1
+end
+
+local function run(ctx, argv)
+  local g, i = args.leading_globals(argv)
+  if not g then return ctx:usage(i) end
+  ctx.g = g
+  if g.version then
+    ctx.out:write(version_text(), "\n")
+    return EXIT.ok
+  end
+  if not i then
+    if g.help then
+      ctx.out:write(help.general(), "\n")
+      return EXIT.ok
+    end
+    ctx.err:write(help.general(), "\n")
+    return EXIT.usage
+  end
+  local word = argv[i]
+  if word == "help" then
+    local topic = argv[i + 1] and (argv[i + 2] and COMMANDS[argv[i + 1] .. " " .. argv[i + 2]] and
+      argv[i + 1] .. " " .. argv[i + 2] or argv[i + 1])
+    local text = help.text(topic)
+    if not text then return ctx:usage("no command '" .. tostring(topic) .. "'") end
+    ctx.out:write(text, "\n")
+    return EXIT.ok
+  end
+  local cmd, rest = find_command(argv, i)
+  if not cmd then
+    local groups = help.group(word)
+    if groups then
+      ctx.err:write(groups, "\n")
+      return EXIT.usage
+    end
+    return ctx:usage("unknown command '" .. word .. "'")
+  end
+  ctx.cmd = cmd
+  local opts, words = args.parse(argv, rest, { args.GLOBAL, cmd.options or {} })
+  if not opts then return ctx:usage(words) end
+  for k, v in pairs(opts) do
+    if g[k] == nil then g[k] = v end
+  end
+  if opts.help then
+    ctx.out:write(help.text(cmd.name), "\n")
+    return EXIT.ok
+  end
+  if g.version then
+    ctx.out:write(version_text(), "\n")
+    return EXIT.ok
+  end
+  if g.provider and not PROVIDERS[g.provider] then
+    return ctx:usage("--provider must be extruct or valyu, got '" .. g.provider .. "'")
+  end
+  if g.quiet and g.verbose then return ctx:usage("--quiet and --verbose exclude each other") end
+  if cmd.providers and not cmd.providers[ctx:provider()] then
+    return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name, ctx:provider()))
+  end
+  if g.verbose then require("deepresearch.http").set_debug(true) end
+  return cmd.run(ctx, opts, words)
+end
+
+--- Runs the command line; returns the exit code. io = { out, err, stdin } for tests.
+function M.main(argv, io_)
+  io_ = io_ or {}
+  local ctx = setmetatable({ out = io_.out or io.stdout, err = io_.err or io.stderr,
+    stdin = io_.stdin or io.stdin, g = {} }, Ctx)
+  local trace
+  local ok, code = xpcall(run, function(e)
+    if type(e) == "string" and e:find("interrupted!$") then return "interrupted" end
+    trace = debug.traceback(tostring(e), 2)
+    return e
+  end, ctx, argv)
+  if ok then
+    if ctx.handle then ctx.handle:close() end
+    return code or EXIT.ok
+  end
+  if code == "interrupted" then
+    local p = ctx.current_progress
+    if p and p.drawn then
+      p:abort()
+    elseif ctx.tty then
+      ctx.err:write("\n") -- after the terminal's ^C
+    end
+    ctx.err:write("deepresearch: interrupted")
+    if ctx.waiting then
+      ctx.err:write("; stopped waiting for ", ctx.waiting, "\n", ctx:resume_hint(ctx.waiting), "\n")
+    else
+      ctx.err:write("\n")
+    end
+    return EXIT.interrupted
+  end
+  if ctx.current_progress then ctx.current_progress:abort() end
+  ctx.err:write("deepresearch: internal error: ", tostring(code), "\n")
+  if ctx.g.verbose then ctx.err:write(trace or "", "\n") end
+  return EXIT.internal
+end
+
+return M

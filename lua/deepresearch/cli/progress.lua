@@ -1,0 +1,163 @@
+-- Progress on stderr while a task runs. Three modes:
+--   "tty":   one status line redrawn in place (\r + clear to end of line), with a spinner,
+--            elapsed time and a bar against the agent budget; ticks between polls;
+--   "lines": one plain line per change (logs, pipes, CI);
+--   "none":  nothing (--quiet).
+local providers = require "deepresearch.providers"
+
+local M = {}
+
+local ASCII_SPIN = { "|", "/", "-", "\\" }
+local UTF8_SPIN = { "⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏" }
+
+local function utf8_locale()
+  local lc = os.getenv("LC_ALL") or ""
+  if lc == "" then lc = os.getenv("LC_CTYPE") or "" end
+  if lc == "" then lc = os.getenv("LANG") or "" end
+  return lc:lower():find("utf%-?8") ~= nil
+end
+
+--- "1:05" or "1:02:03" from seconds.
+function M.clock_text(sec)
+  sec = math.floor(sec + 0.5)
+  local h, m, s = math.floor(sec / 3600), math.floor(sec / 60) % 60, sec % 60
+  if h > 0 then return string.format("%d:%02d:%02d", h, m, s) end
+  return string.format("%d:%02d", m, s)
+end
+
+local P = {}
+P.__index = P
+
+--- opts = { mode, stream, now (fn), width, describe (fn(task) -> fields) }
+-- describe returns { state, parts = {"iterations 3", ...}, done = n, total = n }.
+function M.new(opts)
+  local fancy = utf8_locale()
+  return setmetatable({
+    mode = opts.mode or "lines", stream = opts.stream or io.stderr, now = opts.now,
+    start = opts.now(), width = math.max(40, opts.width or 80), describe = opts.describe,
+    label = opts.label or "task", spin = fancy and UTF8_SPIN or ASCII_SPIN, frame = 0,
+    fill = fancy and "█" or "#", empty = fancy and "░" or ".", drawn = false,
+  }, P)
+end
+
+local function bar(self, done, total)
+  local n = 16
+  local k = math.max(0, math.min(n, math.floor(n * done / total + 0.5)))
+  return "[" .. self.fill:rep(k) .. self.empty:rep(n - k) .. "]"
+end
+
+-- Characters on screen (UTF-8 continuation bytes take no column).
+local function columns(s)
+  local _, cont = s:gsub("[\128-\191]", "")
+  return #s - cont
+end
+
+local function cut(s, width)
+  if columns(s) <= width then return s end
+  local out, n = {}, 0
+  for ch in s:gmatch("[%z\1-\127\192-\255][\128-\191]*") do
+    if n >= width then break end
+    out[#out + 1] = ch
+    n = n + 1
+  end
+  return table.concat(out)
+end
+
+function P:line(fancy)
+  local d = self.info
+  if not d then return nil end
+  local elapsed = M.clock_text(self.now() - self.start)
+  local parts = { d.state, elapsed }
+  for _, p in ipairs(d.parts) do parts[#parts + 1] = p end
+  local text = table.concat(parts, "  ")
+  if fancy then
+    self.frame = self.frame % #self.spin + 1
+    local spin = self.final and " " or self.spin[self.frame]
+    text = spin .. " " .. text
+    if d.total and d.total > 0 then text = text .. "  " .. bar(self, d.done or 0, d.total) end
+  end
+  return text
+end
+
+function P:draw()
+  local text = self:line(true)
+  if not text then return end
+  self.stream:write("\r\27[K", cut(text, self.width - 1))
+  self.stream:flush()
+  self.drawn = true
+end
+
+--- A poll saw a change.
+function P:update(task)
+  if self.mode == "none" then return end
+  self.info = self.describe(task)
+  local state = providers.state(task)
+  self.final = state == "done" or state == "failed" or state == "cancelled"
+  if self.mode == "tty" then
+    self:draw()
+  else
+    self.stream:write(self.label, " ", tostring(self.info.id or ""), ": ", self:line(false), "\n")
+    self.stream:flush()
+  end
+end
+
+--- Time passes between polls: redraw the elapsed time and spinner (terminal only).
+function P:tick()
+  if self.mode == "tty" and self.info then self:draw() end
+end
+
+--- The wait ended: leave the last state on its own line so later output starts clean.
+function P:finish()
+  if self.mode == "tty" and self.drawn then
+    self:draw()
+    self.stream:write("\n")
+    self.stream:flush()
+    self.drawn = false
+  end
+end
+
+--- Interrupted: clear the line, so the resume hint is not glued to it.
+function P:abort()
+  if self.mode == "tty" and self.drawn then
+    self.stream:write("\r\27[K")
+    self.stream:flush()
+    self.drawn = false
+  end
+end
+
+--- Fields shown for an Extruct Deep Research task.
+function M.extruct_research(budgets)
+  return function(task)
+    local total = budgets[task.depth or "medium"] or 25
+    return {
+      id = task.id, state = task.status or "?", done = task.agents or 0, total = total,
+      parts = { "iterations " .. (task.iterations or 0), "agents " .. (task.agents or 0) .. "/" .. total,
+                "sources " .. (task.sources or 0) },
+    }
+  end
+end
+
+--- Fields shown for a Valyu DeepResearch task.
+function M.valyu_research(task)
+  local p = type(task.progress) == "table" and task.progress or {}
+  local cur, total = p.current_step, p.total_steps
+  local parts = {}
+  if cur and total then parts[#parts + 1] = string.format("step %d/%d", cur, total) end
+  parts[#parts + 1] = "messages " .. (type(task.messages) == "table" and #task.messages or 0)
+  return { id = task.deepresearch_id, state = task.status or "?", parts = parts, done = cur or 0,
+    total = total }
+end
+
+--- Fields shown for an Extruct Deep Search (discovery) task.
+function M.discovery(task)
+  local total = task.desired_num_results or 0
+  return {
+    id = task.id, state = task.status or "?", done = task.num_results or 0, total = total,
+    parts = { "discovered " .. (task.num_results_discovered or 0), "enriched " .. (task.num_results_enriched or 0),
+              "evaluated " .. (task.num_results_evaluated or 0),
+              "high-fit " .. (task.num_results or 0) .. "/" .. total,
+              task.is_exhausted and "exhausted" or nil },
+  }
+end
+
+return M

@@ -1,0 +1,260 @@
+-- Research commands: run, create, get, wait, list, report, cancel (Extruct or --provider valyu).
+local input = require "deepresearch.cli.input"
+local output = require "deepresearch.cli.output"
+local adapters = require "deepresearch.cli.task"
+
+local M = {}
+
+local STYLES = { "footnotes", "inline", "plain" }
+
+local O = {
+  file = { "file", short = "f", value = "FILE", doc = "read the brief from FILE ('-' for stdin)" },
+  depth = { "depth", value = "LEVEL", choices = { "medium", "high", "xhigh" },
+    doc = "medium (25 agents, default), high (50) or xhigh (75); Extruct" },
+  mode = { "mode", value = "MODE", choices = { "fast", "standard", "heavy", "max" },
+    doc = "fast, standard (default), heavy or max; --provider valyu" },
+  schema = { "schema", value = "FILE", doc = "structured output: a JSON Schema file, or a .lua file returning a " ..
+    "dr.schema value" },
+  strict = { "strict", doc = "stop (exit 2) when the brief linter finds warnings, not only errors" },
+  json = { "json", doc = "print the final task as JSON instead of the report" },
+  timeout = { "timeout", value = "S", number = true, doc = "stop waiting after S seconds (exit 3; the task " ..
+    "keeps running). Default 7200" },
+  interval = { "interval", value = "S", number = true, doc = "first poll delay in seconds (default 2; " ..
+    "grows x1.5 per poll)" },
+  max_interval = { "max-interval", value = "S", number = true, doc = "longest delay between polls (default 30)" },
+  style = { "style", value = "STYLE", choices = STYLES, doc = "report citations: footnotes (default), inline " ..
+    "or plain" },
+}
+
+local function ad_of(ctx) return adapters.for_provider(ctx:provider()) end
+
+-- Options that belong to one provider only.
+local function provider_check(ctx, opts)
+  if ctx:provider() == "valyu" and opts.depth then
+    return ctx:usage("--depth is for Extruct; Valyu tasks take --mode fast|standard|heavy|max")
+  end
+  if ctx:provider() ~= "valyu" and opts.mode then
+    return ctx:usage("--mode is for --provider valyu; Extruct tasks take --depth medium|high|xhigh")
+  end
+  return nil
+end
+
+local function one_id(ctx, words)
+  if #words ~= 1 then
+    return nil, ctx:usage(#words == 0 and "missing task ID" or "expected one task ID, got " .. #words .. " words")
+  end
+  return words[1]
+end
+
+-- Prints a finished task: the rendered report, or its JSON.
+local function print_result(ctx, ad, task, opts)
+  if opts.json then
+    ctx.out:write(output.json(task), "\n")
+    return 0
+  end
+  local text, err = ad.render(task, opts.style)
+  if not text then return ctx:fail(err) end
+  ctx.out:write(text, text:sub(-1) == "\n" and "" or "\n")
+  return 0
+end
+
+-- Waits with live progress, then prints the result. first = the task as created (optional).
+local function wait_and_print(ctx, client, id, opts, first)
+  local ad = ad_of(ctx)
+  ctx.waiting = id
+  local p = ctx:progress(ad.describe, ad.label)
+  local task, err = client:wait(id, {
+    on_progress = function(t) p:update(t) end, timeout = opts.timeout, interval = opts.interval,
+    max_interval = opts.max_interval, task = first,
+  })
+  ctx:done_waiting()
+  if not task then
+    if opts.json and err.task and (err.code == "task_failed" or err.code == "cancelled") then
+      ctx.out:write(output.json(err.task), "\n")
+    end
+    return ctx:fail(err)
+  end
+  return print_result(ctx, ad, task, opts)
+end
+
+-- Reads, lints and creates. Returns client, task or nil, exit code.
+local function create_task(ctx, opts, words)
+  local bad = provider_check(ctx, opts)
+  if bad then return nil, bad end
+  local ad = ad_of(ctx)
+  local text, name = input.brief_text(ctx, opts, words)
+  if not text then return nil, ctx:usage(name) end
+  local ok, why = input.check_brief(ctx, name, text, { strict = opts.strict, max_length = ad.max_brief })
+  if not ok then return nil, ctx:usage(why) end
+  local schema
+  if opts.schema then
+    schema, why = input.schema(opts.schema)
+    if not schema then return nil, ctx:usage(why) end
+  end
+  local client, code = ctx:client()
+  if not client then return nil, code end
+  local task, err = ad.create(client, text, opts, schema)
+  if not task then return nil, ctx:fail(err) end
+  return client, task
+end
+
+local function run(ctx, opts, words)
+  local client, task = create_task(ctx, opts, words)
+  if not client then return task end
+  local id = ad_of(ctx).id(task)
+  ctx:note("deepresearch: created task %s (resume a wait with: %s)", id, ctx:resume_command(id))
+  return wait_and_print(ctx, client, id, opts, task)
+end
+
+local function create(ctx, opts, words)
+  local client, task = create_task(ctx, opts, words)
+  if not client then return task end
+  if opts.json then
+    ctx.out:write(output.json(task), "\n")
+  else
+    ctx.out:write(ad_of(ctx).id(task), "\n")
+  end
+  return 0
+end
+
+local function get(ctx, opts, words)
+  local id, code = one_id(ctx, words)
+  if not id then return code end
+  local client
+  client, code = ctx:client()
+  if not client then return code end
+  local task, err = client:get(id)
+  if not task then return ctx:fail(err) end
+  if opts.json then
+    ctx.out:write(output.json(task), "\n")
+  else
+    output.fields(ctx.out, ad_of(ctx).summary(task))
+  end
+  return 0
+end
+
+local function wait(ctx, opts, words)
+  local id, code = one_id(ctx, words)
+  if not id then return code end
+  local client
+  client, code = ctx:client()
+  if not client then return code end
+  return wait_and_print(ctx, client, id, opts)
+end
+
+local function list(ctx, opts, words)
+  if #words > 0 then return ctx:usage("list takes no arguments, got '" .. words[1] .. "'") end
+  if ctx:provider() == "valyu" and opts.offset then
+    return ctx:usage("Valyu's list has no offset; use --limit N (1..100)")
+  end
+  if opts.limit == 0 then return ctx:usage("--limit must be at least 1") end
+  local client, code = ctx:client()
+  if not client then return code end
+  local ad = ad_of(ctx)
+  local tasks, err = ad.list(client, opts)
+  if not tasks then return ctx:fail(err) end
+  if opts.json then
+    ctx.out:write(#tasks == 0 and "[]" or output.json(tasks), "\n")
+    return 0
+  end
+  local rows = {}
+  for i, t in ipairs(tasks) do rows[i] = ad.list_row(t) end
+  output.table(ctx.out, ad.list_headers, rows)
+  return 0
+end
+
+local function report(ctx, opts, words)
+  local id, code = one_id(ctx, words)
+  if not id then return code end
+  local client
+  client, code = ctx:client()
+  if not client then return code end
+  local task, err = client:get(id)
+  if not task then return ctx:fail(err) end
+  local dr = require "deepresearch"
+  local state = dr.state(task)
+  local ad = ad_of(ctx)
+  if state == "done" then return print_result(ctx, ad, task, opts) end
+  if state == "failed" or state == "cancelled" then
+    ctx.err:write(string.format("deepresearch: task %s %s: %s\n", id, state == "failed" and "failed" or
+      "was cancelled", tostring(ad.failure(task) or "no reason given")))
+    return 1
+  end
+  ctx.err:write(string.format("deepresearch: task %s has no report yet (status %s); wait for it with: %s\n",
+    id, tostring(task.status), ctx:resume_command(id)))
+  return 1
+end
+
+local function cancel(ctx, _, words)
+  local id, code = one_id(ctx, words)
+  if not id then return code end
+  local client
+  client, code = ctx:client()
+  if not client then return code end
+  local res, err = client:cancel(id)
+  if not res then return ctx:fail(err) end
+  ctx.out:write(tostring(res.message or "cancelled"), ": ", id, "\n")
+  return 0
+end
+
+local WAIT_OPTS = { O.timeout, O.interval, O.max_interval, O.json, O.style }
+local function with(first, more)
+  local out = {}
+  for _, o in ipairs(first) do out[#out + 1] = o end
+  for _, o in ipairs(more) do out[#out + 1] = o end
+  return out
+end
+
+M.commands = {
+  run = {
+    usage = "run [BRIEF | -f FILE | -] [options]", run = run,
+    summary = "lint a brief, create the task, wait with live progress, print the cited report",
+    options = with({ O.file, O.depth, O.mode, O.schema, O.strict }, WAIT_OPTS),
+    description = "The brief is the words after `run` (quote it), a file (-f FILE) or stdin (-).\n" ..
+      "Lint findings go to stderr; errors stop the run (exit 2), warnings too with --strict.\n" ..
+      "Progress goes to stderr, the report (or --json) to stdout: `deepresearch run -f b.txt > report.md`.\n" ..
+      "Ctrl-C stops waiting (exit 130); the task keeps running: `deepresearch wait ID` resumes.",
+    examples = "  deepresearch run -f brief.txt --depth high > report.md\n" ..
+      "  deepresearch run --schema company.json --json - < brief.txt\n" ..
+      "  deepresearch --provider valyu run --mode fast \"Research Flexport (flexport.com) ...\"",
+  },
+  create = {
+    usage = "create [BRIEF | -f FILE | -] [options]", run = create,
+    summary = "lint a brief and create the task; print its id",
+    options = { O.file, O.depth, O.mode, O.schema, O.strict,
+      { "json", doc = "print the created task as JSON instead of its id" } },
+    examples = "  id=$(deepresearch create -f brief.txt) && deepresearch wait \"$id\" > report.md",
+  },
+  get = {
+    usage = "get ID [--json]", run = get,
+    summary = "show a task: status, counters, failure reason",
+    options = { { "json", doc = "print the task as JSON" } },
+  },
+  wait = {
+    usage = "wait ID [options]", run = wait,
+    summary = "wait for a task with live progress, then print its report",
+    options = WAIT_OPTS,
+  },
+  list = {
+    usage = "list [--limit N] [--offset N] [--all] [--json]", run = list,
+    summary = "your tasks, newest first: id, status, depth, agents, sources, created, brief",
+    options = {
+      { "limit", value = "N", number = true, integer = true, doc = "tasks per page (default 20; Valyu 1..100)" },
+      { "offset", value = "N", number = true, integer = true, doc = "skip the N newest tasks (Extruct)" },
+      { "all", doc = "every task, fetching page after page" },
+      { "json", doc = "print the tasks as a JSON array" },
+    },
+  },
+  report = {
+    usage = "report ID [--style footnotes|inline|plain] [--json]", run = report,
+    summary = "print a finished task's report with its citations resolved",
+    options = { O.style, { "json", doc = "print the task as JSON" } },
+  },
+  cancel = {
+    usage = "cancel ID", run = cancel, providers = { valyu = true },
+    summary = "cancel a queued or running task (--provider valyu; Extruct tasks cannot be cancelled)",
+    options = {},
+  },
+}
+
+return M
