@@ -22,6 +22,7 @@ A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "outp
   --lease S             seconds a dead worker keeps its jobs before others take them (default 10)
   --reconcile-grace S   seconds after an interrupted create before looking for its task (default 5)
   --once                exit when the queue is empty and no worker holds a job
+  --watch-pid PID       exit (as if killed) when process PID is gone (for supervisors and tests)
   --quiet               no status line or log on stderr
   --verbose             one log line per job step
   --help, --version
@@ -30,7 +31,7 @@ The API token comes from the environment only: EXTRUCT_API_TOKEN (extruct) or VA
 ]]
 
 local NUMBERS = { concurrency = true, timeout = true, interval = true, ["max-interval"] = true,
-  ["wait-timeout"] = true, lease = true, ["reconcile-grace"] = true }
+  ["wait-timeout"] = true, lease = true, ["reconcile-grace"] = true, ["watch-pid"] = true }
 local STRINGS = { ["redis-url"] = true, queue = true, provider = true, ["base-url"] = true,
   ["worker-id"] = true }
 local FLAGS = { once = true, quiet = true, verbose = true, help = true, version = true }
@@ -79,7 +80,7 @@ function M.worker_options(o)
     redis_url = o["redis-url"] or os.getenv("DEEPRESEARCH_REDIS_URL") or nil,
     queue = o.queue, concurrency = o.concurrency, provider = o.provider, worker_id = o["worker-id"],
     lease = o.lease, reconcile_grace = o["reconcile-grace"], once = o.once, quiet = o.quiet,
-    verbose = o.verbose,
+    verbose = o.verbose, watch_pid = o["watch-pid"],
     client = { base_url = o["base-url"], timeout = o.timeout },
     wait = { interval = o.interval, max_interval = o["max-interval"], timeout = o["wait-timeout"] },
   }

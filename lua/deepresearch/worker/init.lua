@@ -100,6 +100,14 @@ function Worker:keep_lease(now)
     self.next_heartbeat = 0
   end
   if now < self.next_heartbeat then return self.conn:up() end
+  if self.opts.watch_pid then
+    local f = io.open(string.format("/proc/%d/stat", self.opts.watch_pid), "r")
+    if not f then
+      self:log("process %d is gone; exiting", self.opts.watch_pid)
+      os.exit(3)
+    end
+    f:close()
+  end
   if self.store:heartbeat(lease_info(self), self.opts.lease) then
     self.next_heartbeat = now + self.opts.lease / 3
     return true

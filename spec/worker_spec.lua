@@ -1,0 +1,329 @@
+-- bin/deepresearch-worker against a real redis-server and the simulator: every
+-- job done exactly once with one task each, through crashes, takeovers, poison
+-- jobs and a Redis restart. Workers are separate processes, killed by PID.
+local socket = require "socket"
+
+local ENABLED = _VERSION == "Lua 5.4" and not os.getenv("ASAN_OPTIONS") and not os.getenv("DR_VALGRIND")
+  and os.execute("command -v redis-server >/dev/null 2>&1") == true
+
+if not ENABLED then
+  describe("deepresearch-worker", function()
+    pending("needs Lua 5.4 (the worker's interpreter), redis-server, and no sanitizer run")
+  end)
+  return
+end
+
+local redis = require "support.redis"
+local sim = require "support.sim"
+local cjson = require("cjson").new()
+
+local ROOT = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/spec/worker_spec%.lua$")) or "."
+local WORKER = ROOT .. "/bin/deepresearch-worker"
+local SELF_PID
+do
+  local f = assert(io.open("/proc/self/stat", "r"))
+  SELF_PID = f:read("n")
+  f:close()
+end
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function wait_until(what, timeout, fn)
+  local deadline = socket.gettime() + timeout
+  while true do
+    local v = fn()
+    if v then return v end
+    if socket.gettime() > deadline then error("timed out after " .. timeout .. "s waiting for " .. what, 2) end
+    socket.sleep(0.05)
+  end
+end
+
+-- Test fixture: one Redis, one simulator, the workers started, all torn down after.
+local R, S, TMP
+local workers = {}
+
+local function log_of(w)
+  local f = io.open(w.log, "r")
+  if not f then return "" end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+--- Starts a worker in the background; returns { pid, log, rc_file }.
+local function start_worker(q, extra)
+  local args = { "--redis-url", R.url, "--queue", q, "--base-url", S.url, "--interval", "0.05",
+    "--max-interval", "0.2", "--reconcile-grace", "0.5", "--once", "--verbose", "--watch-pid", tostring(SELF_PID) }
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  local n = #workers + 1
+  local w = { log = TMP .. "/worker" .. n .. ".log", rc_file = TMP .. "/worker" .. n .. ".rc" }
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = quote(a) end
+  -- The subshell reports the worker's own pid, then records its exit status.
+  local cmd = string.format("( EXTRUCT_API_TOKEN=test-token %s %s </dev/null >>%s 2>&1 & w=$!; echo $w; " ..
+    "wait $w; echo $? >%s ) 2>/dev/null &", quote(WORKER), table.concat(quoted, " "), quote(w.log), quote(w.rc_file))
+  local p = assert(io.popen(cmd, "r"))
+  w.pid = tonumber(p:read("l"))
+  p:close()
+  workers[#workers + 1] = w
+  return w
+end
+
+local function exit_status(w, timeout)
+  return tonumber(wait_until("worker " .. w.pid .. " to exit:\n" .. log_of(w), timeout or 120, function()
+    local f = io.open(w.rc_file, "r")
+    if not f then return nil end
+    local rc = f:read("l")
+    f:close()
+    return rc ~= "" and rc
+  end))
+end
+
+local function kill9(w)
+  assert.is_true(redis.kill(w.pid, "KILL", 10))
+  exit_status(w, 10)
+end
+
+local seq = 0
+--- Pushes n jobs with unique briefs; returns them in push order.
+local function push_jobs(q, n, opts)
+  opts = opts or {}
+  local list = {}
+  for i = 1, n do
+    seq = seq + 1
+    local job = { id = string.format("%s-%d", opts.prefix or "job", seq), depth = opts.depth,
+      brief = string.format("We are deciding whether to partner with Example %d Corp (example%d-%d.com). " ..
+        "Research its products, pricing and leadership changes over the last 12 months.", seq, seq, i) }
+    list[#list + 1] = job
+    assert(R:call("LPUSH", q, cjson.encode(job)))
+  end
+  return list
+end
+
+local function hash(key) return R:hash(key) end
+
+local function count_status(q, list, status)
+  local n = 0
+  for _, job in ipairs(list) do
+    if R:call("HGET", q .. ":job:" .. job.id, "status") == status then n = n + 1 end
+  end
+  return n
+end
+
+local function events(q)
+  local out = {}
+  for _, e in ipairs(assert(R:call("XRANGE", q .. ":events", "-", "+"))) do
+    local f = {}
+    for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+    out[#out + 1] = f
+  end
+  return out
+end
+
+-- Every source a report's markdown cites appears (its URL) in the rendered report.
+local function assert_report_cites(task, report)
+  local r = task.report
+  assert.is_table(r)
+  local urls = {}
+  for _, s in ipairs(r.sources) do urls[s.id] = s.url end
+  local cited = 0
+  for group in r.markdown:gmatch("%[([%d, ]+)%]") do
+    for n in group:gmatch("%d+") do
+      local url = urls[tonumber(n)]
+      assert(url, "cited source " .. n .. " missing from the task")
+      assert(report:find(url, 1, true), "report lacks the URL of cited source " .. n)
+      cited = cited + 1
+    end
+  end
+  assert.is_true(cited > 0)
+end
+
+--- Every job done exactly once, with one task on the simulator, its report and a clean queue.
+local function assert_all_done_once(q, list)
+  local per_brief = {}
+  for _, t in ipairs(S:tasks()) do per_brief[t.brief] = (per_brief[t.brief] or 0) + 1 end
+  local done_events = {}
+  for _, e in ipairs(events(q)) do
+    if e.status == "done" then done_events[e.job_id] = (done_events[e.job_id] or 0) + 1 end
+  end
+  for _, job in ipairs(list) do
+    local h = hash(q .. ":job:" .. job.id)
+    assert.are.equal("done", h.status, "job " .. job.id .. ": " .. tostring(h.status) .. " " .. tostring(h.error))
+    assert.are.equal(1, per_brief[job.brief], "tasks created for job " .. job.id)
+    assert.are.equal(1, done_events[job.id], "done events for job " .. job.id)
+    local task = cjson.decode(h.task)
+    assert.are.equal(h.task_id, task.id)
+    assert.are.equal(job.brief, task.brief)
+    assert.are.equal("done", task.status)
+    assert_report_cites(task, h.report)
+  end
+  assert.are.equal(0, R:call("LLEN", q))
+  for _, key in ipairs(assert(R:call("KEYS", q .. ":processing:*"))) do
+    assert.are.equal(0, R:call("LLEN", key), key)
+  end
+end
+
+describe("deepresearch-worker", function()
+  before_each(function()
+    local p = assert(io.popen("mktemp -d /tmp/deepresearch-worker-spec.XXXXXX"))
+    TMP = p:read("l")
+    p:close()
+    R = redis.start()
+    workers = {}
+  end)
+
+  after_each(function()
+    for _, w in ipairs(workers) do
+      if redis.running(w.pid) then redis.kill(w.pid, "KILL", 5) end
+    end
+    if S then S:stop() S = nil end
+    R:destroy()
+    if os.getenv("DR_KEEP_WORKER_LOGS") then
+      io.stderr:write("worker logs kept in ", TMP, "\n")
+    else
+      os.execute("rm -rf " .. quote(TMP))
+    end
+  end)
+
+  it("runs 50 jobs at concurrency 10 and stores each task, report and status", function()
+    S = sim.start{ speed = 2000, seed = 11 }
+    local list = push_jobs("dr", 50)
+    local w = start_worker("dr", { "--concurrency", "10" })
+    assert.are.equal(0, exit_status(w, 120), log_of(w))
+    assert_all_done_once("dr", list)
+    local h = hash("dr:job:" .. list[1].id)
+    for _, field in ipairs({ "task_id", "task", "report", "updated_at", "agents", "sources", "iterations" }) do
+      assert.is_truthy(h[field], field)
+    end
+    assert.are.equal("50", R:call("HGET", "dr:stats", "done"))
+    assert.truthy(log_of(w):find("queued 0 | running 0 | done 50 | failed 0", 1, true))
+  end)
+
+  it("resumes after SIGKILL at different moments without a second task for any job", function()
+    S = sim.start{ speed = 400, seed = 12 }
+    -- Creates answer late (the task already exists): kills land between "created" and "recorded".
+    S:fault{ method = "POST", path = "/v1/deep_research_tasks", delay_ms = 250, after = true, count = -1 }
+    local q = "crash"
+    local list = push_jobs(q, 30)
+    local args = { "--concurrency", "8", "--worker-id", "w1", "--lease", "2" }
+    local moments = {
+      function() return count_status(q, list, "creating") > 0 end, -- creates in flight
+      function() return count_status(q, list, "running") >= 4 end, -- waits in flight
+      function() return count_status(q, list, "done") >= 10 end,
+      function() return count_status(q, list, "creating") > 0 and count_status(q, list, "done") >= 15 end,
+    }
+    for i, moment in ipairs(moments) do
+      local w = start_worker(q, args)
+      wait_until("kill moment " .. i, 60, moment)
+      kill9(w)
+    end
+    local w = start_worker(q, args)
+    assert.are.equal(0, exit_status(w, 120), log_of(w))
+    assert_all_done_once(q, list)
+    -- At least one lost create answer was found again by listing, not created twice.
+    local reconciled = 0
+    for _, job in ipairs(list) do
+      if R:call("HGET", q .. ":job:" .. job.id, "reconciled") == "1" then reconciled = reconciled + 1 end
+    end
+    assert.is_true(reconciled >= 1, "no job went through reconcile")
+  end)
+
+  it("shares one queue among three workers and takes over the jobs of one killed for good", function()
+    S = sim.start{ speed = 300, seed = 13 }
+    local q = "shared"
+    local list = push_jobs(q, 45)
+    local ws = {}
+    for i = 1, 3 do
+      ws[i] = start_worker(q, { "--concurrency", "5", "--worker-id", "w" .. i, "--lease", "2" })
+    end
+    -- Kill w2 while it holds jobs whose tasks are running.
+    local held = wait_until("w2 to hold running jobs", 60, function()
+      local items = R:call("LRANGE", q .. ":processing:w2", 0, -1) or {}
+      local running = {}
+      for _, raw in ipairs(items) do
+        local id = cjson.decode(raw).id
+        if R:call("HGET", q .. ":job:" .. id, "status") == "running" then running[#running + 1] = id end
+      end
+      return #running >= 2 and running
+    end)
+    local tasks_before = {}
+    for _, id in ipairs(held) do tasks_before[id] = R:call("HGET", q .. ":job:" .. id, "task_id") end
+    kill9(ws[2])
+    assert.are.equal(0, exit_status(ws[1], 120), log_of(ws[1]))
+    assert.are.equal(0, exit_status(ws[3], 120), log_of(ws[3]))
+    assert_all_done_once(q, list)
+    for id, task_id in pairs(tasks_before) do
+      local h = hash(q .. ":job:" .. id)
+      assert.are.equal(task_id, h.task_id, "job " .. id .. " kept its task")
+      assert.are_not.equal("w2", h.worker)
+    end
+    assert.truthy((log_of(ws[1]) .. log_of(ws[3])):find("worker w2 lost its lease", 1, true))
+    assert.are.equal(0, R:call("SISMEMBER", q .. ":workers", "w2"))
+    -- Each worker did some of the work.
+    for _, i in ipairs({ 1, 3 }) do assert.truthy(log_of(ws[i]):find(": done", 1, true)) end
+  end)
+
+  it("sends poison jobs to the dead-letter list and keeps running", function()
+    S = sim.start{ speed = 2000, seed = 14 }
+    local q = "poison"
+    local good = push_jobs(q, 3)
+    local poison = {
+      { raw = "{not json", why = "not JSON" },
+      { raw = "[1, 2, 3]", why = "JSON object" },
+      { raw = cjson.encode({ brief = "Research acme.com pricing" }), why = "needs an id" },
+      { raw = cjson.encode({ id = "p-empty", brief = "" }), id = "p-empty", why = "empty" },
+      { raw = cjson.encode({ id = "p-depth", brief = "Research acme.com", depth = "ultra" }), id = "p-depth",
+        why = "depth" },
+      { raw = cjson.encode({ id = "p-type", brief = 42 }), id = "p-type", why = "brief must be a string" },
+      { raw = cjson.encode({ id = "p-long", brief = "Research acme.com " .. string.rep("x", 20001) }),
+        id = "p-long", why = "brief" },
+    }
+    for _, p in ipairs(poison) do assert(R:call("LPUSH", q, p.raw)) end
+    local more = push_jobs(q, 3)
+    -- A task that fails on the server ends "failed", not dead and not retried.
+    local failing = { id = "f-1", brief = "Research Example Failing Corp (failing.example.com) [fail]" }
+    assert(R:call("LPUSH", q, cjson.encode(failing)))
+    local w = start_worker(q, { "--concurrency", "4" })
+    assert.are.equal(0, exit_status(w, 120), log_of(w))
+    local dead = assert(R:call("LRANGE", q .. ":dead", 0, -1))
+    assert.are.equal(#poison, #dead)
+    local by_job = {}
+    for _, d in ipairs(dead) do
+      local entry = cjson.decode(d)
+      by_job[entry.job] = entry
+      assert.are.equal("invalid_request", entry.error.code)
+      assert.is_string(entry.worker)
+    end
+    for _, p in ipairs(poison) do
+      local entry = by_job[p.raw]
+      assert(entry, "dead letter for " .. p.raw:sub(1, 40))
+      assert.truthy(entry.error.message:find(p.why, 1, true), entry.error.message)
+      if p.id then assert.are.equal("dead", R:call("HGET", q .. ":job:" .. p.id, "status")) end
+    end
+    for _, job in ipairs(more) do good[#good + 1] = job end
+    assert_all_done_once(q, good)
+    local h = hash(q .. ":job:f-1")
+    assert.are.equal("failed", h.status)
+    assert.are.equal("task_failed", cjson.decode(h.error).code)
+    assert.are.equal(1, #S:tasks() - #good)
+    assert.are.equal(tostring(#poison), R:call("HGET", q .. ":stats", "dead"))
+  end)
+
+  it("loses nothing when Redis is restarted mid-run", function()
+    S = sim.start{ speed = 400, seed = 15 }
+    local q = "restart"
+    local list = push_jobs(q, 30)
+    local w = start_worker(q, { "--concurrency", "6", "--worker-id", "wr" })
+    wait_until("a third of the jobs done", 60, function() return count_status(q, list, "done") >= 10 end)
+    R:stop()
+    -- Tasks keep finishing while Redis is away; their results wait in the worker.
+    socket.sleep(1.5)
+    assert.is_true(redis.running(w.pid), "the worker kept running without Redis")
+    assert(R:start())
+    assert.are.equal(0, exit_status(w, 120), log_of(w))
+    assert_all_done_once(q, list)
+    local text = log_of(w)
+    assert.truthy(text:find("redis unavailable", 1, true))
+    assert.truthy(text:find("redis is back", 1, true))
+  end)
+end)
