@@ -3,12 +3,15 @@
 -- jobs and a Redis restart. Workers are separate processes, killed by PID.
 local socket = require "socket"
 
+-- The worker runs on lua5.4 in its own processes: the other interpreters and the
+-- sanitizer runs of the spec suite have nothing to add here.
 local ENABLED = _VERSION == "Lua 5.4" and not os.getenv("ASAN_OPTIONS") and not os.getenv("DR_VALGRIND")
   and os.execute("command -v redis-server >/dev/null 2>&1") == true
+  and pcall(require, "deepresearch.worker.redis")
 
 if not ENABLED then
   describe("deepresearch-worker", function()
-    pending("needs Lua 5.4 (the worker's interpreter), redis-server, and no sanitizer run")
+    pending("needs Lua 5.4, redis-server and lua-redis (scripts/deps redis), and no sanitizer run")
   end)
   return
 end
@@ -307,6 +310,37 @@ describe("deepresearch-worker", function()
     assert.are.equal("task_failed", cjson.decode(h.error).code)
     assert.are.equal(1, #S:tasks() - #good)
     assert.are.equal(tostring(#poison), R:call("HGET", q .. ":stats", "dead"))
+  end)
+
+  it("finds the task of a create whose answer was lost, and never creates blindly", function()
+    S = sim.start{ speed = 2000, seed = 16 }
+    local path = "/v1/deep_research_tasks"
+    -- Creates 1 and 2: the task is made, then the connection drops before the answer.
+    S:fault{ method = "POST", path = path, kind = "drop", after = true, count = 2 }
+    -- Create 3: dropped before the handler runs, so no task exists.
+    S:fault{ method = "POST", path = path, kind = "drop", skip = 2, count = 1 }
+    -- The library's own search after create 2 fails (3 attempts); the worker's later one works.
+    S:fault{ method = "GET", path = path, status = 500, skip = 1, count = 3 }
+    local q = "lost"
+    local list = push_jobs(q, 3)
+    local w = start_worker(q, { "--concurrency", "1" })
+    assert.are.equal(0, exit_status(w, 120), log_of(w))
+    local per_brief = {}
+    for _, t in ipairs(S:tasks()) do per_brief[t.brief] = (per_brief[t.brief] or 0) + 1 end
+    for i = 1, 2 do
+      local h = hash(q .. ":job:" .. list[i].id)
+      assert.are.equal("done", h.status, log_of(w))
+      assert.are.equal("1", h.reconciled)
+      assert.are.equal(1, per_brief[list[i].brief])
+    end
+    local h = hash(q .. ":job:" .. list[3].id)
+    assert.are.equal("ambiguous", h.status)
+    assert.are.equal("ambiguous", cjson.decode(h.error).code)
+    assert.are.equal("1", h.creates)
+    assert.is_nil(per_brief[list[3].brief])
+    local last = events(q)
+    assert.are.same({ job_id = list[3].id, status = "ambiguous" },
+      { job_id = last[#last].job_id, status = last[#last].status })
   end)
 
   it("loses nothing when Redis is restarted mid-run", function()

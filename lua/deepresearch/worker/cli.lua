@@ -20,7 +20,8 @@ A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "outp
   --worker-id ID        this worker's name (default <hostname>-<pid>); restart a killed worker
                         with the same id to resume its jobs at once instead of after its lease
   --lease S             seconds a dead worker keeps its jobs before others take them (default 10)
-  --reconcile-grace S   seconds after an interrupted create before looking for its task (default 5)
+  --reconcile-grace S   seconds after an interrupted create before looking for its task: longer
+                        than the API may take to act on a create (default 10)
   --once                exit when the queue is empty and no worker holds a job
   --watch-pid PID       exit (as if killed) when process PID is gone (for supervisors and tests)
   --quiet               no status line or log on stderr

@@ -13,7 +13,7 @@ local core = dr.core
 local M = {}
 
 M.defaults = {
-  queue = "deepresearch", concurrency = 4, provider = "extruct", lease = 10, reconcile_grace = 5,
+  queue = "deepresearch", concurrency = 4, provider = "extruct", lease = 10, reconcile_grace = 10,
   redis_url = "redis://127.0.0.1:6379/0", idle_poll = 0.1, busy_poll = 0.05,
 }
 
@@ -57,7 +57,9 @@ function M.new(opts)
   for k, v in pairs(o.client or {}) do client_opts[k] = v end
   w.client = dr.client(client_opts)
   w.poller = w.client:poller{ max_connections = math.min(o.concurrency, 16) }
+  -- No Redis call may block longer than a fraction of the lease, or others would take over.
   local conn, err = redis.new{ url = o.redis_url, max_backoff = math.min(2, o.lease / 3),
+    timeout = math.max(0.5, math.min(5, o.lease / 3)),
     on_state = function(up, msg) w:redis_state(up, msg) end }
   if not conn then return nil, err end
   w.conn = conn
@@ -108,12 +110,29 @@ function Worker:keep_lease(now)
     end
     f:close()
   end
-  if self.store:heartbeat(lease_info(self), self.opts.lease) then
+  local had = self.store:heartbeat(lease_info(self), self.opts.lease)
+  if had then
     self.next_heartbeat = now + self.opts.lease / 3
+    if had == 0 and self.count > 0 then self:check_ownership() end
     return true
   end
   self.next_heartbeat = now + 0.05
   return false
+end
+
+-- The lease lapsed (this process stalled, or Redis was away): jobs no longer in this
+-- worker's processing list were taken over by another worker, which now owns them.
+function Worker:check_ownership()
+  local items = self.store:processing_items()
+  if not items then return end
+  local held = {}
+  for _, raw in ipairs(items) do held[raw] = true end
+  for _, job in pairs(self.jobs) do
+    if not held[job.raw] then
+      self:log("job %s was taken over by another worker while this one was unreachable", job.id)
+      self:forget(job)
+    end
+  end
 end
 
 -- On start: the jobs this worker id already holds (it was killed and restarted).

@@ -17,7 +17,9 @@
 local M = {}
 local unpack = table.unpack or unpack -- luacheck: ignore
 
-M.TERMINAL = { done = true, failed = true, dead = true, ambiguous = true }
+-- A job id that reached one of these is never run again. "dead" is not among them: a
+-- dead job never made a task, so its producer may push a corrected job with the same id.
+M.TERMINAL = { done = true, failed = true, ambiguous = true }
 
 local Store = {}
 Store.__index = Store
@@ -40,7 +42,7 @@ local function event(stream, max, id, status, task_id, err)
   redis.call('XADD', stream, 'MAXLEN', '~', max, '*', 'job_id', id, 'status', status,
     'task_id', task_id or '', 'error', err or '')
 end
-local TERMINAL = { done = true, failed = true, dead = true, ambiguous = true }
+local TERMINAL = { done = true, failed = true, ambiguous = true }
 ]]
 
 --- Takes one job from the queue into this worker's processing list (never blocks).
@@ -74,10 +76,12 @@ end
 
 -- Lease -----------------------------------------------------------------------------------------
 
+-- Returns 0 when the lease had lapsed: others may have taken this worker's jobs.
 local HEARTBEAT = [[
+local had = redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-return 1
+return had
 ]]
 
 function Store:heartbeat(info, lease_seconds)
@@ -168,7 +172,7 @@ if cur and cur ~= ARGV[1] then return { 'other', cur } end
 local owner = redis.call('HGET', KEYS[2], ARGV[1])
 if owner and owner ~= ARGV[2] then return { 'claimed', owner } end
 local st = redis.call('HGET', h, 'status')
-if st and TERMINAL[st] and st ~= 'ambiguous' then return { 'terminal', st } end
+if st == 'done' or st == 'failed' then return { 'terminal', st } end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 local t = now()
 redis.call('HSET', h, 'id', ARGV[2], 'task_id', ARGV[1], 'status', 'running', 'task_status', ARGV[4],
