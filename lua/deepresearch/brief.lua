@@ -172,7 +172,6 @@ local function find_target(text)
   end
   return nil
 end
-M.find_target = find_target
 
 local function has_any(lower, patterns)
   for _, p in ipairs(patterns) do
