@@ -255,6 +255,7 @@ describe("brief.lint", function()
     end
     assert.truthy(find_code(brief.lint("Research the vendor we spoke to" .. base), "no_target"))
     assert.truthy(find_code(brief.lint("Research e.g. the leader" .. base), "no_target"))
+    assert.truthy(find_code(brief.lint("Research the 3.5bn leader" .. base), "no_target"))
   end)
 
   it("raises when text is not a string", function()

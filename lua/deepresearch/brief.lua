@@ -130,9 +130,8 @@ local function find_target(text)
   -- Token scans keep this linear: a 20000-character brief must lint in milliseconds.
   for token in text:gmatch("[%w%.%-]+") do
     token = token:gsub("%.+$", "")
-    local tld = token:match("^[%w%-]+%.[%w%-%.]*%.?(%a%a+)$") or token:match("^[%w%-]+%.(%a%a+)$")
-    -- e.g. and i.e. have one-letter labels; acme.com and acme.co.uk do not.
-    if tld and not token:find("^%a%.%a$") and token:find("%a%a") then return "domain" end
+    -- acme.com, acme.co.uk: a dotted name ending in a label of 2+ letters (not e.g., not 3.5bn).
+    if token:find("^[%w%-]+%.[%w%-%.]*%f[%w]%a%a+$") and not token:find("%.%.") then return "domain" end
   end
   for q in text:gmatch('"([^"\n]+)"') do
     if q:find("^%s*[%w]") and count_words(q) <= 8 then return "quoted" end
