@@ -98,7 +98,10 @@ local function push_jobs(q, n, opts)
       brief = string.format("We are deciding whether to partner with Example %d Corp (example%d-%d.com). " ..
         "Research its products, pricing and leadership changes over the last 12 months.", seq, seq, i) }
     list[#list + 1] = job
-    assert(R:call("LPUSH", q, cjson.encode(job)))
+    local raw = cjson.encode(job)
+    assert(R:call("LPUSH", q, raw))
+    -- A producer that retried its LPUSH: the same job twice, side by side.
+    if i <= (opts.twice or 0) then assert(R:call("LPUSH", q, raw)) end
   end
   return list
 end
@@ -234,7 +237,7 @@ describe("deepresearch-worker", function()
   it("shares one queue among three workers and takes over the jobs of one killed for good", function()
     S = sim.start{ speed = 300, seed = 13 }
     local q = "shared"
-    local list = push_jobs(q, 45)
+    local list = push_jobs(q, 45, { twice = 6 })
     local ws = {}
     for i = 1, 3 do
       ws[i] = start_worker(q, { "--concurrency", "5", "--worker-id", "w" .. i, "--lease", "2" })

@@ -82,9 +82,28 @@ function F:resume(job)
     self:debug("job %s: already %s; dropping this copy", job.id, h.status)
     return self:drop(job)
   end
-  if h.task_id then return self:wait(job, h.task_id) end
-  if h.status == "creating" then return self:reconcile(job, h) end
+  if h.status == "creating" then return self:reconcile(job) end
+  if h.task_id then
+    local elsewhere, e = self:held_elsewhere(job, h)
+    if elsewhere == nil then return nil, e end
+    if elsewhere then return self:drop(job) end
+    return self:wait(job, h.task_id)
+  end
   return self:create(job)
+end
+
+-- A second copy of a job (a producer that pushed it twice) while another worker's
+-- processing list holds the first: that worker, or whoever takes over its list, runs
+-- it. Returns true, false, or nil, err.
+function F:held_elsewhere(job, h)
+  if not h.worker or h.worker == self.wid then return false end
+  local pos, err, kind = self.store.conn:call("LPOS", self.store:processing(h.worker), job.raw)
+  if pos == nil and kind then return nil, err end
+  if pos ~= nil then
+    self:debug("job %s: another copy is held by worker %s; dropping this one", job.id, h.worker)
+    return true
+  end
+  return false
 end
 
 function F:drop(job)
@@ -100,11 +119,7 @@ function F:create(job, force)
   if not r then return nil, v end
   if r == "task" then return self:wait(job, v) end
   if r == "terminal" then return self:drop(job) end
-  if r == "creating" then
-    local h, err = self.store:load(job.id)
-    if not h then return nil, err end
-    return self:reconcile(job, h)
-  end
+  if r == "creating" then return self:reconcile(job) end
   job.attempts = job.attempts + 1
   self:debug("job %s: creating (attempt %d)", job.id, job.attempts)
   self.poller:create(job.params, function(task, err)
@@ -129,9 +144,7 @@ function F:created(job, task, err)
     self:log("job %s: %s; reconciling", job.id, tostring(err))
     local ok, e = self.store:note(job, nil, jobs.error_json(err), { ambiguous = "1" })
     if not ok then return nil, e end
-    local h, e2 = self.store:load(job.id)
-    if not h then return nil, e2 end
-    return self:reconcile(job, h)
+    return self:reconcile(job)
   end
   if TRANSIENT[err.code] or err.retryable then
     local ok, e = self.store:note(job, "retrying", jobs.error_json(err))
@@ -166,11 +179,19 @@ end
 --- A job marked "creating" without a task id: its create may have reached the
 -- server. Look for a task with the same brief made after the marker, once the
 -- marker is old enough for any create in flight to have landed.
-function F:reconcile(job, h)
-  local now, err = self.store:time()
+function F:reconcile(job)
+  local h, err = self.store:load(job.id)
+  if not h then return nil, err end
+  if store_mod.TERMINAL[h.status] then return self:drop(job) end
+  if h.task_id then return self:wait(job, h.task_id) end
+  local elsewhere, e = self:held_elsewhere(job, h)
+  if elsewhere == nil then return nil, e end
+  if elsewhere then return self:drop(job) end
+  local now
+  now, err = self.store:time()
   if not now then return nil, err end
   local wait = (tonumber(h.creating_at) or 0) + self.opts.reconcile_grace - now
-  if wait > 0 then return self:later(job, wait, function() return self:reconcile(job, h) end) end
+  if wait > 0 then return self:later(job, wait, F.reconcile) end
   local floor = tonumber(h.creating_floor)
   local paged = self.provider_name == "extruct"
   local matches = {}
@@ -181,7 +202,7 @@ function F:reconcile(job, h)
         if not list then
           job.attempts = job.attempts + 1
           self:debug("job %s: listing for reconcile failed (%s)", job.id, tostring(lerr))
-          return self:later(job, backoff(job.attempts), function() return self:reconcile(job, h) end)
+          return self:later(job, backoff(job.attempts), F.reconcile)
         end
         local older = false
         for _, t in ipairs(list) do
