@@ -169,6 +169,43 @@ local function assert_all_done_once(q, list)
   end
 end
 
+describe("deepresearch-worker pieces", function()
+  local conn = require "deepresearch.worker.redis"
+  local cli = require "deepresearch.worker.cli"
+  local job = require "deepresearch.worker.job"
+
+  it("parses redis URLs with password, user, port and database", function()
+    assert.are.same({ host = "127.0.0.1", port = 6379, db = 0 }, conn.parse_url("redis://127.0.0.1"))
+    assert.are.same({ host = "h", port = 7000, db = 3, password = "pw" }, conn.parse_url("redis://:pw@h:7000/3"))
+    assert.are.same({ host = "h", port = 6379, db = 0, user = "u", password = "p" },
+      conn.parse_url("redis://u:p@h"))
+    assert.is_nil(conn.parse_url("http://h"))
+  end)
+
+  it("parses the command line and rejects what it does not know", function()
+    local o = assert(cli.parse({ "--queue", "jobs", "--concurrency=10", "--once", "--lease", "2" }))
+    assert.are.same({ queue = "jobs", concurrency = 10, once = true, lease = 2 }, o)
+    assert.is_nil(cli.parse({ "--bogus" }))
+    assert.is_nil(cli.parse({ "--concurrency", "0" }))
+    assert.is_nil(cli.parse({ "--interval" }))
+    assert.is_nil(cli.parse({ "--once=yes" }))
+  end)
+
+  it("parses jobs, keeps the id when the brief is bad, and accepts integer ids", function()
+    local j = assert(job.parse('{"id": 7, "brief": "Research acme.com", "depth": null}', "extruct"))
+    assert.are.equal("7", j.id)
+    assert.is_nil(j.depth)
+    assert.are.same({ brief = "Research acme.com" }, j.params)
+    local _, err = job.parse('{"id": "a", "brief": "x", "depth": "deep"}', "extruct")
+    assert.are.equal("invalid_request", err.code)
+    assert.are.equal("a", err.job_id)
+    _, err = job.parse('{"id": "has space", "brief": "x"}', "extruct")
+    assert.is_nil(err.job_id)
+    local v = assert(job.parse('{"id": "v", "brief": "Research acme.com"}', "valyu"))
+    assert.are.same({ query = "Research acme.com", metadata = { deepresearch_job = "v" } }, v.params)
+  end)
+end)
+
 describe("deepresearch-worker", function()
   before_each(function()
     local p = assert(io.popen("mktemp -d /tmp/deepresearch-worker-spec.XXXXXX"))

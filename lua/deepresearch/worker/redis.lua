@@ -33,8 +33,15 @@ function M.parse_url(url)
   if not rest then return nil, "not a redis:// URL: " .. url end
   local userinfo, hostpart = rest:match("^([^@/]*)@(.*)$")
   hostpart = hostpart or rest
-  local host, port, db = hostpart:match("^%[?([^%]/]-)%]?:?(%d*)/?(%d*)$")
-  if not host or host == "" then return nil, "no host in " .. url end
+  local host, tail
+  if hostpart:sub(1, 1) == "[" then
+    host, tail = hostpart:match("^%[([^%]]+)%](.*)$")
+  else
+    host, tail = hostpart:match("^([^:/]+)(.*)$")
+  end
+  if not host then return nil, "no host in " .. url end
+  local port, db = tail:match("^:?(%d*)/?(%d*)$")
+  if not port then return nil, "cannot read port and database in " .. url end
   local user, password
   if userinfo then
     user, password = userinfo:match("^([^:]*):(.*)$")
