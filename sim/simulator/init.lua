@@ -240,7 +240,12 @@ function App:produce(req)
     return normalise(404, { detail = "Not Found" })
   end
   req.params = params
-  return normalise(handler(req))
+  local result = table.pack(xpcall(handler, debug.traceback, req))
+  if not result[1] then
+    io.stderr:write("simulator: ", req.method, " ", req.path, ": ", tostring(result[2]), "\n")
+    return normalise(500, { detail = "Internal Server Error" })
+  end
+  return normalise(result[2], result[3], result[4])
 end
 
 local function build_request(app, raw)
