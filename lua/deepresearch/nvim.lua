@@ -1,0 +1,466 @@
+-- Neovim front: :DeepResearch, :DeepResearchWait, :DeepResearchList and a statusline function.
+-- Every request runs on one poller that a vim.loop timer steps with step(0), so the editor
+-- never waits on the network; UI work happens in vim.schedule'd callbacks, never in the timer.
+local M = {}
+
+local defaults = {
+  base_url = nil,          -- EXTRUCT_BASE_URL, else https://api.extruct.ai
+  token = nil,             -- EXTRUCT_API_TOKEN; a string or a function returning one
+  depth = nil,             -- "medium" (server default) | "high" | "xhigh"
+  interval = 5,            -- seconds before the first poll of a task
+  max_interval = 30,       -- polls back off up to this many seconds apart
+  timeout = 7200,          -- seconds to wait for one task before giving up (it keeps running)
+  max_connections = 4,     -- sockets open at once to the API
+  tick_ms = 50,            -- how often the timer steps the poller while work is pending
+  open = "tab",            -- where reports open: "tab" | "split" | "vsplit" | "current"
+  style = "footnotes",     -- citation style passed to deepresearch.report.render
+  progress = "notify",     -- "notify": progress notifications; false: only status()
+  notify_every = 15,       -- seconds between two progress notifications of one task
+  notify = nil,            -- function(msg, level) replacing vim.notify
+  client = nil,            -- extra options for deepresearch.client (timeout, proxy, ca_file, ...)
+  blocking = false,        -- internal, for the tests only: wait in the foreground (freezes the editor)
+}
+
+local KNOWN = { base_url = true, token = true, depth = true, notify = true, client = true }
+for k in pairs(defaults) do KNOWN[k] = true end
+
+local config = {}
+for k, v in pairs(defaults) do config[k] = v end
+M.config = config
+
+local state = {
+  jobs = {},      -- key -> job; a job is one brief or id being created and waited on
+  order = {},     -- keys in start order
+  seq = 0,
+  client = nil,
+  poller = nil,
+  timer = nil,
+  scheduled = false,
+}
+M._state = state
+
+local levels = (vim.log and vim.log.levels) or { DEBUG = 1, INFO = 2, WARN = 3, ERROR = 4 }
+
+local function notify(msg, level)
+  local fn = config.notify or vim.notify
+  fn(msg, level or levels.INFO, { title = "deepresearch" })
+end
+
+-- Paths ---------------------------------------------------------------------------------------
+
+--- The plugin's root directory: this file is <root>/lua/deepresearch/nvim.lua.
+function M.root()
+  local src = debug.getinfo(1, "S").source
+  src = src:sub(1, 1) == "@" and src:sub(2) or src
+  return vim.fn.fnamemodify(src, ":p:h:h:h")
+end
+
+--- Puts <root>/build/luajit/?.so first on package.cpath (once), where `make LUA_VERSION=luajit`
+-- leaves deepresearch/core.so. Returns the pattern added.
+function M.add_cpath(root)
+  local pattern = (root or M.root()) .. "/build/luajit/?.so"
+  if not package.cpath:find(pattern, 1, true) then
+    package.cpath = pattern .. ";" .. package.cpath
+  end
+  return pattern
+end
+
+--- require("deepresearch"), or nil and the loader's message (which names the ABI and the build command).
+function M.library()
+  M.add_cpath()
+  local ok, lib = pcall(require, "deepresearch")
+  if ok then return lib end
+  return nil, tostring(lib)
+end
+
+-- Client and poller ---------------------------------------------------------------------------
+
+local function client_options()
+  local o = {}
+  for k, v in pairs(config.client or {}) do o[k] = v end
+  o.base_url = config.base_url or o.base_url
+  o.token = config.token or o.token
+  o.max_connections = config.max_connections
+  return o
+end
+
+local function get_client()
+  if state.client then return state.client end
+  local lib, err = M.library()
+  if not lib then return nil, err end
+  local ok, c = pcall(lib.client, client_options())
+  if not ok then return nil, tostring(c) end
+  state.client = c
+  return c
+end
+
+local function get_poller()
+  if state.poller then return state.poller end
+  local c, err = get_client()
+  if not c then return nil, err end
+  state.poller = c:poller{ max_connections = config.max_connections }
+  return state.poller
+end
+
+local function active_jobs()
+  local n = 0
+  for _, job in pairs(state.jobs) do
+    if job.state == "creating" or job.state == "queued" or job.state == "running" then n = n + 1 end
+  end
+  return n
+end
+
+local function stop_timer()
+  if state.timer then
+    state.timer:stop()
+    if not state.timer:is_closing() then state.timer:close() end
+    state.timer = nil
+  end
+end
+
+--- One step of the poller, on the main loop. Callbacks (and their UI work) run in here.
+function M.tick()
+  state.scheduled = false
+  local p = state.poller
+  if not p then return stop_timer() end
+  local ok, err = pcall(p.step, p, 0)
+  if not ok then notify("deepresearch: " .. tostring(err), levels.ERROR) end
+  if p:pending() == 0 and active_jobs() == 0 then stop_timer() end
+end
+
+local function ensure_timer()
+  if state.timer then return end
+  local t = vim.loop.new_timer()
+  state.timer = t
+  -- The timer callback is a fast context (no API calls allowed): it only schedules the tick,
+  -- and never queues a second one while the first has not run.
+  t:start(0, config.tick_ms, function()
+    if state.scheduled then return end
+    state.scheduled = true
+    vim.schedule(M.tick)
+  end)
+end
+
+-- Rendering -----------------------------------------------------------------------------------
+
+local function split_lines(s)
+  local lines = {}
+  for line in (s .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
+  return lines
+end
+
+-- Until deepresearch.report is available: the markdown with its sources as reference links,
+-- so every [n] in the text resolves to its URL.
+local function fallback_render(task)
+  local r = task.report or {}
+  local out = {}
+  if r.markdown then
+    out[#out + 1] = r.markdown
+  elseif r.fields then
+    out[#out + 1] = "# " .. tostring(task.brief or task.id):gsub("\n.*", "")
+    out[#out + 1] = ""
+    out[#out + 1] = "```json"
+    out[#out + 1] = vim.inspect(r.fields)
+    out[#out + 1] = "```"
+  else
+    out[#out + 1] = "_No report in task " .. tostring(task.id) .. "._"
+  end
+  if type(r.sources) == "table" and #r.sources > 0 then
+    out[#out + 1] = ""
+    for _, src in ipairs(r.sources) do
+      out[#out + 1] = string.format("[%s]: %s%s", tostring(src.id), tostring(src.url),
+        src.title and (' "' .. tostring(src.title):gsub('"', "'") .. '"') or "")
+    end
+  end
+  if type(r.degradation_reasons) == "table" and #r.degradation_reasons > 0 then
+    out[#out + 1] = ""
+    for _, reason in ipairs(r.degradation_reasons) do out[#out + 1] = "> " .. tostring(reason) end
+  end
+  return table.concat(out, "\n")
+end
+
+--- The report of a done task as markdown text, citations resolved.
+function M.render(task)
+  local ok, report = pcall(require, "deepresearch.report")
+  if ok and type(report) == "table" and type(report.render) == "function" then
+    local rendered, text = pcall(report.render, task, { style = config.style })
+    if rendered and type(text) == "string" then return text end
+  end
+  return fallback_render(task)
+end
+
+local OPEN = { tab = "tabnew", split = "new", vsplit = "vnew", current = "enew" }
+
+local function find_buffer(name)
+  local n = vim.fn.bufnr(name)
+  if n > 0 and vim.api.nvim_buf_is_valid(n) then return n end
+  return nil
+end
+
+--- Opens (or refreshes) the buffer deepresearch://<id> holding the rendered report.
+function M.open_report(task)
+  local name = "deepresearch://" .. tostring(task.id)
+  local buf = find_buffer(name)
+  if not buf then
+    vim.cmd(OPEN[config.open] or OPEN.tab)
+    buf = vim.api.nvim_get_current_buf()
+    vim.api.nvim_buf_set_name(buf, name)
+    vim.bo[buf].buftype = "nofile"
+    vim.bo[buf].bufhidden = "hide"
+    vim.bo[buf].swapfile = false
+  end
+  vim.bo[buf].modifiable = true
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, split_lines(M.render(task)))
+  vim.bo[buf].modifiable = false
+  vim.bo[buf].modified = false
+  vim.bo[buf].filetype = "markdown"
+  vim.b[buf].deepresearch_task_id = task.id
+  return buf
+end
+
+-- Jobs ----------------------------------------------------------------------------------------
+
+local function short(id)
+  return tostring(id or "?"):sub(1, 8)
+end
+
+local function describe(task)
+  return string.format("%s, %d agents, %d sources", tostring(task.status), tonumber(task.agents) or 0,
+    tonumber(task.sources) or 0)
+end
+
+local function new_job(fields)
+  state.seq = state.seq + 1
+  local job = { key = state.seq, state = "creating", started = vim.loop.now(), last_notice = -math.huge }
+  for k, v in pairs(fields) do job[k] = v end
+  state.jobs[job.key] = job
+  state.order[#state.order + 1] = job.key
+  return job
+end
+
+local function on_progress(job)
+  return function(task)
+    job.task = task
+    job.id = task.id
+    local lib = M.library()
+    job.state = lib and lib.state(task) or job.state
+    if config.progress ~= "notify" then return end
+    local now = vim.loop.now()
+    local changed = job.notified_status ~= task.status
+    if changed or (now - job.last_notice) / 1000 >= config.notify_every then
+      job.notified_status, job.last_notice = task.status, now
+      notify(string.format("deepresearch %s: %s", short(task.id), describe(task)))
+    end
+  end
+end
+
+local function finish(job, task, err)
+  if task then
+    job.state, job.task = "done", task
+    local ok, e = pcall(M.open_report, task)
+    if not ok then
+      notify("deepresearch: cannot open the report of " .. tostring(task.id) .. ": " .. tostring(e), levels.ERROR)
+    else
+      notify(string.format("deepresearch %s: done (%s)", short(task.id), describe(task)))
+    end
+  else
+    job.state, job.err = "failed", err
+    notify(tostring(err), levels.ERROR)
+  end
+end
+
+local function wait_opts(job)
+  return { on_progress = on_progress(job), interval = config.interval, max_interval = config.max_interval,
+    timeout = config.timeout, task = job.task }
+end
+
+local function start_wait(job)
+  local p, err = get_poller()
+  if not p then return finish(job, nil, err) end
+  job.state = job.state == "creating" and "queued" or job.state
+  p:wait(job.id, wait_opts(job), function(task, e) finish(job, task, e) end)
+  ensure_timer()
+end
+
+-- The test-only foreground path: the same work with the blocking client.
+local function run_blocking(job, params)
+  local c, err = get_client()
+  if not c then return finish(job, nil, err) end
+  local task = job.task
+  if not task then
+    task, err = c:create(params)
+    if not task then return finish(job, nil, err) end
+    job.task, job.id = task, task.id
+  end
+  local done
+  done, err = c:wait(job.id, wait_opts(job))
+  finish(job, done, err)
+end
+
+--- Starts a research task for brief and reports it when done. Returns the job (a table).
+function M.research(brief, opts)
+  opts = opts or {}
+  local params = { brief = brief, depth = opts.depth or config.depth, output_schema = opts.output_schema }
+  local job = new_job({ brief = brief })
+  if config.blocking then
+    run_blocking(job, params)
+    return job
+  end
+  local p, err = get_poller()
+  if not p then
+    finish(job, nil, err)
+    return job
+  end
+  notify("deepresearch: creating a task for \"" .. brief:gsub("%s+", " "):sub(1, 60) .. "\"")
+  p:create(params, function(task, e)
+    if not task then return finish(job, nil, e) end
+    job.task, job.id = task, task.id
+    notify(string.format("deepresearch %s: created (%s)", short(task.id), task.id))
+    start_wait(job)
+  end)
+  ensure_timer()
+  return job
+end
+
+--- Waits on an existing task and opens its report when done. Returns the job.
+function M.wait(id)
+  local job = new_job({ id = id, state = "queued" })
+  if config.blocking then
+    run_blocking(job)
+    return job
+  end
+  start_wait(job)
+  return job
+end
+
+local function pad(s, n)
+  s = tostring(s or "")
+  return s .. string.rep(" ", math.max(0, n - #s))
+end
+
+--- Lists the newest tasks in a scratch buffer; <CR> on a line waits on (and opens) that task.
+function M.list(opts)
+  opts = opts or {}
+  local function show(tasks, err)
+    if not tasks then return notify(tostring(err), levels.ERROR) end
+    local lines = {}
+    for _, t in ipairs(tasks) do
+      lines[#lines + 1] = table.concat({ pad(t.id, 36), pad(t.status, 11), pad(t.depth, 6),
+        pad(t.created_at, 24), (tostring(t.brief or ""):gsub("%s+", " "):sub(1, 80)) }, "  ")
+    end
+    if #lines == 0 then lines[1] = "(no tasks)" end
+    local name = "deepresearch://tasks"
+    local buf = find_buffer(name)
+    if not buf then
+      vim.cmd(OPEN[config.open] or OPEN.tab)
+      buf = vim.api.nvim_get_current_buf()
+      vim.api.nvim_buf_set_name(buf, name)
+      vim.bo[buf].buftype = "nofile"
+      vim.bo[buf].bufhidden = "hide"
+      vim.bo[buf].swapfile = false
+      vim.api.nvim_buf_set_keymap(buf, "n", "<CR>",
+        "<cmd>lua require('deepresearch.nvim').wait(vim.fn.getline('.'):match('^(%S+)'))<CR>",
+        { noremap = true, silent = true })
+    end
+    vim.bo[buf].modifiable = true
+    vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+    vim.bo[buf].modifiable = false
+    vim.bo[buf].modified = false
+    return buf
+  end
+  local query = { limit = opts.limit or 50, offset = opts.offset }
+  if config.blocking then
+    local c, err = get_client()
+    if not c then return show(nil, err) end
+    return show(c:list(query))
+  end
+  local p, err = get_poller()
+  if not p then return show(nil, err) end
+  p:list(query, show)
+  ensure_timer()
+end
+
+--- A short line for the statusline: "" when nothing runs.
+-- e.g. set statusline+=%{v:lua.require'deepresearch.nvim'.status()}
+function M.status()
+  local running, agents, sources = 0, 0, 0
+  for _, job in pairs(state.jobs) do
+    if job.state == "creating" or job.state == "queued" or job.state == "running" then
+      running = running + 1
+      if job.task then
+        agents = agents + (tonumber(job.task.agents) or 0)
+        sources = sources + (tonumber(job.task.sources) or 0)
+      end
+    end
+  end
+  if running == 0 then return "" end
+  return string.format("research: %d running, %d agents, %d sources", running, agents, sources)
+end
+
+--- Every job of this session, oldest first: { key, id, brief, state, task, err }.
+function M.jobs()
+  local out = {}
+  for _, key in ipairs(state.order) do out[#out + 1] = state.jobs[key] end
+  return out
+end
+
+--- Stops the timer and closes the poller and client (pending waits are dropped; tasks keep
+-- running on the server). The next command starts afresh.
+function M.close()
+  stop_timer()
+  if state.poller then state.poller:close() end
+  if state.client then state.client:close() end
+  state.poller, state.client, state.scheduled = nil, nil, false
+  for _, job in pairs(state.jobs) do
+    if job.state ~= "done" and job.state ~= "failed" then job.state = "stopped" end
+  end
+end
+
+--- Configures the plugin; see docs/neovim.md for every option. Closes the current client.
+function M.setup(opts)
+  vim.validate({ opts = { opts, "table", true } })
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not KNOWN[k] then error("deepresearch.nvim.setup: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  M.close()
+  for k in pairs(config) do config[k] = nil end
+  for k, v in pairs(defaults) do config[k] = v end
+  for k, v in pairs(opts) do config[k] = v end
+  if not OPEN[config.open] then
+    error("deepresearch.nvim.setup: open must be tab, split, vsplit or current", 2)
+  end
+  return M
+end
+
+-- Commands ------------------------------------------------------------------------------------
+
+--- :[range]DeepResearch [depth=high] {brief}: a range adds the selected lines to the brief.
+function M.command_research(o)
+  local args = o.args or ""
+  local depth = args:match("^%s*depth=(%w+)%s")
+  if depth then args = args:gsub("^%s*depth=%w+%s+", "") end
+  local parts = {}
+  if o.range and o.range > 0 then
+    local lines = vim.api.nvim_buf_get_lines(0, o.line1 - 1, o.line2, false)
+    parts[#parts + 1] = table.concat(lines, "\n")
+  end
+  if args:find("%S") then table.insert(parts, 1, args) end
+  local brief = table.concat(parts, "\n\n")
+  if not brief:find("%S") then
+    return notify("usage: :DeepResearch [depth=medium|high|xhigh] {brief}", levels.ERROR)
+  end
+  return M.research(brief, { depth = depth })
+end
+
+--- Creates the user commands (plugin/deepresearch.lua calls this).
+function M.create_commands()
+  local cmd = vim.api.nvim_create_user_command
+  cmd("DeepResearch", function(o) M.command_research(o) end,
+    { nargs = "*", range = true, desc = "Start a deep research task; the report opens when done" })
+  cmd("DeepResearchWait", function(o) M.wait(o.fargs[1]) end,
+    { nargs = 1, desc = "Wait on a deep research task by id and open its report" })
+  cmd("DeepResearchList", function() M.list() end, { nargs = 0, desc = "List recent deep research tasks" })
+end
+
+return M
