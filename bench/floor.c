@@ -1,0 +1,207 @@
+/* The floor: the least any client built on libcurl and lua-cjson can cost per call.
+ * One reused easy handle and one reused body buffer; each body is decoded by
+ * lua-cjson's decode, called through the Lua C API in one lua_State.
+ *
+ *   floor BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES
+ *     prints "<payload> <n> <wall s> <cpu s> <check>" per batch for small, big and list
+ *     (small and big in BATCHES batches, the list page one GET per batch)
+ *   floor --rss BASE_URL
+ *     GETs the ~5 MB list page (limit=75), holds the decoded table and prints
+ *     "rss <body bytes> <VmRSS before kB> <VmHWM kB> <VmRSS after kB> <check>"
+ *
+ * Built against liblua5.4 (floor-5.4) and LuaJIT (floor-luajit) by bench/run. */
+#define _POSIX_C_SOURCE 200809L
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if LUA_VERSION_NUM >= 502
+#define floor_rawlen lua_rawlen
+#else
+#define floor_rawlen lua_objlen
+#endif
+
+typedef struct {
+  char *data;
+  size_t len, cap;
+} body_buf;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  body_buf *b = ud;
+  size_t add = size * n;
+  if (b->len + add > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    char *d;
+    while (cap < b->len + add)
+      cap *= 2;
+    d = realloc(b->data, cap);
+    if (d == NULL)
+      return 0;
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, add);
+  b->len += add;
+  return add;
+}
+
+static double now(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *detail) {
+  fprintf(stderr, "floor: %s: %s\n", what, detail);
+  exit(1);
+}
+
+/* GETs url into b; exits on anything but HTTP 200. */
+static void fetch(CURL *c, body_buf *b, const char *url) {
+  long status = 0;
+  CURLcode rc;
+  b->len = 0;
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  rc = curl_easy_perform(c);
+  if (rc != CURLE_OK)
+    die(url, curl_easy_strerror(rc));
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200)
+    die(url, "status is not 200");
+}
+
+/* Decodes b with the decode function at stack index 1, leaving the value on top. */
+static void decode(lua_State *L, const body_buf *b) {
+  lua_pushvalue(L, 1);
+  lua_pushlstring(L, b->data, b->len);
+  if (lua_pcall(L, 1, 1, 0) != 0)
+    die("decode", lua_tostring(L, -1));
+}
+
+/* What every contender reports, to prove it decoded: small -> agents, big -> number of
+ * report sources, list -> number of tasks. Pops the decoded value. */
+static long check(lua_State *L, int kind) {
+  long v = 0;
+  if (kind == 0) {
+    lua_getfield(L, -1, "agents");
+    v = (long)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  } else if (kind == 1) {
+    lua_getfield(L, -1, "report");
+    lua_getfield(L, -1, "sources");
+    v = (long)floor_rawlen(L, -1);
+    lua_pop(L, 2);
+  } else {
+    v = (long)floor_rawlen(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Times n GETs of url in batches; prints one line per batch, so that a burst of other work on
+ * the machine spoils one batch and not the whole figure. */
+static void run(lua_State *L, CURL *c, body_buf *b, const char *name, int kind, const char *url,
+                long n, long warm, long batches) {
+  long i, k;
+  for (i = 0; i < warm; i++) {
+    fetch(c, b, url);
+    decode(L, b);
+    check(L, kind);
+  }
+  for (k = 0; k < batches; k++) {
+    long todo = n / batches + (k < n % batches ? 1 : 0), sum = 0;
+    double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+    for (i = 0; i < todo; i++) {
+      fetch(c, b, url);
+      decode(L, b);
+      sum += check(L, kind);
+    }
+    printf("%s %ld %.9f %.9f %ld\n", name, todo, now(CLOCK_MONOTONIC) - w0,
+           now(CLOCK_PROCESS_CPUTIME_ID) - c0, todo > 0 ? sum / todo : 0);
+  }
+  fflush(stdout);
+}
+
+static long status_kb(const char *field) {
+  char line[256];
+  long v = -1;
+  size_t flen = strlen(field);
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+      v = strtol(line + flen + 1, NULL, 10);
+  fclose(f);
+  return v;
+}
+
+static CURL *easy(body_buf *b, struct curl_slist **headers) {
+  CURL *c = curl_easy_init();
+  if (c == NULL)
+    die("curl_easy_init", "failed");
+  *headers = curl_slist_append(NULL, "Authorization: Bearer t");
+  *headers = curl_slist_append(*headers, "Accept: application/json");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, *headers);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  return c;
+}
+
+static lua_State *lua_with_cjson(void) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL)
+    die("luaL_newstate", "out of memory");
+  luaL_openlibs(L);
+  if (luaL_dostring(L, "return require('cjson').decode") != 0)
+    die("require cjson", lua_tostring(L, -1));
+  return L;
+}
+
+int main(int argc, char **argv) {
+  char url[3][512];
+  body_buf b = {NULL, 0, 0};
+  struct curl_slist *headers = NULL;
+  lua_State *L;
+  CURL *c;
+  int rss = argc == 3 && strcmp(argv[1], "--rss") == 0;
+  if (!rss && argc != 9) {
+    fprintf(stderr, "usage: floor BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES\n"
+                    "       floor --rss BASE_URL\n");
+    return 2;
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  L = lua_with_cjson();
+  c = easy(&b, &headers);
+  if (rss) {
+    long before = status_kb("VmRSS"), kind = 2;
+    snprintf(url[2], sizeof url[2], "%s/v1/deep_research_tasks?limit=75", argv[2]);
+    fetch(c, &b, url[2]);
+    decode(L, &b);
+    /* The decoded page stays on the stack while the peak is read. */
+    printf("rss %zu %ld %ld %ld", b.len, before, status_kb("VmHWM"), status_kb("VmRSS"));
+    printf(" %ld\n", check(L, (int)kind));
+  } else {
+    long warm = atol(argv[7]), batches = atol(argv[8]), nlist = atol(argv[6]);
+    snprintf(url[0], sizeof url[0], "%s/v1/deep_research_tasks/%s", argv[1], argv[2]);
+    snprintf(url[1], sizeof url[1], "%s/v1/deep_research_tasks/%s", argv[1], argv[3]);
+    snprintf(url[2], sizeof url[2], "%s/v1/deep_research_tasks?limit=50", argv[1]);
+    if (batches < 1)
+      batches = 1;
+    run(L, c, &b, "small", 0, url[0], atol(argv[4]), warm, batches);
+    run(L, c, &b, "big", 1, url[1], atol(argv[5]), warm, batches);
+    run(L, c, &b, "list", 2, url[2], nlist, warm > 3 ? 3 : warm, nlist > 0 ? nlist : 1);
+  }
+  curl_easy_cleanup(c);
+  curl_slist_free_all(headers);
+  free(b.data);
+  lua_close(L);
+  curl_global_cleanup();
+  return 0;
+}

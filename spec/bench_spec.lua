@@ -1,0 +1,118 @@
+-- The benchmark harness's own pieces: its arithmetic, the canned responses it serves, and the
+-- wait schedule's poll count on a simulated clock (what bench/RESULTS.md reports).
+package.path = "bench/?.lua;" .. package.path
+local report = require "report"
+local wait = require "deepresearch.wait"
+local cjson = require "cjson"
+
+describe("bench", function()
+  describe("report", function()
+    it("takes medians of odd and even counts without reordering its input", function()
+      local xs = { 5, 1, 3 }
+      assert.equals(3, report.median(xs))
+      assert.same({ 5, 1, 3 }, xs)
+      assert.equals(2.5, report.median({ 4, 1, 2, 3 }))
+      assert.is_nil(report.median({}))
+    end)
+
+    it("measures the spread of runs against their median", function()
+      assert.equals(0, report.spread({ 2, 2, 2 }))
+      assert.equals(0.5, report.spread({ 1.5, 2, 2.5 }))
+    end)
+
+    it("formats ratios and microseconds", function()
+      assert.equals("1.15×", report.ratio(1.15, 1))
+      assert.equals("150×", report.ratio(150, 1))
+      assert.equals("–", report.ratio(1, nil))
+      assert.equals("85.0", report.us(85e-6))
+      assert.equals("1234", report.us(1234e-6))
+    end)
+
+    it("renders a markdown table with right-aligned figures", function()
+      assert.equals("| a | b |\n| --- | ---: |\n| x | 1 |", report.table({ "a", "b" }, { { "x", "1" } }))
+    end)
+
+    it("replaces only the generated part of the results file", function()
+      local first = report.splice(nil, "table one")
+      assert.truthy(first:find("table one", 1, true))
+      local edited = first .. "\n## Analysis\nkept by hand\n"
+      local second = report.splice(edited, "table two")
+      assert.falsy(second:find("table one", 1, true))
+      assert.truthy(second:find("table two", 1, true))
+      assert.truthy(second:find("kept by hand", 1, true))
+    end)
+  end)
+
+  describe("canned responses", function()
+    local dir, sizes
+    setup(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. dir))
+      local p = assert(io.popen("lua5.4 bench/gen.lua " .. dir))
+      sizes = {}
+      for name, bytes, check in p:read("*a"):gmatch("(%w+) (%d+) (%d+)") do
+        sizes[name] = { bytes = tonumber(bytes), check = tonumber(check) }
+      end
+      p:close()
+    end)
+    teardown(function() os.execute("rm -rf " .. dir) end)
+
+    local function load(name)
+      local f = assert(io.open(dir .. "/" .. name .. ".json", "rb"))
+      local s = f:read("*a")
+      f:close()
+      assert.equals(sizes[name].bytes, #s)
+      return cjson.decode(s)
+    end
+
+    it("has an in-progress task of about 300 B, with the nulls the API sends", function()
+      assert.truthy(sizes.small.bytes >= 250 and sizes.small.bytes <= 500)
+      local t = load("small")
+      assert.equals("in_progress", t.status)
+      assert.equals(cjson.null, t.report)
+      assert.equals(sizes.small.check, t.agents)
+    end)
+
+    it("has a finished task with a ~50 KB report and 100 sources", function()
+      local t = load("big")
+      assert.equals("done", t.status)
+      assert.truthy(#t.report.markdown >= 45000 and #t.report.markdown <= 60000)
+      assert.equals(100, #t.report.sources)
+      assert.equals(sizes.big.check, #t.report.sources)
+    end)
+
+    it("has list pages of 50 tasks (a few MB) and 75 tasks (~5 MB)", function()
+      assert.truthy(sizes.list.bytes >= 2.5e6 and sizes.list.bytes <= 4.5e6)
+      assert.truthy(sizes.list75.bytes >= 4.5e6 and sizes.list75.bytes <= 5.5e6)
+      assert.equals(50, #load("list"))
+      assert.equals(75, #load("list75"))
+    end)
+
+    it("is the same bytes on every run", function()
+      local p = assert(io.popen("lua5.4 bench/gen.lua " .. dir))
+      local again = p:read("*a")
+      p:close()
+      assert.truthy(again:find("list " .. sizes.list.bytes, 1, true))
+    end)
+  end)
+
+  describe("the default wait schedule on a simulated clock", function()
+    it("polls a 10-minute task at most 40 times and notices its end within 30 s", function()
+      local polls, late = report.schedule_worst(wait.schedule, 570, 600, 0.25)
+      assert.truthy(polls <= 40, "polls: " .. polls)
+      assert.truthy(late <= 30, "noticed after " .. late .. " s")
+    end)
+
+    it("counts the first poll and every poll after a sleep", function()
+      local delays = { 2, 3, 4.5 }
+      local i = 0
+      local polls, late = report.polls_for(function()
+        i = i + 1
+        return delays[i]
+      end, 8)
+      assert.equals(4, polls) -- at 0, 2, 5 and 9.5 s
+      assert.equals(1.5, late)
+    end)
+  end)
+end)
