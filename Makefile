@@ -29,7 +29,6 @@ LDFLAGS_SO  := -shared $(LDFLAGS)
 
 SRC   := $(wildcard src/*.c)
 HDRS  := $(wildcard src/*.h include/*.h)
-LUA_SRC := $(wildcard lua/deepresearch/*.lua)
 BINS  := $(wildcard bin/*)
 SPEC_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;sim/?.lua;sim/?/init.lua;spec/?.lua;;'
 RESULTS := build/results
@@ -54,6 +53,7 @@ deps:
 test: DEPS_FOR = test
 test: deps all
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+	@if command -v npm >/dev/null 2>&1; then scripts/prism-install; fi
 	@scripts/run-specs $(LUA) build/$(LUA_VERSION) lua$(LUA_VERSION) spec
 	@$(MAKE) --no-print-directory test-valgrind
 	@if command -v nvim >/dev/null 2>&1; then $(MAKE) --no-print-directory test-nvim; fi
@@ -61,6 +61,7 @@ test: deps all
 
 test-unit: all
 	@mkdir -p $(RESULTS)
+	@if command -v npm >/dev/null 2>&1; then scripts/prism-install; fi
 	@scripts/run-specs $(LUA) build/$(LUA_VERSION) lua$(LUA_VERSION) spec
 	@scripts/summary $(RESULTS)
 
@@ -104,11 +105,12 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --suppress=missingIncludeSystem --inline-suppr -Iinclude -Isrc src
 
+LUA_SHARE = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/deepresearch
 	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/deepresearch/core.so
-	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/deepresearch
-	install -m 644 $(LUA_SRC) $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/deepresearch/
+	@for f in $$(cd lua && find deepresearch -name '*.lua'); do \
+	  install -d $(LUA_SHARE)/$$(dirname $$f) && install -m 644 lua/$$f $(LUA_SHARE)/$$f; done
 	@if [ -n "$(BINS)" ]; then install -d $(DESTDIR)$(PREFIX)/bin && \
 	  for b in $(BINS); do install -m 755 $$b $(DESTDIR)$(PREFIX)/bin/; done; fi
 	install -d $(DESTDIR)$(PREFIX)/include

@@ -18,9 +18,8 @@ deepresearch creates long-running research tasks on hosted deep-research APIs, w
 dependencies = {
   "lua >= 5.1",
 }
-external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
-}
+-- libcurl (Debian: libcurl4-openssl-dev) is found on the compiler's default paths, which
+-- include Debian's multiarch directories; LuaRocks' own header lookup does not.
 build = {
   type = "builtin",
   modules = {
@@ -30,19 +29,30 @@ build = {
         "src/json.c", "src/module.c", "src/poller.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "include", "src", "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
+      incdirs = { "include", "src" },
       libraries = { "curl", "m" },
     },
     ["deepresearch"] = "lua/deepresearch/init.lua",
     ["deepresearch.brief"] = "lua/deepresearch/brief.lua",
+    ["deepresearch.cli"] = "lua/deepresearch/cli/init.lua",
+    ["deepresearch.cli.args"] = "lua/deepresearch/cli/args.lua",
+    ["deepresearch.cli.brief"] = "lua/deepresearch/cli/brief.lua",
+    ["deepresearch.cli.discover"] = "lua/deepresearch/cli/discover.lua",
+    ["deepresearch.cli.help"] = "lua/deepresearch/cli/help.lua",
+    ["deepresearch.cli.input"] = "lua/deepresearch/cli/input.lua",
+    ["deepresearch.cli.output"] = "lua/deepresearch/cli/output.lua",
+    ["deepresearch.cli.progress"] = "lua/deepresearch/cli/progress.lua",
+    ["deepresearch.cli.research"] = "lua/deepresearch/cli/research.lua",
+    ["deepresearch.cli.task"] = "lua/deepresearch/cli/task.lua",
     ["deepresearch.clock"] = "lua/deepresearch/clock.lua",
     ["deepresearch.discovery"] = "lua/deepresearch/discovery.lua",
     ["deepresearch.errors"] = "lua/deepresearch/errors.lua",
     ["deepresearch.extruct"] = "lua/deepresearch/extruct.lua",
+    ["deepresearch.health"] = "lua/deepresearch/health.lua",
     ["deepresearch.http"] = "lua/deepresearch/http.lua",
     ["deepresearch.json"] = "lua/deepresearch/json.lua",
     ["deepresearch.many"] = "lua/deepresearch/many.lua",
+    ["deepresearch.nvim"] = "lua/deepresearch/nvim.lua",
     ["deepresearch.providers"] = "lua/deepresearch/providers.lua",
     ["deepresearch.report"] = "lua/deepresearch/report.lua",
     ["deepresearch.retry"] = "lua/deepresearch/retry.lua",
@@ -51,6 +61,12 @@ build = {
     ["deepresearch.validate"] = "lua/deepresearch/validate.lua",
     ["deepresearch.valyu"] = "lua/deepresearch/valyu.lua",
     ["deepresearch.wait"] = "lua/deepresearch/wait.lua",
+    ["deepresearch.worker"] = "lua/deepresearch/worker/init.lua",
+    ["deepresearch.worker.cli"] = "lua/deepresearch/worker/cli.lua",
+    ["deepresearch.worker.flow"] = "lua/deepresearch/worker/flow.lua",
+    ["deepresearch.worker.job"] = "lua/deepresearch/worker/job.lua",
+    ["deepresearch.worker.redis"] = "lua/deepresearch/worker/redis.lua",
+    ["deepresearch.worker.store"] = "lua/deepresearch/worker/store.lua",
   },
   install = {
     bin = {

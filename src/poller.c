@@ -39,6 +39,7 @@ static int dr_poller_next_timeout(lua_State *L) {
   return 1;
 }
 
+/* The sockets libcurl waits on, as integers, for loops that watch descriptors. */
 static int dr_poller_fds(lua_State *L) {
   dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
   fd_set r, w, x;
@@ -49,16 +50,10 @@ static int dr_poller_fds(lua_State *L) {
   curl_multi_fdset(e->multi, &r, &w, &x, &maxfd);
   lua_newtable(L);
   for (fd = 0; fd <= maxfd; fd++) {
-    if (!FD_ISSET(fd, &r) && !FD_ISSET(fd, &w))
-      continue;
-    lua_createtable(L, 0, 3);
-    lua_pushinteger(L, fd);
-    lua_setfield(L, -2, "fd");
-    lua_pushboolean(L, FD_ISSET(fd, &r));
-    lua_setfield(L, -2, "read");
-    lua_pushboolean(L, FD_ISSET(fd, &w));
-    lua_setfield(L, -2, "write");
-    lua_rawseti(L, -2, ++n);
+    if (FD_ISSET(fd, &r) || FD_ISSET(fd, &w)) {
+      lua_pushinteger(L, fd);
+      lua_rawseti(L, -2, ++n);
+    }
   }
   return 1;
 }

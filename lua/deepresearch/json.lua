@@ -12,6 +12,7 @@ local ARRAY_KEYS = {
   required = true, enum = true, criteria = true, data_sources = true, exclude_domains = true,
   exclude_task_ids = true, output_formats = true, urls = true, files = true, deliverables = true,
   mcp_servers = true, previous_reports = true, columns = true, anyOf = true, oneOf = true, allOf = true,
+  included_sources = true, excluded_sources = true, allowed_tools = true,
 }
 M.ARRAY_KEYS = ARRAY_KEYS
 

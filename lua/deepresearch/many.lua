@@ -33,7 +33,9 @@ function M.poller(self, opts)
     ops_of = provider_ops(self),
     inflight = {}, -- transfer id -> coroutine
     timers = {},   -- sorted by .at: { at = seconds, co = coroutine }
-    count = 0,     -- operations not finished
+    ready = {},    -- finished operations whose callbacks have not run yet
+    raised = {},   -- errors to raise at the end of this step
+    count = 0,     -- operations whose callbacks have not run
   }, Poller)
   p.rt = {
     send = function(spec) return coroutine.yield("send", spec) end,
@@ -50,13 +52,15 @@ function Poller:_add_timer(at, co)
   table.insert(t, i, { at = at, co = co })
 end
 
--- Runs co until it yields a request or a sleep, or ends; an error in it
--- (say, from on_progress) propagates out of step, as a callback's would.
+-- Runs co until it yields a request or a sleep, or ends. An error in it (say,
+-- from on_progress) ends that operation only; step raises it once its other
+-- work is done.
 function Poller:_resume(co, ...)
   local ok, what, arg = coroutine.resume(co, ...)
   if not ok then
     self.count = self.count - 1
-    error(what, 0)
+    self.raised[#self.raised + 1] = what
+    return
   end
   if coroutine.status(co) == "dead" then return end
   if what == "send" then
@@ -66,21 +70,33 @@ function Poller:_resume(co, ...)
   end
 end
 
---- Starts op(rt, client, ...) and calls cb with its results when it ends.
+--- Starts op(rt, client, ...); cb receives its results inside a later step.
+-- Argument type errors raise here, at once.
 function Poller:_spawn(name, cb, ...)
   if self.closed then error("attempt to use a closed deepresearch.poller", 3) end
   local op = self.ops_of[name]
   if not op then error("this provider has no operation '" .. name .. "'", 3) end
-  V.type(name, 3, cb, "function", true)
+  V.type(name, 2, cb, "function", true)
   local args = { n = select("#", ...), ... }
   local unpack = table.unpack or unpack -- luacheck: ignore
   local co = coroutine.create(function()
     local r = { op(self.rt, self.client, unpack(args, 1, args.n)) }
-    self.count = self.count - 1
-    if cb then cb(unpack(r, 1, 3)) end
+    self.ready[#self.ready + 1] = { cb = cb, r = r }
   end)
   self.count = self.count + 1
-  self:_resume(co)
+  -- Run up to the first request now, so that argument errors raise here.
+  local ok, what, arg = coroutine.resume(co)
+  if not ok then
+    self.count = self.count - 1
+    error(what, 0)
+  end
+  if coroutine.status(co) ~= "dead" then
+    if what == "send" then
+      self.inflight[self.cp:add(arg)] = co
+    else
+      self:_add_timer(self.now() + arg, co)
+    end
+  end
   return self
 end
 
@@ -114,17 +130,34 @@ function Poller:next_timeout()
   return ms
 end
 
+local function run_callbacks(self)
+  while self.ready[1] do
+    local done = table.remove(self.ready, 1)
+    self.count = self.count - 1
+    if done.cb then
+      local unpack = table.unpack or unpack -- luacheck: ignore
+      local ok, e = pcall(done.cb, unpack(done.r, 1, 3))
+      if not ok then self.raised[#self.raised + 1] = e end
+    end
+  end
+end
+
 --- Does the network work that is ready, waiting at most max_ms (0: never blocks).
--- Callbacks run here. Returns the number of operations still pending.
+-- Callbacks run here. Returns the number of operations still pending. An error
+-- raised by a callback or on_progress is raised from here after every other
+-- ready reply has been handed over, and the poller stays usable.
 function Poller:step(max_ms)
   if self.closed then error("attempt to use a closed deepresearch.poller", 2) end
   max_ms = max_ms or 0
+  if type(max_ms) ~= "number" or max_ms < 0 then
+    error("bad argument #1 to 'step' (non-negative number of milliseconds expected)", 2)
+  end
   run_due_timers(self)
-  local wait_ms = max_ms
+  local wait_ms = #self.ready > 0 and 0 or max_ms
   local nt = self.timers[1] and math.max(0, math.ceil((self.timers[1].at - self.now()) * 1000))
   if nt and nt < wait_ms then wait_ms = nt end
   if next(self.inflight) then
-    for _, res in ipairs(self.cp:step(wait_ms)) do
+    for _, res in ipairs(self.cp:step(math.floor(wait_ms))) do
       local co = self.inflight[res.id]
       self.inflight[res.id] = nil
       if co then self:_resume(co, res) end
@@ -133,6 +166,12 @@ function Poller:step(max_ms)
     core.sleep(wait_ms / 1000)
   end
   run_due_timers(self)
+  run_callbacks(self)
+  if self.raised[1] then
+    local e = table.remove(self.raised, 1)
+    self.raised = {}
+    error(e, 0)
+  end
   return self.count
 end
 
@@ -142,7 +181,7 @@ function Poller:fds() return self.cp:fds() end
 --- Steps until every operation has ended (the plain while-loop driver).
 function Poller:run()
   while self.count > 0 do
-    self:step(math.min(self:next_timeout() or 1000, 1000))
+    self:step(#self.ready > 0 and 0 or math.min(self:next_timeout() or 1000, 1000))
   end
 end
 
@@ -150,7 +189,7 @@ function Poller:close()
   if self.closed then return end
   self.closed = true
   self.cp:close()
-  self.inflight, self.timers = {}, {}
+  self.inflight, self.timers, self.ready, self.count = {}, {}, {}, 0
 end
 Poller.__close = Poller.close
 Poller.__gc = Poller.close
