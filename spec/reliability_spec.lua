@@ -136,6 +136,33 @@ describe("reliability", function()
       local _, err = client:create{ brief = env.BRIEF }
       assert.equals("ambiguous", err.code)
     end)
+
+    it("looks for the task after a 502 on create, returning it when the server had made it", function()
+      s:fault{ method = "POST", path = "/v1/deep_research_tasks", status = 502, after = true }
+      local task = dr.assert(client:create{ brief = env.BRIEF })
+      assert.is_true(task.reconciled)
+      assert.equals(1, created())
+    end)
+
+    it("keeps the server's error when a 500 on create made no task, and does not retry", function()
+      s:fault{ method = "POST", path = "/v1/deep_research_tasks", status = 500 }
+      local _, err = client:create{ brief = env.BRIEF }
+      assert.equals("server_error", err.code)
+      assert.is_false(err.retryable)
+      assert.equals(0, created())
+      assert.equals(1, env.count_requests(s, "^POST /v1/deep_research_tasks$"))
+    end)
+
+    it("create_all never hands one task to two lost creates of the same brief", function()
+      s:fault{ method = "POST", path = "/v1/deep_research_tasks", kind = "drop", after = true, count = 2 }
+      local tasks, errs = client:create_all{ env.BRIEF, env.BRIEF }
+      local ids = {}
+      for i = 1, 2 do
+        if tasks[i] then ids[tasks[i].id] = (ids[tasks[i].id] or 0) + 1 end
+        if errs[i] then assert.equals("ambiguous", errs[i].code) end
+      end
+      for _, n in pairs(ids) do assert.equals(1, n) end
+    end)
   end)
 
   describe("limits", function()

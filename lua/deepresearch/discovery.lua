@@ -97,7 +97,7 @@ function ops.discovery_create(rt, self, params)
   task, err = call(rt, data(self), { method = "POST", path = kind_of(self).path, body = body,
     kind = "create", expect = "object" })
   if task or not extruct.maybe_created(err) then return task, err end
-  return nil, extruct.ambiguous(err, "client:discovery_list{limit = 10}")
+  return nil, extruct.unresolved(err, "client:discovery_list{limit = 10}")
 end
 
 local function get_by_id(rt, self, id, retries)

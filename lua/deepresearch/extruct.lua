@@ -63,11 +63,12 @@ function M.server_start(res, started_local, now_local)
 end
 
 --- The newest task matching a create whose answer was lost, marked reconciled.
-function M.match_lost_create(list, params, started)
+-- claimed: ids already handed to other creates of the same batch (create_all).
+function M.match_lost_create(list, params, started, claimed)
   local depth = params.depth or "medium"
   for _, t in ipairs(list or {}) do
     local at = clock.parse_iso(t.created_at)
-    if t.brief == params.brief and (t.depth or "medium") == depth and
+    if t.brief == params.brief and (t.depth or "medium") == depth and not (claimed and claimed[t.id]) and
        (not at or at >= started - M.RECONCILE_SKEW) then
       t.reconciled = true
       return t
@@ -84,12 +85,24 @@ function M.ambiguous(cause, how)
     { retryable = false, attempts = cause.attempts, cause = cause, sent = true })
 end
 
---- Whether a failed create may have made a task on the server.
+--- Whether a failed create may have made a task on the server: its answer was lost or
+-- unreadable, or a 500/502/504 came back (a server or proxy may fail after storing it).
 function M.maybe_created(err)
   if err.code == "invalid_response" then
-    return err.status == nil or (err.status >= 200 and err.status < 300)
+    return err.status == nil or (err.status >= 200 and err.status < 300) or err.status >= 500
   end
+  if err.code == "server_error" then return true end
   return (err.code == "timeout" or err.code == "network") and err.sent ~= false and err.status == nil
+end
+
+--- What a create returns when no task was found: the server's own error when it answered
+-- (nothing says a task exists), else `ambiguous`.
+function M.unresolved(err, how)
+  if err.status then
+    err.retryable = false
+    return err
+  end
+  return M.ambiguous(err, how)
 end
 
 function ops.create(rt, self, params)
@@ -100,12 +113,16 @@ function ops.create(rt, self, params)
   local task
   task, err = call(rt, st, { method = "POST", path = kind_of(st).path, body = body,
     kind = "create", expect = "object", check = M.check_task })
+  if task and rt.claimed then rt.claimed[task.id] = true end
   if task or not M.maybe_created(err) then return task, err end
   local list, _, res = http.request(rt, st, { method = "GET", path = kind_of(st).path,
     query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
-  local found = M.match_lost_create(list, params, M.server_start(res, started, os.time()))
-  if found then return found end
-  return nil, M.ambiguous(err, "client:list{limit = 10} (newest first) for this brief")
+  local found = M.match_lost_create(list, params, M.server_start(res, started, os.time()), rt.claimed)
+  if found then
+    if rt.claimed then rt.claimed[found.id] = true end
+    return found
+  end
+  return nil, M.unresolved(err, "client:list{limit = 10} (newest first) for this brief")
 end
 
 local REPORT_KINDS = { markdown = "markdown", schema = "fields" }

@@ -41,6 +41,7 @@ function M.poller(self, opts)
     send = function(spec) return coroutine.yield("send", spec) end,
     sleep = function(sec) return coroutine.yield("sleep", sec) end,
     now = p.now,
+    claimed = {}, -- task ids its creates returned: two lost creates never get the same task
   }
   return p
 end

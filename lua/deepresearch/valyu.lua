@@ -143,7 +143,7 @@ function ops.create(rt, self, params)
   if task or not extruct.maybe_created(err) then return task, err end
   local found = reconcile(rt, self, params.query or params.input, nonce, started)
   if found then return found end
-  return nil, extruct.ambiguous(err, "client:list{limit = 10} (newest first)")
+  return nil, extruct.unresolved(err, "client:list{limit = 10} (newest first)")
 end
 
 function ops.get(rt, self, id)
