@@ -102,7 +102,7 @@ local function run(ctx, opts, words)
   local client, task = create_task(ctx, opts, words)
   if not client then return task end
   local id = ad_of(ctx).id(task)
-  ctx:note("deepresearch: created task %s (resume a wait with: %s)", id, ctx:resume_command(id))
+  ctx:note("deepresearch: created task %s", id)
   return wait_and_print(ctx, client, id, opts, task)
 end
 
