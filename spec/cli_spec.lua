@@ -233,11 +233,19 @@ describe("deepresearch command", function()
       os.remove(lua_file)
       lua_file = lua_file .. ".lua"
       tmpfiles[#tmpfiles + 1] = lua_file
-      write(lua_file, 'return { type = "object", properties = { hq = { type = "string" } }, required = {} }')
+      write(lua_file, 'local S = require("deepresearch").schema\n' ..
+        'return S.object{ hq = S.string{ description = "city" }, founded = S.optional(S.integer()) }')
       code, out = cli(concat({ "run", BRIEF, "--schema", lua_file, "--json", "-q" }, FAST))
       assert.equals(0, code)
       assert.is_string(cjson.decode(out).report.fields.hq)
-      assert.equals("string", s:tasks()[2].output_schema.properties.hq.type)
+      local sent = s:tasks()[2].output_schema
+      assert.equals("string", sent.properties.hq.type)
+      assert.same({ "hq" }, sent.required)
+      -- without --json: the fields rendered with their sources
+      code, out = cli(concat({ "run", BRIEF, "--schema", lua_file, "-q" }, FAST))
+      assert.equals(0, code)
+      assert.matches("## hq", out)
+      assert.matches("%[%^%d+%]: https?://", out)
       local bad = tmp('{"type": "array"}')
       code = cli({ "run", BRIEF, "--schema", bad })
       assert.equals(2, code)

@@ -84,7 +84,7 @@ function M.text(name)
   if not c then
     return M.group(name)
   end
-  local lines = { "usage: deepresearch " .. c.usage, "", c.summary .. "." }
+  local lines = { "usage: deepresearch " .. c.usage, "", (c.summary:gsub("^%l", string.upper)) .. "." }
   if c.description then
     lines[#lines + 1] = ""
     lines[#lines + 1] = c.description

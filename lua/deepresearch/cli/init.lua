@@ -41,12 +41,23 @@ function Ctx:provider()
   return self.g.provider or "extruct"
 end
 
-local function credits_text(e)
+-- What to do about an API error, after its one-line message.
+local HINTS = {
+  plan_required = "this API needs a paid (Pro) plan",
+  payment_failed = "the account's last payment failed; fix billing, then retry",
+  forbidden = "the token may not read this task (it belongs to another organisation)",
+}
+
+local function hint(ctx, e)
   if e.required_credits or e.available_credits then
     return string.format("; this needs %s credits and %s are available (a lower depth may fit)",
       tostring(e.required_credits or "?"), tostring(e.available_credits or "?"))
   end
-  return ""
+  if e.code == "unauthorized" then
+    local p = require("deepresearch").providers[ctx:provider()]
+    return "; check " .. p.token_env
+  end
+  return HINTS[e.code] and ("; " .. HINTS[e.code]) or ""
 end
 
 --- Exit code for an error object (see docs/cli.md "Exit codes").
@@ -75,7 +86,7 @@ function Ctx:fail(e)
     self.err:write("deepresearch: ", tostring(e.message), "\n")
     if id then self.err:write(self:resume_hint(id), "\n") end
   else
-    self.err:write(tostring(e), credits_text(e), "\n")
+    self.err:write(tostring(e), hint(self, e), "\n")
   end
   return code
 end
@@ -230,7 +241,6 @@ local function run(ctx, argv)
   if g.provider and not PROVIDERS[g.provider] then
     return ctx:usage("--provider must be extruct or valyu, got '" .. g.provider .. "'")
   end
-  if g.quiet and g.verbose then return ctx:usage("--quiet and --verbose exclude each other") end
   if cmd.providers and not cmd.providers[ctx:provider()] then
     return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name, ctx:provider()))
   end

@@ -47,7 +47,7 @@ function extruct.summary(task)
     { "iterations", task.iterations }, { "agents", task.agents }, { "sources", task.sources },
     { "owner", task.owner and task.owner.email },
     { "schema", task.output_schema and "yes" or nil },
-    { "report", report and (report.kind .. ((report.sources and (", " .. #report.sources .. " cited sources")) or ""))
+    { "report", report and (report.kind .. ((report.sources and (", " .. #report.sources .. " sources")) or ""))
       or nil },
     { "degraded", type(reasons) == "table" and #reasons > 0 and table.concat(reasons, "\n") or nil },
     { "failure", task.failure_reason },
