@@ -146,7 +146,8 @@ describe("deepresearch command", function()
         { "run", "-f", "/nonexistent/brief.txt" }, { "run", "--schema", "/nonexistent.json", BRIEF },
         { "cancel", "some-id" }, { "--provider", "valyu", "discover", "companies" },
         { "--provider", "valyu", "run", "--depth", "high", BRIEF }, { "run", "--mode", "fast", BRIEF },
-        { "brief" }, { "discover", "results" },
+        { "brief" }, { "discover", "results" }, { "wait", "some-id", "--interval", "0" },
+        { "list", "--base-url", "ftp://example.com" }, { "list", "--limit", "1.5" }, { "help", "nope" },
       }
       for _, argv in ipairs(cases) do
         local code, out, err = cli(argv)
@@ -155,6 +156,15 @@ describe("deepresearch command", function()
         assert.matches("deepresearch", err)
       end
       assert.same({}, created_ids())
+    end)
+
+    it("logs requests with --verbose, the token redacted", function()
+      local code, out, err = cli({ "list", "--verbose", "--limit", "1" })
+      assert.equals(0, code)
+      assert.matches("^ID", out)
+      assert.matches("GET http://[^ ]+/v1/deep_research_tasks%?limit=1 %-> 200", err)
+      assert.matches("Authorization: %[redacted%]", err)
+      assert.not_matches("test%-token", err)
     end)
 
     it("never takes the token as a flag", function()

@@ -31,9 +31,11 @@ local function store(out, o, v)
   local k = key_of(o)
   if o.number then
     local n = tonumber(v)
-    if not n or n ~= n or n < 0 or (o.integer and n % 1 ~= 0) then
-      return nil, string.format("--%s wants a %s, got '%s'", o[1],
-        o.integer and "whole number >= 0" or "number of seconds >= 0", v)
+    local bad = not n or n ~= n or n == math.huge or n < 0 or (o.positive and n <= 0)
+    if bad or (o.integer and n % 1 ~= 0) then
+      local want = o.integer and "whole number >= 0" or o.positive and "number of seconds > 0"
+        or "number of seconds >= 0"
+      return nil, string.format("--%s wants a %s, got '%s'", o[1], want, v)
     end
     v = n
   end

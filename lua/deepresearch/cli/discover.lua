@@ -9,8 +9,8 @@ local EXTRUCT = { extruct = true }
 
 local WAIT_OPTS = {
   { "timeout", value = "S", number = true, doc = "stop waiting after S seconds (exit 3; the task keeps running)" },
-  { "interval", value = "S", number = true, doc = "first poll delay in seconds (default 2)" },
-  { "max-interval", value = "S", number = true, doc = "longest delay between polls (default 30)" },
+  { "interval", value = "S", number = true, positive = true, doc = "first poll delay in seconds (default 2)" },
+  { "max-interval", value = "S", number = true, positive = true, doc = "longest delay between polls (default 30)" },
 }
 
 --- "key=name:text" into a criterion table, or nil, message.

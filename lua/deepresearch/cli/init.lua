@@ -241,6 +241,9 @@ local function run(ctx, argv)
   if g.provider and not PROVIDERS[g.provider] then
     return ctx:usage("--provider must be extruct or valyu, got '" .. g.provider .. "'")
   end
+  if g.base_url and not g.base_url:match("^https?://[^/%s]+") then
+    return ctx:usage("--base-url must be an http:// or https:// URL, got '" .. g.base_url .. "'")
+  end
   if cmd.providers and not cmd.providers[ctx:provider()] then
     return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name, ctx:provider()))
   end

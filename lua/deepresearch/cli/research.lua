@@ -19,9 +19,10 @@ local O = {
   json = { "json", doc = "print the final task as JSON instead of the report" },
   timeout = { "timeout", value = "S", number = true, doc = "stop waiting after S seconds (exit 3; the task " ..
     "keeps running). Default 7200" },
-  interval = { "interval", value = "S", number = true, doc = "first poll delay in seconds (default 2; " ..
-    "grows x1.5 per poll)" },
-  max_interval = { "max-interval", value = "S", number = true, doc = "longest delay between polls (default 30)" },
+  interval = { "interval", value = "S", number = true, positive = true,
+    doc = "first poll delay in seconds (default 2; grows x1.5 per poll)" },
+  max_interval = { "max-interval", value = "S", number = true, positive = true,
+    doc = "longest delay between polls (default 30)" },
   style = { "style", value = "STYLE", choices = STYLES, doc = "report citations: footnotes (default), inline " ..
     "or plain" },
 }
