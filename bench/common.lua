@@ -95,11 +95,13 @@ function M.status_kb(field)
 end
 
 --- Puts this checkout's module first on the paths, for the interpreter running us.
--- BENCH_BUILD_ROOT=dir takes dir/<version>/deepresearch/core.so instead (a patched build).
+-- BENCH_BUILD_ROOT=dir takes dir/<version>/deepresearch/core.so instead (a patched build),
+-- BENCH_LUA_ROOT=dir the Lua front from dir/deepresearch/*.lua.
 function M.use_checkout()
   local ver = rawget(_G, "jit") and "luajit" or _VERSION:match("%d+%.%d+")
   local root = os.getenv("BENCH_BUILD_ROOT") or "build"
-  package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+  local lua = os.getenv("BENCH_LUA_ROOT") or "lua"
+  package.path = lua .. "/?.lua;" .. lua .. "/?/init.lua;" .. package.path
   package.cpath = root .. "/" .. ver .. "/?.so;" .. package.cpath
 end
 
