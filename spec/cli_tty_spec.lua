@@ -93,11 +93,11 @@ describe("deepresearch on a terminal (tmux)", function()
   end
 
   setup(function()
-    s = sim.shared()
     local rnd = tostring(os.time()) .. tostring(math.random(100000, 999999))
     socket_name = "drcli-spec-" .. rnd
     session = "drcli-" .. rnd
     files = {}
+    s = sim.shared()
   end)
 
   after_each(function()
