@@ -25,7 +25,7 @@ end
 describe("many", function()
   local s, client
   setup(function() s = sim.start{ speed = SPEED, seed = 11 } end)
-  teardown(function() s:stop() end)
+  teardown(function() if s then s:stop() end end)
   before_each(function()
     s:reset{ speed = SPEED }
     client = dr.client{ base_url = s.url, token = "test-token", base_delay = 0.01, max_delay = 0.02 }

@@ -193,10 +193,15 @@ describe("poller", function()
     p:get(task.id, function() error("first fails") end)
     for _ = 1, 5 do p:get(task.id, function() got = got + 1 end) end
     -- Start every transfer, then give the replies time to arrive so one step hands back several.
-    for _ = 1, 3 do p:step(0) end
+    local raised = {}
+    for _ = 1, 3 do
+      local ok, e = pcall(p.step, p, 0)
+      if not ok then raised[#raised + 1] = e end
+    end
     dr.core.sleep(0.3)
-    local raised = drain(p)
+    for _, e in ipairs(drain(p)) do raised[#raised + 1] = e end
     assert.equals(1, #raised)
+    assert.matches("first fails", tostring(raised[1]))
     assert.equals(5, got)
     assert.equals(0, p:pending())
     p:close()
@@ -244,6 +249,134 @@ describe("poller", function()
     assert.has_error(function() client:poller(5) end)
     assert.has_error(function() p:get(task.id, "not a function") end)
     assert.has_error(function() p:step(-1) end)
+    p:close()
+  end)
+end)
+
+-- The drivers of docs/event-loops.md, verbatim, each running waits and gets to the end.
+describe("poller drivers (docs/event-loops.md)", function()
+  local has_luv, uv = pcall(require, "luv")
+  local s, client, task
+  setup(function() s = env.sim() end)
+  before_each(function()
+    s:reset()
+    s:set_speed(600)
+    client = dr.client{ base_url = s.url, token = "test-token" }
+    task = dr.assert(client:create{ brief = env.BRIEF })
+  end)
+  after_each(function() client:close() end)
+
+  local function start_work(p)
+    local r = { gets = 0 }
+    p:wait(task.id, { interval = 0.05, max_interval = 0.05 }, function(t, e) r.done, r.err = t, e end)
+    for _ = 1, 3 do
+      p:get(task.id, function(t) if t then r.gets = r.gets + 1 end end)
+    end
+    return r
+  end
+
+  local function check(p, r)
+    assert.is_nil(r.err)
+    assert.equals("done", r.done and r.done.status)
+    assert.equals(3, r.gets)
+    assert.equals(0, p:pending())
+  end
+
+  -- uv.run() with a watchdog that cannot keep the loop alive by itself.
+  local function run_loop()
+    local watchdog = uv.new_timer()
+    local fired = false
+    watchdog:start(30000, 0, function() fired = true uv.stop() end)
+    watchdog:unref()
+    uv.run()
+    watchdog:close()
+    uv.run("nowait")
+    assert.is_false(fired, "the loop was stopped by the watchdog")
+  end
+
+  it("a plain while loop", function()
+    local p = client:poller()
+    local r = start_work(p)
+    while p:pending() > 0 do
+      p:step(math.min(p:next_timeout() or 1000, 1000))
+    end
+    check(p, r)
+    p:close()
+  end)
+
+  it("select on the poller's sockets", function()
+    local socket = require "socket"
+    local p = client:poller()
+    local r = start_work(p)
+
+    local function fd_object(fd) return { getfd = function() return fd end } end
+
+    while p:pending() > 0 do
+      local watch = {}
+      for _, fd in ipairs(p:fds()) do watch[#watch + 1] = fd_object(fd) end
+      local wait = math.min(p:next_timeout() or 50, 50) / 1000
+      if #watch > 0 then socket.select(watch, nil, wait) else socket.sleep(wait) end
+      p:step(0)
+    end
+    check(p, r)
+    p:close()
+  end)
+
+  it("a luv timer", function()
+    if not has_luv then return pending("luv is not installed for this Lua") end
+    local function drive_with_timer(p, tick_ms)
+      local timer = uv.new_timer()
+      timer:start(0, tick_ms or 50, function()
+        local ok, err = pcall(p.step, p, 0)
+        if not ok then io.stderr:write("deepresearch: ", tostring(err), "\n") end
+        if p:pending() == 0 then
+          timer:stop()
+          timer:close()
+        end
+      end)
+    end
+    local p = client:poller()
+    local r = start_work(p)
+    drive_with_timer(p)
+    run_loop()
+    check(p, r)
+    p:close()
+  end)
+
+  it("luv poll handles on fds() and a next_timeout timer", function()
+    if not has_luv then return pending("luv is not installed for this Lua") end
+    local function drive_with_polls(p)
+      local polls, timer = {}, uv.new_timer()
+      local tick
+      local function rearm()
+        for fd, h in pairs(polls) do
+          h:close()
+          polls[fd] = nil
+        end
+        if p:pending() == 0 then
+          timer:close()
+          return
+        end
+        for _, fd in ipairs(p:fds()) do
+          local h = uv.new_poll(fd)
+          h:start("r", tick)
+          polls[fd] = h
+        end
+        timer:start(math.min(p:next_timeout() or 50, 50), 0, tick)
+      end
+      tick = function()
+        timer:stop()
+        local ok, err = pcall(p.step, p, 0)
+        if not ok then io.stderr:write("deepresearch: ", tostring(err), "\n") end
+        rearm()
+      end
+      tick()
+    end
+    local p = client:poller()
+    local r = start_work(p)
+    drive_with_polls(p)
+    run_loop()
+    check(p, r)
     p:close()
   end)
 end)
