@@ -64,6 +64,27 @@ function M.diagnose(msg, root)
   return "deepresearch.core does not load", { "Rebuild it: " .. build, msg }
 end
 
+--- What `make LUA_VERSION=luajit` needs: a C compiler, LuaJIT's headers, libcurl's headers.
+function M.check_build_tools(r)
+  if vim.fn.executable("make") == 0 or (vim.fn.executable("cc") == 0 and vim.fn.executable("gcc") == 0) then
+    r.error("no C compiler or make to build the module",
+      { "Install them (Debian/Ubuntu: sudo apt-get install build-essential)" })
+  end
+  if not exists("/usr/include/luajit-2.1/lua.h") then
+    r.warn("LuaJIT headers not found in /usr/include/luajit-2.1",
+      { "Install them (Debian/Ubuntu: sudo apt-get install libluajit-5.1-dev) or pass LUA_INCDIR=... to make" })
+  end
+  local headers = exists("/usr/include/curl/curl.h") or exists("/usr/include/x86_64-linux-gnu/curl/curl.h")
+  if not headers and vim.fn.executable("pkg-config") == 1 then
+    vim.fn.system({ "pkg-config", "--exists", "libcurl" })
+    headers = vim.v.shell_error == 0
+  end
+  if not headers then
+    r.error("libcurl development files are missing: the build needs them",
+      { "Install them (Debian/Ubuntu: sudo apt-get install libcurl4-openssl-dev)" })
+  end
+end
+
 local function check_module(r, root)
   local so = search_cpath("deepresearch.core")
   if not so then
@@ -75,6 +96,7 @@ local function check_module(r, root)
         table.concat(others, ", ")
     end
     r.error("deepresearch.core is not built (not found on package.cpath)", advice)
+    M.check_build_tools(r)
     return nil
   end
   local ok, core = pcall(require, "deepresearch.core")

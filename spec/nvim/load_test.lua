@@ -104,13 +104,24 @@ return function(t, env)
     t.skip(":DeepResearch with a wrong-ABI module notifies the ABI", "no Lua 5.4 build")
   end
 
+  -- What checkhealth says for each way loading can fail.
+  local health = require "deepresearch.health"
+  local title = health.diagnose("error loading module 'deepresearch.core' from file 'x/core.so':\n" ..
+    "\tlibcurl.so.4: cannot open shared object file: No such file or directory", root)
+  t.ok(has(title, "libcurl is missing"), ":checkhealth names a missing libcurl", title)
+  title = health.diagnose("error loading module 'deepresearch.core' from file 'x/core.so':\n" ..
+    "\tx/core.so: undefined symbol: lua_getiuservalue", root)
+  t.ok(has(title, "another Lua ABI"), ":checkhealth names an undefined lua_* symbol as the wrong ABI", title)
+  title = health.diagnose("deepresearch.core needs lua-cjson (module 'cjson')", root)
+  t.ok(has(title, "lua-cjson is missing"), ":checkhealth names a missing lua-cjson", title)
+
   -- Not built at all, in a fresh Neovim: checkhealth and :DeepResearch say what to run.
   local res = nested(root, plugin_copy(root, nil))
-  local health = joined(res.health)
-  t.ok(has(health, "ERROR: deepresearch.core is not built") and has(health, "make LUA_VERSION=luajit"),
-    ":checkhealth names a module that is not built and the command that builds it", res.error or health)
-  t.ok(has(health, "ERROR: no API token") and has(health, "EXTRUCT_API_TOKEN"),
-    ":checkhealth names a missing token", res.error or health)
+  local report = joined(res.health)
+  t.ok(has(report, "ERROR: deepresearch.core is not built") and has(report, "make LUA_VERSION=luajit"),
+    ":checkhealth names a module that is not built and the command that builds it", res.error or report)
+  t.ok(has(report, "ERROR: no API token") and has(report, "EXTRUCT_API_TOKEN"),
+    ":checkhealth names a missing token", res.error or report)
   local note = error_note(res)
   t.ok(has(note, "luajit (Lua 5.1 ABI)") and has(note, "make LUA_VERSION=luajit"),
     ":DeepResearch without the module notifies the ABI and the build command (and does not raise)",
