@@ -18,7 +18,7 @@ describe("allocation failures", function()
       "valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite " ..
       "--suppressions=scripts/valgrind.supp " or ""
     local p = io.popen(runner .. bin .. " " .. s.url .. " 2>&1; echo \"exit=$?\"")
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     assert.matches("exit=0", out)
     assert.matches("alloc_fail: %d+ allocations, %d+ runs failed cleanly", out)

@@ -1,14 +1,14 @@
 -- make install and the rockspec: the standard layout, usable from another directory.
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out:match("exit=(%d+)%s*$") == "0", out
 end
 
 local function tmpdir()
   local p = io.popen("mktemp -d")
-  local d = p:read("l")
+  local d = p:read("*l")
   p:close()
   return d
 end
@@ -44,7 +44,7 @@ describe("install", function()
 
   it("the rockspec lists every Lua module and every source file", function()
     local f = assert(io.open("rockspec/deepresearch-scm-1.rockspec"))
-    local text = f:read("a")
+    local text = f:read("*a")
     f:close()
     for _, path in ipairs(lua_files()) do
       assert.truthy(text:find('"lua/' .. path .. '"', 1, true), path .. " missing from the rockspec")

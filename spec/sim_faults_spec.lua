@@ -137,7 +137,7 @@ describe("simulator: HTTP engine", function()
   it("stops on POST /_sim/shutdown", function()
     local own = sim.start({ seed = 3 })
     assert.equals(200, own:http("POST", "/_sim/shutdown").status)
-    assert.is_nil(own.pipe:read("l")) -- stdout closes when the process exits
+    assert.is_nil(own.pipe:read("*l")) -- stdout closes when the process exits
     own.pid = nil
     own.pipe:close()
     assert.is_nil(own:http("GET", "/v1/healthcheck"))
@@ -271,7 +271,7 @@ describe("simulator: faults", function()
     f:write(r.body)
     f:close()
     local p = assert(io.popen("gzip -dc < " .. name))
-    local plain = p:read("a")
+    local plain = p:read("*a")
     p:close()
     os.remove(name)
     assert.equals("u1", cjson.decode(plain).user_id)

@@ -25,7 +25,7 @@ local WORKER = ROOT .. "/bin/deepresearch-worker"
 local SELF_PID
 do
   local f = assert(io.open("/proc/self/stat", "r"))
-  SELF_PID = f:read("n")
+  SELF_PID = f:read("*n")
   f:close()
 end
 
@@ -48,7 +48,7 @@ local workers = {}
 local function log_of(w)
   local f = io.open(w.log, "r")
   if not f then return "" end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end
@@ -66,7 +66,7 @@ local function start_worker(q, extra)
   local cmd = string.format("( EXTRUCT_API_TOKEN=test-token %s %s </dev/null >>%s 2>&1 & w=$!; echo $w; " ..
     "wait $w; echo $? >%s ) 2>/dev/null &", quote(WORKER), table.concat(quoted, " "), quote(w.log), quote(w.rc_file))
   local p = assert(io.popen(cmd, "r"))
-  w.pid = tonumber(p:read("l"))
+  w.pid = tonumber(p:read("*l"))
   p:close()
   workers[#workers + 1] = w
   return w
@@ -76,7 +76,7 @@ local function exit_status(w, timeout)
   return tonumber(wait_until("worker " .. w.pid .. " to exit:\n" .. log_of(w), timeout or 120, function()
     local f = io.open(w.rc_file, "r")
     if not f then return nil end
-    local rc = f:read("l")
+    local rc = f:read("*l")
     f:close()
     return rc ~= "" and rc
   end))
@@ -209,7 +209,7 @@ end)
 describe("deepresearch-worker", function()
   before_each(function()
     local p = assert(io.popen("mktemp -d /tmp/deepresearch-worker-spec.XXXXXX"))
-    TMP = p:read("l")
+    TMP = p:read("*l")
     p:close()
     R = redis.start()
     workers = {}

@@ -2,8 +2,9 @@
 local function load_core()
   local ok, core = pcall(require, "deepresearch.core")
   if ok then return core end
-  local abi = (jit and "luajit (Lua 5.1 ABI)") or _VERSION
-  local build = jit and "make LUA_VERSION=luajit" or ("make LUA_VERSION=" .. _VERSION:match("%d+%.%d+"))
+  local is_jit = rawget(_G, "jit") ~= nil
+  local abi = is_jit and "luajit (Lua 5.1 ABI)" or _VERSION
+  local build = is_jit and "make LUA_VERSION=luajit" or ("make LUA_VERSION=" .. _VERSION:match("%d+%.%d+"))
   error(string.format("deepresearch: the C module deepresearch.core is missing or built for another Lua " ..
     "(this is %s). Build it with `%s` and put build/<version>/?.so on package.cpath.\n%s",
     abi, build, tostring(core)), 2)

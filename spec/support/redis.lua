@@ -35,7 +35,7 @@ end
 function M.running(pid)
   local f = pid and io.open("/proc/" .. pid .. "/stat", "r")
   if not f then return false end
-  local state = (f:read("a") or ""):match("^%d+ %b() (%a)")
+  local state = (f:read("*a") or ""):match("^%d+ %b() (%a)")
   f:close()
   return state ~= nil and state ~= "Z"
 end
@@ -53,7 +53,7 @@ function M.start(opts)
   local dir = opts.dir
   if not dir then
     local p = assert(io.popen("mktemp -d /tmp/deepresearch-redis.XXXXXX"))
-    dir = p:read("l")
+    dir = p:read("*l")
     p:close()
   end
   local r = setmetatable({ dir = dir, host = "127.0.0.1" }, Redis)
@@ -76,7 +76,7 @@ function Redis:start()
     "--save '' --appendonly yes --dir %s --logfile %s --daemonize no </dev/null >/dev/null 2>&1 & echo $!",
     shell_quote(self.dir), M.MAX_LIFETIME, self.port, shell_quote(self.dir), shell_quote(self.dir .. "/redis.log"))
   local p = assert(io.popen(cmd, "r"))
-  self.pid = tonumber(p:read("l"))
+  self.pid = tonumber(p:read("*l"))
   p:close()
   local deadline = socket.gettime() + 10
   while socket.gettime() < deadline do

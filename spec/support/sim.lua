@@ -25,7 +25,7 @@ end
 local function own_pid()
   local f = io.open("/proc/self/stat", "r")
   if not f then return nil end
-  local pid = f:read("n")
+  local pid = f:read("*n")
   f:close()
   return pid
 end
@@ -45,9 +45,12 @@ function M.start(opts)
   local pid = own_pid()
   if pid then args[#args + 1] = "--watch-pid " .. pid end
   -- `echo $$; exec ...`: the shell prints its pid, then becomes the simulator (same pid).
-  local pipe = assert(io.popen("echo $$; exec " .. table.concat(args, " "), "r"))
-  local child = tonumber(pipe:read("l"))
-  local line = pipe:read("l")
+  -- The simulator is not under test: keep a sanitizer runtime preloaded into the spec
+  -- runner (make test-asan) out of it.
+  local pipe = assert(io.popen("echo $$; exec env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS " ..
+    table.concat(args, " "), "r"))
+  local child = tonumber(pipe:read("*l"))
+  local line = pipe:read("*l")
   local host, port = (line or ""):match("^listening (%S+) (%d+)$")
   if not port then
     pipe:close()
@@ -150,7 +153,7 @@ function Sim:stop()
   local function running()
     local f = io.open("/proc/" .. pid .. "/stat", "r")
     if not f then return false end
-    local state = (f:read("a") or ""):match("^%d+ %b() (%a)")
+    local state = (f:read("*a") or ""):match("^%d+ %b() (%a)")
     f:close()
     return state ~= nil and state ~= "Z"
   end
@@ -169,6 +172,13 @@ function M.shared(opts)
   if entry and entry.sim.pid then return entry.sim end
   local s = M.start(opts)
   reg[REGISTRY_KEY] = { sim = s, sentinel = setmetatable({}, { __gc = function() s:stop() end }) }
+  -- Lua 5.1/LuaJIT's os.exit runs no finalizers, and closing the simulator's pipe at
+  -- process exit would wait for it forever: stop it before exiting.
+  local real_exit = os.exit
+  os.exit = function(...) -- luacheck: ignore
+    s:stop()
+    return real_exit(...)
+  end
   return s
 end
 
