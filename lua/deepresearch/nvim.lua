@@ -125,7 +125,16 @@ function M.tick()
   if not p then return stop_timer() end
   local ok, err = pcall(p.step, p, 0)
   if not ok then notify("deepresearch: " .. tostring(err), levels.ERROR) end
-  if p:pending() == 0 and active_jobs() == 0 then stop_timer() end
+  if p:pending() > 0 then return end
+  stop_timer()
+  -- Nothing pending, yet a job not finished: its wait ended by an error raised above.
+  if active_jobs() > 0 then
+    for _, job in pairs(state.jobs) do
+      if job.state == "creating" or job.state == "queued" or job.state == "running" then
+        job.state, job.err = "failed", err or "the wait ended without a result"
+      end
+    end
+  end
 end
 
 local function ensure_timer()
