@@ -35,12 +35,15 @@ describe("deepresearch.core", function()
     assert.is_string(err)
   end)
 
-  it("performs a request and returns status, lower-case headers and the decoded body", function()
+  it("performs a request and returns status, the raw header block and the decoded body", function()
     local c = core.new_client{ timeout = 5 }
     local r = c:request{ method = "GET", url = s.url .. "/v1/user",
       headers = { "Authorization: Bearer test-token" } }
     assert.equals(200, r.status)
-    assert.equals("application/json", r.headers["content-type"]:match("^[^;]+"))
+    assert.matches("^HTTP/1%.1 200", r.head)
+    local h = require("deepresearch.http").headers(r)
+    assert.equals("application/json", h["content-type"]:match("^[^;]+"))
+    assert.matches("^req_", h["x-request-id"])
     assert.is_string(r.body.user_id)
     c:close()
   end)

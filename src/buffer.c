@@ -13,6 +13,8 @@ void dr_buf_init(dr_buf *b, size_t limit) {
 static int dr_buf_grow(dr_buf *b, size_t need) {
   size_t cap = b->cap ? b->cap : 1024;
   char *p;
+  if (cap < need && b->cap == 0)
+    cap = need; /* first allocation: exactly what is asked (Content-Length) */
   while (cap < need)
     cap = cap > b->limit / 2 ? b->limit : cap * 2;
   p = realloc(b->data, cap);
@@ -21,6 +23,12 @@ static int dr_buf_grow(dr_buf *b, size_t need) {
   b->data = p;
   b->cap = cap;
   return 0;
+}
+
+int dr_buf_reserve(dr_buf *b, size_t n) {
+  if (n > b->limit)
+    n = b->limit;
+  return n > b->cap ? dr_buf_grow(b, n) : 0;
 }
 
 int dr_buf_append(dr_buf *b, const char *p, size_t n) {

@@ -15,6 +15,8 @@ typedef struct dr_buf {
 void dr_buf_init(dr_buf *b, size_t limit);
 /* Returns 0 on success, -1 when over the limit or out of memory. */
 int dr_buf_append(dr_buf *b, const char *p, size_t n);
+/* Makes room for n bytes in all (capped at the limit); 0 on success. */
+int dr_buf_reserve(dr_buf *b, size_t n);
 void dr_buf_free(dr_buf *b);
 
 #endif

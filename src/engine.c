@@ -10,6 +10,13 @@
 
 static size_t dr_on_body(char *p, size_t size, size_t n, void *ud) {
   dr_xfer *x = ud;
+  if (x->body.cap == 0) {
+    /* Size the buffer once from Content-Length: no regrowth for big bodies. */
+    curl_off_t len = -1;
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+    if (len > 0)
+      dr_buf_reserve(&x->body, (size_t)len);
+  }
   return dr_buf_append(&x->body, p, size * n) == 0 ? size * n : 0;
 }
 
@@ -106,6 +113,9 @@ int dr_engine_open(dr_engine *e) {
   curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, e->limits.max_connections);
   curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, e->limits.max_connections);
   curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  /* The idle cache, else libcurl keeps 4 per added handle and a wait_all of 200
+   * tasks opens ~200 connections instead of reusing max_connections of them. */
+  curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, e->limits.max_connections);
   e->closed = 0;
   return 0;
 }
@@ -150,11 +160,12 @@ void dr_engine_close(dr_engine *e) {
   dr_limits_free(&e->limits);
 }
 
+/* Pooled handles keep their options: undo whatever the last request set. */
 static void dr_set_method(CURL *c, const char *method, const char *body, size_t len) {
-  if (strcmp(method, "GET") == 0) {
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+  if (strcmp(method, "GET") == 0)
     return;
-  }
   if (strcmp(method, "POST") != 0)
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   if (body != NULL || strcmp(method, "POST") == 0) {
@@ -163,9 +174,8 @@ static void dr_set_method(CURL *c, const char *method, const char *body, size_t 
   }
 }
 
-static void dr_set_limits(CURL *c, const dr_limits *lim, long timeout_ms) {
+static void dr_set_limits(CURL *c, const dr_limits *lim) {
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, lim->connect_timeout_ms);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, lim->low_speed_limit);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, lim->low_speed_time);
   if (lim->ca_file != NULL)
@@ -176,7 +186,8 @@ static void dr_set_limits(CURL *c, const dr_limits *lim, long timeout_ms) {
     curl_easy_setopt(c, CURLOPT_USERAGENT, lim->user_agent);
 }
 
-static void dr_set_common(CURL *c, dr_xfer *x) {
+/* Options that never change for an engine's handles: set once per handle. */
+static void dr_set_common(CURL *c) {
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -189,8 +200,11 @@ static void dr_set_common(CURL *c, dr_xfer *x) {
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dr_on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, dr_on_header);
+}
+
+static void dr_set_xfer(CURL *c, dr_xfer *x) {
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)x);
@@ -235,12 +249,15 @@ static int dr_add_headers(lua_State *L, dr_xfer *x, int idx) {
 }
 
 static CURL *dr_engine_easy(dr_engine *e) {
-  if (e->npool > 0) {
-    CURL *c = e->pool[--e->npool];
-    curl_easy_reset(c);
-    return c;
+  CURL *c;
+  if (e->npool > 0)
+    return e->pool[--e->npool];
+  c = curl_easy_init();
+  if (c != NULL) {
+    dr_set_common(c);
+    dr_set_limits(c, &e->limits);
   }
-  return curl_easy_init();
+  return c;
 }
 
 static const char *dr_spec_string(lua_State *L, int idx, const char *k, size_t *len) {
@@ -300,8 +317,8 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   x->easy = dr_engine_easy(e);
   if (x->easy == NULL || dr_add_headers(L, x, idx) != 0)
     return luaL_error(L, "cannot prepare request (bad header or out of memory)");
-  dr_set_common(x->easy, x);
-  dr_set_limits(x->easy, &e->limits, timeout_ms);
+  dr_set_xfer(x->easy, x);
+  curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(x->easy, CURLOPT_URL, url);
   curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
   dr_set_method(x->easy, method != NULL ? method : "GET", body, blen);
@@ -408,50 +425,14 @@ static void dr_push_error(lua_State *L, dr_xfer *x) {
   lua_setfield(L, -2, "curl_code");
 }
 
-/* Header lines become one table: lower-case names, repeated names joined by ", ". */
-static void dr_push_headers(lua_State *L, const dr_buf *h) {
-  size_t i = 0;
-  lua_newtable(L);
-  while (i < h->len) {
-    size_t end = i, colon = 0, vs, ve, k;
-    while (end < h->len && h->data[end] != '\n')
-      end++;
-    for (k = i; k < end && !colon; k++)
-      if (h->data[k] == ':')
-        colon = k;
-    if (colon > i) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (k = i; k < colon; k++)
-        luaL_addchar(&b, (char)tolower((unsigned char)h->data[k]));
-      luaL_pushresult(&b);
-      for (vs = colon + 1; vs < end && (h->data[vs] == ' ' || h->data[vs] == '\t'); vs++)
-        ;
-      for (ve = end; ve > vs && isspace((unsigned char)h->data[ve - 1]); ve--)
-        ;
-      lua_pushvalue(L, -1);
-      lua_rawget(L, -3);
-      if (lua_isstring(L, -1)) {
-        lua_pushliteral(L, ", ");
-        lua_pushlstring(L, h->data + vs, ve - vs);
-        lua_concat(L, 3);
-      } else {
-        lua_pop(L, 1);
-        lua_pushlstring(L, h->data + vs, ve - vs);
-      }
-      lua_rawset(L, -3);
-    }
-    i = end + 1;
-  }
-}
-
 static void dr_push_response(lua_State *L, dr_xfer *x) {
   long status = 0;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(L, status);
   lua_setfield(L, -2, "status");
-  dr_push_headers(L, &x->head);
-  lua_setfield(L, -2, "headers");
+  /* The raw header block: the Lua side parses it only when it needs a header. */
+  lua_pushlstring(L, x->head.data ? x->head.data : "", x->head.len);
+  lua_setfield(L, -2, "head");
   lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
   /* The Lua string is the only copy needed from here: free ours before decoding. */
   dr_buf_free(&x->body);

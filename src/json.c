@@ -59,11 +59,30 @@ static void dr_fix_number(lua_State *L, int t) {
 #endif
 }
 
+/* The array part first by index (cheap), then the rest with lua_next. */
 static void dr_strip(lua_State *L, int t, int depth) {
+  int i, n;
   t = dr_absindex(L, t);
   if (depth > 1000 || !lua_checkstack(L, 4))
     return;
-  lua_pushnil(L);
+  n = (int)dr_rawlen(L, t);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, t, i);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_pushinteger(L, i);
+      lua_insert(L, -2);
+      dr_fix_number(L, t);
+      lua_pop(L, 2);
+      continue;
+    }
+    if (lua_type(L, -1) == LUA_TTABLE)
+      dr_strip(L, -1, depth + 1);
+    lua_pop(L, 1);
+  }
+  if (n > 0)
+    lua_pushinteger(L, n);
+  else
+    lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     int vt = lua_type(L, -1);
     if (vt == LUA_TTABLE) {

@@ -57,7 +57,7 @@ end
 --- When a create began, on the server's clock: the list answer's Date header minus the
 -- time that has passed here since, so a skewed local clock cannot hide the task.
 function M.server_start(res, started_local, now_local)
-  local server_now = res and res.headers and clock.parse_http_date(res.headers.date)
+  local server_now = res and clock.parse_http_date(http.headers(res).date)
   if not server_now then return started_local end
   return server_now - (now_local - started_local)
 end

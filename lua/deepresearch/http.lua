@@ -79,6 +79,23 @@ local function snippet(raw)
   return string.format("%q", raw:sub(1, 120)):gsub("\\\n", "\\n")
 end
 
+--- The response headers by lower-case name (repeats joined by ", "), parsed from the
+-- raw block the core returns on first use: most calls never read a header.
+function M.headers(res)
+  local h = res.headers
+  if h then return h end
+  h = {}
+  for line in (res.head or ""):gmatch("[^\r\n]+") do
+    local k, v = line:match("^([^:%s]+):%s*(.-)%s*$")
+    if k then
+      k = k:lower()
+      h[k] = h[k] and (h[k] .. ", " .. v) or v
+    end
+  end
+  res.headers = h
+  return h
+end
+
 local function status_code(status, info, req)
   if status == 400 then return req.on_400 or "invalid_request" end
   if status == 401 then return "unauthorized" end
@@ -103,6 +120,7 @@ local function is_array(t)
 end
 
 local function http_error(st, res, req)
+  local headers = M.headers(res)
   local info = res.body ~= nil and st.provider.parse_error(res.body) or {}
   local code = status_code(res.status, info, req)
   -- A body that is not JSON (a proxy's HTML page) is not the API speaking.
@@ -113,9 +131,9 @@ local function http_error(st, res, req)
   end
   return errors.new(code, msg, {
     retryable = errors.RETRYABLE[status_code(res.status, info, req)] or false,
-    status = res.status, request_id = res.headers["x-request-id"], details = info.details,
+    status = res.status, request_id = headers["x-request-id"], details = info.details,
     fields = info.fields, required_credits = info.required_credits,
-    available_credits = info.available_credits, retry_after = res.headers["retry-after"],
+    available_credits = info.available_credits, retry_after = headers["retry-after"],
   })
 end
 
@@ -135,12 +153,12 @@ function M.classify(st, res, req)
     local what = res.decode_error and snippet(res.raw) or problem or
       ("JSON of the wrong shape (" .. type(body) .. ")")
     return nil, errors.new("invalid_response", string.format("%s %s answered HTTP %d with %s",
-      req.method, req.path, status, what), { status = status, request_id = res.headers["x-request-id"] })
+      req.method, req.path, status, what), { status = status, request_id = M.headers(res)["x-request-id"] })
   end
   if status >= 300 and status < 400 then
     return nil, errors.new("invalid_response", string.format(
       "unexpected redirect (HTTP %d to %s); redirects are not followed", status,
-      tostring((res.headers.location or "?"):match("^%a+://[^/]+") or res.headers.location)),
+      tostring((M.headers(res).location or "?"):match("^%a+://[^/]+") or M.headers(res).location)),
       { status = status })
   end
   return nil, http_error(st, res, req)

@@ -205,7 +205,7 @@ local function conditional_get()
       kind = "read", expect = "object", max_retries = 0, headers = headers, allow_304 = true })
     if err then return nil, err end
     if not body and res and res.status == 304 and cached then return cached end
-    if res and res.headers then etag = res.headers.etag end
+    if res then etag = http.headers(res).etag end
     cached = body
     return body
   end
