@@ -72,7 +72,10 @@ describe("many", function()
         assert.equals("markdown", task.report.kind)
         assert.matches("%[%d+%]", task.report.markdown)
         assert.truthy(task.agents > 0)
-        assert.truthy(progress[id] and progress[id] >= 2, "on_progress for every task")
+        -- under valgrind the client runs ~30x slower than the simulator's clock, so a task
+        -- may already be done at its first poll: one progress call is all it can see
+        local min_calls = os.getenv("DR_VALGRIND") and 1 or 2
+        assert.truthy(progress[id] and progress[id] >= min_calls, "on_progress for every task")
         slowest = math.max(slowest, virtual(task.updated_at))
       end
 
