@@ -220,7 +220,7 @@ static int dr_header_ok(const char *s, size_t len) {
   return 1;
 }
 
-static int dr_add_headers(lua_State *L, dr_xfer *x, int idx) {
+static int dr_add_headers(lua_State *L, dr_xfer *x, int idx, int has_body) {
   int i, n;
   struct curl_slist *h;
   lua_getfield(L, idx, "headers");
@@ -242,8 +242,7 @@ static int dr_add_headers(lua_State *L, dr_xfer *x, int idx) {
   }
   lua_pop(L, 1);
   /* libcurl's Expect: 100-continue only adds a round trip for our small bodies. */
-  h = curl_slist_append(x->headers, "Expect:");
-  if (h != NULL)
+  if (has_body && (h = curl_slist_append(x->headers, "Expect:")) != NULL)
     x->headers = h;
   return 0;
 }
@@ -315,7 +314,7 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   dr_buf_init(&x->body, e->limits.max_response);
   dr_buf_init(&x->head, 256 * 1024);
   x->easy = dr_engine_easy(e);
-  if (x->easy == NULL || dr_add_headers(L, x, idx) != 0)
+  if (x->easy == NULL || dr_add_headers(L, x, idx, body != NULL) != 0)
     return luaL_error(L, "cannot prepare request (bad header or out of memory)");
   dr_set_xfer(x->easy, x);
   curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, timeout_ms);

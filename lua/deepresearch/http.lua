@@ -9,8 +9,11 @@ local M = {}
 local raw_request = core.client_methods.request
 
 --- Percent-escapes one path segment: ids can never reach another endpoint ('/', '?', '#', '..').
+local function escape_byte(c) return string.format("%%%02X", c:byte()) end
+
 function M.escape(s)
-  return (s:gsub("[^%w_%-]", function(c) return string.format("%%%02X", c:byte()) end))
+  if not s:find("[^%w_%-]") then return s end -- ids are UUIDs: nothing to escape
+  return (s:gsub("[^%w_%-]", escape_byte))
 end
 
 local function query_string(q)
@@ -35,8 +38,9 @@ function M.url(st, path, query)
 end
 
 local function resolve_token(st)
-  local p = st.provider
   local t = st.token
+  if t == st.checked_token and t ~= nil then return t end -- a string already checked
+  local p = st.provider
   if type(t) == "function" then
     local ok, v = pcall(t)
     if not ok then
@@ -54,6 +58,7 @@ local function resolve_token(st)
   if t:find("[%c\128-\255 ]") then
     return nil, errors.invalid("the token contains spaces or control characters; refusing to send it")
   end
+  if type(st.token) == "string" then st.checked_token = t end
   return t
 end
 
@@ -178,14 +183,24 @@ local function log(req, spec, res, elapsed, attempt)
 end
 M.set_debug = function(on) debug_on = on end
 
+-- The header list of a plain read, kept per token: most requests are polls.
+local function read_headers(st, token)
+  if st.read_headers_token ~= token then
+    st.read_headers = build_headers(st, token, false)
+    st.read_headers_token = token
+  end
+  return st.read_headers
+end
+
 --- Prepares the transport spec for req; nil, err when the token is unusable.
 function M.prepare(st, req)
   local token, err = resolve_token(st)
   if not token then return nil, err end
+  local plain = req.body == nil and req.headers == nil
   return {
     method = req.method, url = M.url(st, req.path, req.query), body = req.body,
-    headers = build_headers(st, token, req.body ~= nil, req.headers), timeout = req.timeout,
-    fresh = req.kind ~= "read",
+    headers = plain and read_headers(st, token) or build_headers(st, token, req.body ~= nil, req.headers),
+    timeout = req.timeout, fresh = req.kind ~= "read",
   }
 end
 
