@@ -57,6 +57,7 @@ build = {
     ["deepresearch.report"] = "lua/deepresearch/report.lua",
     ["deepresearch.retry"] = "lua/deepresearch/retry.lua",
     ["deepresearch.schema"] = "lua/deepresearch/schema.lua",
+    ["deepresearch.schema_check"] = "lua/deepresearch/schema_check.lua",
     ["deepresearch.utf8"] = "lua/deepresearch/utf8.lua",
     ["deepresearch.validate"] = "lua/deepresearch/validate.lua",
     ["deepresearch.valyu"] = "lua/deepresearch/valyu.lua",

@@ -1,0 +1,375 @@
+-- Checking schemas and values: the create-time check of an output_schema (the API's
+-- rules and the vendor's size limits) and validation of a value, such as a schema
+-- report's `fields`, against a schema. Accepts builder nodes and plain tables.
+local json = require "deepresearch.json"
+local utf8 = require "deepresearch.utf8"
+
+local M = {}
+
+M.MAX_DEPTH = 5       -- Extruct's vendor notes: at most 5 nesting levels ...
+M.MAX_PROPERTIES = 50 -- ... and 50 properties in all
+
+local function as_table(s)
+  if type(s) == "table" and type(s.to_table) == "function" then return s:to_table() end
+  return s
+end
+
+-- The create-time check: the root and every nested node, with the vendor's size limits.
+
+local KNOWN_TYPES = { string = true, number = true, integer = true, boolean = true, object = true,
+  array = true, null = true }
+
+local function child_path(path, key)
+  if path == "$" then return key end
+  return path .. "." .. key
+end
+
+local function types_of(s)
+  local t = s.type
+  local set = {}
+  if type(t) == "string" then
+    set[t] = true
+  elseif type(t) == "table" then
+    for _, x in ipairs(t) do set[x] = true end
+  end
+  return set
+end
+
+local check_node
+
+local function check_type(s, path)
+  local t = s.type
+  if t == nil then
+    if s.enum ~= nil or s.const ~= nil or s.anyOf ~= nil or s.oneOf ~= nil or s.allOf ~= nil or s["$ref"] then
+      return true
+    end
+    return nil, path .. ": no type"
+  end
+  if type(t) == "string" then
+    if not KNOWN_TYPES[t] then return nil, string.format("%s: unknown type '%s'", path, t) end
+    return true
+  end
+  if type(t) ~= "table" or #t == 0 then
+    return nil, path .. ": type must be a string or a non-empty list of strings"
+  end
+  for _, x in ipairs(t) do
+    if not KNOWN_TYPES[x] then return nil, string.format("%s: unknown type '%s'", path, tostring(x)) end
+  end
+  return true
+end
+
+local function check_object(s, path, depth, state)
+  local props = s.properties
+  if props ~= nil then
+    if type(props) ~= "table" or (props[1] ~= nil) then
+      return nil, path .. ": properties must be a table mapping field names to schemas"
+    end
+    local names = {}
+    for name in pairs(props) do
+      if type(name) ~= "string" then
+        return nil, path .. ": properties must be a table mapping field names to schemas"
+      end
+      names[#names + 1] = name
+    end
+    table.sort(names)
+    state.count = state.count + #names
+    if state.count > M.MAX_PROPERTIES then
+      return nil, string.format("output_schema has more than %d properties", M.MAX_PROPERTIES)
+    end
+    for _, name in ipairs(names) do
+      local at = child_path(path, name)
+      if depth + 1 > M.MAX_DEPTH then
+        return nil, string.format("%s: nested more than %d levels deep", at, M.MAX_DEPTH)
+      end
+      local ok, msg = check_node(props[name], at, depth + 1, state)
+      if not ok then return nil, msg end
+    end
+  end
+  local req = s.required
+  if req ~= nil then
+    if type(req) ~= "table" or (next(req) ~= nil and #req == 0) then
+      return nil, path .. ": required must be a list of field names"
+    end
+    local seen = {}
+    for k, name in pairs(req) do
+      if type(k) ~= "number" or type(name) ~= "string" then
+        return nil, path .. ": required must be a list of field names"
+      end
+      if type(props) ~= "table" or props[name] == nil then
+        return nil, string.format("%s: required names '%s', which is not in properties", path, name)
+      end
+      if seen[name] then return nil, string.format("%s: required lists '%s' twice", path, name) end
+      seen[name] = true
+    end
+  end
+  return true
+end
+
+check_node = function(s, path, depth, state)
+  s = as_table(s)
+  if type(s) ~= "table" then
+    return nil, string.format("%s: a schema must be a table, got %s", path, type(s))
+  end
+  local ok, msg = check_type(s, path)
+  if not ok then return nil, msg end
+  local types = types_of(s)
+  if s.enum ~= nil and (type(s.enum) ~= "table" or #s.enum == 0) then
+    return nil, path .. ": enum must be a non-empty list"
+  end
+  if types.object or s.properties ~= nil then
+    ok, msg = check_object(s, path, depth, state)
+    if not ok then return nil, msg end
+  end
+  if types.array then
+    local items = as_table(s.items)
+    if items == nil then return nil, path .. ": an array needs items" end
+    if type(items) ~= "table" then return nil, path .. "[]: items must be a schema" end
+    if items[1] ~= nil then
+      for i, item in ipairs(items) do
+        ok, msg = check_node(item, path .. "[" .. i .. "]", depth, state)
+        if not ok then return nil, msg end
+      end
+    else
+      ok, msg = check_node(items, path .. "[]", depth, state)
+      if not ok then return nil, msg end
+    end
+  end
+  return true
+end
+
+--- What the client checks before create: true, or nil and a message naming the problem.
+function M.check_output_schema(t)
+  t = as_table(t)
+  if type(t) ~= "table" then
+    return nil, "output_schema must be a table (a JSON object), got " .. type(t)
+  end
+  if t.type ~= "object" then
+    return nil, 'output_schema: the root must have type "object"'
+  end
+  return check_node(t, "$", 0, { count = 0 })
+end
+
+----------------------------------------------------------------------------------------------
+-- Validation of a value (a schema report's `fields`) against a schema.
+
+local Violation = { __name = "deepresearch.schema.violation" }
+Violation.__index = Violation
+function Violation.__tostring(v) return v.message end
+
+local function is_null(v)
+  if v == json.null then return true end
+  if type(v) ~= "userdata" then return false end
+  local s = tostring(v)
+  return s == "userdata: (nil)" or s == "userdata: NULL" or s == "userdata: 0x0"
+end
+
+local function is_sequence(t)
+  local n = 0
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then return false end
+    n = n + 1
+  end
+  return n == #t
+end
+
+local function is_array(v)
+  return type(v) == "table" and (json.is_array_marked(v) or is_sequence(v))
+end
+
+local function is_object(v)
+  if type(v) ~= "table" or json.is_array_marked(v) then return false end
+  return next(v) == nil or not is_sequence(v)
+end
+
+local function json_type(v)
+  if v == nil or is_null(v) then return "null" end
+  local t = type(v)
+  if t == "table" then
+    if next(v) ~= nil and is_sequence(v) or json.is_array_marked(v) then return "array" end
+    return "object"
+  end
+  return t
+end
+
+local function is_integer(v)
+  return type(v) == "number" and v % 1 == 0 and v == v and v ~= math.huge and v ~= -math.huge
+end
+
+local MATCHES = {
+  string = function(v) return type(v) == "string" end,
+  number = function(v) return type(v) == "number" and v == v end,
+  integer = is_integer,
+  boolean = function(v) return type(v) == "boolean" end,
+  object = is_object,
+  array = is_array,
+  null = is_null,
+}
+
+local function show(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  return tostring(v)
+end
+
+local function index_path(path, i)
+  return path .. "[" .. i .. "]"
+end
+
+local validate_node
+
+local function add(list, path, text)
+  list[#list + 1] = setmetatable({ path = path, message = path .. ": " .. text }, Violation)
+end
+
+local function plural(n, word)
+  return string.format("%s %s%s", show(n), word, n == 1 and "" or "s")
+end
+
+local function check_bounds(s, v, path, list)
+  if type(v) == "string" then
+    local n = utf8.len(v)
+    if not n then
+      add(list, path, "not valid UTF-8")
+    else
+      if s.minLength and n < s.minLength then
+        add(list, path, string.format("expected at least %s, got %d", plural(s.minLength, "character"), n))
+      end
+      if s.maxLength and n > s.maxLength then
+        add(list, path, string.format("expected at most %s, got %d", plural(s.maxLength, "character"), n))
+      end
+    end
+  elseif type(v) == "number" then
+    if type(s.minimum) == "number" and v < s.minimum then
+      add(list, path, string.format("expected a number >= %s, got %s", show(s.minimum), show(v)))
+    end
+    if type(s.maximum) == "number" and v > s.maximum then
+      add(list, path, string.format("expected a number <= %s, got %s", show(s.maximum), show(v)))
+    end
+    if type(s.exclusiveMinimum) == "number" and v <= s.exclusiveMinimum then
+      add(list, path, string.format("expected a number > %s, got %s", show(s.exclusiveMinimum), show(v)))
+    end
+    if type(s.exclusiveMaximum) == "number" and v >= s.exclusiveMaximum then
+      add(list, path, string.format("expected a number < %s, got %s", show(s.exclusiveMaximum), show(v)))
+    end
+  end
+end
+
+local function validate_array(s, v, path, list)
+  local n = #v
+  if s.minItems and n < s.minItems then
+    add(list, path, string.format("expected at least %s, got %d", plural(s.minItems, "item"), n))
+  end
+  if s.maxItems and n > s.maxItems then
+    add(list, path, string.format("expected at most %s, got %d", plural(s.maxItems, "item"), n))
+  end
+  local items = as_table(s.items)
+  if type(items) == "table" then
+    if items[1] ~= nil then
+      for i = 1, math.min(n, #items) do validate_node(items[i], v[i], index_path(path, i), list) end
+    else
+      for i = 1, n do validate_node(items, v[i], index_path(path, i), list) end
+    end
+  end
+  if s.uniqueItems then
+    local seen = {}
+    for i = 1, n do
+      local x = v[i]
+      if type(x) ~= "table" then
+        if seen[x] then add(list, index_path(path, i), "duplicate of item " .. seen[x]) end
+        seen[x] = seen[x] or i
+      end
+    end
+  end
+end
+
+local function allows_null(s)
+  s = as_table(s)
+  return type(s) == "table" and types_of(s).null == true
+end
+
+local function validate_object(s, v, path, list)
+  local props = type(s.properties) == "table" and s.properties or {}
+  local req = type(s.required) == "table" and s.required or {}
+  for _, name in ipairs(req) do
+    -- The client drops JSON nulls, so an absent field is fine where null is allowed.
+    if v[name] == nil and not allows_null(props[name]) then
+      add(list, child_path(path, name), "missing required field")
+    end
+  end
+  local names = {}
+  for name in pairs(props) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    if v[name] ~= nil then validate_node(props[name], v[name], child_path(path, name), list) end
+  end
+  local extra = as_table(s.additionalProperties)
+  if extra ~= nil and extra ~= true then
+    local keys = {}
+    for k in pairs(v) do
+      if props[k] == nil then keys[#keys + 1] = k end
+    end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for _, k in ipairs(keys) do
+      if extra == false then
+        add(list, child_path(path, tostring(k)), "unexpected field")
+      elseif type(extra) == "table" then
+        validate_node(extra, v[k], child_path(path, tostring(k)), list)
+      end
+    end
+  end
+end
+
+validate_node = function(s, v, path, list)
+  s = as_table(s)
+  if type(s) ~= "table" then return end
+  local types = types_of(s)
+  if next(types) then
+    local ok = false
+    for t in pairs(types) do
+      if MATCHES[t] and MATCHES[t](v) then ok = true end
+    end
+    if not ok then
+      local names = {}
+      if type(s.type) == "table" then
+        for i, t in ipairs(s.type) do names[i] = t end
+      else
+        names[1] = s.type
+      end
+      add(list, path, string.format("expected %s, got %s", table.concat(names, " or "), json_type(v)))
+      return
+    end
+  end
+  if type(s.enum) == "table" then
+    local found = false
+    for _, e in ipairs(s.enum) do
+      if e == v then found = true end
+    end
+    if not found then
+      local shown = {}
+      for i, e in ipairs(s.enum) do shown[i] = show(e) end
+      add(list, path, string.format("expected one of %s, got %s", table.concat(shown, ", "),
+        type(v) == "table" and json_type(v) or show(v)))
+      return
+    end
+  end
+  check_bounds(s, v, path, list)
+  if is_array(v) and (types.array or s.items ~= nil) then
+    validate_array(s, v, path, list)
+  end
+  if is_object(v) and (types.object or s.properties ~= nil or s.required ~= nil) then
+    validate_object(s, v, path, list)
+  end
+end
+
+--- Checks value against schema (builder or plain table). Returns true, or false and a list of
+-- violations {path, message}; tostring(violation) is its message ("angles[2]: expected string, got number").
+function M.validate(schema, value)
+  if type(schema) ~= "table" then
+    error(string.format("bad argument #1 to 'validate' (schema expected, got %s)", type(schema)), 2)
+  end
+  local list = {}
+  validate_node(schema, value, "$", list)
+  if #list == 0 then return true end
+  return false, list
+end
+
+return M
