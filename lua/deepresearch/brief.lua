@@ -3,18 +3,12 @@
 local errors = require "deepresearch.errors"
 local json = require "deepresearch.json"
 local utf8 = require "deepresearch.utf8"
+local is_null = json.is_null
+local argcheck = require("deepresearch.validate").type
 
 local M = {}
 
 M.MAX_LENGTH = 20000 -- Extruct's limit in characters (Valyu allows 25000: lint{max_length=})
-
-local function argcheck(fname, n, v, want, optional)
-  if v == nil and optional then return end
-  if type(v) ~= want then
-    error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, want,
-      v == nil and "no value" or type(v)), 3)
-  end
-end
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
@@ -22,14 +16,6 @@ end
 
 local function is_blank(s)
   return s:find("^%s*$") ~= nil
-end
-
--- json.null, or cjson.null (a NULL light userdata; LuaJIT prints it as NULL).
-local function is_null(v)
-  if v == json.null then return true end
-  if type(v) ~= "userdata" then return false end
-  local s = tostring(v)
-  return s == "userdata: (nil)" or s == "userdata: NULL" or s == "userdata: 0x0"
 end
 
 -- {{name}} with optional spaces; names are identifiers, dots and dashes allowed.

@@ -35,6 +35,16 @@ local function quote(s)
     return escapes[c] or string.format("\\u%04x", c:byte())
   end) .. '"'
 end
+M.quote = quote
+
+--- Whether v is JSON null: json.null, or cjson.null (a NULL light userdata, which
+-- LuaJIT prints as NULL).
+function M.is_null(v)
+  if v == null then return true end
+  if type(v) ~= "userdata" then return false end
+  local s = tostring(v)
+  return s == "userdata: (nil)" or s == "userdata: NULL" or s == "userdata: 0x0"
+end
 
 -- A table is a sequence when its keys are exactly 1..n.
 local function sequence_length(t)
@@ -47,6 +57,11 @@ local function sequence_length(t)
     if t[i] == nil then return nil end
   end
   return n
+end
+
+--- Whether t's keys are exactly 1..n (an empty table counts).
+function M.is_sequence(t)
+  return sequence_length(t) ~= nil
 end
 
 local encode_value
@@ -101,7 +116,7 @@ encode_value = function(v, as_array, out, depth)
   elseif tv == "table" then
     if type(v.json_value) == "function" then v = v:json_value() end
     encode_table(v, as_array, out, depth)
-  elseif tv == "userdata" and tostring(v) == "userdata: (nil)" then
+  elseif M.is_null(v) then
     out[#out + 1] = "null" -- cjson.null
   else
     error("json: cannot encode a " .. tv, 0)

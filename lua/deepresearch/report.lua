@@ -3,29 +3,16 @@
 -- Works on Extruct tasks (report.kind markdown|schema) and Valyu tasks (output + sources).
 local errors = require "deepresearch.errors"
 local json = require "deepresearch.json"
+local is_null = json.is_null
+local is_sequence = json.is_sequence
+local argcheck = require("deepresearch.validate").type
 
 local M = {}
 
 local STYLES = { footnotes = true, inline = true, plain = true }
 
-local function is_null(v)
-  if v == json.null then return true end
-  if type(v) ~= "userdata" then return false end
-  local s = tostring(v)
-  return s == "userdata: (nil)" or s == "userdata: NULL" or s == "userdata: 0x0"
-end
-
 local function present(v)
   return v ~= nil and not is_null(v)
-end
-
-local function is_sequence(t)
-  local n = 0
-  for k in pairs(t) do
-    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then return false end
-    n = n + 1
-  end
-  return n == #t
 end
 
 -- cjson 2.1 on Lua 5.3+ decodes 3 as 3.0; "[^3.0]" would be a broken footnote.
@@ -128,14 +115,6 @@ local function view(task)
     return valyu_view(task)
   end
   return no_report(task, present(task.failure_reason) and task.failure_reason or nil)
-end
-
-local function argcheck(fname, n, v, want, optional)
-  if v == nil and optional then return end
-  if type(v) ~= want then
-    error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, want,
-      v == nil and "no value" or type(v)), 3)
-  end
 end
 
 ----------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 -- report's `fields`, against a schema. Accepts builder nodes and plain tables.
 local json = require "deepresearch.json"
 local utf8 = require "deepresearch.utf8"
+local is_null = json.is_null
+local is_sequence = json.is_sequence
 
 local M = {}
 
@@ -155,22 +157,6 @@ end
 local Violation = { __name = "deepresearch.schema.violation" }
 Violation.__index = Violation
 function Violation.__tostring(v) return v.message end
-
-local function is_null(v)
-  if v == json.null then return true end
-  if type(v) ~= "userdata" then return false end
-  local s = tostring(v)
-  return s == "userdata: (nil)" or s == "userdata: NULL" or s == "userdata: 0x0"
-end
-
-local function is_sequence(t)
-  local n = 0
-  for k in pairs(t) do
-    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then return false end
-    n = n + 1
-  end
-  return n == #t
-end
 
 local function is_array(v)
   return type(v) == "table" and (json.is_array_marked(v) or is_sequence(v))

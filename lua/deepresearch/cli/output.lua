@@ -1,4 +1,7 @@
 -- What the command prints on stdout: aligned tables, key/value summaries, JSON.
+local json = require "deepresearch.json"
+local is_sequence = json.is_sequence
+local quote = json.quote
 local M = {}
 
 local function columns(s)
@@ -74,24 +77,6 @@ local ARRAY_KEYS = {
   images = true, deliverables = true, required = true, enum = true, data_sources = true,
   exclude_domains = true, output_formats = true, hitl_history = true, errors = true, tasks = true,
 }
-
-local escapes = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
-  ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t' }
-
-local function quote(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return escapes[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
-end
-
-local function is_sequence(t)
-  local n = 0
-  for k in pairs(t) do
-    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then return false end
-    n = n + 1
-  end
-  return n == #t
-end
 
 local function encode(v, indent, as_array, out)
   local tv = type(v)
