@@ -178,6 +178,11 @@ return function(t, env)
   end
   t.ok(rejected.state == "failed" and has(err_note, "task_failed") and has(err_note, "no identifiable"),
     "a rejected brief ends in an error notification", tostring(err_note))
+  vim.cmd("DeepResearch depth=high " .. brief(200))
+  local deep = nv.jobs()[#nv.jobs()]
+  vim.wait(10000, function() return deep.task ~= nil end, 10)
+  t.ok(deep.task and deep.task.depth == "high" and deep.task.brief == brief(200),
+    ":DeepResearch depth=high {brief} creates the task at that depth", vim.inspect(deep.task))
   notes = {}
   vim.cmd("DeepResearch")
   t.ok(notes[1] and notes[1].level == vim.log.levels.ERROR and has(notes[1].msg, "usage"),
