@@ -193,15 +193,21 @@ local function read_headers(st, token)
 end
 
 --- Prepares the transport spec for req; nil, err when the token is unusable.
+-- A req marked reuse (the same request sent again and again: polls) keeps its spec while
+-- the token, and so the header list, stays the same.
 function M.prepare(st, req)
   local token, err = resolve_token(st)
   if not token then return nil, err end
   local plain = req.body == nil and req.headers == nil
-  return {
+  local headers = plain and read_headers(st, token) or build_headers(st, token, req.body ~= nil, req.headers)
+  local spec = req.spec
+  if spec and spec.headers == headers then return spec end
+  spec = {
     method = req.method, url = M.url(st, req.path, req.query), body = req.body,
-    headers = plain and read_headers(st, token) or build_headers(st, token, req.body ~= nil, req.headers),
-    timeout = req.timeout, fresh = req.kind ~= "read",
+    headers = headers, timeout = req.timeout, fresh = req.kind ~= "read",
   }
+  if req.reuse and plain then req.spec = spec end
+  return spec
 end
 
 --- The blocking runtime of a client: the C transport and the client's clock.
