@@ -101,6 +101,7 @@ local function check_module(r, root)
   end
   local ok, core = pcall(require, "deepresearch.core")
   if not ok then
+    package.loaded["deepresearch.core"] = nil -- 5.1 leaves a marker that would block a retry
     local title, advice = M.diagnose(tostring(core), root)
     r.error(title .. " [" .. so .. "]", advice)
     return nil
@@ -108,6 +109,7 @@ local function check_module(r, root)
   r.ok("deepresearch.core " .. tostring(core.version) .. " loaded (" .. so .. ")")
   local lib_ok, lib = pcall(require, "deepresearch")
   if not lib_ok then
+    package.loaded["deepresearch"] = nil
     r.error("the deepresearch Lua module does not load: " .. tostring(lib))
     return nil
   end

@@ -70,6 +70,9 @@ function M.library()
   M.add_cpath()
   local ok, lib = pcall(require, "deepresearch")
   if ok then return lib end
+  -- Lua 5.1's require leaves a marker behind after an error ("loop or previous error loading
+  -- module"): clear it, so the next command tries again (say, after building the module).
+  package.loaded["deepresearch"], package.loaded["deepresearch.core"] = nil, nil
   return nil, tostring(lib)
 end
 

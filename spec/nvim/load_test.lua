@@ -38,10 +38,16 @@ local function plugin_copy(root, so)
 end
 
 -- Starts a second Neovim on a plugin copy, without a token in its environment.
-local function nested(root, dir)
+-- extra: more NAME=value environment entries for it.
+local function nested(root, dir, extra)
   local out = dir .. "/out.json"
-  vim.fn.system({ "env", "-u", "EXTRUCT_API_TOKEN", "DR_OUT=" .. out, "timeout", "60", "nvim", "--headless",
-    "-u", "NONE", "-i", "NONE", "--cmd", "set rtp^=" .. dir, "-c", "luafile " .. root .. "/spec/nvim/nested.lua" })
+  local cmd = { "env", "-u", "EXTRUCT_API_TOKEN", "-u", "DR_SIM_URL", "-u", "DR_NO_CJSON", "DR_OUT=" .. out }
+  for _, e in ipairs(extra or {}) do cmd[#cmd + 1] = e end
+  for _, a in ipairs({ "timeout", "60", "nvim", "--headless", "-u", "NONE", "-i", "NONE",
+    "--cmd", "set rtp^=" .. dir, "-c", "luafile " .. root .. "/spec/nvim/nested.lua" }) do
+    cmd[#cmd + 1] = a
+  end
+  vim.fn.system(cmd)
   local text = read_all(out)
   if not text then return { error = "the nested Neovim wrote nothing" } end
   return vim.json.decode(text)
@@ -49,10 +55,14 @@ end
 
 local function joined(lines) return table.concat(lines or {}, "\n") end
 
+-- The error notifications' text when there are two and they are the same, else what differs.
 local function error_note(res)
+  local msgs = {}
   for _, n in ipairs(res.notes or {}) do
-    if n.level == vim.log.levels.ERROR then return n.msg end
+    if n.level == vim.log.levels.ERROR then msgs[#msgs + 1] = n.msg end
   end
+  if #msgs == 2 and msgs[1] == msgs[2] then return msgs[1] end
+  return "expected the same error twice, got: " .. table.concat(msgs, " | ")
 end
 
 return function(t, env)
@@ -96,12 +106,22 @@ return function(t, env)
       res.error or health)
     local note = error_note(res)
     t.ok(has(note, "luajit (Lua 5.1 ABI)") and has(note, "make LUA_VERSION=luajit"),
-      ":DeepResearch with a wrong-ABI module notifies the ABI and the build command", res.error or note)
+      ":DeepResearch with a wrong-ABI module notifies the ABI and the build command, each time", res.error or note)
   else
     t.skip("a module built for Lua 5.4 fails under Neovim with a clear message", "no Lua 5.4 build")
     t.skip("a module built for Lua 5.4 fails under luajit with a clear message", "no Lua 5.4 build")
     t.skip(":checkhealth names a module built for another Lua ABI", "no Lua 5.4 build")
     t.skip(":DeepResearch with a wrong-ABI module notifies the ABI", "no Lua 5.4 build")
+  end
+
+  -- Built, but no lua-cjson on the C path: the core decodes with vim.json.
+  if env.url then
+    local res = nested(root, plugin_copy(root, root .. "/build/luajit/deepresearch/core.so"),
+      { "DR_NO_CJSON=1", "DR_SIM_URL=" .. env.url })
+    t.ok(res.cjson == false and res.user == "alice@acme.test" and res.task_status == "created",
+      "without lua-cjson the module falls back to vim.json and talks to the API", res.error or vim.inspect(res))
+    t.ok(has(joined(res.health), "OK: lua-cjson not found for LuaJIT; using vim.json instead"),
+      ":checkhealth reports the vim.json fallback", joined(res.health))
   end
 
   -- What checkhealth says for each way loading can fail.
@@ -124,6 +144,6 @@ return function(t, env)
     ":checkhealth names a missing token", res.error or report)
   local note = error_note(res)
   t.ok(has(note, "luajit (Lua 5.1 ABI)") and has(note, "make LUA_VERSION=luajit"),
-    ":DeepResearch without the module notifies the ABI and the build command (and does not raise)",
+    ":DeepResearch without the module notifies the ABI and the build command, each time (never raises)",
     res.error or note)
 end
