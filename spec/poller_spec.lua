@@ -150,6 +150,10 @@ describe("poller", function()
     for _, fd in ipairs(fds) do
       assert.truthy(is_integer(fd) and fd >= 0, "fd: " .. tostring(fd))
     end
+    local _, modes = p:fds()
+    for _, fd in ipairs(p:fds()) do
+      assert.truthy(modes[fd] == "r" or modes[fd] == "w" or modes[fd] == "rw", tostring(modes[fd]))
+    end
     p:run()
     p:close()
   end)

@@ -117,7 +117,17 @@ describe("simulator: HTTP engine", function()
     c:close()
   end)
 
+  -- Clients of earlier specs may still hold a keep-alive connection (LuaJIT collects them
+  -- late): count from what is open now.
+  local function baseline()
+    collectgarbage()
+    collectgarbage()
+    s:clear_requests()
+    return s:state().connections.open
+  end
+
   it("accounts for connections open at once and resets the maximum", function()
+    local base = baseline()
     local conns = {}
     for i = 1, 5 do
       conns[i] = connect()
@@ -125,13 +135,13 @@ describe("simulator: HTTP engine", function()
     end
     for i = 1, 5 do assert.equals(200, receive(conns[i]).status) end
     local st = s:state()
-    assert.equals(5, st.connections.open)
-    assert.equals(5, st.connections.max_open)
+    assert.equals(base + 5, st.connections.open)
+    assert.equals(base + 5, st.connections.max_open)
     for i = 1, 5 do conns[i]:close() end
-    eventually(function(x) return x.connections.open == 0 end)
+    eventually(function(x) return x.connections.open == base end)
     s:clear_requests()
     local window = s:state().connections
-    assert.same({ 0, 0 }, { window.max_open, window.accepted })
+    assert.same({ base, 0 }, { window.max_open, window.accepted })
   end)
 
   it("stops on POST /_sim/shutdown", function()
@@ -144,13 +154,14 @@ describe("simulator: HTTP engine", function()
   end)
 
   it("handles 200 concurrent connections", function()
+    local base = baseline()
     local conns = {}
     for i = 1, 200 do
       conns[i] = connect()
       send(conns[i], "GET", "/v1/deep_research_tasks")
     end
     for i = 1, 200 do assert.equals(200, receive(conns[i]).status) end
-    assert.equals(200, s:state().connections.max_open)
+    assert.equals(base + 200, s:state().connections.max_open)
     for i = 1, 200 do conns[i]:close() end
   end)
 end)
@@ -241,7 +252,7 @@ describe("simulator: faults", function()
     assert.equals('{"id": "abc", ', request("GET", "/v1/user").body)
     s:fault({ method = "POST", kind = "invalid_utf8", after = true })
     r = request("POST", "/v1/deep_research_tasks", create_body())
-    assert.matches("\xff\xfe", r.body, 1, true)
+    assert.matches("\255\254", r.body, 1, true)
     assert.is_table(cjson.decode(r.body))
     s:fault({ path = "/v1/user", kind = "wrong_shape" })
     assert.equals('"just a string"', request("GET", "/v1/user").body)
@@ -265,7 +276,7 @@ describe("simulator: faults", function()
     s:fault({ path = "/v1/user", kind = "gzip", count = 2 })
     local r = request("GET", "/v1/user", nil, { "Accept-Encoding: gzip, deflate" })
     assert.equals("gzip", r.headers["content-encoding"])
-    assert.equals("\x1f\x8b", r.body:sub(1, 2))
+    assert.equals("\31\139", r.body:sub(1, 2))
     local name = os.tmpname()
     local f = assert(io.open(name, "wb"))
     f:write(r.body)

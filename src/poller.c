@@ -39,7 +39,8 @@ static int dr_poller_next_timeout(lua_State *L) {
   return 1;
 }
 
-/* The sockets libcurl waits on, as integers, for loops that watch descriptors. */
+/* The sockets libcurl waits on, as integers, for loops that watch descriptors; and a
+ * second table fd -> "r", "w" or "rw" saying what it waits for on each. */
 static int dr_poller_fds(lua_State *L) {
   dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
   fd_set r, w, x;
@@ -49,13 +50,17 @@ static int dr_poller_fds(lua_State *L) {
   FD_ZERO(&x);
   curl_multi_fdset(e->multi, &r, &w, &x, &maxfd);
   lua_newtable(L);
+  lua_newtable(L);
   for (fd = 0; fd <= maxfd; fd++) {
-    if (FD_ISSET(fd, &r) || FD_ISSET(fd, &w)) {
-      lua_pushinteger(L, fd);
-      lua_rawseti(L, -2, ++n);
-    }
+    int rd = FD_ISSET(fd, &r), wr = FD_ISSET(fd, &w);
+    if (!rd && !wr)
+      continue;
+    lua_pushinteger(L, fd);
+    lua_rawseti(L, -3, ++n);
+    lua_pushstring(L, rd && wr ? "rw" : rd ? "r" : "w");
+    lua_rawseti(L, -2, fd);
   }
-  return 1;
+  return 2;
 }
 
 static int dr_poller_pending(lua_State *L) {

@@ -5,9 +5,13 @@ local function load_core()
   local is_jit = rawget(_G, "jit") ~= nil
   local abi = is_jit and "luajit (Lua 5.1 ABI)" or _VERSION
   local build = is_jit and "make LUA_VERSION=luajit" or ("make LUA_VERSION=" .. _VERSION:match("%d+%.%d+"))
+  -- Let a later require try again (after a build) instead of "loop or previous error".
+  package.loaded["deepresearch"] = nil
+  local why = tostring(core)
+  if why:find("module 'deepresearch.core' not found", 1, true) then why = why:match("^[^\n]*") end
   error(string.format("deepresearch: the C module deepresearch.core is missing or built for another Lua " ..
     "(this is %s). Build it with `%s` and put build/<version>/?.so on package.cpath.\n%s",
-    abi, build, tostring(core)), 2)
+    abi, build, why), 0)
 end
 
 local core = load_core()

@@ -177,6 +177,7 @@ function Poller:step(max_ms)
 end
 
 function Poller:pending() return self.count end
+--- The sockets to watch (integers), and fd -> "r" | "w" | "rw" for what to watch them for.
 function Poller:fds() return self.cp:fds() end
 
 --- Steps until every operation has ended (the plain while-loop driver).

@@ -171,7 +171,13 @@ function M.shared(opts)
   local entry = reg[REGISTRY_KEY]
   if entry and entry.sim.pid then return entry.sim end
   local s = M.start(opts)
-  reg[REGISTRY_KEY] = { sim = s, sentinel = setmetatable({}, { __gc = function() s:stop() end }) }
+  -- A table's __gc never runs on Lua 5.1/LuaJIT: there, a newproxy userdata carries it.
+  local newproxy = rawget(_G, "newproxy")
+  local sentinel = newproxy and newproxy(true) or {}
+  local mt = newproxy and getmetatable(sentinel) or {}
+  mt.__gc = function() s:stop() end
+  if not newproxy then setmetatable(sentinel, mt) end
+  reg[REGISTRY_KEY] = { sim = s, sentinel = sentinel }
   -- Lua 5.1/LuaJIT's os.exit runs no finalizers, and closing the simulator's pipe at
   -- process exit would wait for it forever: stop it before exiting.
   local real_exit = os.exit
