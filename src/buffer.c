@@ -44,6 +44,11 @@ int dr_buf_append(dr_buf *b, const char *p, size_t n) {
   return 0;
 }
 
+void dr_buf_reset(dr_buf *b) {
+  b->len = 0;
+  b->overflow = 0;
+}
+
 void dr_buf_free(dr_buf *b) {
   free(b->data);
   b->data = NULL;

@@ -17,6 +17,8 @@ void dr_buf_init(dr_buf *b, size_t limit);
 int dr_buf_append(dr_buf *b, const char *p, size_t n);
 /* Makes room for n bytes in all (capped at the limit); 0 on success. */
 int dr_buf_reserve(dr_buf *b, size_t n);
+/* Empties b, keeping its memory. */
+void dr_buf_reset(dr_buf *b);
 void dr_buf_free(dr_buf *b);
 
 #endif

@@ -21,16 +21,24 @@ typedef struct dr_limits {
 
 enum { DR_DEAD, DR_RUNNING, DR_DONE };
 
+/* A transfer and its easy handle. Finished ones go back to the engine's pool with the
+ * handle's options as they were last set, so that the next request sets only what differs. */
 typedef struct dr_xfer {
   struct dr_xfer *next;
   lua_Integer id;
   CURL *easy;
-  struct curl_slist *headers;
+  struct curl_slist *headers; /* the list the handle was last given; kept while it matches */
+  int headers_n;              /* how many of its lines came from the spec */
+  int headers_body;           /* it ends with the "Expect:" of a request with a body */
+  char *url;                  /* the URL the handle was last given */
   dr_buf body;
   dr_buf head;
   int state;
   int added; /* to the multi handle */
   int decode;
+  int get;         /* the handle is set for a plain GET */
+  int fresh;       /* CURLOPT_FRESH_CONNECT as last set */
+  long timeout_ms; /* CURLOPT_TIMEOUT_MS as last set */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
 } dr_xfer;
@@ -40,11 +48,12 @@ typedef struct dr_xfer {
 typedef struct dr_engine {
   CURLM *multi;
   dr_xfer *xfers; /* every transfer this engine owns, in any state */
-  CURL *pool[DR_POOL_MAX];
+  dr_xfer *pool[DR_POOL_MAX];
   int npool;
   lua_Integer next_id;
   int closed;
   dr_limits limits;
+  char accept_encoding[64]; /* the header line, see dr_accept_encoding */
 } dr_engine;
 
 /* Reads limits from the options table at idx (absent keys keep defaults). */

@@ -165,7 +165,7 @@ end
 -- polls repeat the same GET, and an id found here was validated and escaped before.
 local GET_CACHE = 64
 
-local function get(rt, st, id)
+local function get_cached(rt, st, id)
   local cache = st.get_reqs
   local req = cache and cache[id]
   if not req then
@@ -183,7 +183,7 @@ local function get(rt, st, id)
   return call(rt, st, req)
 end
 
-function ops.get(rt, self, id) return get(rt, data(self), id) end
+function ops.get(rt, self, id) return get_cached(rt, data(self), id) end
 
 function ops.list(rt, self, opts)
   V.type("list", 1, opts, "table", true)
@@ -299,7 +299,7 @@ M.methods.tasks = M.tasks
 -- The most frequent call, without the generic wrapper's varargs and second data(self).
 function M.methods.get(self, id)
   local st = data(self)
-  return get(st.rt or http.blocking(self, st), st, id)
+  return get_cached(st.rt or http.blocking(self, st), st, id)
 end
 
 return M
