@@ -64,6 +64,17 @@ describe("deepresearch.core", function()
     c:close()
   end)
 
+  -- Found by the request fuzzer (fuzz/corpus/request/regress-nul-in-header): C cut the line at
+  -- the NUL, so a check on the C string missed the CR/LF after it.
+  it("refuses header lines and URLs that hide a NUL", function()
+    local c = core.new_client{}
+    assert.has_error(function()
+      c:request{ method = "GET", url = s.url .. "/v1/user", headers = { "X-A: b\0\nX-Evil: 1" } }
+    end)
+    assert.has_error(function() c:request{ method = "GET", url = s.url .. "/v1/user\0/x" } end)
+    c:close()
+  end)
+
   it("caps the response size and frees what it read", function()
     s:fault{ path = "/v1/user", kind = "big", size = 200000 }
     local c = core.new_client{ max_response_size = 50000 }

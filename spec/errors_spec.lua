@@ -84,6 +84,15 @@ describe("errors", function()
     c:close()
   end)
 
+  it("payment_failed: 402 when the account needs payment recovery", function()
+    s:token{ token = "unpaid-token", user_id = "u9", email = "u9@acme.test", org_id = "org_acme",
+      plan = "pro", credits = 1000, payment_failed = true }
+    local c = env.client(s, { token = "unpaid-token" })
+    local _, err = c:create{ brief = env.BRIEF }
+    check(err, "payment_failed", 402, false)
+    c:close()
+  end)
+
   it("invalid_request: 422 keeps the server's field messages", function()
     -- nested property with an unknown type passes no local rule the server does not also check,
     -- so force the server path with a fault body in the pydantic shape
