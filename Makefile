@@ -104,8 +104,8 @@ test-nvim:
 	@scripts/run-nvim-test
 
 lint:
-	luacheck lua spec sim bin bench
-	clang-format --dry-run --Werror src/*.c src/*.h include/*.h fuzz/*.c bench/*.c
+	luacheck lua spec sim bin bench plugin
+	clang-format --dry-run --Werror src/*.c src/*.h include/*.h fuzz/*.c fuzz/*.h bench/*.c spec/c/*.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --suppress=missingIncludeSystem --inline-suppr -Iinclude -Isrc src
 
