@@ -28,13 +28,6 @@ function M.criterion(spec)
   return { key = key, name = (name:gsub("^%s+", ""):gsub("%s+$", "")), criterion = (text:gsub("^%s+", "")) }
 end
 
-local function one_id(ctx, words)
-  if #words ~= 1 then
-    return nil, ctx:usage(#words == 0 and "missing discovery task ID" or "expected one task ID")
-  end
-  return words[1]
-end
-
 local function summary(ctx, task)
   local crit = {}
   for _, c in ipairs(task.criteria or {}) do
@@ -129,11 +122,8 @@ local function create(ctx, opts, words)
 end
 
 local function get(ctx, opts, words)
-  local id, code = one_id(ctx, words)
-  if not id then return code end
-  local client
-  client, code = ctx:client()
-  if not client then return code end
+  local id, client = ctx:id_and_client(words)
+  if not id then return client end
   local task, err = client:discovery_get(id)
   if not task then return ctx:fail(err) end
   if opts.json then
@@ -145,33 +135,24 @@ local function get(ctx, opts, words)
 end
 
 local function wait(ctx, opts, words)
-  local id, code = one_id(ctx, words)
-  if not id then return code end
-  local client
-  client, code = ctx:client()
-  if not client then return code end
+  local id, client = ctx:id_and_client(words)
+  if not id then return client end
   return wait_then_results(ctx, client, id, opts)
 end
 
 local function results(ctx, opts, words)
-  local id, code = one_id(ctx, words)
-  if not id then return code end
   if opts.limit == 0 then return ctx:usage("--limit must be at least 1") end
-  local client
-  client, code = ctx:client()
-  if not client then return code end
+  local id, client = ctx:id_and_client(words)
+  if not id then return client end
   local rows, task = fetch_results(client, id, opts)
   if not rows then return ctx:fail(task) end
   return print_results(ctx, rows, task, opts.json)
 end
 
 local function resume(ctx, opts, words)
-  local id, code = one_id(ctx, words)
-  if not id then return code end
   if opts.more and opts.more > 250 then return ctx:usage("--more must be in 0..250") end
-  local client
-  client, code = ctx:client()
-  if not client then return code end
+  local id, client = ctx:id_and_client(words)
+  if not id then return client end
   local task, err = client:discovery_resume(id, { desired_new_results = opts.more })
   if not task then return ctx:fail(err) end
   if opts.wait then return wait_then_results(ctx, client, id, opts) end

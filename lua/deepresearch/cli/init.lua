@@ -118,6 +118,16 @@ end
 
 --- The client for the chosen provider; token and base URL from the environment.
 -- Returns client or nil, exit code (after printing why).
+--- The one task ID a command takes, and a client: id, client; or nil, exit code.
+function Ctx:id_and_client(words)
+  if #words ~= 1 then
+    return nil, self:usage(#words == 0 and "missing task ID" or "expected one task ID, got " .. #words .. " words")
+  end
+  local client, code = self:client()
+  if not client then return nil, code end
+  return words[1], client
+end
+
 function Ctx:client()
   if self.handle then return self.handle end
   local dr = require "deepresearch"

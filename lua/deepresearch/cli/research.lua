@@ -40,13 +40,6 @@ local function provider_check(ctx, opts)
   return nil
 end
 
-local function one_id(ctx, words)
-  if #words ~= 1 then
-    return nil, ctx:usage(#words == 0 and "missing task ID" or "expected one task ID, got " .. #words .. " words")
-  end
-  return words[1]
-end
-
 -- Prints a finished task: the rendered report, or its JSON.
 local function print_result(ctx, ad, task, opts)
   if opts.json then
@@ -119,11 +112,8 @@ local function create(ctx, opts, words)
 end
 
 local function get(ctx, opts, words)
-  local id, code = one_id(ctx, words)
-  if not id then return code end
-  local client
-  client, code = ctx:client()
-  if not client then return code end
+  local id, client = ctx:id_and_client(words)
+  if not id then return client end
   local task, err = client:get(id)
   if not task then return ctx:fail(err) end
   if opts.json then
@@ -135,11 +125,8 @@ local function get(ctx, opts, words)
 end
 
 local function wait(ctx, opts, words)
-  local id, code = one_id(ctx, words)
-  if not id then return code end
-  local client
-  client, code = ctx:client()
-  if not client then return code end
+  local id, client = ctx:id_and_client(words)
+  if not id then return client end
   return wait_and_print(ctx, client, id, opts)
 end
 
@@ -165,11 +152,8 @@ local function list(ctx, opts, words)
 end
 
 local function report(ctx, opts, words)
-  local id, code = one_id(ctx, words)
-  if not id then return code end
-  local client
-  client, code = ctx:client()
-  if not client then return code end
+  local id, client = ctx:id_and_client(words)
+  if not id then return client end
   local task, err = client:get(id)
   if not task then return ctx:fail(err) end
   local dr = require "deepresearch"
@@ -187,11 +171,8 @@ local function report(ctx, opts, words)
 end
 
 local function cancel(ctx, _, words)
-  local id, code = one_id(ctx, words)
-  if not id then return code end
-  local client
-  client, code = ctx:client()
-  if not client then return code end
+  local id, client = ctx:id_and_client(words)
+  if not id then return client end
   local res, err = client:cancel(id)
   if not res then return ctx:fail(err) end
   ctx.out:write(tostring(res.message or "cancelled"), ": ", id, "\n")
