@@ -2,7 +2,6 @@
  * cjson's C code instead would clash with the copy Neovim exports. */
 #include "json.h"
 
-#include <math.h>
 
 static const char dr_decoder_key = 'j';
 
@@ -44,39 +43,42 @@ int dr_json_init(lua_State *L) {
   return 1;
 }
 
-static void dr_fix_number(lua_State *L, int t) {
+/* Only integers a double holds exactly: past 2^53 the text's digits are already lost. */
+#define DR_EXACT 9007199254740992LL
+
+/* The integer a decoded number should be, if any: cjson 2.1.0 decodes 25 as 25.0, and
+ * tasks count agents. Returns 0 for non-integral numbers, integers already, and 5.1/5.2. */
+static int dr_integral(lua_State *L, lua_Integer *out) {
 #if LUA_VERSION_NUM >= 503
-  /* cjson 2.1.0 decodes 25 as 25.0; tasks count agents, so give integers back. */
-  lua_Number n = lua_tonumber(L, -1);
-  if (!lua_isinteger(L, -1) && n == floor(n) && fabs(n) < 9007199254740992.0) {
-    lua_pushvalue(L, -2);
-    lua_pushinteger(L, (lua_Integer)n);
-    lua_rawset(L, t);
-  }
+  int isint = 0;
+  if (lua_isinteger(L, -1))
+    return 0;
+  *out = lua_tointegerx(L, -1, &isint); /* succeeds for integral floats only */
+  return isint && *out > -DR_EXACT && *out < DR_EXACT;
 #else
   (void)L;
-  (void)t;
+  (void)out;
+  return 0;
 #endif
 }
 
-/* The array part first by index (cheap), then the rest with lua_next. */
+/* Nulls out of objects and integers into place, in the table at absolute index t. The
+ * array part first by index (cheap), then the rest with lua_next. */
 static void dr_strip(lua_State *L, int t, int depth) {
-  int i, n;
-  t = dr_absindex(L, t);
+  lua_Integer i, n, v;
   if (depth > 1000 || !lua_checkstack(L, 4))
     return;
-  n = (int)dr_rawlen(L, t);
+  n = (lua_Integer)dr_rawlen(L, t);
   for (i = 1; i <= n; i++) {
+    int vt;
     lua_rawgeti(L, t, i);
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      lua_pushinteger(L, i);
-      lua_insert(L, -2);
-      dr_fix_number(L, t);
-      lua_pop(L, 2);
-      continue;
+    vt = lua_type(L, -1);
+    if (vt == LUA_TTABLE) {
+      dr_strip(L, lua_gettop(L), depth + 1);
+    } else if (vt == LUA_TNUMBER && dr_integral(L, &v)) {
+      lua_pushinteger(L, v);
+      lua_rawseti(L, t, i);
     }
-    if (lua_type(L, -1) == LUA_TTABLE)
-      dr_strip(L, -1, depth + 1);
     lua_pop(L, 1);
   }
   if (n > 0)
@@ -86,15 +88,18 @@ static void dr_strip(lua_State *L, int t, int depth) {
   while (lua_next(L, t) != 0) {
     int vt = lua_type(L, -1);
     if (vt == LUA_TTABLE) {
-      dr_strip(L, -1, depth + 1);
-    } else if (vt == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL &&
-               lua_type(L, -2) == LUA_TSTRING) {
-      /* Assigning nil to an existing field during lua_next is allowed. */
+      dr_strip(L, lua_gettop(L), depth + 1);
+    } else if (vt == LUA_TLIGHTUSERDATA) {
+      /* Assigning to an existing field during lua_next is allowed. */
+      if (lua_touserdata(L, -1) == NULL && lua_type(L, -2) == LUA_TSTRING) {
+        lua_pushvalue(L, -2);
+        lua_pushnil(L);
+        lua_rawset(L, t);
+      }
+    } else if (vt == LUA_TNUMBER && dr_integral(L, &v)) {
       lua_pushvalue(L, -2);
-      lua_pushnil(L);
+      lua_pushinteger(L, v);
       lua_rawset(L, t);
-    } else if (vt == LUA_TNUMBER) {
-      dr_fix_number(L, t);
     }
     lua_pop(L, 1);
   }
@@ -117,6 +122,6 @@ int dr_json_decode(lua_State *L) {
     return 0;
   }
   if (lua_istable(L, -1))
-    dr_strip(L, -1, 0);
+    dr_strip(L, lua_gettop(L), 0);
   return 1;
 }
