@@ -11,11 +11,11 @@
 
 static size_t dr_on_body(char *p, size_t size, size_t n, void *ud) {
   dr_xfer *x = ud;
-  if (x->body.cap == 0) {
+  if (x->body.len == 0) {
     /* Size the buffer once from Content-Length: no regrowth for big bodies. */
     curl_off_t len = -1;
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
-    if (len > 0)
+    if (len > 0 && (size_t)len > x->body.cap)
       dr_buf_reserve(&x->body, (size_t)len);
   }
   return dr_buf_append(&x->body, p, size * n) == 0 ? size * n : 0;
@@ -140,9 +140,19 @@ int dr_engine_open(dr_engine *e) {
   return 0;
 }
 
-/* Header blocks are a few hundred bytes: a buffer up to this size is kept for the next one. */
+/* Buffers up to these sizes are kept for the transfer's next use: header blocks are a
+ * few hundred bytes, a task up to a few hundred KB. Bigger bodies (list pages) are freed
+ * as soon as Lua has its copy, which keeps the peak memory of a big list down. */
 #define DR_HEAD_KEEP (16 * 1024)
 #define DR_HEAD_MAX (256 * 1024)
+#define DR_BODY_KEEP (256 * 1024)
+
+static void dr_buf_done(dr_buf *b, size_t keep) {
+  if (b->cap > keep)
+    dr_buf_free(b);
+  else
+    dr_buf_reset(b);
+}
 
 static void dr_xfer_free(dr_xfer *x) {
   if (x->easy != NULL)
@@ -163,9 +173,8 @@ static void dr_xfer_release(dr_engine *e, dr_xfer *x) {
     dr_xfer_free(x);
     return;
   }
-  dr_buf_free(&x->body);
-  if (x->head.cap > DR_HEAD_KEEP)
-    dr_buf_free(&x->head);
+  dr_buf_done(&x->body, DR_BODY_KEEP);
+  dr_buf_done(&x->head, DR_HEAD_KEEP);
   e->pool[e->npool++] = x;
 }
 
@@ -550,8 +559,8 @@ static void dr_push_response(lua_State *L, dr_xfer *x) {
   lua_pushlstring(L, x->head.data ? x->head.data : "", x->head.len);
   lua_setfield(L, -2, "head");
   lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
-  /* The Lua string is the only copy needed from here: free ours before decoding. */
-  dr_buf_free(&x->body);
+  /* The Lua string is the only copy needed from here: free a big one before decoding. */
+  dr_buf_done(&x->body, DR_BODY_KEEP);
   if (!x->decode || dr_rawlen(L, -1) == 0) {
     lua_setfield(L, -2, "raw");
     return;

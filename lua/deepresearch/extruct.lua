@@ -180,7 +180,8 @@ local function get_cached(rt, st, id)
     end
     cache[id], st.get_count = req, st.get_count + 1
   end
-  return call(rt, st, req)
+  local body, err = http.request(rt, st, req)
+  return body, err
 end
 
 function ops.get(rt, self, id) return get_cached(rt, data(self), id) end

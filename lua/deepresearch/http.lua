@@ -143,18 +143,18 @@ local function http_error(st, res, req)
 end
 
 --- Turns a transport result into (body, nil, res) or (nil, err).
-function M.classify(st, res, req)
+local function classify(st, res, req)
   if res.error then
     return nil, errors.new(res.error, res.message, { sent = res.sent })
   end
   local status = res.status
   if status == 304 and req.allow_304 then return nil, nil, res end
   if status >= 200 and status < 300 then
-    local body = res.body
+    local body, expect = res.body, req.expect
     local shape_ok = type(body) == "table" and
-      (req.expect ~= "array" or is_array(body)) and (req.expect ~= "object" or not body[1])
+      (expect ~= "array" or is_array(body)) and (expect ~= "object" or not body[1])
     local problem = shape_ok and req.check and req.check(body)
-    if (shape_ok and not problem) or req.expect == "any" then return body, nil, res end
+    if (shape_ok and not problem) or expect == "any" then return body, nil, res end
     local what = res.decode_error and snippet(res.raw) or problem or
       ("JSON of the wrong shape (" .. type(body) .. ")")
     return nil, errors.new("invalid_response", string.format("%s %s answered HTTP %d with %s",
@@ -168,6 +168,7 @@ function M.classify(st, res, req)
   end
   return nil, http_error(st, res, req)
 end
+M.classify = classify
 
 local debug_on = os.getenv("DEEPRESEARCH_DEBUG") == "1"
 
@@ -195,20 +196,30 @@ end
 --- Prepares the transport spec for req; nil, err when the token is unusable.
 -- A req marked reuse (the same request sent again and again: polls) keeps its spec while
 -- the token, and so the header list, stays the same.
-function M.prepare(st, req)
-  local token, err = resolve_token(st)
-  if not token then return nil, err end
+local function prepare(st, req)
+  local token = st.token
+  if token == nil or token ~= st.checked_token then -- else a string already checked
+    local err
+    token, err = resolve_token(st)
+    if not token then return nil, err end
+  end
   local plain = req.body == nil and req.headers == nil
-  local headers = plain and read_headers(st, token) or build_headers(st, token, req.body ~= nil, req.headers)
-  local spec = req.spec
-  if spec and spec.headers == headers then return spec end
-  spec = {
+  local headers
+  if plain then
+    headers = st.read_headers_token == token and st.read_headers or read_headers(st, token)
+    local spec = req.spec
+    if spec and spec.headers == headers then return spec end
+  else
+    headers = build_headers(st, token, req.body ~= nil, req.headers)
+  end
+  local spec = {
     method = req.method, url = M.url(st, req.path, req.query), body = req.body,
     headers = headers, timeout = req.timeout, fresh = req.kind ~= "read",
   }
   if req.reuse and plain then req.spec = spec end
   return spec
 end
+M.prepare = prepare
 
 --- The blocking runtime of a client: the C transport and the client's clock.
 -- The poller runs the same code with a runtime whose send and sleep yield instead.
@@ -216,6 +227,7 @@ function M.blocking(handle, st)
   local rt = st.rt
   if not rt then
     rt = {
+      handle = handle, -- M.request calls the transport directly
       send = function(spec) return raw_request(handle, spec) end,
       sleep = function(sec) return st.clock.sleep(sec) end,
       now = function() return st.clock.now() end,
@@ -228,19 +240,21 @@ end
 --- Sends req with the retry rules of its kind; returns body, nil, res or nil, err.
 -- req = { method, path, query, body (JSON text), kind = "read"|"create"|"mutate", expect, on_400 }
 function M.request(rt, st, req)
-  local spec, err = M.prepare(st, req)
+  local spec, err = prepare(st, req)
   if not spec then
     err.attempts = 0
     return nil, err
   end
   local max = req.max_retries or st.max_retries
+  local handle = rt.handle
   local attempt = 0
   while true do
     attempt = attempt + 1
     local t0 = debug_on and core.now()
-    local res = rt.send(spec)
+    local res
+    if handle then res = raw_request(handle, spec) else res = rt.send(spec) end
     if debug_on then log(req, spec, res, core.now() - t0, attempt) end
-    local body, e, r = M.classify(st, res, req)
+    local body, e, r = classify(st, res, req)
     if not e then return body, nil, r end
     e.attempts = attempt
     local again = retry.should_retry(req.kind, e)
