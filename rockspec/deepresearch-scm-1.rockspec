@@ -53,6 +53,7 @@ build = {
     ["deepresearch.json"] = "lua/deepresearch/json.lua",
     ["deepresearch.many"] = "lua/deepresearch/many.lua",
     ["deepresearch.nvim"] = "lua/deepresearch/nvim.lua",
+    ["deepresearch.nvim_buffer"] = "lua/deepresearch/nvim_buffer.lua",
     ["deepresearch.providers"] = "lua/deepresearch/providers.lua",
     ["deepresearch.report"] = "lua/deepresearch/report.lua",
     ["deepresearch.retry"] = "lua/deepresearch/retry.lua",

@@ -153,82 +153,15 @@ local function ensure_timer()
   end)
 end
 
--- Rendering -----------------------------------------------------------------------------------
+-- Report buffers ------------------------------------------------------------------------------
 
-local function split_lines(s)
-  local lines = {}
-  for line in (s .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
-  return lines
-end
-
--- Until deepresearch.report is available: the markdown with its sources as reference links,
--- so every [n] in the text resolves to its URL.
-local function fallback_render(task)
-  local r = task.report or {}
-  local out = {}
-  if r.markdown then
-    out[#out + 1] = r.markdown
-  elseif r.fields then
-    out[#out + 1] = "# " .. tostring(task.brief or task.id):gsub("\n.*", "")
-    out[#out + 1] = ""
-    out[#out + 1] = "```json"
-    out[#out + 1] = vim.inspect(r.fields)
-    out[#out + 1] = "```"
-  else
-    out[#out + 1] = "_No report in task " .. tostring(task.id) .. "._"
-  end
-  if type(r.sources) == "table" and #r.sources > 0 then
-    out[#out + 1] = ""
-    for _, src in ipairs(r.sources) do
-      out[#out + 1] = string.format("[%s]: %s%s", tostring(src.id), tostring(src.url),
-        src.title and (' "' .. tostring(src.title):gsub('"', "'") .. '"') or "")
-    end
-  end
-  if type(r.degradation_reasons) == "table" and #r.degradation_reasons > 0 then
-    out[#out + 1] = ""
-    for _, reason in ipairs(r.degradation_reasons) do out[#out + 1] = "> " .. tostring(reason) end
-  end
-  return table.concat(out, "\n")
-end
+local buffer = require "deepresearch.nvim_buffer"
 
 --- The report of a done task as markdown text, citations resolved.
-function M.render(task)
-  local ok, report = pcall(require, "deepresearch.report")
-  if ok and type(report) == "table" and type(report.render) == "function" then
-    local rendered, text = pcall(report.render, task, { style = config.style })
-    if rendered and type(text) == "string" then return text end
-  end
-  return fallback_render(task)
-end
-
-local OPEN = { tab = "tabnew", split = "new", vsplit = "vnew", current = "enew" }
-
-local function find_buffer(name)
-  local n = vim.fn.bufnr(name)
-  if n > 0 and vim.api.nvim_buf_is_valid(n) then return n end
-  return nil
-end
+function M.render(task) return buffer.render(task, config.style) end
 
 --- Opens (or refreshes) the buffer deepresearch://<id> holding the rendered report.
-function M.open_report(task)
-  local name = "deepresearch://" .. tostring(task.id)
-  local buf = find_buffer(name)
-  if not buf then
-    vim.cmd(OPEN[config.open] or OPEN.tab)
-    buf = vim.api.nvim_get_current_buf()
-    vim.api.nvim_buf_set_name(buf, name)
-    vim.bo[buf].buftype = "nofile"
-    vim.bo[buf].bufhidden = "hide"
-    vim.bo[buf].swapfile = false
-  end
-  vim.bo[buf].modifiable = true
-  vim.api.nvim_buf_set_lines(buf, 0, -1, false, split_lines(M.render(task)))
-  vim.bo[buf].modifiable = false
-  vim.bo[buf].modified = false
-  vim.bo[buf].filetype = "markdown"
-  vim.b[buf].deepresearch_task_id = task.id
-  return buf
-end
+function M.open_report(task) return buffer.open(task, config.open, config.style) end
 
 -- Jobs ----------------------------------------------------------------------------------------
 
@@ -361,23 +294,13 @@ function M.list(opts)
         pad(t.created_at, 24), (tostring(t.brief or ""):gsub("%s+", " "):sub(1, 80)) }, "  ")
     end
     if #lines == 0 then lines[1] = "(no tasks)" end
-    local name = "deepresearch://tasks"
-    local buf = find_buffer(name)
-    if not buf then
-      vim.cmd(OPEN[config.open] or OPEN.tab)
-      buf = vim.api.nvim_get_current_buf()
-      vim.api.nvim_buf_set_name(buf, name)
-      vim.bo[buf].buftype = "nofile"
-      vim.bo[buf].bufhidden = "hide"
-      vim.bo[buf].swapfile = false
+    local buf, created = buffer.scratch("deepresearch://tasks", config.open)
+    if created then
       vim.api.nvim_buf_set_keymap(buf, "n", "<CR>",
         "<cmd>lua require('deepresearch.nvim').wait(vim.fn.getline('.'):match('^(%S+)'))<CR>",
         { noremap = true, silent = true })
     end
-    vim.bo[buf].modifiable = true
-    vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-    vim.bo[buf].modifiable = false
-    vim.bo[buf].modified = false
+    buffer.set_lines(buf, lines)
     return buf
   end
   local query = { limit = opts.limit or 50, offset = opts.offset }
@@ -439,7 +362,7 @@ function M.setup(opts)
   for k in pairs(config) do config[k] = nil end
   for k, v in pairs(defaults) do config[k] = v end
   for k, v in pairs(opts) do config[k] = v end
-  if not OPEN[config.open] then
+  if not buffer.OPEN[config.open] then
     error("deepresearch.nvim.setup: open must be tab, split, vsplit or current", 2)
   end
   return M
