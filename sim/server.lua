@@ -4,7 +4,8 @@
 -- Prints "listening <host> <port>" as its first stdout line, then serves until SIGTERM/SIGINT,
 -- POST /_sim/shutdown, or (with --watch-pid) the watched process going away.
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-package.path = here .. "/?.lua;" .. here .. "/?/init.lua;" .. package.path
+-- The simulator shares the project's pure-Lua JSON encoder (../lua/deepresearch/json.lua).
+package.path = here .. "/?.lua;" .. here .. "/?/init.lua;" .. here .. "/../lua/?.lua;" .. package.path
 
 local simulator = require "simulator"
 local http = require "simulator.http"

@@ -214,8 +214,10 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
     local deadline = socket.gettime() + START_TIMEOUT
     for _, name in ipairs({ "extruct.yaml", "valyu.yaml" }) do
       local ready, why, log = servers[name]:wait_ready(deadline)
-      for _ = 1, 2 do -- another process took the free port first: try a new one
-        if ready or not (log or ""):find("EADDRINUSE", 1, true) then break end
+      -- Another process took the free port first, or Prism died starting on a loaded machine:
+      -- try again on a new port (the log of the last try is what a failure shows).
+      for _ = 1, 2 do
+        if ready then break end
         servers[name]:stop()
         servers[name] = spawn(name, free_ports(1)[1])
         ready, why, log = servers[name]:wait_ready(deadline)

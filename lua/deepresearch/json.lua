@@ -12,7 +12,7 @@ local ARRAY_KEYS = {
   required = true, enum = true, criteria = true, data_sources = true, exclude_domains = true,
   exclude_task_ids = true, output_formats = true, urls = true, files = true, deliverables = true,
   mcp_servers = true, previous_reports = true, columns = true, anyOf = true, oneOf = true, allOf = true,
-  included_sources = true, excluded_sources = true, allowed_tools = true,
+  included_sources = true, excluded_sources = true, allowed_tools = true, prefixItems = true, examples = true,
 }
 M.ARRAY_KEYS = ARRAY_KEYS
 
@@ -109,7 +109,10 @@ encode_value = function(v, as_array, out, depth)
     if v % 1 == 0 and v > -2^53 and v < 2^53 then
       out[#out + 1] = string.format("%d", v)
     else
-      out[#out + 1] = string.format("%.17g", v)
+      -- the shortest of %.14g / %.17g that reads back as v: 0.1 stays 0.1
+      local text = string.format("%.14g", v)
+      if tonumber(text) ~= v then text = string.format("%.17g", v) end
+      out[#out + 1] = text
     end
   elseif tv == "boolean" then
     out[#out + 1] = tostring(v)
