@@ -2,12 +2,21 @@
  * One reused easy handle and one reused body buffer; each body is decoded by
  * lua-cjson's decode, called through the Lua C API in one lua_State.
  *
- *   floor BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES
+ *   floor [MODE] BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES
  *     prints "<payload> <n> <wall s> <cpu s> <check>" per batch for small, big and list
  *     (small and big in BATCHES batches, the list page one GET per batch)
  *   floor --rss BASE_URL
  *     GETs the ~5 MB list page (limit=75), holds the decoded table and prints
  *     "rss <body bytes> <VmRSS before kB> <VmHWM kB> <VmRSS after kB> <check>"
+ *
+ * MODE adds what the module is required to do to the floor's handle, to show how much of
+ * the module's cost that is (the rest is the module's own):
+ *   --module-headers USER_AGENT  the request headers the module sends, set the way the
+ *     module sets them: Authorization, Accept, User-Agent and Accept-Encoding lines, with
+ *     CURLOPT_ACCEPT_ENCODING "" so that libcurl would decode a gzip answer;
+ *   --module-options USER_AGENT  those headers and every other option the module sets on
+ *     its handles: the response header block captured through a header callback, the
+ *     connect and total timeouts, the stall check, TCP keep-alive, HTTP(S) only.
  *
  * Built against liblua5.4 (floor-5.4) and LuaJIT (floor-luajit) by bench/run. */
 #define _POSIX_C_SOURCE 200809L
@@ -141,16 +150,60 @@ static long status_kb(const char *field) {
   return v;
 }
 
-static CURL *easy(body_buf *b, struct curl_slist **headers) {
+enum { PLAIN, HEADERS, OPTIONS };
+
+/* The module's own Accept-Encoding line: what libcurl would send for "" (src/engine.c). */
+static const char *accept_encoding(void) {
+  long f = curl_version_info(CURLVERSION_NOW)->features;
+  int br = (f & CURL_VERSION_BROTLI) != 0, zstd = 0;
+#ifdef CURL_VERSION_ZSTD
+  zstd = (f & CURL_VERSION_ZSTD) != 0;
+#endif
+  if (!(f & CURL_VERSION_LIBZ))
+    die("accept_encoding", "libcurl without zlib: write the module's line here");
+  return br && zstd ? "Accept-Encoding: deflate, gzip, br, zstd"
+         : br       ? "Accept-Encoding: deflate, gzip, br"
+         : zstd     ? "Accept-Encoding: deflate, gzip, zstd"
+                    : "Accept-Encoding: deflate, gzip";
+}
+
+/* The module keeps each response's header block (its Lua side reads it on demand). */
+static body_buf head;
+static size_t on_head(char *p, size_t size, size_t n, void *ud) {
+  if (size * n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+    head.len = 0;
+  return on_body(p, size, n, ud);
+}
+
+static CURL *easy(body_buf *b, struct curl_slist **headers, int mode, const char *ua) {
   CURL *c = curl_easy_init();
+  char line[512];
   if (c == NULL)
     die("curl_easy_init", "failed");
   *headers = curl_slist_append(NULL, "Authorization: Bearer t");
   *headers = curl_slist_append(*headers, "Accept: application/json");
+  if (mode != PLAIN) {
+    snprintf(line, sizeof line, "User-Agent: %s", ua);
+    *headers = curl_slist_append(*headers, line);
+    *headers = curl_slist_append(*headers, accept_encoding());
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, *headers);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (mode == OPTIONS) {
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &head);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+  }
   return c;
 }
 
@@ -170,15 +223,26 @@ int main(int argc, char **argv) {
   struct curl_slist *headers = NULL;
   lua_State *L;
   CURL *c;
-  int rss = argc == 3 && strcmp(argv[1], "--rss") == 0;
+  int rss = argc == 3 && strcmp(argv[1], "--rss") == 0, mode = PLAIN;
+  const char *ua = NULL;
+  if (argc == 11 && strcmp(argv[1], "--module-headers") == 0)
+    mode = HEADERS;
+  else if (argc == 11 && strcmp(argv[1], "--module-options") == 0)
+    mode = OPTIONS;
+  if (mode != PLAIN) {
+    ua = argv[2];
+    argv += 2;
+    argc -= 2;
+  }
   if (!rss && argc != 9) {
-    fprintf(stderr, "usage: floor BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES\n"
+    fprintf(stderr, "usage: floor [--module-headers|--module-options USER_AGENT] BASE_URL SMALL_ID "
+                    "BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES\n"
                     "       floor --rss BASE_URL\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   L = lua_with_cjson();
-  c = easy(&b, &headers);
+  c = easy(&b, &headers, mode, ua);
   if (rss) {
     long before = status_kb("VmRSS"), kind = 2;
     snprintf(url[2], sizeof url[2], "%s/v1/deep_research_tasks?limit=75", argv[2]);
@@ -201,6 +265,7 @@ int main(int argc, char **argv) {
   curl_easy_cleanup(c);
   curl_slist_free_all(headers);
   free(b.data);
+  free(head.data);
   lua_close(L);
   curl_global_cleanup();
   return 0;

@@ -14,6 +14,9 @@ local opts = {
   only = nil,
   sim_speed = tonumber(env("BENCH_SIM_SPEED") or "") or 30,
   tasks = tonumber(env("BENCH_TASKS") or "") or 200,
+  -- Lua seeds its string hashes from the clock and addresses, so table layouts, and with them
+  -- a process's instructions per GET, vary by about 1 % between processes: take a median.
+  profile_runs = tonumber(env("BENCH_PROFILE_RUNS") or "") or 1,
 }
 local i = 1
 while i <= #arg do
@@ -29,7 +32,7 @@ while i <= #arg do
     print("usage: bench/run [--unpinned] [--quick] [--runs N] [--no-write] [--only http|decode|rss|wait]\n" ..
       "       bench/run --profile   (callgrind: instructions per request, module against the floor)\n" ..
       "  BENCH_PIN=0 (same as --unpinned), BENCH_CPU=N (the CPU to pin to; default the last),\n" ..
-      "  BENCH_RUNS=N, BENCH_WRITE=0, BENCH_SIM_SPEED=S, BENCH_TASKS=N")
+      "  BENCH_RUNS=N, BENCH_WRITE=0, BENCH_SIM_SPEED=S, BENCH_TASKS=N, BENCH_PROFILE_RUNS=N")
     os.exit(0)
   else
     io.stderr:write("bench/run: unknown argument ", a, " (try --help)\n")
@@ -184,10 +187,20 @@ if opts.quick then
   FEW = { small = 20, big = 10, list = 3, warm = 2, batches = 2 }
 end
 
+-- The User-Agent line the module sends, for the floors that send the module's headers.
+local MODULE_UA = (capture("lua5.4 -e " .. q("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path " ..
+  "package.cpath = 'build/5.4/?.so;' .. package.cpath " ..
+  "io.write(require('deepresearch').client({ token = 't' }):data().user_agent)")))
+assert(MODULE_UA:find("^deepresearch%-lua/"), "cannot read the module's User-Agent: " .. MODULE_UA)
+local FLOOR_HEADERS = " --module-headers " .. q(MODULE_UA)
+local FLOOR_OPTIONS = " --module-options " .. q(MODULE_UA)
+
 -- vm says which floor a row is compared with: the one whose cjson runs on the same VM.
 local CONTENDERS = {
   { key = "floor54", vm = "5.4", name = "floor: C, one libcurl easy handle, cjson via the C API",
     runtime = "Lua 5.4", cmd = "build/bench/floor-5.4" },
+  { key = "floorh54", vm = "5.4", name = "floor + the module's request headers",
+    runtime = "Lua 5.4", cmd = "build/bench/floor-5.4" .. FLOOR_HEADERS },
   { key = "mod54", vm = "5.4", name = "**deepresearch** `client:get` / `client:list`", runtime = "Lua 5.4",
     cmd = "lua5.4 bench/with_module.lua" },
   { key = "sock54", vm = "5.4", name = "LuaSocket `socket.http` + cjson", runtime = "Lua 5.4",
@@ -200,6 +213,8 @@ local CONTENDERS = {
     cmd = PY .. " bench/with_requests.py" },
   { key = "floorjit", vm = "luajit", name = "floor: C, one libcurl easy handle, cjson via the C API",
     runtime = "LuaJIT", cmd = "build/bench/floor-luajit" },
+  { key = "floorhjit", vm = "luajit", name = "floor + the module's request headers",
+    runtime = "LuaJIT", cmd = "build/bench/floor-luajit" .. FLOOR_HEADERS },
   { key = "modjit", vm = "luajit", name = "**deepresearch** `client:get` / `client:list`", runtime = "LuaJIT",
     cmd = "luajit bench/with_module.lua" },
   { key = "curljit", vm = "luajit", name = "luacurl 0.3 (`lua-curl`) + cjson", runtime = "LuaJIT",
@@ -208,6 +223,7 @@ local CONTENDERS = {
     cmd = "luajit bench/with_luasocket.lua" },
 }
 local FLOOR = { ["5.4"] = "floor54", luajit = "floorjit" }
+local FLOOR_H = { ["5.4"] = "floorh54", luajit = "floorhjit" }
 local PAYLOADS = { "small", "big", "list" }
 
 local results = {} -- key -> payload -> { wall = {...}, cpu = {...} }
@@ -415,17 +431,18 @@ local function http_tables(out)
     local rows = {}
     for _, c in ipairs(CONTENDERS) do
       if results[c.key] then
-        local floor = FLOOR[c.vm]
+        local floor, floor_h = FLOOR[c.vm], FLOOR_H[c.vm]
         local w, cpu = med(c.key, p, "wall"), med(c.key, p, "cpu")
         local n = (c.counts or COUNTS)[p]
         rows[#rows + 1] = { c.name, c.runtime, report.us(w), report.ratio(w, med(floor, p, "wall")),
-          report.us(cpu), report.ratio(cpu, med(floor, p, "cpu")),
+          report.ratio(w, med(floor_h, p, "wall")), report.us(cpu), report.ratio(cpu, med(floor, p, "cpu")),
+          report.ratio(cpu, med(floor_h, p, "cpu")),
           string.format("%d%%", math.floor(report.spread(results[c.key][p].wall) * 100 + 0.5)),
           tostring(n) }
       end
     end
-    out[#out + 1] = report.table({ "contender", "runtime", "wall µs/req", "× floor", "client CPU µs/req",
-      "× floor", "wall spread", "GETs/run" }, rows)
+    out[#out + 1] = report.table({ "contender", "runtime", "wall µs/req", "× floor", "× floor + headers",
+      "client CPU µs/req", "× floor", "× floor + headers", "wall spread", "GETs/run" }, rows)
     out[#out + 1] = ""
   end
 end
@@ -439,14 +456,20 @@ local function evaluate()
   local limit = { small = 1.15, big = 1.10, list = 1.10 }
   if next(results) then
     for _, p in ipairs(PAYLOADS) do
-      for _, m in ipairs({ { "mod54", "floor54", "Lua 5.4" }, { "modjit", "floorjit", "LuaJIT" } }) do
+      for _, m in ipairs({ { "mod54", "floor54", "floorh54", "Lua 5.4" },
+        { "modjit", "floorjit", "floorhjit", "LuaJIT" } }) do
         local w = med(m[1], p, "wall")
         local f = med(m[2], p, "wall")
         if w and f then
           local r = w / f
           local rc = med(m[1], p, "cpu") / med(m[2], p, "cpu")
-          target(string.format("%s GET ≤ %.2f× floor (%s)", p, limit[p], m[3]), r <= limit[p],
-            string.format("wall %.2f×, CPU %.2f×", r, rc))
+          local detail = string.format("wall %.2f×, CPU %.2f×", r, rc)
+          local fh = med(m[3], p, "wall")
+          if fh then
+            detail = detail .. string.format(" (against the floor with the module's headers: wall %.2f×, CPU %.2f×)",
+              w / fh, med(m[1], p, "cpu") / med(m[3], p, "cpu"))
+          end
+          target(string.format("%s GET ≤ %.2f× floor (%s)", p, limit[p], m[4]), r <= limit[p], detail)
         end
       end
     end
@@ -511,6 +534,8 @@ local function render(sched, sched_err)
       "Wall: client and server time per request; client CPU: the contender process's own CPU time " ..
       "(with its children for the spawned curl). × floor: against the C floor whose cjson runs on the " ..
       "same VM (Lua 5.4 floor for the PUC Lua, Lua 5.1 and Python rows; LuaJIT floor for the LuaJIT rows). " ..
+      "× floor + headers: against that floor sending the module's request headers (Authorization, Accept, " ..
+      "User-Agent, Accept-Encoding), which the plain floor does not send in full. " ..
       "Spread: (max − min) / median of the wall times across runs.\n"
     http_tables(out)
   end
@@ -619,22 +644,31 @@ local function bench_profile(base)
   local plan = { small = { 100, 600 }, big = { 10, 60 }, list = { 1, 4 } }
   local lines = { "## Profile: instructions per GET (callgrind, Lua 5.4)\n",
     "User-space instructions per GET (kernel and server excluded), from two runs that differ only in the " ..
-    "number of GETs. Inclusive counts of the module's C functions and of the libraries it calls.\n" }
+    "number of GETs (median of " .. opts.profile_runs .. " such pairs, BENCH_PROFILE_RUNS). Floors: plain; with the module's request headers; with those headers and every other " ..
+    "option the module sets on its handles (header capture, timeouts, stall check). Inclusive counts of " ..
+    "the module's C functions and of the libraries it calls.\n" }
   local rows, detail = {}, {}
+  local who_cmd = { floor = "build/bench/floor-5.4", floor_h = "build/bench/floor-5.4" .. FLOOR_HEADERS,
+    floor_o = "build/bench/floor-5.4" .. FLOOR_OPTIONS, module = "lua5.4 bench/with_module.lua" }
   for _, p in ipairs(PAYLOADS) do
     local counts = {}
-    for who, cmd in pairs({ floor = "build/bench/floor-5.4", module = "lua5.4 bench/with_module.lua" }) do
-      local ir, files = {}, {}
-      for k, n in ipairs(plan[p]) do
-        local args = { small = 0, big = 0, list = 0 }
-        args[p] = n
-        files[k] = string.format("%s/cg.%s.%s.%d", TMP, who, p, k)
-        ir[k] = callgrind(string.format("%s %s %s %s %d %d %d 0 1", cmd, base, SMALL_ID, BIG_ID, args.small,
-          args.big, args.list), files[k])
-        assert(ir[k], "callgrind failed for " .. who)
-      end
+    for _, who in ipairs({ "floor", "floor_h", "floor_o", "module" }) do
+      local cmd = who_cmd[who]
+      local per_get, files = {}, {}
       local extra = plan[p][2] - plan[p][1]
-      counts[who] = (ir[2] - ir[1]) / extra
+      for _ = 1, opts.profile_runs do
+        local ir = {}
+        for k, n in ipairs(plan[p]) do
+          local args = { small = 0, big = 0, list = 0 }
+          args[p] = n
+          files[k] = string.format("%s/cg.%s.%s.%d", TMP, who, p, k)
+          ir[k] = callgrind(string.format("%s %s %s %s %d %d %d 0 1", cmd, base, SMALL_ID, BIG_ID, args.small,
+            args.big, args.list), files[k])
+          assert(ir[k], "callgrind failed for " .. who)
+        end
+        per_get[#per_get + 1] = (ir[2] - ir[1]) / extra
+      end
+      counts[who] = report.median(per_get)
       if who == "module" then
         local a, b = annotate(files[1], true), annotate(files[2], true)
         local sa, sb = annotate(files[1], false), annotate(files[2], false)
@@ -657,12 +691,14 @@ local function bench_profile(base)
         detail[#detail + 1] = string.format("- %s: %s", p, table.concat(list, ", "))
       end
     end
-    rows[#rows + 1] = { p, string.format("%.0f", counts.floor), string.format("%.0f", counts.module),
-      string.format("%.2f×", counts.module / counts.floor), string.format("%.0f", counts.c),
+    rows[#rows + 1] = { p, string.format("%.0f", counts.floor), string.format("%.0f", counts.floor_h),
+      string.format("%.0f", counts.floor_o), string.format("%.0f", counts.module),
+      string.format("%.2f×", counts.module / counts.floor), string.format("%.2f×", counts.module / counts.floor_h),
+      string.format("%.2f×", counts.module / counts.floor_o), string.format("%.0f", counts.c),
       string.format("%.0f", counts.module - counts.c) }
   end
-  lines[#lines + 1] = report.table({ "payload", "floor", "deepresearch", "× floor", "of which C core (request)",
-    "of which Lua front" }, rows)
+  lines[#lines + 1] = report.table({ "payload", "floor", "floor + headers", "floor + options", "deepresearch",
+    "× floor", "× floor + headers", "× floor + options", "of which C core (request)", "of which Lua front" }, rows)
   lines[#lines + 1] = "\nInstructions per GET in the module's C functions, each with what it calls (inclusive):\n"
   for _, d in ipairs(detail) do lines[#lines + 1] = d end
   print(table.concat(lines, "\n"))
