@@ -644,7 +644,8 @@ local function bench_profile(base)
   local plan = { small = { 100, 600 }, big = { 10, 60 }, list = { 1, 4 } }
   local lines = { "## Profile: instructions per GET (callgrind, Lua 5.4)\n",
     "User-space instructions per GET (kernel and server excluded), from two runs that differ only in the " ..
-    "number of GETs (median of " .. opts.profile_runs .. " such pairs, BENCH_PROFILE_RUNS). Floors: plain; with the module's request headers; with those headers and every other " ..
+    "number of GETs (median of " .. opts.profile_runs .. " such pairs, BENCH_PROFILE_RUNS). " ..
+    "Floors: plain; with the module's request headers; with those headers and every other " ..
     "option the module sets on its handles (header capture, timeouts, stall check). Inclusive counts of " ..
     "the module's C functions and of the libraries it calls.\n" }
   local rows, detail = {}, {}
