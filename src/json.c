@@ -2,7 +2,6 @@
  * cjson's C code instead would clash with the copy Neovim exports. */
 #include "json.h"
 
-
 static const char dr_decoder_key = 'j';
 
 static int dr_load_cjson(lua_State *L) {
