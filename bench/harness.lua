@@ -46,7 +46,8 @@ if opts.quick then
   opts.write = false
 end
 local function want(part)
-  if part == "profile" then return opts.only == "profile" end
+  -- A full run profiles too (instructions are the one figure the machine's load cannot move).
+  if part == "profile" then return opts.only == "profile" or (opts.only == nil and not opts.quick) end
   return opts.only == nil or opts.only == part
 end
 
@@ -227,6 +228,8 @@ local FLOOR_H = { ["5.4"] = "floorh54", luajit = "floorhjit" }
 local PAYLOADS = { "small", "big", "list" }
 
 local results = {} -- key -> payload -> { wall = {...}, cpu = {...} }
+local profile = {} -- payload -> { floor, floor_h, floor_o, module, c }: instructions per GET (callgrind)
+local profile_text
 
 -- One process of a contender; each payload's figure for this run is the median of its batches.
 local function run_contender(c, base)
@@ -384,6 +387,19 @@ local function first_line(cmd)
 end
 
 local LOAD_START = "?"
+
+-- The machine's CPU time from /proc/stat: all of it, and the part the hypervisor gave to other
+-- guests (steal), which slows every contender unevenly on a shared host.
+local function cpu_times()
+  local f = {}
+  for x in ((read_file("/proc/stat") or ""):match("^cpu%s+([^\n]+)") or ""):gmatch("%d+") do
+    f[#f + 1] = tonumber(x)
+  end
+  local total = 0
+  for _, x in ipairs(f) do total = total + x end
+  return { total = total, steal = f[8] or 0 }
+end
+local CPU_START = cpu_times()
 local function machine()
   local cpuinfo = read_file("/proc/cpuinfo") or ""
   local model = cpuinfo:match("model name%s*:%s*([^\n]+)") or "?"
@@ -399,6 +415,11 @@ local function machine()
     { "OS", "Debian " .. first_line("cat /etc/debian_version") },
     { "load average (1 min) at start / end", LOAD_START .. " / " .. first_line("cut -d' ' -f1 /proc/loadavg") ..
       " (other work on the machine inflates wall times first)" },
+    { "CPU stolen by other guests during the run", (function()
+      local now = cpu_times()
+      local total = now.total - CPU_START.total
+      return total > 0 and string.format("%.1f %%", 100 * (now.steal - CPU_START.steal) / total) or "?"
+    end)() },
     { "pinning", PIN ~= "" and ("client and server on CPU " .. CPU .. " (taskset)") or "none (--unpinned)" },
     { "module build", "`-O2 -g` (Makefile default CFLAGS), build/5.4 and build/luajit" },
     { "Lua", first_line(lua_v) },
@@ -466,8 +487,13 @@ local function evaluate()
           local detail = string.format("wall %.2f×, CPU %.2f×", r, rc)
           local fh = med(m[3], p, "wall")
           if fh then
-            detail = detail .. string.format(" (against the floor with the module's headers: wall %.2f×, CPU %.2f×)",
+            detail = detail .. string.format("; against the floor with the module's headers: wall %.2f×, CPU %.2f×",
               w / fh, med(m[1], p, "cpu") / med(m[3], p, "cpu"))
+          end
+          local ins = profile[p]
+          if m[4] == "Lua 5.4" and ins and ins.module then
+            detail = detail .. string.format("; instructions %.2f× (%.2f× the floor with the headers)",
+              ins.module / ins.floor, ins.module / ins.floor_h)
           end
           target(string.format("%s GET ≤ %.2f× floor (%s)", p, limit[p], m[4]), r <= limit[p], detail)
         end
@@ -539,6 +565,7 @@ local function render(sched, sched_err)
       "Spread: (max − min) / median of the wall times across runs.\n"
     http_tables(out)
   end
+  if profile_text then out[#out + 1] = profile_text end
   if next(decode) then
     out[#out + 1] = "## Conversion alone\n"
     out[#out + 1] = "`dr.core.decode` (cjson through the Lua API, then nulls stripped and, on 5.3+, integral " ..
@@ -642,7 +669,7 @@ local function bench_profile(base)
     return
   end
   local plan = { small = { 100, 600 }, big = { 10, 60 }, list = { 1, 4 } }
-  local lines = { "## Profile: instructions per GET (callgrind, Lua 5.4)\n",
+  local lines = { "## Instructions per GET (callgrind, Lua 5.4)\n",
     "User-space instructions per GET (kernel and server excluded), from two runs that differ only in the " ..
     "number of GETs (median of " .. opts.profile_runs .. " such pairs, BENCH_PROFILE_RUNS). " ..
     "Floors: plain; with the module's request headers; with those headers and every other " ..
@@ -653,6 +680,7 @@ local function bench_profile(base)
     floor_o = "build/bench/floor-5.4" .. FLOOR_OPTIONS, module = "lua5.4 bench/with_module.lua" }
   for _, p in ipairs(PAYLOADS) do
     local counts = {}
+    profile[p] = counts
     for _, who in ipairs({ "floor", "floor_h", "floor_o", "module" }) do
       local cmd = who_cmd[who]
       local per_get, files = {}, {}
@@ -702,7 +730,8 @@ local function bench_profile(base)
     "× floor", "× floor + headers", "× floor + options", "of which C core (request)", "of which Lua front" }, rows)
   lines[#lines + 1] = "\nInstructions per GET in the module's C functions, each with what it calls (inclusive):\n"
   for _, d in ipairs(detail) do lines[#lines + 1] = d end
-  print(table.concat(lines, "\n"))
+  profile_text = table.concat(lines, "\n") .. "\n"
+  log("bench: profile done")
 end
 
 -- Run -------------------------------------------------------------------------------------
@@ -733,6 +762,7 @@ if want("wait") then
   bench_wait()
 end
 if opts.only == "profile" then
+  print(profile_text or "")
   log("bench: finished in %.0f s", socket.gettime() - t_start)
   os.exit(0)
 end
