@@ -1,5 +1,6 @@
--- The benchmark harness's own pieces: its arithmetic, the canned responses it serves, and the
--- wait schedule's poll count on a simulated clock (what bench/RESULTS.md reports).
+-- The benchmark harness's own pieces: its arithmetic, the canned responses it serves, the floor
+-- that sends the module's request headers, and the wait schedule's poll count on a simulated clock
+-- (what bench/RESULTS.md reports).
 package.path = "bench/?.lua;" .. package.path
 local report = require "report"
 local wait = require "deepresearch.wait"
@@ -94,6 +95,53 @@ describe("bench", function()
       local again = p:read("*a")
       p:close()
       assert.truthy(again:find("list " .. sizes.list.bytes, 1, true))
+    end)
+  end)
+
+  describe("the floor with the module's headers", function()
+    local socket = require "socket"
+    local bin = os.tmpname()
+
+    setup(function()
+      local cc = "cc -std=c99 -O1 -I/usr/include/lua5.4 $(pkg-config --cflags libcurl) -o " .. bin ..
+        " bench/floor.c -llua5.4 $(pkg-config --libs libcurl) -lm"
+      assert(os.execute(cc) == true, "cannot build bench/floor.c: " .. cc)
+    end)
+    teardown(function() os.remove(bin) end)
+
+    -- The header lines of the one request cmd (run in the background, given the URL) sends.
+    local function request_headers(server, cmd)
+      local _, port = server:getsockname()
+      os.execute(string.format(cmd, "http://127.0.0.1:" .. port) .. " >/dev/null 2>&1 &")
+      local c = assert(server:accept())
+      c:settimeout(10)
+      local lines = {}
+      while true do
+        local line = assert(c:receive("*l"))
+        if line == "" then break end
+        if not line:find("^GET ") then lines[#lines + 1] = line end
+      end
+      c:send("HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+      c:close()
+      table.sort(lines)
+      return lines
+    end
+
+    it("sends the same header lines as the module", function()
+      local ua = "deepresearch-lua/" .. require("deepresearch.core").version .. " libcurl/" ..
+        require("deepresearch.core").curl_version
+      local server = assert(socket.bind("127.0.0.1", 0))
+      server:settimeout(10)
+      local module = request_headers(server, "lua5.4 -e \"" ..
+        "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path " ..
+        "package.cpath = 'build/5.4/?.so;' .. package.cpath " ..
+        "require('deepresearch').client({ base_url = '%s', token = 't', max_retries = 0 }):get('x')\"")
+      local floor = request_headers(server, bin .. " --module-headers '" .. ua .. "' %s x y 1 0 0 0 1")
+      server:close()
+      assert.same(module, floor)
+      local names = {}
+      for _, l in ipairs(floor) do names[#names + 1] = l:match("^[^:]+") end
+      assert.same({ "Accept-Encoding", "Accept", "Authorization", "Host", "User-Agent" }, names) -- sorted lines
     end)
   end)
 
