@@ -117,7 +117,7 @@ describe("deepresearch on a terminal (tmux)", function()
       local lines = progress_lines(screen())
       most = math.max(most, #lines)
       if lines[1] then seen[lines[1]:gsub("^%S+ ", ""):gsub("%d+:%d%d", "")] = true end
-      return slurp(rc)
+      return (slurp(rc) or ""):match("%d+") -- the file exists before echo writes the digits
     end, 30)
     assert.equals("0", (done or ""):match("%d+"))
     local n = 0
@@ -140,7 +140,8 @@ describe("deepresearch on a terminal (tmux)", function()
     local out, rc = start("run -f " .. brief .. " --interval 0.05")
     assert.truthy(wait_for(function() return progress_lines(screen())[1] end, 10), "progress shown")
     tmux("send-keys -t " .. session .. " C-c")
-    local code = wait_for(function() return slurp(rc) end, 10)
+    -- the shell creates the file before echo writes to it: wait for the digits
+    local code = wait_for(function() return (slurp(rc) or ""):match("%d+") end, 10)
     assert.equals("130", (code or ""):match("%d+"))
     local tasks = s:tasks()
     assert.equals(1, #tasks)

@@ -29,6 +29,27 @@ describe("deepresearch.core", function()
     assert.equals("line one\nline two\ttab", v.brief)
   end)
 
+  -- lua.c turns Ctrl-C into a hook that raises "interrupted!" at the next call; when that
+  -- call is the decoder's, the interrupt must reach the caller, not become "invalid JSON".
+  if not rawget(_G, "jit") then
+    it("lets an error raised inside the decoder (an interrupt) through", function()
+      local decode = core.decode
+      debug.sethook(function()
+        -- level 2 is the function being called, level 3 its caller: the decoder, from core.decode
+        local caller = debug.getinfo(3, "f")
+        if caller and caller.func == decode then
+          debug.sethook()
+          error("interrupted!")
+        end
+      end, "c")
+      local ok, err = pcall(decode, '{"a": 1}')
+      debug.sethook()
+      assert.is_false(ok)
+      assert.matches("interrupted!", err)
+      assert.same({ a = 1 }, core.decode('{"a": 1}'))
+    end)
+  end
+
   it("returns nil and a message for invalid JSON", function()
     local v, err = core.decode('{"a": ')
     assert.is_nil(v)

@@ -550,7 +550,8 @@ static void dr_push_error(lua_State *L, dr_xfer *x) {
   lua_setfield(L, -2, "curl_code");
 }
 
-static void dr_push_response(lua_State *L, dr_xfer *x) {
+/* Returns -1 with an error to re-raise on top of the stack, else 0. */
+static int dr_push_response(lua_State *L, dr_xfer *x) {
   long status = 0;
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(L, status);
@@ -563,15 +564,20 @@ static void dr_push_response(lua_State *L, dr_xfer *x) {
   dr_buf_done(&x->body, DR_BODY_KEEP);
   if (!x->decode || dr_rawlen(L, -1) == 0) {
     lua_setfield(L, -2, "raw");
-    return;
+    return 0;
   }
   lua_pushvalue(L, -1);
-  if (dr_json_decode(L)) {
+  switch (dr_json_decode(L)) {
+  case 1:
     lua_setfield(L, -3, "body");
     lua_pop(L, 1);
-  } else {
+    return 0;
+  case 0:
     lua_setfield(L, -3, "decode_error");
     lua_setfield(L, -2, "raw");
+    return 0;
+  default:
+    return -1;
   }
 }
 
@@ -579,10 +585,13 @@ void dr_engine_push_result(lua_State *L, dr_engine *e, dr_xfer *x) {
   lua_createtable(L, 0, 6);
   lua_pushinteger(L, x->id);
   lua_setfield(L, -2, "id");
-  if (x->result != CURLE_OK)
+  if (x->result != CURLE_OK) {
     dr_push_error(L, x);
-  else
-    dr_push_response(L, x);
+  } else if (dr_push_response(L, x) != 0) {
+    dr_engine_unlink(e, x);
+    dr_xfer_release(e, x);
+    lua_error(L); /* nothing of ours is held past this point */
+  }
   dr_engine_unlink(e, x);
   dr_xfer_release(e, x);
 }

@@ -2,6 +2,8 @@
  * cjson's C code instead would clash with the copy Neovim exports. */
 #include "json.h"
 
+#include <string.h>
+
 static const char dr_decoder_key = 'j';
 
 static int dr_load_cjson(lua_State *L) {
@@ -105,6 +107,7 @@ static void dr_strip(lua_State *L, int t, int depth) {
 }
 
 int dr_json_decode(lua_State *L) {
+  int status;
   lua_pushlightuserdata(L, (void *)&dr_decoder_key);
   lua_rawget(L, LUA_REGISTRYINDEX);
   if (!lua_isfunction(L, -1)) {
@@ -113,11 +116,15 @@ int dr_json_decode(lua_State *L) {
     return 0;
   }
   lua_insert(L, -2);
-  if (lua_pcall(L, 1, 1, 0) != 0) {
-    if (!lua_isstring(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushliteral(L, "invalid JSON");
-    }
+  status = lua_pcall(L, 1, 1, 0);
+  if (status != 0) {
+    /* Only the decoder's verdict on the text is ours to report. Anything else raised in
+     * there, such as lua.c's "interrupted!" from a Ctrl-C hook that fired on the call,
+     * or running out of memory, belongs to the caller: -1 says re-raise it. */
+    const char *msg = lua_tostring(L, -1);
+    if (status != LUA_ERRRUN || msg == NULL ||
+        (strncmp(msg, "Expected ", 9) != 0 && strncmp(msg, "Found ", 6) != 0))
+      return -1;
     return 0;
   }
   if (lua_istable(L, -1))

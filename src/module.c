@@ -13,11 +13,16 @@
 static int dr_decode(lua_State *L) {
   luaL_checkstring(L, 1);
   lua_settop(L, 1);
-  if (dr_json_decode(L))
+  switch (dr_json_decode(L)) {
+  case 1:
     return 1;
-  lua_pushnil(L);
-  lua_insert(L, -2);
-  return 2;
+  case 0:
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+  default:
+    return lua_error(L);
+  }
 }
 
 /* Returns true when the full time passed, false when a signal cut it short. */

@@ -116,8 +116,6 @@ local function real_sleep(core, ctx)
   end
 end
 
---- The client for the chosen provider; token and base URL from the environment.
--- Returns client or nil, exit code (after printing why).
 --- The one task ID a command takes, and a client: id, client; or nil, exit code.
 function Ctx:id_and_client(words)
   if #words ~= 1 then
@@ -128,6 +126,8 @@ function Ctx:id_and_client(words)
   return words[1], client
 end
 
+--- The client for the chosen provider; token and base URL from the environment.
+-- Returns client or nil, exit code (after printing why).
 function Ctx:client()
   if self.handle then return self.handle end
   local dr = require "deepresearch"
