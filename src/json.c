@@ -121,10 +121,15 @@ int dr_json_decode(lua_State *L) {
     /* Only the decoder's verdict on the text is ours to report. Anything else raised in
      * there, such as lua.c's "interrupted!" from a Ctrl-C hook that fired on the call,
      * or running out of memory, belongs to the caller: -1 says re-raise it. */
-    const char *msg = lua_tostring(L, -1);
-    if (status != LUA_ERRRUN || msg == NULL ||
-        (strncmp(msg, "Expected ", 9) != 0 && strncmp(msg, "Found ", 6) != 0))
+    size_t len = 0;
+    const char *msg = lua_tolstring(L, -1, &len);
+    if (status != LUA_ERRRUN ||
+        (msg != NULL && len >= 12 && strcmp(msg + len - 12, "interrupted!") == 0))
       return -1;
+    if (msg == NULL) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "invalid JSON");
+    }
     return 0;
   }
   if (lua_istable(L, -1))
