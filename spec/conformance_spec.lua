@@ -12,6 +12,8 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local dr = require "deepresearch"
+local support = require "support.sim"
+local quote, own_pid = support.shell_quote, support.own_pid
 
 local HERE = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "spec"
 local DIR = HERE .. "/conformance"
@@ -31,18 +33,6 @@ local function read_file(path)
   local s = f:read("*a")
   f:close()
   return s
-end
-
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function own_pid()
-  local f = io.open("/proc/self/stat", "r")
-  if not f then return nil end
-  local pid = f:read("*n")
-  f:close()
-  return pid
 end
 
 -- Whether pid is a live Prism we started (not a reaped pid reused by something else).

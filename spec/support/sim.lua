@@ -30,9 +30,13 @@ local function own_pid()
   return pid
 end
 
+--- This process's pid (for --watch-pid style watchers).
+M.own_pid = own_pid
+
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
+M.shell_quote = shell_quote
 
 --- Spawns `lua5.4 sim/server.lua --port 0 ...` and waits for its "listening" line.
 -- opts: speed (default 0), seed (default 1), host, lua (default "lua5.4"), quiet (default true).
