@@ -5,9 +5,11 @@
  *   floor [MODE] BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES
  *     prints "<payload> <n> <wall s> <cpu s> <check>" per batch for small, big and list
  *     (small and big in BATCHES batches, the list page one GET per batch)
- *   floor --rss BASE_URL
+ *   floor --rss|--rss-lean BASE_URL
  *     GETs the ~5 MB list page (limit=75), holds the decoded table and prints
- *     "rss <body bytes> <VmRSS before kB> <VmHWM kB> <VmRSS after kB> <check>"
+ *     "rss <body bytes> <VmRSS before kB> <VmHWM kB> <VmRSS after kB> <check>";
+ *     --rss-lean frees the body buffer once Lua holds its copy, before decoding: the
+ *     least peak any client decoding with cjson can have
  *
  * MODE adds what the module is required to do to the floor's handle, to show how much of
  * the module's cost that is (the rest is the module's own):
@@ -16,7 +18,14 @@
  *     CURLOPT_ACCEPT_ENCODING "" so that libcurl would decode a gzip answer;
  *   --module-options USER_AGENT  those headers and every other option the module sets on
  *     its handles: the response header block captured through a header callback, the
- *     connect and total timeouts, the stall check, TCP keep-alive, HTTP(S) only.
+ *     connect and total timeouts, the stall check, TCP keep-alive, HTTP(S) only;
+ *   --module-conversion USER_AGENT  those options, and each body decoded by the module's
+ *     own conversion (src/json.c, linked in): cjson, then nulls out of objects and, on
+ *     Lua 5.3+, integral numbers made integers. What any module keeping the contract's
+ *     values must do, with none of the module's own code around it.
+ * FLOOR_PRELUDE, if set, is Lua code run in the floor's state before the GETs: the harness
+ * loads the module there to give the floor the module's live heap, which Lua's collector
+ * marks on every cycle.
  *
  * Built against liblua5.4 (floor-5.4) and LuaJIT (floor-luajit) by bench/run. */
 #define _POSIX_C_SOURCE 200809L
@@ -28,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "../src/json.h"
 
 #if LUA_VERSION_NUM >= 502
 #define floor_rawlen lua_rawlen
@@ -84,8 +95,17 @@ static void fetch(CURL *c, body_buf *b, const char *url) {
     die(url, "status is not 200");
 }
 
-/* Decodes b with the decode function at stack index 1, leaving the value on top. */
+static int conversion; /* --module-conversion */
+
+/* Decodes b with the decode function at stack index 1, or with the module's conversion,
+ * leaving the value on top. */
 static void decode(lua_State *L, const body_buf *b) {
+  if (conversion) {
+    lua_pushlstring(L, b->data, b->len);
+    if (dr_json_decode(L) != 1)
+      die("decode", lua_tostring(L, -1));
+    return;
+  }
   lua_pushvalue(L, 1);
   lua_pushlstring(L, b->data, b->len);
   if (lua_pcall(L, 1, 1, 0) != 0)
@@ -150,7 +170,7 @@ static long status_kb(const char *field) {
   return v;
 }
 
-enum { PLAIN, HEADERS, OPTIONS };
+enum { PLAIN, HEADERS, OPTIONS, CONVERSION };
 
 /* The module's own Accept-Encoding line: what libcurl would send for "" (src/engine.c). */
 static const char *accept_encoding(void) {
@@ -192,7 +212,7 @@ static CURL *easy(body_buf *b, struct curl_slist **headers, int mode, const char
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  if (mode == OPTIONS) {
+  if (mode >= OPTIONS) {
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &head);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -214,6 +234,11 @@ static lua_State *lua_with_cjson(void) {
   luaL_openlibs(L);
   if (luaL_dostring(L, "return require('cjson').decode") != 0)
     die("require cjson", lua_tostring(L, -1));
+  if (getenv("FLOOR_PRELUDE") != NULL && luaL_dostring(L, getenv("FLOOR_PRELUDE")) != 0)
+    die("FLOOR_PRELUDE", lua_tostring(L, -1));
+  lua_settop(L, 1);
+  if (conversion && !dr_json_init(L))
+    die("dr_json_init", "no cjson");
   return L;
 }
 
@@ -223,21 +248,25 @@ int main(int argc, char **argv) {
   struct curl_slist *headers = NULL;
   lua_State *L;
   CURL *c;
-  int rss = argc == 3 && strcmp(argv[1], "--rss") == 0, mode = PLAIN;
+  int lean = argc == 3 && strcmp(argv[1], "--rss-lean") == 0, mode = PLAIN;
+  int rss = lean || (argc == 3 && strcmp(argv[1], "--rss") == 0);
   const char *ua = NULL;
   if (argc == 11 && strcmp(argv[1], "--module-headers") == 0)
     mode = HEADERS;
   else if (argc == 11 && strcmp(argv[1], "--module-options") == 0)
     mode = OPTIONS;
+  else if (argc == 11 && strcmp(argv[1], "--module-conversion") == 0)
+    mode = CONVERSION;
+  conversion = mode == CONVERSION;
   if (mode != PLAIN) {
     ua = argv[2];
     argv += 2;
     argc -= 2;
   }
   if (!rss && argc != 9) {
-    fprintf(stderr, "usage: floor [--module-headers|--module-options USER_AGENT] BASE_URL SMALL_ID "
-                    "BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES\n"
-                    "       floor --rss BASE_URL\n");
+    fprintf(stderr, "usage: floor [--module-headers|--module-options|--module-conversion USER_AGENT]\n"
+                    "             BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES\n"
+                    "       floor --rss|--rss-lean BASE_URL\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -247,7 +276,19 @@ int main(int argc, char **argv) {
     long before = status_kb("VmRSS"), kind = 2;
     snprintf(url[2], sizeof url[2], "%s/v1/deep_research_tasks?limit=75", argv[2]);
     fetch(c, &b, url[2]);
-    decode(L, &b);
+    if (lean) {
+      size_t len = b.len;
+      lua_pushvalue(L, 1);
+      lua_pushlstring(L, b.data, b.len);
+      free(b.data);
+      b.data = NULL;
+      b.len = b.cap = 0;
+      if (lua_pcall(L, 1, 1, 0) != 0)
+        die("decode", lua_tostring(L, -1));
+      b.len = len;
+    } else {
+      decode(L, &b);
+    }
     /* The decoded page stays on the stack while the peak is read. */
     printf("rss %zu %ld %ld %ld", b.len, before, status_kb("VmHWM"), status_kb("VmRSS"));
     printf(" %ld\n", check(L, (int)kind));

@@ -24,6 +24,28 @@ describe("deepresearch.core", function()
     assert.same({}, v.h)
   end)
 
+  it("makes integers only of numbers a double holds exactly, in objects and arrays", function()
+    local math_type = rawget(math, "type")
+    local v = core.decode('{"a":[-7,9007199254740991,9007199254740992,-9007199254740992,1e300,2.5],' ..
+      '"b":-9007199254740991,"c":1e2,"d":-0.5}')
+    assert.equals(-7, v.a[1])
+    assert.equals(9007199254740991, v.a[2])
+    assert.equals(2 ^ 53, v.a[3])
+    assert.equals(1e300, v.a[5])
+    assert.equals(2.5, v.a[6])
+    assert.equals(100, v.c)
+    assert.equals(-0.5, v.d)
+    if math_type then
+      assert.same({ "integer", "integer", "float", "float", "float", "float" },
+        { math_type(v.a[1]), math_type(v.a[2]), math_type(v.a[3]), math_type(v.a[4]), math_type(v.a[5]),
+          math_type(v.a[6]) })
+      assert.equals("integer", math_type(v.b))
+      assert.equals(-9007199254740991, v.b)
+      assert.equals("integer", math_type(v.c))
+      assert.equals("float", math_type(v.d))
+    end
+  end)
+
   it("keeps raw control characters inside strings (the API echoes briefs that way)", function()
     local v = core.decode('{"brief":"line one\nline two\ttab"}')
     assert.equals("line one\nline two\ttab", v.brief)

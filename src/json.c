@@ -48,14 +48,16 @@ int dr_json_init(lua_State *L) {
 #define DR_EXACT 9007199254740992LL
 
 /* The integer a decoded number should be, if any: cjson 2.1.0 decodes 25 as 25.0, and
- * tasks count agents. Returns 0 for non-integral numbers, integers already, and 5.1/5.2. */
+ * tasks count agents. Plain C arithmetic: the API's lua_tointegerx costs twice as much,
+ * and the walk calls this for every number. An integer decoder's own integers compare
+ * equal and are rewritten unchanged. Returns 0 for non-integral numbers and on 5.1/5.2. */
 static int dr_integral(lua_State *L, lua_Integer *out) {
 #if LUA_VERSION_NUM >= 503
-  int isint = 0;
-  if (lua_isinteger(L, -1))
+  lua_Number d = lua_tonumberx(L, -1, NULL);
+  if (!(d > -DR_EXACT && d < DR_EXACT) || d != (lua_Number)(lua_Integer)d)
     return 0;
-  *out = lua_tointegerx(L, -1, &isint); /* succeeds for integral floats only */
-  return isint && *out > -DR_EXACT && *out < DR_EXACT;
+  *out = (lua_Integer)d;
+  return 1;
 #else
   (void)L;
   (void)out;
@@ -67,7 +69,9 @@ static int dr_integral(lua_State *L, lua_Integer *out) {
  * array part first by index (cheap), then the rest with lua_next. */
 static void dr_strip(lua_State *L, int t, int depth) {
   lua_Integer i, n, v;
-  if (depth > 1000 || !lua_checkstack(L, 4))
+  /* Each level holds a key and a value, and pushes two more at most: room for eight
+   * levels is made at once. */
+  if (depth > 1000 || (depth % 8 == 0 && !lua_checkstack(L, 8 * 2 + 4)))
     return;
   n = (lua_Integer)dr_rawlen(L, t);
   for (i = 1; i <= n; i++) {
