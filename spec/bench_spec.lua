@@ -98,13 +98,13 @@ describe("bench", function()
     end)
   end)
 
-  describe("the floor with the module's headers", function()
+  describe("the floors", function()
     local socket = require "socket"
     local bin = os.tmpname()
 
-    setup(function()
+    setup(function() -- the floor, with the module's conversion linked in
       local cc = "cc -std=c99 -O1 -I/usr/include/lua5.4 $(pkg-config --cflags libcurl) -o " .. bin ..
-        " bench/floor.c -llua5.4 $(pkg-config --libs libcurl) -lm"
+        " bench/floor.c src/json.c -llua5.4 $(pkg-config --libs libcurl) -lm"
       local built = os.execute(cc) -- true on Lua 5.2+, 0 on 5.1/LuaJIT
       assert(built == true or built == 0, "cannot build bench/floor.c: " .. cc)
     end)
@@ -138,11 +138,56 @@ describe("bench", function()
         "package.cpath = 'build/5.4/?.so;' .. package.cpath " ..
         "require('deepresearch').client({ base_url = '%s', token = 't', max_retries = 0 }):get('x')\"")
       local floor = request_headers(server, bin .. " --module-headers '" .. ua .. "' %s x y 1 0 0 0 1")
+      -- The floors that add the module's options and its conversion send the same lines.
+      local options = request_headers(server, bin .. " --module-options '" .. ua .. "' %s x y 1 0 0 0 1")
+      local conversion = request_headers(server, bin .. " --module-conversion '" .. ua .. "' %s x y 1 0 0 0 1")
       server:close()
       assert.same(module, floor)
+      assert.same(module, options)
+      assert.same(module, conversion)
       local names = {}
       for _, l in ipairs(floor) do names[#names + 1] = l:match("^[^:]+") end
       assert.same({ "Accept-Encoding", "Accept", "Authorization", "Host", "User-Agent" }, names) -- sorted lines
+    end)
+
+    -- Serves body once to `bin mode URL` and returns its output line.
+    local function rss_line(mode, body)
+      local server = assert(socket.bind("127.0.0.1", 0))
+      server:settimeout(10)
+      local _, port = server:getsockname()
+      local out = os.tmpname()
+      os.execute(string.format("%s %s http://127.0.0.1:%d >%s 2>&1 &", bin, mode, port, out))
+      local c = assert(server:accept())
+      c:settimeout(10)
+      local path = assert(c:receive("*l")):match("^GET (%S+)")
+      repeat local line = assert(c:receive("*l")) until line == ""
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body ..
+        "\r\nConnection: close\r\n\r\n" .. body)
+      c:close()
+      server:close()
+      local line
+      for _ = 1, 200 do
+        local f = io.open(out, "r")
+        line = f and f:read("*l")
+        if f then f:close() end
+        -- The floor writes its line at exit: complete once it has all six fields.
+        if line and select(2, line:gsub("%S+", "")) == 6 then break end
+        socket.sleep(0.05)
+      end
+      os.remove(out)
+      return path, line
+    end
+
+    it("GET the 75-task page and hold it, with or without freeing the body buffer first", function()
+      local body = '[{"id":"a","n":1},{"id":"b","n":null},{"id":"c"}]'
+      for _, mode in ipairs({ "--rss", "--rss-lean" }) do
+        local path, line = rss_line(mode, body)
+        assert.equals("/v1/deep_research_tasks?limit=75", path)
+        local bytes, before, hwm, after, check = line:match("^rss (%d+) (%d+) (%d+) (%d+) (%d+)$")
+        assert.equals(#body, tonumber(bytes), mode .. ": " .. tostring(line))
+        assert.equals(3, tonumber(check))
+        assert.truthy(tonumber(hwm) >= tonumber(before) and tonumber(after) > 0)
+      end
     end)
   end)
 

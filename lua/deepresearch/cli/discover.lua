@@ -126,12 +126,7 @@ local function get(ctx, opts, words)
   if not id then return client end
   local task, err = client:discovery_get(id)
   if not task then return ctx:fail(err) end
-  if opts.json then
-    ctx.out:write(output.json(task), "\n")
-  else
-    summary(ctx, task)
-  end
-  return 0
+  return output.json_or(ctx.out, opts.json, task, function() summary(ctx, task) end)
 end
 
 local function wait(ctx, opts, words)
@@ -156,12 +151,7 @@ local function resume(ctx, opts, words)
   local task, err = client:discovery_resume(id, { desired_new_results = opts.more })
   if not task then return ctx:fail(err) end
   if opts.wait then return wait_then_results(ctx, client, id, opts) end
-  if opts.json then
-    ctx.out:write(output.json(task), "\n")
-  else
-    summary(ctx, task)
-  end
-  return 0
+  return output.json_or(ctx.out, opts.json, task, function() summary(ctx, task) end)
 end
 
 local function list(ctx, opts, words)
@@ -170,17 +160,14 @@ local function list(ctx, opts, words)
   if not client then return code end
   local tasks, err = client:discovery_list{ limit = opts.limit or 20, offset = opts.offset }
   if not tasks then return ctx:fail(err) end
-  if opts.json then
-    ctx.out:write(#tasks == 0 and "[]" or output.json(tasks), "\n")
-    return 0
-  end
-  local rows = {}
-  for i, t in ipairs(tasks) do
-    rows[i] = { t.id, t.status, t.num_results or 0, t.desired_num_results or "", task_util.when(t.created_at),
-      output.first_words(t.query, 8, 48) }
-  end
-  output.table(ctx.out, { "ID", "STATUS", "HIGH-FIT", "WANTED", "CREATED", "QUERY" }, rows)
-  return 0
+  return output.json_or(ctx.out, opts.json, tasks, function()
+    local rows = {}
+    for i, t in ipairs(tasks) do
+      rows[i] = { t.id, t.status, t.num_results or 0, t.desired_num_results or "", task_util.when(t.created_at),
+        output.first_words(t.query, 8, 48) }
+    end
+    output.table(ctx.out, { "ID", "STATUS", "HIGH-FIT", "WANTED", "CREATED", "QUERY" }, rows)
+  end, true)
 end
 
 local JSON = { "json", doc = "print JSON instead of a table" }

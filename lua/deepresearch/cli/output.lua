@@ -123,11 +123,22 @@ local function encode(v, indent, as_array, out)
   end
 end
 
---- Pretty JSON with sorted keys, for --json.
-function M.json(v)
+--- Pretty JSON with sorted keys, for --json. as_array: an empty table is [].
+function M.json(v, as_array)
   local out = {}
-  encode(v, 0, false, out)
+  encode(v, 0, as_array or false, out)
   return table.concat(out)
+end
+
+--- What every command prints: v as JSON with --json (a list: as_array), else human().
+-- Returns 0, the command's exit code.
+function M.json_or(stream, as_json, v, human, as_array)
+  if as_json then
+    stream:write(M.json(v, as_array), "\n")
+  else
+    human()
+  end
+  return 0
 end
 
 return M

@@ -103,12 +103,7 @@ end
 local function create(ctx, opts, words)
   local client, task = create_task(ctx, opts, words)
   if not client then return task end
-  if opts.json then
-    ctx.out:write(output.json(task), "\n")
-  else
-    ctx.out:write(ad_of(ctx).id(task), "\n")
-  end
-  return 0
+  return output.json_or(ctx.out, opts.json, task, function() ctx.out:write(ad_of(ctx).id(task), "\n") end)
 end
 
 local function get(ctx, opts, words)
@@ -116,12 +111,7 @@ local function get(ctx, opts, words)
   if not id then return client end
   local task, err = client:get(id)
   if not task then return ctx:fail(err) end
-  if opts.json then
-    ctx.out:write(output.json(task), "\n")
-  else
-    output.fields(ctx.out, ad_of(ctx).summary(task))
-  end
-  return 0
+  return output.json_or(ctx.out, opts.json, task, function() output.fields(ctx.out, ad_of(ctx).summary(task)) end)
 end
 
 local function wait(ctx, opts, words)
@@ -141,14 +131,11 @@ local function list(ctx, opts, words)
   local ad = ad_of(ctx)
   local tasks, err = ad.list(client, opts)
   if not tasks then return ctx:fail(err) end
-  if opts.json then
-    ctx.out:write(#tasks == 0 and "[]" or output.json(tasks), "\n")
-    return 0
-  end
-  local rows = {}
-  for i, t in ipairs(tasks) do rows[i] = ad.list_row(t) end
-  output.table(ctx.out, ad.list_headers, rows)
-  return 0
+  return output.json_or(ctx.out, opts.json, tasks, function()
+    local rows = {}
+    for i, t in ipairs(tasks) do rows[i] = ad.list_row(t) end
+    output.table(ctx.out, ad.list_headers, rows)
+  end, true)
 end
 
 local function report(ctx, opts, words)
