@@ -14,9 +14,10 @@ local opts = {
   only = nil,
   sim_speed = tonumber(env("BENCH_SIM_SPEED") or "") or 30,
   tasks = tonumber(env("BENCH_TASKS") or "") or 200,
-  -- Lua seeds its string hashes from the clock and addresses, so table layouts, and with them
-  -- a process's instructions per GET, vary by about 1 % between processes: take a median.
-  profile_runs = tonumber(env("BENCH_PROFILE_RUNS") or "") or 1,
+  -- Lua 5.4 seeds its string hashes from the clock, so table layouts, and with them a
+  -- process's instructions per GET, vary by up to 1 % from seed to seed: a median over
+  -- seeds (3 in a full run, 1 for --profile alone unless told).
+  profile_runs = tonumber(env("BENCH_PROFILE_RUNS") or ""),
 }
 local i = 1
 while i <= #arg do
@@ -229,7 +230,7 @@ local FLOOR_H = { ["5.4"] = "floorh54", luajit = "floorhjit" }
 local PAYLOADS = { "small", "big", "list" }
 
 local results = {} -- key -> payload -> { wall = {...}, cpu = {...} }
-local profile = {} -- payload -> { floor, floor_h, floor_o, module, c }: instructions per GET (callgrind)
+local profile = {} -- payload -> contender key -> instructions per GET (callgrind); see bench_profile
 local profile_text
 
 -- One process of a contender; each payload's figure for this run is the median of its batches.
@@ -503,19 +504,29 @@ local function evaluate()
         end
       end
     end
-    local function faster(mod, other, label)
-      local all, detail = true, {}
+    -- mod, other: contender keys; pk: their keys in the profile and the least possible floor's.
+    local function faster(mod, other, label, pk)
+      local all, detail, ins = true, {}, {}
       for _, p in ipairs(PAYLOADS) do
         local a, b = med(mod, p, "wall"), med(other, p, "wall")
         if not (a and b) then return end
         detail[#detail + 1] = string.format("%s %.2f×", p, b / a)
         all = all and a < b
+        local c = profile[p]
+        if c and c[pk[1]] then
+          ins[#ins + 1] = string.format("%s %.2f× (least possible %.2f×)", p, c[pk[2]] / c[pk[1]],
+            c[pk[2]] / c[pk[3]])
+        end
       end
-      target(label, all, table.concat(detail, ", ") .. " (their wall time / ours)")
+      local text = table.concat(detail, ", ") .. " (their wall time / ours)"
+      if #ins > 0 then text = text .. "; instructions, theirs / ours: " .. table.concat(ins, ", ") end
+      target(label, all, text)
     end
-    faster("modjit", "curljit", "faster than luacurl + cjson, both LuaJIT, every row")
-    faster("mod54", "sock54", "faster than LuaSocket + cjson, Lua 5.4, every row")
-    faster("modjit", "sockjit", "faster than LuaSocket + cjson, LuaJIT, every row")
+    faster("modjit", "curljit", "faster than luacurl + cjson, both LuaJIT, every row",
+      { "module_jit", "curl_jit", "floor_s_jit" })
+    faster("mod54", "sock54", "faster than LuaSocket + cjson, Lua 5.4, every row", { "module", "sock", "floor_s" })
+    faster("modjit", "sockjit", "faster than LuaSocket + cjson, LuaJIT, every row",
+      { "module_jit", "sock_jit", "floor_s_jit" })
     local m, cc, py = med("mod54", "small", "wall"), med("curlcmd", "small", "wall"), med("python", "small", "wall")
     if m and cc then
       target("≥ 50× faster than curl per request (small)", cc / m >= 50, string.format("%.0f×", cc / m))
@@ -651,9 +662,9 @@ end
 -- Two runs of each process differing only in the number of GETs; the difference divided by
 -- the extra GETs is the cost of one GET, free of start-up and of the machine's load.
 
-local function callgrind(cmd, out_file, env)
+local function callgrind(cmd, out_file, prefix)
   local out = capture(string.format("%svalgrind --tool=callgrind --callgrind-out-file=%s %s 2>&1 >/dev/null",
-    env or "", q(out_file), cmd))
+    prefix or "", q(out_file), cmd))
   return tonumber((out:match("I%s+refs:%s+([%d,]+)") or ""):gsub(",", "") or nil)
 end
 
@@ -676,83 +687,118 @@ local function annotate(file, inclusive)
   return t
 end
 
+local PROFILE_PLAN = { small = { 100, 600 }, big = { 10, 60 }, list = { 1, 4 } } -- GETs in the two runs
+
+-- Instructions per GET of cmd on payload p (the median over BENCH_PROFILE_RUNS pairs of runs),
+-- and for the module (c_core) the same for its C entry point, with the last pair's files.
+local function profile_one(base, who, cmd, prefix, p, c_core)
+  local plan, per, core_per, files = PROFILE_PLAN[p], {}, {}, {}
+  local extra = plan[2] - plan[1]
+  for r = 1, opts.profile_runs do
+    local ir = {}
+    -- Both runs of a pair get the same string-hash seed (bench/fixtime.c); each pair another.
+    local seeded = string.format("LD_PRELOAD=build/bench/fixtime.so BENCH_SEED_TIME=%d %s", 1700000000 + r,
+      prefix or "")
+    for k, n in ipairs(plan) do
+      local args = { small = 0, big = 0, list = 0 }
+      args[p] = n
+      files[k] = string.format("%s/cg.%s.%s.%d", TMP, who, p, k)
+      ir[k] = callgrind(string.format("%s %s %s %s %d %d %d 0 1", cmd, base, SMALL_ID, BIG_ID, args.small,
+        args.big, args.list), files[k], seeded)
+      assert(ir[k], "callgrind failed for " .. who)
+    end
+    per[#per + 1] = (ir[2] - ir[1]) / extra
+    if c_core then
+      core_per[#core_per + 1] = ((annotate(files[2], true)[c_core] or 0) - (annotate(files[1], true)[c_core] or 0))
+        / extra
+    end
+  end
+  return report.median(per), report.median(core_per), files, extra
+end
+
+-- "name count, ..." for the module's C functions and the libcurl calls under them, per GET.
+local function c_functions(files, extra)
+  local a, b = annotate(files[1], true), annotate(files[2], true)
+  local sa, sb = annotate(files[1], false), annotate(files[2], false)
+  local function per(name, inc)
+    return (((inc and b or sb)[name] or 0) - ((inc and a or sa)[name] or 0)) / extra
+  end
+  local fn = {}
+  for name in pairs(b) do
+    if (name:match("^dr_") or name:match("^curl_")) and name ~= "dr_strip" then
+      fn[#fn + 1] = { name, per(name, true) }
+    end
+  end
+  fn[#fn + 1] = { "dr_strip (self)", per("dr_strip", false) }
+  table.sort(fn, function(x, y) return x[2] > y[2] end)
+  local list = {}
+  for k = 1, math.min(12, #fn) do
+    if fn[k][2] >= 500 then list[#list + 1] = string.format("%s %.0f", fn[k][1], fn[k][2]) end
+  end
+  return table.concat(list, ", ")
+end
+
 local function bench_profile(base)
   if not sh("command -v valgrind >/dev/null 2>&1") then
     log("bench: --profile needs valgrind")
     return
   end
-  local plan = { small = { 100, 600 }, big = { 10, 60 }, list = { 1, 4 } }
-  local lines = { "## Instructions per GET (callgrind, Lua 5.4)\n",
-    "User-space instructions per GET (kernel and server excluded), from two runs that differ only in the " ..
-    "number of GETs (median of " .. opts.profile_runs .. " such pairs, BENCH_PROFILE_RUNS). " ..
-    "Floors, each adding to the one before: plain; with the module's request headers; with every other " ..
-    "option the module sets on its handles (header capture, timeouts, stall check); decoding through the " ..
-    "module's conversion (src/json.c: nulls out, integers in); and holding the module's loaded Lua state " ..
-    "(a client after one GET), which Lua's collector marks on every cycle. The last floor does all that the " ..
-    "contract requires with none of the module's own code: its ratio to the plain floor is the least any " ..
-    "module on these libraries can reach. Inclusive counts of the module's C functions and of the " ..
-    "libraries it calls.\n" }
-  local rows, detail = {}, {}
   -- The module's Lua state, loaded into the floor's: a client that has made one GET.
-  local prelude = string.format("package.path = 'bench/?.lua;' .. package.path require('common').use_checkout() " ..
-    "DR_KEEP = require('deepresearch').client { base_url = %q, token = 't' } assert(DR_KEEP:get(%q))",
-    base, SMALL_ID)
-  local who_cmd = { floor = "build/bench/floor-5.4", floor_h = "build/bench/floor-5.4" .. FLOOR_HEADERS,
-    floor_o = "build/bench/floor-5.4" .. FLOOR_OPTIONS, floor_c = "build/bench/floor-5.4" .. FLOOR_CONVERSION,
-    floor_s = "build/bench/floor-5.4" .. FLOOR_CONVERSION, module = "lua5.4 bench/with_module.lua" }
-  local who_env = { floor_s = "FLOOR_PRELUDE=" .. q(prelude) .. " " }
+  local prelude = "FLOOR_PRELUDE=" .. q(string.format("package.path = 'bench/?.lua;' .. package.path " ..
+    "require('common').use_checkout() DR_KEEP = require('deepresearch').client { base_url = %q, token = 't' } " ..
+    "assert(DR_KEEP:get(%q))", base, SMALL_ID)) .. " "
+  local F54, FJIT = "build/bench/floor-5.4", "build/bench/floor-luajit"
+  local who = { -- key, command, environment
+    { "floor", F54 }, { "floor_h", F54 .. FLOOR_HEADERS }, { "floor_o", F54 .. FLOOR_OPTIONS },
+    { "floor_c", F54 .. FLOOR_CONVERSION }, { "floor_s", F54 .. FLOOR_CONVERSION, prelude },
+    { "module", "lua5.4 bench/with_module.lua" }, { "sock", "lua5.4 bench/with_luasocket.lua" },
+    { "floor_jit", FJIT }, { "floor_s_jit", FJIT .. FLOOR_CONVERSION, prelude },
+    { "module_jit", "luajit bench/with_module.lua" }, { "curl_jit", "luajit bench/with_luacurl.lua" },
+    { "sock_jit", "luajit bench/with_luasocket.lua" },
+  }
+  local rows, others, detail = {}, {}, {}
+  local function n(v) return string.format("%.0f", v) end
+  local function x(a, b) return string.format("%.2f×", a / b) end
   for _, p in ipairs(PAYLOADS) do
-    local counts = {}
-    profile[p] = counts
-    for _, who in ipairs({ "floor", "floor_h", "floor_o", "floor_c", "floor_s", "module" }) do
-      local cmd = who_cmd[who]
-      local per_get, files = {}, {}
-      local extra = plan[p][2] - plan[p][1]
-      for _ = 1, opts.profile_runs do
-        local ir = {}
-        for k, n in ipairs(plan[p]) do
-          local args = { small = 0, big = 0, list = 0 }
-          args[p] = n
-          files[k] = string.format("%s/cg.%s.%s.%d", TMP, who, p, k)
-          ir[k] = callgrind(string.format("%s %s %s %s %d %d %d 0 1", cmd, base, SMALL_ID, BIG_ID, args.small,
-            args.big, args.list), files[k], who_env[who])
-          assert(ir[k], "callgrind failed for " .. who)
-        end
-        per_get[#per_get + 1] = (ir[2] - ir[1]) / extra
-      end
-      counts[who] = report.median(per_get)
-      if who == "module" then
-        local a, b = annotate(files[1], true), annotate(files[2], true)
-        local sa, sb = annotate(files[1], false), annotate(files[2], false)
-        local function per(name, inc)
-          return (((inc and b or sb)[name] or 0) - ((inc and a or sa)[name] or 0)) / extra
-        end
-        counts.c = per("dr_client_request", true)
-        local fn = {}
-        for name in pairs(b) do
-          if (name:match("^dr_") or name:match("^curl_")) and name ~= "dr_strip" then
-            fn[#fn + 1] = { name, per(name, true) }
-          end
-        end
-        fn[#fn + 1] = { "dr_strip (self)", per("dr_strip", false) }
-        table.sort(fn, function(x, y) return x[2] > y[2] end)
-        local list = {}
-        for k = 1, math.min(12, #fn) do
-          if fn[k][2] >= 500 then list[#list + 1] = string.format("%s %.0f", fn[k][1], fn[k][2]) end
-        end
-        detail[#detail + 1] = string.format("- %s: %s", p, table.concat(list, ", "))
+    local k = {}
+    profile[p] = k
+    for _, w in ipairs(who) do
+      local is_module = w[1] == "module"
+      local v, core, files, extra = profile_one(base, w[1], w[2], w[3], p, is_module and "dr_client_request")
+      k[w[1]] = v
+      if is_module then
+        k.c = core
+        detail[#detail + 1] = string.format("- %s: %s", p, c_functions(files, extra))
       end
     end
-    local function n(v) return string.format("%.0f", v) end
-    local function x(a, b) return string.format("%.2f×", a / b) end
-    rows[#rows + 1] = { p, n(counts.floor), n(counts.floor_h), n(counts.floor_o), n(counts.floor_c),
-      n(counts.floor_s), x(counts.floor_s, counts.floor), n(counts.module), x(counts.module, counts.floor),
-      x(counts.module, counts.floor_h), x(counts.module, counts.floor_s), n(counts.c), n(counts.module - counts.c) }
+    rows[#rows + 1] = { p, n(k.floor), n(k.floor_h), n(k.floor_o), n(k.floor_c), n(k.floor_s), x(k.floor_s, k.floor),
+      n(k.module), x(k.module, k.floor), x(k.module, k.floor_h), x(k.module, k.floor_s), n(k.c), n(k.module - k.c) }
+    others[#others + 1] = { p, "Lua 5.4", n(k.floor), n(k.floor_s), n(k.module), "–", n(k.sock),
+      x(k.module, k.floor_s), "–", x(k.sock, k.module) }
+    others[#others + 1] = { p, "LuaJIT", n(k.floor_jit), n(k.floor_s_jit), n(k.module_jit), n(k.curl_jit),
+      n(k.sock_jit), x(k.module_jit, k.floor_s_jit), x(k.curl_jit, k.module_jit), x(k.sock_jit, k.module_jit) }
   end
-  lines[#lines + 1] = report.table({ "payload", "floor", "+ headers", "+ options", "+ conversion",
-    "+ Lua state", "least possible × floor", "deepresearch", "× floor", "× floor + headers",
-    "× least possible", "of which C core (request)", "of which Lua front" }, rows)
-  lines[#lines + 1] = "\nInstructions per GET in the module's C functions, each with what it calls (inclusive):\n"
+  local lines = { "## Instructions per GET (callgrind)\n",
+    "User-space instructions per GET (kernel and server excluded), from two runs that differ only in the " ..
+    "number of GETs and share Lua 5.4's string-hash seed (median of " .. opts.profile_runs .. " such pairs, " ..
+    "each with its own seed, BENCH_PROFILE_RUNS). " ..
+    "Floors on Lua 5.4, each adding to the one before: plain; with the module's request headers; with every " ..
+    "other option the module sets on its handles (header capture, timeouts, stall check); decoding through " ..
+    "the module's conversion (src/json.c: nulls out, integers in); and holding the module's loaded Lua state " ..
+    "(a client after one GET), which Lua's collector marks on every cycle. The last floor does all that the " ..
+    "contract requires with none of the module's own code: its ratio to the plain floor is the least any " ..
+    "module on these libraries can reach.\n",
+    report.table({ "payload", "floor", "+ headers", "+ options", "+ conversion", "+ Lua state",
+      "least possible × floor", "deepresearch", "× floor", "× floor + headers", "× least possible",
+      "of which C core (request)", "of which Lua front" }, rows),
+    "\nThe other Lua contenders in the same measure (their instructions / ours: below 1 is cheaper than the " ..
+    "module). They skip what the contract requires of the module (luacurl and LuaSocket send two header " ..
+    "lines, keep JSON nulls, leave floats, and luacurl cannot read the HTTP status); " ..
+    "LuaSocket's new connection per request is mostly kernel time, which this does not count.\n",
+    report.table({ "payload", "VM", "floor", "least possible", "deepresearch", "luacurl + cjson",
+      "LuaSocket + cjson", "deepresearch × least possible", "luacurl / deepresearch",
+      "LuaSocket / deepresearch" }, others),
+    "\nInstructions per GET in the module's C functions (Lua 5.4), each with what it calls (inclusive):\n" }
   for _, d in ipairs(detail) do lines[#lines + 1] = d end
   profile_text = table.concat(lines, "\n") .. "\n"
   log("bench: profile done")
@@ -760,6 +806,7 @@ end
 
 -- Run -------------------------------------------------------------------------------------
 
+opts.profile_runs = opts.profile_runs or (opts.only == nil and 3 or 1)
 local t_start = socket.gettime()
 LOAD_START = ((read_file("/proc/loadavg") or "?"):match("^(%S+)"))
 log("bench: %s, %d runs, temp dir %s", PIN ~= "" and ("pinned to CPU " .. CPU) or "unpinned", opts.runs, TMP)
