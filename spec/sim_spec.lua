@@ -354,3 +354,19 @@ describe("simulator: control channel", function()
     assert.equals(405, api("DELETE", "/v1/deep_research_tasks").status)
   end)
 end)
+
+describe("simulator event heap", function()
+  local heap = require "simulator.heap"
+
+  it("pops events by time, and events at the same time in creation order", function()
+    local h, order = {}, { { 5, 1 }, { 2, 4 }, { 9, 2 }, { 2, 3 }, { 7, 6 }, { 2, 5 }, { 0, 7 }, { 5, 0 } }
+    for _, e in ipairs(order) do heap.push(h, { t = e[1], seq = e[2] }) end
+    local got = {}
+    while h[1] do
+      local ev = heap.pop(h)
+      got[#got + 1] = ev.t .. ":" .. ev.seq
+    end
+    assert.same({ "0:7", "2:3", "2:4", "2:5", "5:0", "5:1", "7:6", "9:2" }, got)
+    assert.is_nil(heap.pop(h))
+  end)
+end)

@@ -4,6 +4,7 @@
 -- and settled lazily up to the virtual "now" on every request, in time order, so the credit
 -- ledger is consistent across a user's concurrent tasks and everything is deterministic.
 local content = require "simulator.content"
+local heap = require "simulator.heap"
 
 local M = {}
 
@@ -82,35 +83,8 @@ end
 
 -- Lifecycle -----------------------------------------------------------------------------------
 
--- A binary min-heap of pending events ordered by (time, task creation order).
-local function before(x, y)
-  return x.t < y.t or (x.t == y.t and x.seq < y.seq)
-end
-
 local function push(t, task)
-  local heap = st.heap
-  heap[#heap + 1] = { t = t, seq = task.seq, task = task }
-  local i = #heap
-  while i > 1 and before(heap[i], heap[i // 2]) do
-    heap[i], heap[i // 2] = heap[i // 2], heap[i]
-    i = i // 2
-  end
-end
-
-local function pop()
-  local heap = st.heap
-  local top, last = heap[1], table.remove(heap)
-  if heap[1] == nil then return top end
-  heap[1] = last
-  local i, n = 1, #heap
-  while true do
-    local m = i
-    if 2 * i <= n and before(heap[2 * i], heap[m]) then m = 2 * i end
-    if 2 * i + 1 <= n and before(heap[2 * i + 1], heap[m]) then m = 2 * i + 1 end
-    if m == i then return top end
-    heap[i], heap[m] = heap[m], heap[i]
-    i = m
-  end
+  heap.push(st.heap, { t = t, seq = task.seq, task = task })
 end
 
 local function next_event(task)
@@ -161,9 +135,9 @@ end
 
 --- Brings every task up to virtual time `now`, processing events in time order.
 function M.settle(now)
-  local heap = st.heap
-  while heap[1] and heap[1].t <= now do
-    local ev = pop()
+  local events = st.heap
+  while events[1] and events[1].t <= now do
+    local ev = heap.pop(events)
     process(ev.task, ev.t)
     local t = next_event(ev.task)
     if t then push(t, ev.task) end
