@@ -54,6 +54,21 @@ describe("client", function()
       client = env.client(s)
     end)
 
+    it("loads Deep Search and the many-at-once methods on first use", function()
+      -- A fresh interpreter: this one has loaded every module already.
+      local cmd = "lua5.4 -e \"package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path " ..
+        "package.cpath = 'build/5.4/?.so;' .. package.cpath " ..
+        "local c = require('deepresearch').client({ base_url = '" .. s.url .. "', token = 'test-token' }) " ..
+        "local function has(m) return package.loaded[m] and 'y' or 'n' end " ..
+        "assert(c:list({ limit = 1 })) io.write(has('deepresearch.discovery'), has('deepresearch.many'), ' ') " ..
+        "io.write(type(c.wait_all), ' ', type(c.discovery_create), ' ', type(c.nonexistent), ' ') " ..
+        "io.write(has('deepresearch.discovery'), has('deepresearch.many'), ' ', type(c.close))\" 2>&1"
+      local p = assert(io.popen(cmd))
+      local out = p:read("*a")
+      p:close()
+      assert.equals("nn function function nil yy function", out)
+    end)
+
     it("sends the documented headers", function()
       assert.truthy(client:list{ limit = 1 })
       local req = s:requests()[#s:requests()]
