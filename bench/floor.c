@@ -264,9 +264,10 @@ int main(int argc, char **argv) {
     argc -= 2;
   }
   if (!rss && argc != 9) {
-    fprintf(stderr, "usage: floor [--module-headers|--module-options|--module-conversion USER_AGENT]\n"
-                    "             BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES\n"
-                    "       floor --rss|--rss-lean BASE_URL\n");
+    fprintf(stderr,
+            "usage: floor [--module-headers|--module-options|--module-conversion USER_AGENT]\n"
+            "             BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES\n"
+            "       floor --rss|--rss-lean BASE_URL\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);

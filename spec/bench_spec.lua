@@ -150,13 +150,15 @@ describe("bench", function()
       assert.same({ "Accept-Encoding", "Accept", "Authorization", "Host", "User-Agent" }, names) -- sorted lines
     end)
 
-    -- Serves body once to `bin mode URL` and returns its output line.
-    local function rss_line(mode, body)
+    -- Runs `bin args` (%s: the URL) with environment prefix env, answers its one request with
+    -- body, and returns the request's path, the floor's output and its exit status.
+    local function serve_once(args, body, env)
       local server = assert(socket.bind("127.0.0.1", 0))
       server:settimeout(10)
       local _, port = server:getsockname()
       local out = os.tmpname()
-      os.execute(string.format("%s %s http://127.0.0.1:%d >%s 2>&1 &", bin, mode, port, out))
+      os.execute(string.format("(%s%s %s >%s 2>&1; echo \"exit=$?\" >>%s) &", env or "", bin,
+        string.format(args, "http://127.0.0.1:" .. port), out, out))
       local c = assert(server:accept())
       c:settimeout(10)
       local path = assert(c:receive("*l")):match("^GET (%S+)")
@@ -165,29 +167,49 @@ describe("bench", function()
         "\r\nConnection: close\r\n\r\n" .. body)
       c:close()
       server:close()
-      local line
-      for _ = 1, 200 do
+      local text, status = "", nil
+      for _ = 1, 200 do -- the floor exits as soon as it has decoded the body
         local f = io.open(out, "r")
-        line = f and f:read("*l")
+        text = f and f:read("*a") or ""
         if f then f:close() end
-        -- The floor writes its line at exit: complete once it has all six fields.
-        if line and select(2, line:gsub("%S+", "")) == 6 then break end
+        status = text:match("exit=(%d+)")
+        if status then break end
         socket.sleep(0.05)
       end
       os.remove(out)
-      return path, line
+      return path, text, tonumber(status)
     end
 
     it("GET the 75-task page and hold it, with or without freeing the body buffer first", function()
       local body = '[{"id":"a","n":1},{"id":"b","n":null},{"id":"c"}]'
       for _, mode in ipairs({ "--rss", "--rss-lean" }) do
-        local path, line = rss_line(mode, body)
+        local path, out, status = serve_once(mode .. " %s", body)
+        assert.equals(0, status, out)
         assert.equals("/v1/deep_research_tasks?limit=75", path)
-        local bytes, before, hwm, after, check = line:match("^rss (%d+) (%d+) (%d+) (%d+) (%d+)$")
-        assert.equals(#body, tonumber(bytes), mode .. ": " .. tostring(line))
+        local bytes, before, hwm, after, check = out:match("rss (%d+) (%d+) (%d+) (%d+) (%d+)\n")
+        assert.equals(#body, tonumber(bytes), mode .. ": " .. out)
         assert.equals(3, tonumber(check))
         assert.truthy(tonumber(hwm) >= tonumber(before) and tonumber(after) > 0)
       end
+    end)
+
+    it("decodes through the module's conversion, and stops on a body that is not JSON", function()
+      local args = "--module-conversion ua %s x y 1 0 0 0 1"
+      -- src/json.c decodes with a private cjson.new() instance: the prelude marks its decodes.
+      local mark = "FLOOR_PRELUDE='local c = require \"cjson\" local new = c.new c.new = function() " ..
+        "local i = new() local d = i.decode i.decode = function(s) io.stderr:write(\"via-new \") " ..
+        "return d(s) end return i end' "
+      local body = '{"id":"x","agents":25,"report":null,"owner":{"a":null}}'
+      local path, out, status = serve_once(args, body, mark)
+      assert.equals(0, status, out)
+      assert.equals("/v1/deep_research_tasks/x", path)
+      assert.matches("via%-new small 1 %S+ %S+ 25\n", out)
+      local _, plain = serve_once("--module-options ua %s x y 1 0 0 0 1", body, mark)
+      assert.matches("^small 1 %S+ %S+ 25\n", plain) -- plain cjson.decode: no mark
+      path, out, status = serve_once(args, "<html>busy</html>")
+      assert.equals("/v1/deep_research_tasks/x", path)
+      assert.equals(1, status)
+      assert.matches("floor: decode:", out)
     end)
   end)
 
