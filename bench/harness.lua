@@ -14,9 +14,9 @@ local opts = {
   only = nil,
   sim_speed = tonumber(env("BENCH_SIM_SPEED") or "") or 30,
   tasks = tonumber(env("BENCH_TASKS") or "") or 200,
-  -- Lua 5.4 seeds its string hashes from the clock, so table layouts, and with them a
-  -- process's instructions per GET, vary by up to 1 % from seed to seed: a median over
-  -- seeds (3 in a full run, 1 for --profile alone unless told).
+  -- Lua seeds its string hashes (5.4 from the clock, LuaJIT from getrandom), so table layouts,
+  -- and with them a process's instructions per GET, vary by up to 1 % from seed to seed: a
+  -- median over seeds (3 in a full run, 1 for --profile alone unless told).
   profile_runs = tonumber(env("BENCH_PROFILE_RUNS") or ""),
 }
 local i = 1
@@ -710,7 +710,8 @@ local function profile_one(base, who, cmd, prefix, p, c_core)
   local extra = plan[2] - plan[1]
   for r = 1, opts.profile_runs do
     local ir = {}
-    -- Both runs of a pair get the same string-hash seed (bench/fixtime.c); each pair another.
+    -- Both runs of a pair get the same string-hash seed (bench/fixtime.c: Lua 5.4's time(),
+    -- LuaJIT's getrandom); each pair another.
     local seeded = string.format("LD_PRELOAD=build/bench/fixtime.so BENCH_SEED_TIME=%d %s", 1700000000 + r,
       prefix or "")
     for k, n in ipairs(plan) do
@@ -794,7 +795,7 @@ local function bench_profile(base)
   end
   local lines = { "## Instructions per GET (callgrind)\n",
     "User-space instructions per GET (kernel and server excluded), from two runs that differ only in the " ..
-    "number of GETs and share Lua 5.4's string-hash seed (median of " .. opts.profile_runs .. " such pairs, " ..
+    "number of GETs and share the VM's string-hash seed (median of " .. opts.profile_runs .. " such pairs, " ..
     "each with its own seed, BENCH_PROFILE_RUNS). " ..
     "Floors on Lua 5.4, each adding to the one before: plain; with the module's request headers; with every " ..
     "other option the module sets on its handles (header capture, timeouts, stall check); decoding through " ..
