@@ -479,6 +479,11 @@ local function target(name, ok, detail, steady)
   targets[#targets + 1] = { name, ok == nil and "n/a" or (ok and "met" or "**missed**"), steady or "–", detail }
 end
 
+-- A target counts as impossible when the least possible floor, doing only what the contract
+-- requires, misses it or leaves less than 1 % for the module's own code: any module has some
+-- (a call from Lua, a result to build), and 1 % is also what string-hash seeds move a count by.
+local ROOM = 1.01
+
 local function verdict(ok, least_ok)
   if ok then return "met" end
   return least_ok and "**missed**" or "impossible"
@@ -506,7 +511,7 @@ local function evaluate()
             local x, least = ins[m[5]] / ins[m[6]], ins[m[7]] / ins[m[6]]
             detail = detail .. string.format("; instructions %.2f× (the least possible, a floor doing all the " ..
               "contract requires, is itself %.2f×)", x, least)
-            steady = verdict(x <= limit[p], least <= limit[p])
+            steady = verdict(x <= limit[p], least * ROOM <= limit[p])
           end
           target(string.format("%s GET ≤ %.2f× floor (%s)", p, limit[p], m[4]), r <= limit[p], detail, steady)
         end
@@ -524,7 +529,7 @@ local function evaluate()
         if c and c[pk[1]] then
           ins[#ins + 1] = string.format("%s %.2f× (least possible %.2f×)", p, c[pk[2]] / c[pk[1]],
             c[pk[2]] / c[pk[3]])
-          fewer, least_fewer = fewer and c[pk[1]] < c[pk[2]], least_fewer and c[pk[3]] < c[pk[2]]
+          fewer, least_fewer = fewer and c[pk[1]] < c[pk[2]], least_fewer and c[pk[3]] * ROOM < c[pk[2]]
         end
       end
       local text = table.concat(detail, ", ") .. " (their wall time / ours)"
@@ -571,7 +576,7 @@ local function evaluate()
           least[vm].hwm / body)
       end
       target("peak RSS ≤ 4× body, " .. vm, x <= 4, detail,
-        verdict(x <= 4, least[vm] == nil or least[vm].hwm / body <= 4))
+        verdict(x <= 4, least[vm] == nil or least[vm].hwm * ROOM / body <= 4))
     end
   end
 end
@@ -588,7 +593,7 @@ local function render(sched, sched_err)
     out[#out + 1] = "## Targets\n"
     out[#out + 1] = "Timed: by wall time in this run. Steady: by instructions per GET (callgrind) or by " ..
       "peak memory, which the machine's load does not move; impossible: even the least possible floor, " ..
-      "doing only what the contract requires, misses.\n"
+      "doing only what the contract requires, misses, or leaves under 1 % for the module's own code.\n"
     out[#out + 1] = report.table({ "target", "timed", "steady", "measured" }, targets)
     out[#out + 1] = ""
   end
