@@ -1,7 +1,8 @@
 -- Decode cost alone: this module's conversion (dr.core.decode: cjson through the Lua API,
 -- then nulls stripped and integral floats made integers) against cjson.decode on the same bytes.
--- usage: lua bench/decode.lua DOCROOT N_SMALL N_BIG N_LIST [dr-first]
--- prints "<decoder> <payload> <n> <cpu s> <bytes>" for cjson and dr on each payload.
+-- usage: lua bench/decode.lua DOCROOT N_SMALL N_BIG N_LIST [dr-first | cjson | dr]
+-- prints "<decoder> <payload> <n> <cpu s> <bytes>" for cjson and dr (or only the one named) on
+-- each payload; each timed loop follows max(3, n / 10) untimed decodes.
 package.path = "bench/?.lua;" .. package.path
 local common = require "common"
 common.use_checkout()
@@ -10,6 +11,7 @@ local cjson = require "cjson"
 
 local root = assert(arg[1], "usage: decode.lua DOCROOT N_SMALL N_BIG N_LIST [dr-first]")
 local counts = { small = tonumber(arg[2]), big = tonumber(arg[3]), list = tonumber(arg[4]) }
+local only = (arg[5] == "cjson" or arg[5] == "dr") and arg[5]
 local dr_first = arg[5] == "dr-first"
 
 local function read(name)
@@ -20,7 +22,7 @@ local function read(name)
 end
 
 local decoders = { cjson = cjson.decode, dr = dr.core.decode }
-local order = dr_first and { "dr", "cjson" } or { "cjson", "dr" }
+local order = only and { only } or dr_first and { "dr", "cjson" } or { "cjson", "dr" }
 
 -- The module's conversion must really strip nulls, or the comparison is unfair to it.
 local small = read("small")
@@ -28,7 +30,7 @@ assert(cjson.decode(small).report == cjson.null and dr.core.decode(small).report
 
 for _, payload in ipairs({ "small", "big", "list" }) do
   local text, n = read(payload), counts[payload]
-  for _, name in ipairs(order) do
+  for _, name in ipairs(n > 0 and order or {}) do
     local decode = decoders[name]
     for _ = 1, math.max(3, math.floor(n / 10)) do decode(text) end
     collectgarbage()
