@@ -3,9 +3,7 @@
 -- Pending when tmux is not installed.
 local sim = require "support.sim"
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = sim.shell_quote
 
 local function slurp(path)
   local f = io.open(path, "rb")

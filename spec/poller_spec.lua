@@ -298,6 +298,16 @@ describe("poller drivers (docs/event-loops.md)", function()
     assert.is_false(fired, "the loop was stopped by the watchdog")
   end
 
+  -- The work on a new poller, driven by drive(p) on the luv loop, then checked.
+  local function on_luv_loop(drive)
+    local p = client:poller()
+    local r = start_work(p)
+    drive(p)
+    run_loop()
+    check(p, r)
+    p:close()
+  end
+
   it("a plain while loop", function()
     local p = client:poller()
     local r = start_work(p)
@@ -339,12 +349,7 @@ describe("poller drivers (docs/event-loops.md)", function()
         end
       end)
     end
-    local p = client:poller()
-    local r = start_work(p)
-    drive_with_timer(p)
-    run_loop()
-    check(p, r)
-    p:close()
+    on_luv_loop(drive_with_timer)
   end)
 
   it("luv poll handles on fds() and a next_timeout timer", function()
@@ -376,11 +381,6 @@ describe("poller drivers (docs/event-loops.md)", function()
       end
       tick()
     end
-    local p = client:poller()
-    local r = start_work(p)
-    drive_with_polls(p)
-    run_loop()
-    check(p, r)
-    p:close()
+    on_luv_loop(drive_with_polls)
   end)
 end)

@@ -210,18 +210,19 @@ local function plural(n, word)
   return string.format("%s %s%s", show(n), word, n == 1 and "" or "s")
 end
 
+-- A count (characters, items) against a schema's lower and upper bounds, either absent.
+local function count_bounds(list, path, n, lo, hi, word)
+  if lo and n < lo then add(list, path, string.format("expected at least %s, got %d", plural(lo, word), n)) end
+  if hi and n > hi then add(list, path, string.format("expected at most %s, got %d", plural(hi, word), n)) end
+end
+
 local function check_bounds(s, v, path, list)
   if type(v) == "string" then
     local n = utf8.len(v)
     if not n then
       add(list, path, "not valid UTF-8")
     else
-      if s.minLength and n < s.minLength then
-        add(list, path, string.format("expected at least %s, got %d", plural(s.minLength, "character"), n))
-      end
-      if s.maxLength and n > s.maxLength then
-        add(list, path, string.format("expected at most %s, got %d", plural(s.maxLength, "character"), n))
-      end
+      count_bounds(list, path, n, s.minLength, s.maxLength, "character")
     end
   elseif type(v) == "number" then
     if type(s.minimum) == "number" and v < s.minimum then
@@ -241,12 +242,7 @@ end
 
 local function validate_array(s, v, path, list)
   local n = #v
-  if s.minItems and n < s.minItems then
-    add(list, path, string.format("expected at least %s, got %d", plural(s.minItems, "item"), n))
-  end
-  if s.maxItems and n > s.maxItems then
-    add(list, path, string.format("expected at most %s, got %d", plural(s.maxItems, "item"), n))
-  end
+  count_bounds(list, path, n, s.minItems, s.maxItems, "item")
   local items = as_table(s.items)
   if type(items) == "table" then
     if items[1] ~= nil then

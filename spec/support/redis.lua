@@ -27,9 +27,7 @@ local function free_port()
   return tonumber(port)
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = require("support.sim").shell_quote
 
 --- Whether a process is running (a zombie or a missing /proc entry is not).
 function M.running(pid)
