@@ -144,10 +144,13 @@ describe("reliability", function()
       assert.equals(1, created())
     end)
 
-    it("keeps the server's error when a 500 on create made no task, and does not retry", function()
+    it("a 500 on create that made no task ends ambiguous (a 5xx may follow a stored task), " ..
+      "never retried (item 3)", function()
       s:fault{ method = "POST", path = "/v1/deep_research_tasks", status = 500 }
       local _, err = client:create{ brief = env.BRIEF }
-      assert.equals("server_error", err.code)
+      assert.equals("ambiguous", err.code)
+      assert.equals(500, err.status)
+      assert.equals("server_error", err.cause.code)
       assert.is_false(err.retryable)
       assert.equals(0, created())
       assert.equals(1, env.count_requests(s, "^POST /v1/deep_research_tasks$"))

@@ -79,30 +79,57 @@ end
 
 --- The error for a create that may or may not have made a task.
 function M.ambiguous(cause, how)
+  local what = cause.status and ("it was answered HTTP " .. cause.status .. ": " .. tostring(cause.message))
+    or ("its answer was lost: " .. tostring(cause.message))
   return errors.new("ambiguous", string.format(
-    "the create request was sent but its answer was lost (%s); a task may exist. Check with %s " ..
-    "before creating it again", cause.message, how),
-    { retryable = false, attempts = cause.attempts, cause = cause, sent = true })
+    "the create request was sent and %s; a task may exist and may be billed. Check with %s " ..
+    "before creating it again", what, how),
+    { retryable = false, attempts = cause.attempts, cause = cause, sent = true, status = cause.status,
+      request_id = cause.request_id })
 end
 
---- Whether a failed create may have made a task on the server: its answer was lost or
--- unreadable, or a 500/502/504 came back (a server or proxy may fail after storing it).
+--- Whether a failed create may have made a task on the server. Only answers that say
+-- "nothing was made" rule it out: a refusal (4xx), the API's own JSON 503, or a request
+-- that never left. A lost answer, any 2xx (the task exists, whatever the body), a 5xx that
+-- is not the API's 503 (a proxy may fail after forwarding) all may have made one.
 function M.maybe_created(err)
-  if err.code == "invalid_response" then
-    return err.status == nil or (err.status >= 200 and err.status < 300) or err.status >= 500
-  end
-  if err.code == "server_error" then return true end
-  return (err.code == "timeout" or err.code == "network") and err.sent ~= false and err.status == nil
+  if err.sent == false then return false end
+  local status = err.status
+  if status == nil then return err.sent == true end
+  if status >= 200 and status < 300 then return true end
+  if status == 503 and err.api then return false end
+  return status >= 500
 end
 
---- What a create returns when no task was found: the server's own error when it answered
--- (nothing says a task exists), else `ambiguous`.
+--- What a create returns when no task was found: `ambiguous` when the create may have made
+-- one, else the server's own error (it said nothing was made).
 function M.unresolved(err, how)
-  if err.status then
-    err.retryable = false
-    return err
+  if M.maybe_created(err) then return M.ambiguous(err, how) end
+  err.retryable = false
+  return err
+end
+
+-- Creates of one poller that are waiting for their answer, by what they would create: a lost
+-- create must not reconcile while a sibling of the same request may still claim a task.
+local function sibling_key(params)
+  return tostring(params.brief) .. "\0" .. tostring(params.depth or "medium")
+end
+M.sibling_key = sibling_key
+
+function M.sending(rt, key, delta)
+  if not rt.claimed then return end -- the blocking client sends one create at a time
+  local s = rt.sending
+  if not s then
+    s = {}
+    rt.sending = s
   end
-  return M.ambiguous(err, how)
+  s[key] = (s[key] or 0) + delta
+end
+
+--- Sleeps (yielding, in a poller) until no sibling create of key waits for its answer.
+function M.await_siblings(rt, key)
+  local s = rt.sending
+  while s and (s[key] or 0) > 0 do rt.sleep(0.05) end
 end
 
 function ops.create(rt, self, params)
@@ -110,11 +137,15 @@ function ops.create(rt, self, params)
   local body, err = M.create_body(params, "create")
   if not body then return nil, err end
   local started = os.time()
+  local key = sibling_key(params)
+  M.sending(rt, key, 1)
   local task
   task, err = call(rt, st, { method = "POST", path = kind_of(st).path, body = body,
     kind = "create", expect = "object", check = M.check_task })
+  M.sending(rt, key, -1)
   if task and rt.claimed then rt.claimed[task.id] = true end
   if task or not M.maybe_created(err) then return task, err end
+  M.await_siblings(rt, key)
   local list, _, res = http.request(rt, st, { method = "GET", path = kind_of(st).path,
     query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
   local found = M.match_lost_create(list, params, M.server_start(res, started, os.time()), rt.claimed)
@@ -143,6 +174,14 @@ function M.check_task(t)
   return nil
 end
 
+--- check_task, plus: a done task carries its report. A list may be lighter; a GET may not.
+function M.check_full_task(t)
+  local problem = M.check_task(t)
+  if problem then return problem end
+  if t.status == "done" and t.report == nil then return "a done task without its report" end
+  return nil
+end
+
 local function check_list(list)
   for i, t in ipairs(list) do
     local problem = type(t) ~= "table" and "a non-object item" or M.check_task(t)
@@ -153,7 +192,7 @@ end
 
 local function get_req(st, id, retries)
   return { method = "GET", path = kind_of(st).path .. "/" .. http.escape(id), kind = "read",
-    expect = "object", max_retries = retries, check = M.check_task }
+    expect = "object", max_retries = retries, check = M.check_full_task }
 end
 
 local function get_by_id(rt, self, id, retries)
@@ -260,6 +299,7 @@ function M.wait_on(rt, self, kind, id_or_task, opts, get, verdict, fname)
   V.type(fname, 2, opts.on_progress, "function", true)
   local ctx = {
     clock = { now = rt.now, sleep = rt.sleep },
+    policy = data(self), -- the client's retry policy: max_retry_after, base_delay, max_delay
     get = function(task_id) return get(rt, self, task_id) end,
     verdict = verdict,
   }

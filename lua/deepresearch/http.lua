@@ -136,6 +136,8 @@ local function http_error(st, res, req)
   end
   return errors.new(code, msg, {
     retryable = errors.RETRYABLE[status_code(res.status, info, req)] or false,
+    -- The provider's own JSON error body: only such a 503 to a create means "nothing made".
+    api = info.api or nil,
     status = res.status, request_id = headers["x-request-id"], details = info.details,
     fields = info.fields, required_credits = info.required_credits,
     available_credits = info.available_credits, retry_after = headers["retry-after"],
@@ -159,6 +161,10 @@ local function classify(st, res, req)
       ("JSON of the wrong shape (" .. type(body) .. ")")
     return nil, errors.new("invalid_response", string.format("%s %s answered HTTP %d with %s",
       req.method, req.path, status, what), { status = status, request_id = M.headers(res)["x-request-id"] })
+  end
+  if status == 304 then
+    return nil, errors.new("invalid_response", req.method .. " " .. req.path ..
+      " answered HTTP 304 Not Modified to a request that was not conditional", { status = 304 })
   end
   if status >= 300 and status < 400 then
     return nil, errors.new("invalid_response", string.format(
@@ -214,7 +220,7 @@ local function prepare(st, req)
   end
   local spec = {
     method = req.method, url = M.url(st, req.path, req.query), body = req.body,
-    headers = headers, timeout = req.timeout, fresh = req.kind ~= "read",
+    headers = headers, timeout = req.timeout, fresh = req.kind ~= "read", kind = req.kind,
   }
   if req.reuse and plain then req.spec = spec end
   return spec

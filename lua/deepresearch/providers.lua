@@ -23,6 +23,7 @@ local function fastapi_error(body)
     info.message = table.concat(msgs, "; ")
   end
   info.details = detail
+  info.api = detail ~= nil
   return info
 end
 
@@ -45,6 +46,7 @@ local function valyu_error(body)
   info.message = msg and tostring(msg) or nil
   info.server_code = type(body.error) == "string" and body.error:match("^[%l_]+$") and body.error or nil
   info.details = body
+  info.api = body.success == false or type(body.error) == "string"
   return info
 end
 

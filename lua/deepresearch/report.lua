@@ -15,10 +15,15 @@ local function present(v)
   return v ~= nil and not is_null(v)
 end
 
+-- Citation and source numbers are small positive integers. Anything else a server sends
+-- (1e300, 20 digits) is not one: such a marker stays text, and string.format("%d") never sees
+-- a number without an integer representation (it raises on Lua 5.3+).
+local MAX_NUMBER = 2 ^ 53
+
 -- cjson 2.1 on Lua 5.3+ decodes 3 as 3.0; "[^3.0]" would be a broken footnote.
 local function as_id(v)
   local n = tonumber(v)
-  if not n or n ~= n or n % 1 ~= 0 then return nil end
+  if not n or n ~= n or n % 1 ~= 0 or n < 0 or n >= MAX_NUMBER then return nil end
   return math.floor(n)
 end
 
@@ -135,12 +140,12 @@ local function parse_group(inner)
     else
       local x, y = part:match("^%s*(%d+)%s*%-%s*(%d+)%s*$")
       x, y = tonumber(x), tonumber(y)
-      if not x or y < x or y - x > MAX_RANGE then return nil end
+      if not x or y < x or y - x > MAX_RANGE or y >= MAX_NUMBER then return nil end
       for n = x, y do nums[#nums + 1] = n end
     end
   end
   for _, n in ipairs(nums) do
-    if n < 1 then return nil end
+    if n < 1 or n >= MAX_NUMBER then return nil end
   end
   return nums
 end

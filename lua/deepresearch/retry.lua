@@ -33,10 +33,12 @@ function M.parse_retry_after(value, now_epoch)
 end
 
 --- Whether a failed request of this kind may be sent again.
--- kind "read": get, list, polls. kind "create": only where no task can exist.
+-- kind "read": get, list, polls. kind "create": only where no task can exist: the API's own
+-- JSON 503 ("nothing was created", per the contracts), or a request that never left. A 503
+-- page from a proxy may come after it forwarded the create, so it is not retried.
 function M.should_retry(kind, err)
   if kind == "create" or kind == "mutate" then
-    if err.status == 503 then return true end
+    if err.status == 503 then return err.api == true end
     return (err.code == "network" or err.code == "timeout") and err.sent == false
   end
   if err.status then return READ_RETRY_STATUS[err.status] or false end

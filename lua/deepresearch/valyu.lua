@@ -115,13 +115,17 @@ local function status_path(self, id)
 end
 
 -- Looks for the task a lost create made: recent tasks with our query, then the nonce.
+-- claimed: ids other creates of the same poller returned (a server that does not echo
+-- metadata leaves only the query to match on).
 local function reconcile(rt, self, query, nonce, started)
   local list, _, res = http.request(rt, data(self), { method = "GET", path = "/v1/deepresearch/list",
     query = { limit = 20 }, kind = "read", expect = "array" })
   started = extruct.server_start(res, started, os.time())
+  local claimed = rt.claimed or {}
   for _, t in ipairs(list or {}) do
     local at = clock.parse_iso(t.created_at)
-    if t.query == query and (not at or at >= started - extruct.RECONCILE_SKEW) then
+    if t.query == query and not claimed[t.deepresearch_id] and
+       (not at or at >= started - extruct.RECONCILE_SKEW) then
       local full = call(rt, data(self), { method = "GET", path = status_path(self, t.deepresearch_id),
         kind = "read", expect = "object" })
       local meta = full and full.metadata
@@ -134,15 +138,32 @@ local function reconcile(rt, self, query, nonce, started)
   return nil
 end
 
+-- A create's answer names its task; without an id the 2xx is unreadable (and may have made one).
+local function check_created(t)
+  if type(t.deepresearch_id) ~= "string" or t.deepresearch_id == "" then
+    return "a create answer without a deepresearch_id"
+  end
+  return nil
+end
+
 function ops.create(rt, self, params)
   local body, nonce = M.create_body(params)
   if not body then return nil, nonce end
   local started = os.time()
+  local query = params.query or params.input
+  local key = tostring(query) .. "\0" .. tostring(params.mode)
+  extruct.sending(rt, key, 1)
   local task, err = call(rt, data(self), { method = "POST", path = kind_of(self).path, body = body,
-    kind = "create", expect = "object" })
+    kind = "create", expect = "object", check = check_created })
+  extruct.sending(rt, key, -1)
+  if task and rt.claimed then rt.claimed[task.deepresearch_id] = true end
   if task or not extruct.maybe_created(err) then return task, err end
-  local found = reconcile(rt, self, params.query or params.input, nonce, started)
-  if found then return found end
+  extruct.await_siblings(rt, key)
+  local found = reconcile(rt, self, query, nonce, started)
+  if found then
+    if rt.claimed then rt.claimed[found.deepresearch_id] = true end
+    return found
+  end
   return nil, extruct.unresolved(err, "client:list{limit = 10} (newest first)")
 end
 
@@ -204,7 +225,14 @@ local function conditional_get()
     local body, err, res = http.request(rt, data(self), { method = "GET", path = status_path(self, id),
       kind = "read", expect = "object", max_retries = 0, headers = headers, allow_304 = true })
     if err then return nil, err end
-    if not body and res and res.status == 304 and cached then return cached end
+    if not body and res and res.status == 304 then
+      if cached then return cached end
+      -- A 304 to a request that sent no ETag (or whose body we never had): nothing to
+      -- reuse. A transient failure: the next poll goes without If-None-Match.
+      etag = nil
+      return nil, errors.new("invalid_response", "HTTP 304 Not Modified to a status poll with no " ..
+        "cached task; polling again without If-None-Match", { status = 304, retryable = true })
+    end
     if res then etag = http.headers(res).etag end
     cached = body
     return body

@@ -55,7 +55,8 @@ local TRANSIENT = { network = true, timeout = true, rate_limited = true, unavail
 local Waiter = {}
 Waiter.__index = Waiter
 
---- ctx = { clock = {now, sleep}, verdict = fn(task, state, opts) -> "done" | err | nil }
+--- ctx = { clock = {now, sleep}, verdict = fn(task, state, opts) -> "done" | err | nil,
+--   policy = the client's retry settings (max_retry_after, base_delay, max_delay) }
 function M.waiter(ctx, kind, id, opts)
   opts = opts or {}
   return setmetatable({
@@ -92,7 +93,7 @@ function Waiter:observe(task, err)
       err.message = string.format("%s (%d polls in a row failed)", err.message, self.failures)
       return "error", err
     end
-    delay = math.max(retry.delay(self.failures, err, opts), self.next_delay())
+    delay = math.max(retry.delay(self.failures, err, self.ctx.policy or retry.defaults), self.next_delay())
   end
   local remaining = self.timeout - (clock.now() - self.start)
   if remaining <= 0 then
