@@ -6,8 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "json.h"
+
+/* CURLOPT_PREREQFUNCTION (7.80) runs right before a request is written. Without it a
+ * request with send_by is never sent at all: failing closed is the only safe answer. */
+#if LIBCURL_VERSION_NUM >= 0x075000 && !defined(DR_NO_PREREQ)
+#define DR_HAVE_PREREQ 1
+#endif
+
+double dr_now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int dr_engine_has_send_by(void) {
+#ifdef DR_HAVE_PREREQ
+  return 1;
+#else
+  return 0;
+#endif
+}
 
 static size_t dr_on_body(char *p, size_t size, size_t n, void *ud) {
   dr_xfer *x = ud;
@@ -24,10 +45,31 @@ static size_t dr_on_body(char *p, size_t size, size_t n, void *ud) {
 static size_t dr_on_header(char *p, size_t size, size_t n, void *ud) {
   dr_xfer *x = ud;
   /* A new status line (100 Continue, then the real one) starts over. */
-  if (n * size >= 5 && memcmp(p, "HTTP/", 5) == 0)
+  if (n * size >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     x->head.len = 0;
+    x->head_done = 0;
+  } else if (n * size <= 2 && n * size > 0 && (p[0] == '\r' || p[0] == '\n')) {
+    x->head_done = 1;
+  }
   return dr_buf_append(&x->head, p, size * n) == 0 ? size * n : 0;
 }
+
+#ifdef DR_HAVE_PREREQ
+/* Connected (or reusing a connection), about to write the request: the last moment
+ * at which not sending it is still certain. */
+static int dr_on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port) {
+  dr_xfer *x = ud;
+  (void)ip;
+  (void)local_ip;
+  (void)port;
+  (void)local_port;
+  if (x->has_send_by && !(dr_now_seconds() <= x->send_by)) {
+    x->late = 1;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+#endif
 
 static char *dr_strdup(const char *s) {
   char *d;
@@ -39,25 +81,39 @@ static char *dr_strdup(const char *s) {
   return d;
 }
 
-static long dr_ms_field(lua_State *L, int idx, const char *k, long dflt) {
-  long v = dflt;
+/* Upper bounds of the number options (the Lua front refuses larger ones, see README
+ * "Configuration"): durations a day, a response 4 GiB. */
+#define DR_MS_MAX 86400000L
+#define DR_SECONDS_MAX 86400L
+#define DR_RATE_MAX 2147483647L
+#define DR_CONNECTIONS_MAX 1024L
+#define DR_RESPONSE_MAX (sizeof(size_t) > 4 ? 4294967296.0 : 2147483647.0)
+
+/* The number field k of the table at idx, times scale, as a whole number in [lo, hi].
+ * Converting a double that a long cannot hold (inf, 1e19) is undefined behaviour in C, so
+ * larger values become hi before any cast; and a positive value below 1 after scaling
+ * becomes 1, never 0, which libcurl reads as "no limit" (a 0.4 ms timeout is 1 ms).
+ * NaN, negatives and non-numbers raise, naming the field. */
+static double dr_num_field(lua_State *L, int idx, const char *what, const char *k, double dflt,
+                           double scale, double lo, double hi) {
+  double v = dflt;
   lua_getfield(L, idx, k);
   if (!lua_isnil(L, -1)) {
-    double s = luaL_checknumber(L, -1);
-    luaL_argcheck(L, s >= 0, idx, "limits must not be negative");
-    v = (long)(s * 1000.0);
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "%s '%s' must be a number", what, k);
+    v = (double)lua_tonumber(L, -1) * scale;
+    if (!(v >= 0)) /* NaN too */
+      luaL_error(L, "%s '%s' must be a non-negative number", what, k);
+    v = v >= hi ? hi : v > 0 && v < 1 ? 1 : (double)(long)v;
+    if (v < lo)
+      v = lo;
   }
   lua_pop(L, 1);
   return v;
 }
 
-static long dr_int_field(lua_State *L, int idx, const char *k, long dflt) {
-  long v = dflt;
-  lua_getfield(L, idx, k);
-  if (!lua_isnil(L, -1))
-    v = (long)luaL_checknumber(L, -1);
-  lua_pop(L, 1);
-  return v;
+static long dr_ms_field(lua_State *L, int idx, const char *what, const char *k, long dflt) {
+  return (long)dr_num_field(L, idx, what, k, (double)dflt, 1000.0, 0, (double)DR_MS_MAX);
 }
 
 /* Never raises: dr_limits_read type-checks every string field first. */
@@ -69,21 +125,34 @@ static char *dr_str_field(lua_State *L, int idx, const char *k) {
   return v;
 }
 
+static int dr_header_ok(const char *s, size_t len);
+
+/* A string option with no control character (libcurl sends user_agent and proxy
+ * credentials as they are: a CR/LF would smuggle a header). */
 static void dr_check_str_field(lua_State *L, int idx, const char *k) {
+  size_t len = 0;
+  const char *s;
   lua_getfield(L, idx, k);
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "option '%s' must be a string", k);
+  s = lua_tolstring(L, -1, &len);
+  if (s != NULL && !dr_header_ok(s, len))
+    luaL_error(L, "option '%s' must not contain control characters", k);
   lua_pop(L, 1);
 }
 
 void dr_limits_read(lua_State *L, int idx, dr_limits *lim) {
   idx = dr_absindex(L, idx);
-  lim->connect_timeout_ms = dr_ms_field(L, idx, "connect_timeout", 5000);
-  lim->timeout_ms = dr_ms_field(L, idx, "timeout", 60000);
-  lim->low_speed_limit = dr_int_field(L, idx, "low_speed_limit", 1);
-  lim->low_speed_time = dr_int_field(L, idx, "low_speed_time", 30);
-  lim->max_response = (size_t)dr_int_field(L, idx, "max_response_size", 64L << 20);
-  lim->max_connections = dr_int_field(L, idx, "max_connections", 8);
+  lim->connect_timeout_ms = dr_ms_field(L, idx, "option", "connect_timeout", 5000);
+  lim->timeout_ms = dr_ms_field(L, idx, "option", "timeout", 60000);
+  lim->low_speed_limit =
+      (long)dr_num_field(L, idx, "option", "low_speed_limit", 1, 1, 0, (double)DR_RATE_MAX);
+  lim->low_speed_time =
+      (long)dr_num_field(L, idx, "option", "low_speed_time", 30, 1, 0, (double)DR_SECONDS_MAX);
+  lim->max_response =
+      (size_t)dr_num_field(L, idx, "option", "max_response_size", 64 << 20, 1, 0, DR_RESPONSE_MAX);
+  lim->max_connections =
+      (long)dr_num_field(L, idx, "option", "max_connections", 8, 1, 1, (double)DR_CONNECTIONS_MAX);
   dr_check_str_field(L, idx, "ca_file");
   dr_check_str_field(L, idx, "proxy");
   dr_check_str_field(L, idx, "user_agent");
@@ -250,6 +319,9 @@ static void dr_set_common(CURL *c) {
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dr_on_body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, dr_on_header);
+#ifdef DR_HAVE_PREREQ
+  curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, dr_on_prereq);
+#endif
 }
 
 static void dr_set_xfer(CURL *c, dr_xfer *x) {
@@ -257,6 +329,9 @@ static void dr_set_xfer(CURL *c, dr_xfer *x) {
   curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)x);
+#ifdef DR_HAVE_PREREQ
+  curl_easy_setopt(c, CURLOPT_PREREQDATA, (void *)x);
+#endif
 }
 
 /* Header lines and URLs must not smuggle a second header or request line, nor
@@ -403,6 +478,20 @@ static void dr_engine_sweep(dr_engine *e) {
   }
 }
 
+/* send_by: seconds on dr_now_seconds()'s clock; absent means no deadline. */
+static int dr_spec_deadline(lua_State *L, int idx, double *at) {
+  int has;
+  lua_getfield(L, idx, "send_by");
+  has = !lua_isnil(L, -1);
+  if (has && lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "request field 'send_by' must be a number");
+  *at = has ? (double)lua_tonumber(L, -1) : 0;
+  lua_pop(L, 1);
+  if (has && *at != *at)
+    luaL_error(L, "request field 'send_by' must not be NaN");
+  return has;
+}
+
 static int dr_spec_flag(lua_State *L, int idx, const char *k, int dflt) {
   int v;
   lua_getfield(L, idx, k);
@@ -415,7 +504,8 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   size_t blen = 0, ulen = 0;
   const char *method, *url, *body;
   long timeout_ms;
-  int fresh, decode;
+  int fresh, decode, has_send_by;
+  double send_by;
   dr_xfer *x;
   idx = dr_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -425,7 +515,8 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   body = dr_spec_string(L, idx, "body", &blen);
   if (url == NULL || !dr_header_ok(url, ulen))
     luaL_error(L, "request needs a url without control characters");
-  timeout_ms = dr_ms_field(L, idx, "timeout", e->limits.timeout_ms);
+  timeout_ms = dr_ms_field(L, idx, "request field", "timeout", e->limits.timeout_ms);
+  has_send_by = dr_spec_deadline(L, idx, &send_by);
   fresh = dr_spec_flag(L, idx, "fresh", 0);
   decode = dr_spec_flag(L, idx, "decode", 1);
   x = dr_engine_xfer(e);
@@ -439,6 +530,10 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   x->decode = decode;
   x->result = CURLE_OK;
   x->errbuf[0] = '\0';
+  x->head_done = 0;
+  x->has_send_by = has_send_by; /* pooled handles keep PREREQDATA: the deadline is per request */
+  x->send_by = send_by;
+  x->late = 0;
   dr_buf_reset(&x->body);
   dr_buf_reset(&x->head);
   if (dr_add_headers(L, e, x, idx, body != NULL) != 0 || dr_set_url(x, url, ulen) != 0)
@@ -450,6 +545,14 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
    * request again: for a create that could make a second (paid) task. */
   if (x->fresh != fresh)
     curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, (long)(x->fresh = fresh));
+#ifndef DR_HAVE_PREREQ
+  if (has_send_by) { /* cannot be enforced: never sent */
+    x->late = 1;
+    x->result = CURLE_ABORTED_BY_CALLBACK;
+    x->state = DR_DONE;
+    return x->id;
+  }
+#endif
   if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK)
     return luaL_error(L, "cannot start request");
   x->added = 1;
@@ -520,12 +623,31 @@ int dr_engine_pending(dr_engine *e) {
   return n;
 }
 
-static const char *dr_error_code(CURLcode rc, const dr_xfer *x) {
+/* Why a response was refused for its size, into msg; 0 when it was not. Our header
+ * buffer (DR_HEAD_MAX) fills before libcurl's own 300 KiB total; libcurl refuses a single
+ * header line past CURL_MAX_HTTP_HEADER (100 KiB) as "out of memory" (7.88), recognised
+ * here as such a failure after the status line and before the header block's end. */
+static int dr_too_large(const dr_xfer *x, char *msg, size_t size) {
+  if (x->body.overflow)
+    snprintf(msg, size, "response larger than max_response_size (%lu bytes)",
+             (unsigned long)x->body.limit);
+  else if (x->head.overflow)
+    snprintf(msg, size, "response headers larger than %lu bytes", (unsigned long)x->head.limit);
+  else if (x->result == CURLE_OUT_OF_MEMORY && x->head.len > 0 && !x->head_done)
+    snprintf(msg, size, "a response header line larger than libcurl accepts (%d bytes)",
+             CURL_MAX_HTTP_HEADER);
+  else if (x->result == CURLE_RECV_ERROR &&
+           strncmp(x->errbuf, "Too large response headers", 26) == 0)
+    snprintf(msg, size, "%s", x->errbuf);
+  else
+    return 0;
+  return 1;
+}
+
+static const char *dr_error_code(CURLcode rc) {
   switch (rc) {
   case CURLE_OPERATION_TIMEDOUT:
     return "timeout";
-  case CURLE_WRITE_ERROR:
-    return x->body.overflow ? "invalid_response" : "network";
   case CURLE_BAD_CONTENT_ENCODING:
   case CURLE_WEIRD_SERVER_REPLY:
     return "invalid_response";
@@ -536,16 +658,24 @@ static const char *dr_error_code(CURLcode rc, const dr_xfer *x) {
 
 static void dr_push_error(lua_State *L, dr_xfer *x) {
   long sent = 0;
+  char msg[CURL_ERROR_SIZE];
+  int big = dr_too_large(x, msg, sizeof msg);
   curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
-  lua_pushstring(L, dr_error_code(x->result, x));
+  lua_pushstring(L, big ? "invalid_response" : dr_error_code(x->result));
   lua_setfield(L, -2, "error");
-  if (x->body.overflow)
-    lua_pushfstring(L, "response larger than max_response_size (%d bytes)", (int)x->body.limit);
+  if (big)
+    lua_pushstring(L, msg);
+  else if (x->late)
+    lua_pushliteral(L, "not sent: its send_by deadline passed before it could leave");
   else
     lua_pushstring(L, x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
   lua_setfield(L, -2, "message");
-  lua_pushboolean(L, sent > 0);
+  lua_pushboolean(L, sent > 0 && !x->late);
   lua_setfield(L, -2, "sent");
+  if (x->late) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "not_sent");
+  }
   lua_pushinteger(L, (lua_Integer)x->result);
   lua_setfield(L, -2, "curl_code");
 }

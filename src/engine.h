@@ -39,6 +39,10 @@ typedef struct dr_xfer {
   int get;         /* the handle is set for a plain GET */
   int fresh;       /* CURLOPT_FRESH_CONNECT as last set */
   long timeout_ms; /* CURLOPT_TIMEOUT_MS as last set */
+  int head_done;   /* the header block's blank line came */
+  int has_send_by; /* the request must not leave after send_by ... */
+  double send_by;  /* ... seconds on dr_now_seconds()'s clock */
+  int late;        /* it did not: never sent */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
 } dr_xfer;
@@ -73,5 +77,9 @@ dr_xfer *dr_engine_next_done(dr_engine *e);
 void dr_engine_push_result(lua_State *L, dr_engine *e, dr_xfer *x);
 int dr_engine_cancel(dr_engine *e, lua_Integer id);
 int dr_engine_pending(dr_engine *e);
+/* Seconds on the monotonic clock (core.now(), a request's send_by). */
+double dr_now_seconds(void);
+/* Whether this libcurl can keep a request with send_by from leaving late (>= 7.80). */
+int dr_engine_has_send_by(void);
 
 #endif

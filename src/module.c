@@ -7,6 +7,7 @@
 #include "client.h"
 #include "compat.h"
 #include "deepresearch.h"
+#include "engine.h"
 #include "json.h"
 #include "poller.h"
 
@@ -29,10 +30,12 @@ static int dr_decode(lua_State *L) {
 static int dr_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
   struct timespec ts;
-  if (s <= 0) {
+  if (!(s > 0)) { /* NaN too */
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (s > 1e9) /* a time_t cannot hold inf: a sleep of 30 years is forever enough */
+    s = 1e9;
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
   lua_pushboolean(L, nanosleep(&ts, NULL) == 0 || errno != EINTR);
@@ -40,14 +43,15 @@ static int dr_sleep(lua_State *L) {
 }
 
 static int dr_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)dr_now_seconds());
   return 1;
 }
 
-static const luaL_Reg dr_functions[] = {
-    {"decode", dr_decode}, {"sleep", dr_sleep}, {"now", dr_now}, {NULL, NULL}};
+static const luaL_Reg dr_functions[] = {{"decode", dr_decode},
+                                        {"sleep", dr_sleep},
+                                        {"now", dr_now},
+                                        {"set_array_metatable", dr_json_set_array_metatable},
+                                        {NULL, NULL}};
 
 static void dr_global_init(void) {
   static int done = 0;
@@ -67,6 +71,8 @@ DEEPRESEARCH_API int luaopen_deepresearch_core(lua_State *L) {
   lua_setfield(L, -2, "curl_version");
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
+  lua_pushboolean(L, dr_engine_has_send_by());
+  lua_setfield(L, -2, "has_send_by");
   dr_client_open(L);
   dr_poller_open(L);
   return 1;

@@ -4,6 +4,8 @@
 local M = {}
 
 local array_mt = { __name = "deepresearch.array" }
+-- The C core gives decoded empty arrays this metatable too (init.lua hands it over).
+M.array_mt = array_mt
 local null = setmetatable({}, { __name = "deepresearch.null", __tostring = function() return "null" end })
 M.null = null
 
