@@ -3,128 +3,32 @@
 -- jobs and a Redis restart. Workers are separate processes, killed by PID.
 local socket = require "socket"
 
--- The worker runs on lua5.4 in its own processes: the other interpreters and the
--- sanitizer runs of the spec suite have nothing to add here.
-local ENABLED = _VERSION == "Lua 5.4" and not os.getenv("ASAN_OPTIONS") and not os.getenv("DR_VALGRIND")
-  and os.execute("command -v redis-server >/dev/null 2>&1") == true
-  and pcall(require, "deepresearch.worker.redis")
+local fixture = require "support.worker"
 
-if not ENABLED then
+if not fixture.enabled() then
   describe("deepresearch-worker", function()
     pending("needs Lua 5.4, redis-server and lua-redis (scripts/deps redis), and no sanitizer run")
   end)
   return
 end
 
-local redis = require "support.redis"
+local redis = fixture.redis
 local sim = require "support.sim"
 local cjson = require("cjson").new()
 
-local ROOT = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/spec/worker_spec%.lua$")) or "."
-local WORKER = ROOT .. "/bin/deepresearch-worker"
-local SELF_PID
-do
-  local f = assert(io.open("/proc/self/stat", "r"))
-  SELF_PID = f:read("*n")
-  f:close()
-end
+local wait_until = fixture.wait_until
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+-- Per test: one Redis and temporary directory (F), one simulator (S).
+local F, S, R
 
-local function wait_until(what, timeout, fn)
-  local deadline = socket.gettime() + timeout
-  while true do
-    local v = fn()
-    if v then return v end
-    if socket.gettime() > deadline then error("timed out after " .. timeout .. "s waiting for " .. what, 2) end
-    socket.sleep(0.05)
-  end
-end
-
--- Test fixture: one Redis, one simulator, the workers started, all torn down after.
-local R, S, TMP
-local workers = {}
-
-local function log_of(w)
-  local f = io.open(w.log, "r")
-  if not f then return "" end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
---- Starts a worker in the background; returns { pid, log, rc_file }.
-local function start_worker(q, extra)
-  local args = { "--redis-url", R.url, "--queue", q, "--base-url", S.url, "--interval", "0.05",
-    "--max-interval", "0.2", "--reconcile-grace", "0.5", "--once", "--verbose", "--watch-pid", tostring(SELF_PID) }
-  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  local n = #workers + 1
-  local w = { log = TMP .. "/worker" .. n .. ".log", rc_file = TMP .. "/worker" .. n .. ".rc" }
-  local quoted = {}
-  for i, a in ipairs(args) do quoted[i] = quote(a) end
-  -- The subshell reports the worker's own pid, then records its exit status.
-  local cmd = string.format("( EXTRUCT_API_TOKEN=test-token %s %s </dev/null >>%s 2>&1 & w=$!; echo $w; " ..
-    "wait $w; echo $? >%s ) 2>/dev/null &", quote(WORKER), table.concat(quoted, " "), quote(w.log), quote(w.rc_file))
-  local p = assert(io.popen(cmd, "r"))
-  w.pid = tonumber(p:read("*l"))
-  p:close()
-  workers[#workers + 1] = w
-  return w
-end
-
-local function exit_status(w, timeout)
-  return tonumber(wait_until("worker " .. w.pid .. " to exit:\n" .. log_of(w), timeout or 120, function()
-    local f = io.open(w.rc_file, "r")
-    if not f then return nil end
-    local rc = f:read("*l")
-    f:close()
-    return rc ~= "" and rc
-  end))
-end
-
-local function kill9(w)
-  assert.is_true(redis.kill(w.pid, "KILL", 10))
-  exit_status(w, 10)
-end
-
-local seq = 0
---- Pushes n jobs with unique briefs; returns them in push order.
-local function push_jobs(q, n, opts)
-  opts = opts or {}
-  local list = {}
-  for i = 1, n do
-    seq = seq + 1
-    local job = { id = string.format("%s-%d", opts.prefix or "job", seq), depth = opts.depth,
-      brief = string.format("We are deciding whether to partner with Example %d Corp (example%d-%d.com). " ..
-        "Research its products, pricing and leadership changes over the last 12 months.", seq, seq, i) }
-    list[#list + 1] = job
-    local raw = cjson.encode(job)
-    assert(R:call("LPUSH", q, raw))
-    -- A producer that retried its LPUSH: the same job twice, side by side.
-    if i <= (opts.twice or 0) then assert(R:call("LPUSH", q, raw)) end
-  end
-  return list
-end
-
+local function log_of(w) return F:log_of(w) end
+local function start_worker(q, extra) return F:start(q, S.url, extra) end
+local function exit_status(w, timeout) return F:exit_status(w, timeout) end
+local function kill9(w) return F:signal(w, "KILL") end
+local function push_jobs(q, n, opts) return F:push_jobs(q, n, opts) end
 local function hash(key) return R:hash(key) end
-
-local function count_status(q, list, status)
-  local n = 0
-  for _, job in ipairs(list) do
-    if R:call("HGET", q .. ":job:" .. job.id, "status") == status then n = n + 1 end
-  end
-  return n
-end
-
-local function events(q)
-  local out = {}
-  for _, e in ipairs(assert(R:call("XRANGE", q .. ":events", "-", "+"))) do
-    local f = {}
-    for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
-    out[#out + 1] = f
-  end
-  return out
-end
+local function count_status(q, list, status) return F:count_status(q, list, status) end
+local function events(q) return F:events(q) end
 
 -- Every source a report's markdown cites appears (its URL) in the rendered report.
 local function assert_report_cites(task, report)
@@ -208,24 +112,13 @@ end)
 
 describe("deepresearch-worker", function()
   before_each(function()
-    local p = assert(io.popen("mktemp -d /tmp/deepresearch-worker-spec.XXXXXX"))
-    TMP = p:read("*l")
-    p:close()
-    R = redis.start()
-    workers = {}
+    F = fixture.new()
+    R = F.R
   end)
 
   after_each(function()
-    for _, w in ipairs(workers) do
-      if redis.running(w.pid) then redis.kill(w.pid, "KILL", 5) end
-    end
     if S then S:stop() S = nil end
-    R:destroy()
-    if os.getenv("DR_KEEP_WORKER_LOGS") then
-      io.stderr:write("worker logs kept in ", TMP, "\n")
-    else
-      os.execute("rm -rf " .. quote(TMP))
-    end
+    F:teardown()
   end)
 
   it("runs 50 jobs at concurrency 10 and stores each task, report and status", function()

@@ -111,10 +111,13 @@ function M.main(argv)
   local wopts = M.worker_options(o)
   wopts.tty = os.execute("test -t 2") == true
   local ok, w, werr = pcall(worker.new, wopts)
-  if not ok then return fail(tostring(w)) end
+  if not ok then
+    if require("deepresearch.worker.redis").is_interrupt(w) then return worker.EXIT_INTERRUPTED end
+    return fail(tostring(w))
+  end
   if not w then return fail(tostring(werr)) end
-  w:run()
-  return 0
+  local _, code = w:run()
+  return code
 end
 
 return M

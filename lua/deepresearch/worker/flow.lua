@@ -3,31 +3,64 @@
 -- step then runs again a little later. Steps are idempotent (the scripts in
 -- store.lua check the job's recorded state), so running one twice is harmless.
 --
---   admit -> resume -> create -> created -> record -> wait -> waited -> finish
---                 \-> reconcile (a "creating" marker without a task id) -/
+--   admit -> resume -> create -> gate -> created -> record -> wait -> waited -> finish
+--                 \-> reconcile (a create that may have made a task) --/
+local core = require "deepresearch.core"
+local clock = require "deepresearch.clock"
 local jobs = require "deepresearch.worker.job"
 local store_mod = require "deepresearch.worker.store"
+local is_interrupt = require("deepresearch.worker.redis").is_interrupt
 
 local F = {}
 
 local LIST_LIMIT = 50
 local MAX_PAGES = 20
 local SKEW = 300 -- seconds of server clock disorder tolerated when matching a lost create
+F.MAX_SEARCH_DELAY = 30 -- seconds: the longest pause between searches for a task that may exist
 
--- Errors after which the same request may simply be sent again later.
+-- Create answers that prove no task was made: the API refused the request. Only after one of
+-- these (or a request that never left) may the same create be sent again; any other failure
+-- may have made a task (a 2xx or 5xx body that is not the API's, a lost answer, a code this
+-- list does not know), and the job is then searched for, never created again blindly.
+local NOTHING_MADE = { invalid_request = true, unauthorized = true, forbidden = true, not_found = true,
+  plan_required = true, insufficient_credits = true, payment_failed = true, rate_limited = true,
+  unavailable = true }
+-- Of those, the ones worth sending again after a while (the others fail the job).
+local RESEND = { unauthorized = true, forbidden = true, rate_limited = true, unavailable = true,
+  network = true, timeout = true, cancelled = true }
+-- Poll failures after which the wait starts again (a poll creates nothing).
 local TRANSIENT = { network = true, timeout = true, rate_limited = true, unavailable = true,
   server_error = true, invalid_response = true, unauthorized = true, forbidden = true }
 
-local function backoff(attempt)
-  return math.min(30, 0.25 * 2 ^ math.min(attempt, 8)) * (0.75 + 0.25 * math.random())
+local function backoff(attempt, cap)
+  return math.min(cap or 30, 0.25 * 2 ^ math.min(attempt, 8)) * (0.75 + 0.25 * math.random())
 end
 
---- Runs a step now; reschedules it when Redis failed or it raised.
+local function nothing_sent(err)
+  return err.sent == false or err.not_sent == true
+end
+
+--- Whether a failed create may have made a task.
+function F.maybe_created(err)
+  return not nothing_sent(err) and not NOTHING_MADE[err.code]
+end
+
+-- A time the job hash holds (ISO 8601; "seconds.micros" from before that) as epoch seconds.
+local function epoch(text)
+  return clock.parse_iso(text) or tonumber(text)
+end
+
+--- Runs a step now; reschedules it when Redis failed or it raised. Ctrl-C (lua.c's
+-- "interrupted!") is never swallowed: it is noted for the loop, and the step kept to finish.
 function F:try(job, fn)
   if job.gone then return end
   local ok, res, err = pcall(fn, self, job)
   if ok and res then return end
   if not ok then
+    if is_interrupt(res) then
+      self.interrupted = true
+      return self:later(job, 0, fn)
+    end
     self:log("job %s: internal error: %s", job.id, tostring(res))
     return self:later(job, 1, fn)
   end
@@ -52,8 +85,17 @@ function F:forget(job)
   self.count = self.count - 1
 end
 
---- A job text just moved into this worker's processing list.
-function F:admit(raw)
+--- Another worker took the job over (this one was paused or cut off past its lease).
+function F:lost(job)
+  self:log("job %s was taken over by another worker; this one lets it go", job.id)
+  self:forget(job)
+  return true
+end
+
+--- A job text just moved into this worker's processing list. not_before: the Redis time
+-- before which a create an earlier holder may have sent is not searched for (its lease
+-- expiry plus the reconcile grace).
+function F:admit(raw, not_before)
   local job, err = jobs.parse(raw, self.provider_name)
   if not job then return self:dead_letter(raw, err, err.job_id) end
   if self.jobs[job.id] then
@@ -63,14 +105,19 @@ function F:admit(raw)
   self.jobs[job.id] = job
   self.count = self.count + 1
   job.attempts = 0
+  job.not_before = not_before
   self:try(job, F.resume)
+end
+
+local function dead_entry(self, raw, err)
+  return jobs.encode({ job = raw, error = { code = err.code, message = err.message }, worker = self.wid,
+    at = store_mod.timestamp() })
 end
 
 function F:dead_letter(raw, err, job_id)
   self.stats.dead = self.stats.dead + 1
   self:log("dead letter%s: %s", job_id and (" (job " .. job_id .. ")") or "", err.message or tostring(err))
-  local entry = jobs.encode({ job = raw, error = { code = err.code, message = err.message },
-    worker = self.wid, at = os.time() })
+  local entry = dead_entry(self, raw, err)
   return self:effect(function() return self.store:dead(raw, entry, job_id, jobs.error_json(err)) end)
 end
 
@@ -78,17 +125,19 @@ end
 function F:resume(job)
   local h, err = self.store:load(job.id)
   if not h then return nil, err end
-  if store_mod.TERMINAL[h.status] then
+  if h.status == "done" or h.status == "failed" then
     self:debug("job %s: already %s; dropping this copy", job.id, h.status)
     return self:drop(job)
   end
-  if h.status == "creating" then return self:reconcile(job) end
   if h.task_id then
     local elsewhere, e = self:held_elsewhere(job, h)
     if elsewhere == nil then return nil, e end
     if elsewhere then return self:drop(job) end
     return self:wait(job, h.task_id)
   end
+  -- A create may have been sent (its holder stopped before recording the answer), or may have
+  -- made a task (ambiguous; pushed again after it was set aside: it is searched for once more).
+  if h.status == "creating" or h.status == "ambiguous" or h.ambiguous == "1" then return self:reconcile(job) end
   return self:create(job)
 end
 
@@ -113,47 +162,116 @@ function F:drop(job)
   return true
 end
 
---- Marks the job "creating" (with a timestamp) and only then sends the create.
+--- Queues the create. Nothing is written to Redis yet: the job is marked "creating" by the
+-- gate, when the request has its connection and is about to leave.
 function F:create(job, force)
-  local r, v = self.store:mark_creating(job, force)
-  if not r then return nil, v end
-  if r == "task" then return self:wait(job, v) end
-  if r == "terminal" then return self:drop(job) end
-  if r == "creating" then return self:reconcile(job) end
+  if self.draining then return true end
   job.attempts = job.attempts + 1
-  self:debug("job %s: creating (attempt %d)", job.id, job.attempts)
+  local g = { force = force }
+  job.gate = g
+  self:debug("job %s: create queued (attempt %d)", job.id, job.attempts)
   self.poller:create(job.params, function(task, err)
-    self:try(job, function() return self:created(job, task, err) end)
-  end)
+    if job.gone then return self:late_answer(job, task, err) end
+    self:try(job, function()
+      if task then job.answered = task[self.provider.id_field] end
+      local ok, e = self:created(job, g, task, err)
+      if ok then job.sending = nil end -- its outcome is in Redis now
+      return ok, e
+    end)
+  end, { gate = function() return self:gate(job, g) end })
   return true
 end
 
-function F:created(job, task, err)
+--- The create gate (run by the poller right before the request is handed to libcurl): one
+-- script checks that this worker still holds the job, renews the lease and marks the job
+-- "creating". send_by (the poller's clock, read before the script) ends before that renewed
+-- lease can run out: a worker paused past it sends nothing, so a worker that takes the job
+-- over after the lease expired knows every create of this one was written before then.
+function F:gate(job, g)
+  if job.gone or self.draining or job.gate ~= g then
+    g.r = "dropped"
+    return false, "the worker no longer runs this job"
+  end
+  local t0 = core.now()
+  local ok, r, v = pcall(self.store.claim_send, self.store, job, g.force or g.passed, self.lease_value,
+    self.opts.lease)
+  if not ok then
+    if is_interrupt(r) then self.interrupted = true end
+    g.r, g.v = "error", r
+    return false, tostring(r)
+  end
+  g.r, g.v = r or "redis", v
+  if r ~= "ok" then return false, "create gate: " .. tostring(r or v) end
+  g.passed = true
+  job.sending = true
+  self:debug("job %s: creating (attempt %d)", job.id, job.attempts)
+  return true, t0 + self.opts.lease - self.send_margin
+end
+
+function F:created(job, g, task, err)
   if task then return self:record(job, task) end
+  if nothing_sent(err) then return self:not_sent(job, g, err) end
+  if F.maybe_created(err) then
+    -- The task may exist: never create again blindly. The job is "ambiguous" until a search
+    -- finds the task (then it is waited on) or finds nothing (then it is set aside for a person).
+    self:log("job %s: %s; ambiguous until its task is found", job.id, tostring(err))
+    return self:ambiguous(job, jobs.error_json(err))
+  end
   if err.code == "invalid_request" then
-    local ok, e = self.store:dead(job.raw, jobs.encode({ job = job.raw, error = { code = err.code,
-      message = err.message }, worker = self.wid, at = os.time() }), job.id, jobs.error_json(err))
+    local ok, e = self.store:dead(job.raw, dead_entry(self, job.raw, err), job.id, jobs.error_json(err))
     if ok == nil then return nil, e end
     self.stats.dead = self.stats.dead + 1
     self:log("job %s: rejected by the API, dead-lettered: %s", job.id, err.message)
     self:forget(job)
     return true
   end
-  if err.code == "ambiguous" or (err.code == "server_error" and err.status ~= 503) then
-    -- The task may exist: never create blindly. Look for it; if it is not there, the job ends "ambiguous".
-    self:log("job %s: %s; reconciling", job.id, tostring(err))
-    local ok, e = self.store:note(job, nil, jobs.error_json(err), { ambiguous = "1" })
-    if not ok then return nil, e end
-    return self:reconcile(job)
-  end
-  if TRANSIENT[err.code] or err.retryable then
-    local ok, e = self.store:note(job, "retrying", jobs.error_json(err))
-    if not ok then return nil, e end
+  if RESEND[err.code] or err.retryable then
+    local r, e = self.store:note(job, "retrying", jobs.error_json(err))
+    if not r then return nil, e end
+    if r == "lost" then return self:lost(job) end
+    if r == "settled" then return self:resume(job) end
     local delay = backoff(job.attempts)
-    self:log("job %s: create failed (%s); retrying in %.1fs", job.id, tostring(err), delay)
+    self:log("job %s: create refused, nothing made (%s); again in %.1fs", job.id, tostring(err), delay)
     return self:later(job, delay, F.create)
   end
   return self:finish(job, "failed", { error = jobs.error_json(err) })
+end
+
+--- Notes that a create may have made a task, then searches for it.
+function F:ambiguous(job, err_json)
+  local r, e = self.store:note(job, "ambiguous", err_json)
+  if not r then return nil, e end
+  if r == "settled" then return self:resume(job) end
+  return self:reconcile(job)
+end
+
+--- Nothing of this create was written: the gate refused it, or it never left.
+function F:not_sent(job, g, err)
+  local r, v = g.r, g.v
+  if r == "task" then return self:wait(job, v) end
+  if r == "terminal" then return self:drop(job) end
+  if r == "ambiguous" or r == "creating" then return self:reconcile(job) end
+  if r == "lost" then return self:lost(job) end
+  if r == "dropped" then return true end
+  -- Redis failed or the lease was not this process's at that moment (the gate refused), or
+  -- the request did not leave in time: it is queued again (marked "creating" by us: forced).
+  local delay = r == "ok" and backoff(job.attempts, 2) or 0.2
+  self:debug("job %s: create not sent (%s); again in %.1fs", job.id, tostring(err.message), delay)
+  return self:later(job, delay, function() return self:create(job, g.passed or g.force) end)
+end
+
+--- The answer to a create whose job this worker let go meanwhile (taken over while it was
+-- paused or cut off). It still tells the job's new owner where the task is, or that one may exist.
+function F:late_answer(job, task, err)
+  local ok, e = pcall(function()
+    if task then
+      local id = task[self.provider.id_field]
+      self:log("job %s: its create answered (task %s) after the job was taken over; recording it", job.id, id)
+      return self.store:record_task(job, id, jobs.created_epoch(task), task.status, task.reconciled)
+    end
+    if F.maybe_created(err) then return self.store:note(job, "ambiguous", jobs.error_json(err)) end
+  end)
+  if not ok and is_interrupt(e) then self.interrupted = true end
 end
 
 --- Records the task id against the job, then waits on it.
@@ -171,18 +289,22 @@ function F:record(job, task, reconciled)
     return self:wait(job, v)
   end
   if r == "terminal" then return self:drop(job) end
-  -- "claimed": the create's own reconcile handed back another job's task.
-  return self:finish(job, "ambiguous", { error = jobs.error_json({ code = "ambiguous",
-    message = "the task found for this job (" .. id .. ") belongs to job " .. tostring(v) }) })
+  -- "claimed": the create's own search handed back another job's task (two jobs, one brief):
+  -- this job's task may still exist.
+  return self:ambiguous(job, jobs.error_json({ code = "ambiguous",
+    message = "the task found for this job (" .. id .. ") belongs to job " .. tostring(v) }))
 end
 
---- A job marked "creating" without a task id: its create may have reached the
--- server. Look for a task with the same brief made after the marker, once the
--- marker is old enough for any create in flight to have landed.
+--- A create that may have reached the server without its answer being recorded: a "creating"
+-- marker left by a worker that stopped, or an ambiguous answer. Look for a task with the same
+-- brief made after the marker, once any create in flight has surely landed: the reconcile
+-- grace after the marker, after the ambiguous answer, and after the lease of the worker
+-- this one took the job from had expired.
 function F:reconcile(job)
+  if self.draining then return true end
   local h, err = self.store:load(job.id)
   if not h then return nil, err end
-  if store_mod.TERMINAL[h.status] then return self:drop(job) end
+  if h.status == "done" or h.status == "failed" then return self:drop(job) end
   if h.task_id then return self:wait(job, h.task_id) end
   local elsewhere, e = self:held_elsewhere(job, h)
   if elsewhere == nil then return nil, e end
@@ -190,9 +312,11 @@ function F:reconcile(job)
   local now
   now, err = self.store:time()
   if not now then return nil, err end
-  local wait = (tonumber(h.creating_at) or 0) + self.opts.reconcile_grace - now
-  if wait > 0 then return self:later(job, wait, F.reconcile) end
-  local floor = tonumber(h.creating_floor)
+  local grace = self.opts.reconcile_grace
+  local ready = math.max((epoch(h.creating_at) or 0) + grace, (epoch(h.ambiguous_at) or 0) + grace,
+    job.not_before or 0)
+  if ready > now then return self:later(job, ready - now, F.reconcile) end
+  local floor = epoch(h.creating_floor)
   local paged = self.provider_name == "extruct"
   local matches = {}
   local function page(offset, n)
@@ -200,9 +324,11 @@ function F:reconcile(job)
     self.poller:list(opts, function(list, lerr)
       self:try(job, function()
         if not list then
-          job.attempts = job.attempts + 1
-          self:debug("job %s: listing for reconcile failed (%s)", job.id, tostring(lerr))
-          return self:later(job, backoff(job.attempts), F.reconcile)
+          job.searches_failed = (job.searches_failed or 0) + 1
+          local delay = backoff(job.searches_failed, F.MAX_SEARCH_DELAY)
+          self:log("job %s: listing tasks to find its task failed (%s); again in %.1fs", job.id, tostring(lerr),
+            delay)
+          return self:later(job, delay, F.reconcile)
         end
         local older = false
         for _, t in ipairs(list) do
@@ -214,7 +340,8 @@ function F:reconcile(job)
           end
         end
         if older or not paged or #list < LIST_LIMIT or n >= MAX_PAGES then
-          return self:reconciled(job, h, matches)
+          job.searches_failed = 0
+          return self:reconciled(job, matches)
         end
         page(offset + #list, n + 1)
         return true
@@ -225,7 +352,7 @@ function F:reconcile(job)
   return true
 end
 
-function F:reconciled(job, h, matches)
+function F:reconciled(job, matches)
   -- Oldest first: the task nearest after the marker is the one this job's first create made.
   table.sort(matches, function(a, b) return (jobs.created_epoch(a) or 0) < (jobs.created_epoch(b) or 0) end)
   for _, t in ipairs(matches) do
@@ -233,14 +360,18 @@ function F:reconciled(job, h, matches)
     local r, v = self.store:record_task(job, id, jobs.created_epoch(t), t.status, true)
     if not r then return nil, v end
     if r == "ok" then
-      self:log("job %s: found its task %s after a lost create; resuming", job.id, id)
+      self:log("job %s: found its task %s; resuming", job.id, id)
       return self:wait(job, id)
     end
     if r == "other" then return self:wait(job, v) end
     if r == "terminal" then return self:drop(job) end
   end
-  if h.ambiguous == "1" then
-    self:log("job %s: no task found after an ambiguous create; left as ambiguous", job.id)
+  local h, err = self.store:load(job.id)
+  if not h then return nil, err end
+  if h.task_id then return self:wait(job, h.task_id) end
+  if h.status == "ambiguous" or h.ambiguous == "1" then
+    self:log("job %s: no task found after a create that may have made one; set aside as ambiguous " ..
+      "for a person (docs/worker.md)", job.id)
     return self:finish(job, "ambiguous", { error = h.error })
   end
   self:debug("job %s: the interrupted create made no task; creating", job.id)
@@ -250,11 +381,13 @@ end
 --- Waits on the task through the poller; progress goes to the job hash as it changes.
 function F:wait(job, task_id)
   job.task_id = task_id
+  if self.draining then return true end
   local w = self.opts.wait or {}
   local opts = { interval = w.interval, max_interval = w.max_interval, timeout = w.timeout,
     on_progress = function(t)
       if job.gone then return end
-      pcall(self.store.progress, self.store, job, self.provider.progress(t))
+      local ok, e = pcall(self.store.progress, self.store, job, self.provider.progress(t))
+      if not ok and is_interrupt(e) then self.interrupted = true end
     end }
   self.poller:wait(task_id, opts, function(task, err)
     self:try(job, function() return self:waited(job, task, err) end)
@@ -264,22 +397,31 @@ end
 
 function F:waited(job, task, err)
   if task then
-    return self:finish(job, "done", { task = jobs.encode(task), report = jobs.render(task),
+    return self:finish(job, "done", { task = jobs.encode_task(task), report = self:render(task),
       task_id = job.task_id, task_status = task.status })
   end
   if err.code == "task_failed" then
-    return self:finish(job, "failed", { task = err.task and jobs.encode(err.task) or nil,
+    return self:finish(job, "failed", { task = err.task and jobs.encode_task(err.task) or nil,
       error = jobs.error_json(err), task_id = job.task_id, task_status = err.task and err.task.status })
   end
   if TRANSIENT[err.code] or err.retryable then
     job.attempts = job.attempts + 1
-    local ok, e = self.store:note(job, nil, jobs.error_json(err))
-    if not ok then return nil, e end
+    local r, e = self.store:note(job, "waiting", jobs.error_json(err))
+    if not r then return nil, e end
+    if r == "lost" then return self:lost(job) end
+    if r == "settled" then return self:resume(job) end
     local delay = backoff(job.attempts)
     self:log("job %s: waiting on task %s failed (%s); again in %.1fs", job.id, job.task_id, tostring(err), delay)
     return self:later(job, delay, function() return self:wait(job, job.task_id) end)
   end
   return self:finish(job, "failed", { error = jobs.error_json(err), task_id = job.task_id })
+end
+
+function F:render(task)
+  local ok, text = pcall(jobs.render, task)
+  if ok then return text end
+  if is_interrupt(text) then self.interrupted = true end
+  return ""
 end
 
 function F:finish(job, status, fields)

@@ -10,7 +10,11 @@ local redis = require "deepresearch.worker.redis"
 local flow = require "deepresearch.worker.flow"
 
 local core = dr.core
+local is_interrupt = redis.is_interrupt
 local M = {}
+
+M.DRAIN_SECONDS = 5 -- after Ctrl-C: the longest wait for creates in flight to be answered
+M.EXIT_INTERRUPTED = 130
 
 M.defaults = {
   queue = "deepresearch", concurrency = 4, provider = "extruct", lease = 10, reconcile_grace = 10,
@@ -52,7 +56,14 @@ function M.new(opts)
     jobs = {}, count = 0, pending_ops = {}, stats = { done = 0, failed = 0, dead = 0, ambiguous = 0 },
     next_heartbeat = 0, next_reap = 0, no_reap_until = 0, next_once_check = 0, next_status = 0,
     adopted = false,
+    -- A create's request is not written later than this before its renewed lease runs out
+    -- (clock rates differ a little between this machine and Redis's).
+    send_margin = math.max(0.05, math.min(1, o.lease / 10)),
   }, Worker)
+  -- The lease's value: this process's own, so that a second process under the same worker id
+  -- (a restart while the first was only paused) is told apart from this one.
+  w.lease_value = jobs.encode({ pid = pid, host = hostname(), started = store_mod.timestamp(),
+    token = string.format("%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff)) })
   local client_opts = { provider = o.provider, user_agent = "deepresearch-worker" }
   for k, v in pairs(o.client or {}) do client_opts[k] = v end
   w.client = dr.client(client_opts)
@@ -89,10 +100,6 @@ end
 
 -- Redis side of the loop -------------------------------------------------------------------------
 
-local function lease_info(self)
-  return jobs.encode({ pid = self.pid, host = hostname(), at = os.time() })
-end
-
 -- Refreshes the lease; after Redis comes back (its leases may all have expired
 -- meanwhile) holds off takeovers for one lease so live workers can renew theirs.
 function Worker:keep_lease(now)
@@ -110,14 +117,27 @@ function Worker:keep_lease(now)
     end
     f:close()
   end
-  local had = self.store:heartbeat(lease_info(self), self.opts.lease)
-  if had then
-    self.next_heartbeat = now + self.opts.lease / 3
-    if had == 0 and self.count > 0 then self:check_ownership() end
-    return true
+  local first = not self.lease_taken
+  local state, left, t = self.store:heartbeat(self.lease_value, self.opts.lease, first and "start" or "renew")
+  if not state then
+    self.next_heartbeat = now + 0.05
+    return false
   end
-  self.next_heartbeat = now + 0.05
-  return false
+  if state == 2 and not first then
+    self:log("worker id %s is now used by another process; this one lets its jobs go and stops", self.wid)
+    self.usurped = true
+    for _, job in pairs(self.jobs) do self:forget(job) end
+    return false
+  end
+  if first then
+    -- An earlier process under this id may still be sending (paused, not dead): its creates were
+    -- written before its lease ran out, so they are searched for only after that plus the grace.
+    self.lease_taken = true
+    self.adopt_not_before = t + math.max(0, left) + self.opts.reconcile_grace
+  end
+  self.next_heartbeat = now + self.opts.lease / 3
+  if state == 0 and self.count > 0 then self:check_ownership() end
+  return true
 end
 
 -- The lease lapsed (this process stalled, or Redis was away): jobs no longer in this
@@ -140,18 +160,19 @@ function Worker:adopt_own()
   local items = self.store:processing_items()
   if not items then return false end
   if #items > 0 then self:log("resuming %d job(s) held before a restart", #items) end
-  for i = #items, 1, -1 do self:admit(items[i]) end
+  for i = #items, 1, -1 do self:admit(items[i], self.adopt_not_before) end
   self.adopted = true
   return true
 end
 
 function Worker:reap(now)
   if now < self.next_reap or now < self.no_reap_until then return end
-  local moved, dead = self.store:reap()
+  local moved, dead, t = self.store:reap()
   if not moved then return end
   self.next_reap = now + self.opts.lease / 2
   for _, w in ipairs(dead) do self:log("worker %s lost its lease; took over %d job(s)", w, #moved) end
-  for _, raw in ipairs(moved) do self:admit(raw) end
+  -- Their leases had expired by t: a create they sent has landed by t + grace.
+  for _, raw in ipairs(moved) do self:admit(raw, t + self.opts.reconcile_grace) end
 end
 
 function Worker:fill()
@@ -218,6 +239,7 @@ function Worker:turn()
       self:fill()
     end
   end
+  if self.usurped then return false end
   self:run_due(now)
   if self.opts.once and self.adopted and self.count == 0 and not self.pending_ops[1] and
      now >= self.next_once_check then
@@ -228,7 +250,13 @@ function Worker:turn()
   if p:pending() > 0 then
     local ms = math.floor(self.opts.busy_poll * 1000)
     local ok, err = pcall(p.step, p, math.min(p:next_timeout() or ms, ms))
-    if not ok then self:log("internal error in a callback: %s", tostring(err)) end
+    if not ok then
+      if is_interrupt(err) then
+        self.interrupted = true
+      else
+        self:log("internal error in a callback: %s", tostring(err))
+      end
+    end
   else
     core.sleep(self.count > 0 and self.opts.busy_poll or self.opts.idle_poll)
   end
@@ -236,17 +264,93 @@ function Worker:turn()
   return true
 end
 
---- Runs until --once finds nothing left (or forever). Returns the local counters.
+--- Runs until --once finds nothing left (or forever), or Ctrl-C. Returns the local counters and
+-- the exit status: 0, 130 after Ctrl-C, 1 when another process took over this worker id.
 function Worker:run()
   self:log("queue %q, concurrency %d, lease %gs, redis %s", self.opts.queue, self.opts.concurrency,
     self.opts.lease, self.opts.redis_url:gsub("//[^@/]*@", "//***@"))
-  while self:turn() do end
+  while true do
+    local ok, more = pcall(self.turn, self)
+    if not ok then
+      if not is_interrupt(more) then error(more, 0) end
+      self.interrupted = true
+    end
+    if self.interrupted then return self.stats, self:stop_interrupted() end
+    if not more then break end
+  end
   self:status(self.now(), true)
   if self.tty and not self.opts.quiet then self.out:write("\n") end
-  self.store:retire()
+  if not self.usurped then self.store:retire() end
   self.poller:close()
   self.conn:close()
-  return self.stats
+  return self.stats, self.usurped and 1 or 0
+end
+
+-- Ctrl-C ----------------------------------------------------------------------------------------
+
+local function sending(self)
+  local list = {}
+  for _, job in pairs(self.jobs) do
+    if job.sending then list[#list + 1] = job end
+  end
+  return list
+end
+
+-- One turn while stopping: the lease kept, the answers of creates in flight taken and recorded;
+-- nothing new starts (the gate refuses every create not yet sent).
+function Worker:drain_turn()
+  local now = self.now()
+  self:keep_lease(now)
+  self:replay_ops()
+  for _, job in pairs(self.jobs) do
+    if job.sending and job.step and job.due <= now then
+      local fn = job.step
+      job.step = nil
+      self:try(job, fn)
+    end
+  end
+  local p = self.poller
+  if p:pending() > 0 then
+    p:step(math.min(p:next_timeout() or 50, 50))
+  else
+    core.sleep(0.05)
+  end
+end
+
+--- After Ctrl-C: takes no more jobs and sends no more creates, gives the creates already sent
+-- up to DRAIN_SECONDS to be answered and recorded, then exits 130. The jobs stay in this
+-- worker's processing list: restarted under the same --worker-id it resumes them at once;
+-- otherwise another worker takes them over once the lease has expired.
+function Worker:stop_interrupted()
+  self.draining = true
+  local list = sending(self)
+  if #list > 0 then
+    self:log("interrupted: taking no more jobs; waiting up to %gs for %d create(s) already sent to be " ..
+      "answered and recorded (Ctrl-C again quits at once)", M.DRAIN_SECONDS, #list)
+  else
+    self:log("interrupted: no create in flight; stopping")
+  end
+  local deadline = core.now() + M.DRAIN_SECONDS
+  while (sending(self)[1] or self.pending_ops[1]) and core.now() < deadline do
+    local ok, err = pcall(self.drain_turn, self)
+    if not ok and not is_interrupt(err) then self:log("internal error while stopping: %s", tostring(err)) end
+  end
+  for _, job in ipairs(sending(self)) do
+    if job.answered then
+      self:log("job %s: its task is %s (created; not recorded: redis unavailable). The next worker to hold " ..
+        "the job finds it by listing before creating anything", job.id, job.answered)
+    else
+      self:log("job %s: its create was sent and not answered in time; a task may exist. The job stays " ..
+        "\"creating\": the next worker to hold it searches for the task before creating anything", job.id)
+    end
+  end
+  if self.count > 0 then
+    self:log("stopped: %d job(s) stay with worker id %s (restart with --worker-id %s to resume them at once)",
+      self.count, self.wid, self.wid)
+  end
+  self.poller:close()
+  self.conn:close()
+  return M.EXIT_INTERRUPTED
 end
 
 M.Worker = Worker

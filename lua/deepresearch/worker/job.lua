@@ -4,6 +4,7 @@
 local cjson = require("cjson").new()
 local clock = require "deepresearch.clock"
 local errors = require "deepresearch.errors"
+local json = require "deepresearch.json"
 
 cjson.encode_sparse_array(true)
 cjson.encode_invalid_numbers(false)
@@ -35,6 +36,14 @@ function M.decode(text)
   local ok, v = pcall(cjson.decode, text)
   if ok then return strip_nulls(v) end
   return nil, v
+end
+
+--- A task as JSON text the way the API sent it: arrays stay arrays, empty ones too
+-- (deepresearch.json keeps the decoder's marks; cjson here would write [] as {}).
+function M.encode_task(task)
+  local ok, text = pcall(json.encode, task)
+  if ok then return text end
+  return M.encode(task)
 end
 
 --- An error as the JSON stored in the job hash and in dead letters.
@@ -164,6 +173,7 @@ function M.render(task)
   if ok and type(report) == "table" and type(report.render) == "function" then
     local good, text = pcall(report.render, task, { style = "footnotes" })
     if good and type(text) == "string" then return text end
+    if not good and require("deepresearch.worker.redis").is_interrupt(text) then error(text, 0) end
   end
   return fallback_report(task)
 end

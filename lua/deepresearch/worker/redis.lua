@@ -26,6 +26,11 @@ end
 local redis = M.load_library()
 local socket = require "socket"
 
+--- Whether an error is lua.c's Ctrl-C hook ("interrupted!"), which the worker must never swallow.
+function M.is_interrupt(err)
+  return type(err) == "string" and err:find("interrupted!$") ~= nil
+end
+
 --- Parses redis://[[user]:password@]host[:port][/db]; returns a table or nil, message.
 function M.parse_url(url)
   if type(url) ~= "string" then return nil, "a redis:// URL is required" end
@@ -86,6 +91,10 @@ local function clean(msg)
 end
 
 function Conn:_down(msg)
+  if M.is_interrupt(msg) then
+    self:close()
+    error(msg, 0)
+  end
   if self.client then pcall(function() self.client.network.socket:close() end) end
   self.client = nil
   self.failures = self.failures + 1
@@ -126,6 +135,7 @@ function Conn:call(name, ...)
   local good, reply = pcall(command(self, name), self.client, ...)
   if good then return reply end
   if is_reply_error(reply) then return nil, clean(reply), "reply" end
+  -- (an interrupt raises from _down: cut off mid-command, the connection cannot be reused)
   local _, msg = self:_down(reply)
   return nil, msg, "down"
 end

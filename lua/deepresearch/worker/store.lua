@@ -14,12 +14,57 @@
 --   Q:dead                 list   jobs that can never run (JSON: job, error, worker, at)
 --   Q:stats                hash   done, failed, dead, ambiguous counts
 --   Q:meta                 hash   last_created_at: newest server creation time recorded
+-- Every time written is ISO 8601 UTC with milliseconds ("2026-12-07T18:04:05.123Z"); the
+-- scripts take it from Redis's clock (TIME), so all workers' times in one hash agree.
 local M = {}
 local unpack = table.unpack or unpack -- luacheck: ignore
+
+-- ISO 8601 UTC from seconds and microseconds since the epoch, in plain arithmetic: Redis's
+-- Lua has no os.date. The same text runs inside the scripts and here (M.iso).
+local ISO = [[
+local function iso(sec, usec)
+  sec = math.floor(tonumber(sec))
+  local days = math.floor(sec / 86400)
+  local rem = sec - days * 86400
+  local z = days + 719468 -- days since 0000-03-01 (proleptic Gregorian; H. Hinnant's civil_from_days)
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rem / 3600),
+    math.floor(rem % 3600 / 60), rem % 60, math.floor(tonumber(usec or 0) / 1000))
+end
+]]
+
+M.iso = assert(load(ISO .. " return iso", "=iso"))()
+
+--- ISO 8601 UTC text of t seconds since the epoch (fractions kept to the millisecond).
+function M.iso_of(t)
+  local sec = math.floor(t)
+  return M.iso(sec, math.floor((t - sec) * 1e6 + 0.5))
+end
+
+--- This machine's time as ISO 8601 UTC (for what is written outside the scripts: dead letters).
+function M.timestamp()
+  return M.iso_of(require("socket").gettime())
+end
 
 -- A job id that reached one of these is never run again. "dead" is not among them: a
 -- dead job never made a task, so its producer may push a corrected job with the same id.
 M.TERMINAL = { done = true, failed = true, ambiguous = true }
+
+--- The status a job hash (as loaded) ended with for good, or nil: done, failed, or ambiguous
+-- and set aside for a person (finished_at set). An "ambiguous" job without finished_at is held
+-- by a worker that keeps searching for its task.
+function M.ended(h)
+  if h.status == "done" or h.status == "failed" then return h.status end
+  if h.status == "ambiguous" and h.finished_at then return h.status end
+  return nil
+end
 
 local Store = {}
 Store.__index = Store
@@ -35,14 +80,22 @@ function Store:job_key(id) return self:key("job", id) end
 function Store:processing(wid) return self:key("processing", wid or self.wid) end
 function Store:lease_key(wid) return self:key("worker", wid or self.wid) end
 
--- Shared by the scripts: Redis time as "seconds.micros", and XADD of an event.
-local PRELUDE = [[
-local function now() local t = redis.call('TIME') return t[1] .. '.' .. string.format('%06d', t[2]) end
+-- Shared by the scripts: Redis time as ISO text, and XADD of an event.
+local PRELUDE = ISO .. [[
+local function now() local t = redis.call('TIME') return iso(t[1], t[2]) end
 local function event(stream, max, id, status, task_id, err)
   redis.call('XADD', stream, 'MAXLEN', '~', max, '*', 'job_id', id, 'status', status,
     'task_id', task_id or '', 'error', err or '')
 end
 local TERMINAL = { done = true, failed = true, ambiguous = true }
+-- Whether the job has ended for good: done, failed, or ambiguous and set aside for a person
+-- ("ambiguous" without finished_at: a worker still holds it and keeps searching for its task).
+local function ended(h)
+  local st = redis.call('HGET', h, 'status')
+  if st == 'done' or st == 'failed' then return st end
+  if st == 'ambiguous' and redis.call('HEXISTS', h, 'finished_at') == 1 then return st end
+  return nil
+end
 ]]
 
 --- Takes one job from the queue into this worker's processing list (never blocks).
@@ -76,17 +129,30 @@ end
 
 -- Lease -----------------------------------------------------------------------------------------
 
--- Returns 0 when the lease had lapsed: others may have taken this worker's jobs.
+-- The lease's value is this process's own (see worker/init.lua), so a second process
+-- under the same worker id is told apart. Returns { state, pttl_before, sec, usec }: state 1
+-- mine, 0 lapsed (others may have taken this worker's jobs), 2 another process's; in mode
+-- "renew" a lease of another process is left alone (that process now owns the id).
 local HEARTBEAT = [[
-local had = redis.call('EXISTS', KEYS[1])
+local cur = redis.call('GET', KEYS[1])
+local pttl = redis.call('PTTL', KEYS[1])
+local state = 0
+if cur == ARGV[1] then state = 1 elseif cur then state = 2 end
+local t = redis.call('TIME')
+if state == 2 and ARGV[4] ~= 'start' then return { 2, pttl, t[1], t[2] } end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-return had
+return { state, pttl, t[1], t[2] }
 ]]
 
-function Store:heartbeat(info, lease_seconds)
-  return self.conn:eval(HEARTBEAT, { self:lease_key(), self:key("workers") },
-    { info, math.floor(lease_seconds * 1000), self.wid })
+--- mode: "start" (take the id over from an earlier process) or "renew".
+-- Returns state (1 mine, 0 lapsed, 2 another process's), the earlier lease's remaining
+-- seconds (negative when there was none) and Redis's time, or nil, err.
+function Store:heartbeat(value, lease_seconds, mode)
+  local r, err = self.conn:eval(HEARTBEAT, { self:lease_key(), self:key("workers") },
+    { value, math.floor(lease_seconds * 1000), self.wid, mode or "renew" })
+  if not r then return nil, err end
+  return r[1], r[2] / 1000, tonumber(r[3]) + tonumber(r[4]) / 1e6
 end
 
 -- Moves the jobs of every worker whose lease has expired into mine, atomically
@@ -105,14 +171,16 @@ for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     dead[#dead + 1] = w
   end
 end
-return { moved, dead }
+local t = redis.call('TIME')
+return { moved, dead, t[1], t[2] }
 ]]
 
---- Takes over the jobs of dead workers. Returns moved job texts and the dead worker ids.
+--- Takes over the jobs of dead workers. Returns moved job texts, the dead worker ids and
+-- Redis's time (every lease behind a moved job had expired by then).
 function Store:reap()
   local r, err = self.conn:eval(REAP, { self:key("workers"), self:processing() }, { self.q, self.wid })
   if not r then return nil, err end
-  return r[1] or {}, r[2] or {}
+  return r[1] or {}, r[2] or {}, tonumber(r[3]) + tonumber(r[4]) / 1e6
 end
 
 -- True when no job is queued and no worker holds one (for --once).
@@ -138,15 +206,26 @@ end
 
 -- Job steps -------------------------------------------------------------------------------------
 
--- Marks a job "creating" before its create is sent, with the Redis time and the
--- newest server creation time seen so far: a task made by this create can only be
--- newer than that, which is how a lost answer is found again (see reconcile).
-local MARK_CREATING = PRELUDE .. [[
+-- The create gate: runs right before a job's create request is handed to libcurl (when it
+-- has a connection, not while it waits for one). In one script: this worker still holds the
+-- job (it is in this worker's processing list and the lease is this process's own), the lease
+-- is renewed, and the job is marked "creating" with Redis's time and the newest server
+-- creation time recorded so far (a task made by this create can only be newer: see
+-- reconcile). A worker paused after this sends nothing once the renewed lease could have run
+-- out (the poller's send_by), so whoever takes the job over next knows when to look.
+local CLAIM_SEND = PRELUDE .. [[
+if redis.call('GET', KEYS[4]) ~= ARGV[6] then return { 'lease', '' } end
+if not redis.call('LPOS', KEYS[3], ARGV[5]) then return { 'lost', '' } end
+redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7])
 local h = KEYS[1]
 local tid = redis.call('HGET', h, 'task_id')
 if tid then return { 'task', tid } end
-local st = redis.call('HGET', h, 'status')
-if st and TERMINAL[st] then return { 'terminal', st } end
+local st = ended(h)
+if st then return { 'terminal', st } end
+-- A create of this job may have made a task: nothing is sent until it is found or a person
+-- clears the job (docs/worker.md).
+if redis.call('HGET', h, 'ambiguous') == '1' then return { 'ambiguous', '' } end
+st = redis.call('HGET', h, 'status')
 if st == 'creating' and ARGV[4] ~= '1' then return { 'creating', '' } end
 local t = now()
 redis.call('HSET', h, 'id', ARGV[1], 'status', 'creating', 'creating_at', t,
@@ -156,19 +235,25 @@ redis.call('HINCRBY', h, 'creates', 1)
 return { 'ok', t }
 ]]
 
---- Returns "ok" | "task", id | "terminal", status | "creating" (someone else is creating).
-function Store:mark_creating(job, force)
-  local r, err = self.conn:eval(MARK_CREATING, { self:job_key(job.id), self:key("meta") },
-    { job.id, self.wid, job.brief or "", force and "1" or "0" })
+--- Returns "ok" (send it) | "task", id | "terminal", status | "ambiguous" | "creating" (an
+-- earlier create may be in flight) | "lost" (another worker took the job) | "lease" (the
+-- lease is not this process's now), or nil, err when Redis failed.
+function Store:claim_send(job, force, lease_value, lease_seconds)
+  local r, err = self.conn:eval(CLAIM_SEND,
+    { self:job_key(job.id), self:key("meta"), self:processing(), self:lease_key() },
+    { job.id, self.wid, job.brief or "", force and "1" or "0", job.raw, lease_value,
+      math.floor(lease_seconds * 1000) })
   if not r then return nil, err end
   return r[1], r[2]
 end
 
--- Records the task behind a job, once: a job has one task and a task one job.
+-- Records the task behind a job, once: a job has one task and a task one job. Any worker
+-- may record it (a create answered after its job was taken over still tells where the task is).
 local RECORD_TASK = PRELUDE .. [[
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'task_id')
-if cur and cur ~= ARGV[1] then return { 'other', cur } end
+if cur == ARGV[1] then return { 'ok', cur } end
+if cur then return { 'other', cur } end
 local owner = redis.call('HGET', KEYS[2], ARGV[1])
 if owner and owner ~= ARGV[2] then return { 'claimed', owner } end
 local st = redis.call('HGET', h, 'status')
@@ -177,11 +262,11 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 local t = now()
 redis.call('HSET', h, 'id', ARGV[2], 'task_id', ARGV[1], 'status', 'running', 'task_status', ARGV[4],
   'reconciled', ARGV[5], 'updated_at', t, 'worker', ARGV[6])
-redis.call('HDEL', h, 'error')
-local created = tonumber(ARGV[3])
-local last = tonumber(redis.call('HGET', KEYS[3], 'last_created_at') or '')
-if created and (not last or created > last) then redis.call('HSET', KEYS[3], 'last_created_at', ARGV[3]) end
-if not cur then event(KEYS[4], ARGV[7], ARGV[2], 'running', ARGV[1], '') end
+redis.call('HDEL', h, 'error', 'ambiguous', 'finished_at')
+-- Same-format ISO texts compare like the times they name.
+local last = redis.call('HGET', KEYS[3], 'last_created_at')
+if ARGV[3] ~= '' and (not last or ARGV[3] > last) then redis.call('HSET', KEYS[3], 'last_created_at', ARGV[3]) end
+event(KEYS[4], ARGV[7], ARGV[2], 'running', ARGV[1], '')
 return { 'ok', ARGV[1] }
 ]]
 
@@ -189,7 +274,7 @@ return { 'ok', ARGV[1] }
 function Store:record_task(job, task_id, created_epoch, task_status, reconciled)
   local r, err = self.conn:eval(RECORD_TASK,
     { self:job_key(job.id), self:key("tasks"), self:key("meta"), self:key("events") },
-    { task_id, job.id, created_epoch and string.format("%.3f", created_epoch) or "", task_status or "",
+    { task_id, job.id, created_epoch and M.iso_of(created_epoch) or "", task_status or "",
       reconciled and "1" or "0", self.wid, self.events_max })
   if not r then return nil, err end
   return r[1], r[2]
@@ -212,20 +297,40 @@ function Store:progress(job, fields)
   return self.conn:eval(PROGRESS, { self:job_key(job.id) }, args)
 end
 
---- Notes a transient problem on the job (it stays with this worker and is retried).
-function Store:note(job, status, err_json, extra)
-  local fields = { "error", err_json, "updated_at", tostring(os.time()) }
-  if status then fields[#fields + 1] = "status"; fields[#fields + 1] = status end
-  for k, v in pairs(extra or {}) do fields[#fields + 1] = k; fields[#fields + 1] = v end
-  return self.conn:call("HSET", self:job_key(job.id), unpack(fields))
+-- A problem noted on a job that goes on. "ambiguous": a create may have made a task; the job
+-- is never created again until that task is found or a person clears it. Noted even by a
+-- worker that no longer holds the job: it is a fact about the job, and keeps its new owner
+-- from creating blindly. "retrying" (a create that made nothing) and "waiting" (a failed
+-- poll) only by the worker holding it.
+local NOTE = PRELUDE .. [[
+local h = KEYS[1]
+if ended(h) then return 'settled' end
+if ARGV[2] ~= 'waiting' and redis.call('HGET', h, 'task_id') then return 'settled' end
+if ARGV[2] ~= 'ambiguous' and not redis.call('LPOS', KEYS[2], ARGV[1]) then return 'lost' end
+local t = now()
+redis.call('HSET', h, 'id', ARGV[4], 'error', ARGV[3], 'updated_at', t)
+if ARGV[2] == 'ambiguous' then
+  redis.call('HSET', h, 'status', 'ambiguous', 'ambiguous', '1', 'ambiguous_at', t)
+elseif ARGV[2] == 'retrying' and redis.call('HGET', h, 'ambiguous') ~= '1' then
+  redis.call('HSET', h, 'status', 'retrying')
+end
+return 'ok'
+]]
+
+--- kind: "ambiguous" | "retrying" | "waiting". Returns "ok", "settled" (the job has its task
+-- or has ended), "lost" (no longer held here), or nil, err.
+function Store:note(job, kind, err_json)
+  return self.conn:eval(NOTE, { self:job_key(job.id), self:processing() }, { job.raw, kind, err_json, job.id })
 end
 
 -- The end of a job: result and event written, job released, in one step. A job
 -- already ended (by another worker that held it too) only leaves this worker's list.
+-- finished_at on an "ambiguous" job means it is set aside for a person.
 local FINISH = PRELUDE .. [[
 local removed = redis.call('LREM', KEYS[2], 1, ARGV[1])
-local st = redis.call('HGET', KEYS[1], 'status')
-if st and TERMINAL[st] then return { 0, removed } end
+if ended(KEYS[1]) then return { 0, removed } end
+-- Set aside as ambiguous while another copy of the job found its task: that copy goes on.
+if ARGV[3] == 'ambiguous' and redis.call('HGET', KEYS[1], 'task_id') then return { 0, removed } end
 local t = now()
 redis.call('HSET', KEYS[1], 'id', ARGV[2], 'status', ARGV[3], 'task', ARGV[4], 'report', ARGV[5],
   'error', ARGV[6], 'updated_at', t, 'finished_at', t, 'worker', ARGV[8])
