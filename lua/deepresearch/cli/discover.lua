@@ -111,13 +111,21 @@ local function create(ctx, opts, words)
   end
   local client, code = ctx:client()
   if not client then return code end
+  ctx:begin_create(function(t) return t.id end, "discovery")
   local task, err = client:discovery_create(params)
-  if not task then return ctx:fail(err) end
+  if not task then
+    ctx:end_create()
+    return ctx:fail(err)
+  end
   if opts.wait then
+    ctx.waiting = task.id
+    ctx:end_create()
     ctx:note("deepresearch: created discovery task %s", task.id)
     return wait_then_results(ctx, client, task.id, opts)
   end
+  ctx:created()
   ctx.out:write(opts.json and output.json(task) or task.id, "\n")
+  ctx:end_create()
   return 0
 end
 

@@ -91,11 +91,16 @@ function Ctx:fail(e)
   return code
 end
 
---- The command line that resumes waiting on a task (same provider and base URL).
-function Ctx:resume_command(id)
+--- A command line with the same provider and base URL as this one: "deepresearch [flags] WORDS".
+function Ctx:command_line(words)
   local flags = self:provider() ~= "extruct" and (" --provider " .. self:provider()) or ""
   if self.g.base_url then flags = flags .. " --base-url " .. self.g.base_url end
-  return string.format("deepresearch%s %s %s", flags, self.waiting_cmd or "wait", id)
+  return "deepresearch" .. flags .. " " .. words
+end
+
+--- The command line that resumes waiting on a task (same provider and base URL).
+function Ctx:resume_command(id)
+  return self:command_line((self.waiting_cmd or "wait") .. " " .. id)
 end
 
 function Ctx:resume_hint(id)
@@ -180,10 +185,77 @@ function Ctx:progress(describe, label)
   return p
 end
 
+--- A create is about to be sent: shows "creating…" and marks it, so that Ctrl-C before its
+-- answer is in hand waits for that answer (see interrupted_create). id_of(task) gives the id;
+-- kind "discovery" resumes and lists with the discover commands.
+function Ctx:begin_create(id_of, kind)
+  local discovery = kind == "discovery"
+  if discovery then self.waiting_cmd = "discover wait" end
+  self.creating = { id_of = id_of, list = discovery and "discover list" or "list" }
+  if self.g.quiet then return end
+  local text = "deepresearch: creating" .. (progress.utf8_locale() and "…" or "...")
+  if self:stderr_tty() then
+    self.err:write(text)
+    self.creating.drawn = true
+  else
+    self.err:write(text, "\n")
+  end
+  self.err:flush()
+end
+
+--- The create's answer is in hand: erases the "creating…" line (before any output).
+function Ctx:created()
+  local c = self.creating
+  if c and c.drawn then
+    self.err:write("\r\27[K")
+    c.drawn = false
+  end
+end
+
+--- The create's outcome has been shown (or handed to a wait): Ctrl-C no longer waits for it.
+function Ctx:end_create()
+  self:created()
+  self.creating = nil
+end
+
 --- Ends the progress display of a wait.
 function Ctx:done_waiting()
   if self.current_progress then self.current_progress:finish() end
   self.ticking, self.current_progress, self.waiting = nil, nil, nil
+end
+
+-- How long Ctrl-C during a create waits for the create's answer.
+M.SETTLE_SECONDS = 5
+
+-- Ctrl-C came while a create was in flight: the task may exist (and be billed) though its id
+-- never arrived, and the natural re-run would pay twice. Waits a few seconds for the answer
+-- (a second Ctrl-C gives up at once), then shows the id and how to resume, or how to check.
+local function interrupted_create(ctx)
+  local c = ctx.creating
+  ctx.creating = nil
+  local core = require("deepresearch").core
+  local http = require "deepresearch.http"
+  local secs = M.SETTLE_SECONDS
+  ctx.err:write(string.format("deepresearch: interrupted; waiting up to %g s for the create's answer so the " ..
+    "task id is not lost (Ctrl-C again to give up)\n", secs))
+  ctx.err:flush()
+  -- lua.c restored SIGINT's default action: without the trap a second Ctrl-C would end the
+  -- process before it could print the list hint.
+  core.trap_interrupt(true)
+  local ok, task, unknown = pcall(http.settle_interrupted, ctx.handle, secs, core.interrupted)
+  local again = core.interrupted()
+  core.trap_interrupt(false)
+  if not ok then task, unknown = nil, true end
+  local id = task and c.id_of(task)
+  if id then
+    ctx.err:write("deepresearch: created task ", tostring(id), ". ", ctx:resume_hint(id), "\n")
+  elseif unknown then
+    ctx.err:write("deepresearch: ", again and "gave up waiting (second Ctrl-C)" or
+      string.format("no readable answer to the create within %g s", secs), "; a task may exist (and be billed). Check " ..
+      "before creating it again: ", ctx:command_line(c.list), "\n")
+  else
+    ctx.err:write("deepresearch: no task was created\n")
+  end
 end
 
 local function version_text()
@@ -282,6 +354,10 @@ function M.main(argv, io_)
       p:abort()
     elseif ctx.tty then
       ctx.err:write("\n") -- after the terminal's ^C
+    end
+    if ctx.creating and ctx.handle then
+      interrupted_create(ctx)
+      return EXIT.interrupted
     end
     ctx.err:write("deepresearch: interrupted")
     if ctx.waiting then

@@ -16,6 +16,7 @@ local function utf8_locale()
   if lc == "" then lc = os.getenv("LANG") or "" end
   return lc:lower():find("utf%-?8") ~= nil
 end
+M.utf8_locale = utf8_locale
 
 --- "1:05" or "1:02:03" from seconds.
 function M.clock_text(sec)

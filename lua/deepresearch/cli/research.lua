@@ -87,8 +87,12 @@ local function create_task(ctx, opts, words)
   end
   local client, code = ctx:client()
   if not client then return nil, code end
+  ctx:begin_create(ad.id, "research")
   local task, err = ad.create(client, text, opts, schema)
-  if not task then return nil, ctx:fail(err) end
+  if not task then
+    ctx:end_create()
+    return nil, ctx:fail(err)
+  end
   return client, task
 end
 
@@ -96,6 +100,8 @@ local function run(ctx, opts, words)
   local client, task = create_task(ctx, opts, words)
   if not client then return task end
   local id = ad_of(ctx).id(task)
+  ctx.waiting = id
+  ctx:end_create()
   ctx:note("deepresearch: created task %s", id)
   return wait_and_print(ctx, client, id, opts, task)
 end
@@ -103,7 +109,10 @@ end
 local function create(ctx, opts, words)
   local client, task = create_task(ctx, opts, words)
   if not client then return task end
-  return output.json_or(ctx.out, opts.json, task, function() ctx.out:write(ad_of(ctx).id(task), "\n") end)
+  ctx:created()
+  local code = output.json_or(ctx.out, opts.json, task, function() ctx.out:write(ad_of(ctx).id(task), "\n") end)
+  ctx:end_create()
+  return code
 end
 
 local function get(ctx, opts, words)
