@@ -251,8 +251,8 @@ local function interrupted_create(ctx)
     ctx.err:write("deepresearch: created task ", tostring(id), ". ", ctx:resume_hint(id), "\n")
   elseif unknown then
     ctx.err:write("deepresearch: ", again and "gave up waiting (second Ctrl-C)" or
-      string.format("no readable answer to the create within %g s", secs), "; a task may exist (and be billed). Check " ..
-      "before creating it again: ", ctx:command_line(c.list), "\n")
+      string.format("no readable answer to the create within %g s", secs), "; a task may exist (and be " ..
+      "billed). Check before creating it again: ", ctx:command_line(c.list), "\n")
   else
     ctx.err:write("deepresearch: no task was created\n")
   end
