@@ -13,7 +13,8 @@ Exit codes:
        `deepresearch wait ID`)
   4    API or network error (its one-line message; for HTTP 402 the credits needed and
        available), or no token in the environment
-  130  interrupted (Ctrl-C) while waiting: the task keeps running on the server
+  130  interrupted (Ctrl-C) while waiting: the task keeps running on the server; during a
+       create: after up to 5 s for its answer, the task id, or the list command to check
   70   internal error (a bug; --verbose shows the traceback)]]
 
 M.GLOBAL_OPTIONS = [[

@@ -191,7 +191,9 @@ M.commands = {
     description = "The brief is the words after `run` (quote it), a file (-f FILE) or stdin (-).\n" ..
       "Lint findings go to stderr; errors stop the run (exit 2), warnings too with --strict.\n" ..
       "Progress goes to stderr, the report (or --json) to stdout: `deepresearch run -f b.txt > report.md`.\n" ..
-      "Ctrl-C stops waiting (exit 130); the task keeps running: `deepresearch wait ID` resumes.",
+      "Ctrl-C stops waiting (exit 130); the task keeps running: `deepresearch wait ID` resumes.\n" ..
+      "Ctrl-C during the create first waits up to 5 s for its answer, then prints the task id\n" ..
+      "(or, when the answer cannot be had, the `deepresearch list` command to check for it).",
     examples = "  deepresearch run -f brief.txt --depth high > report.md\n" ..
       "  deepresearch run --schema company.json --json - < brief.txt\n" ..
       "  deepresearch --provider valyu run --mode fast \"Research Flexport (flexport.com) ...\"",
