@@ -411,9 +411,19 @@ describe("issue 13 transport safety", function()
       assert.is_true(json.is_array_marked(core.decode("[ ]")))
       assert.is_nil(getmetatable(core.decode("{}")))
       assert.same({ "[]" }, core.decode('["[]"]'))
-      -- a body spelling the internal marker itself keeps it: such bodies are never rewritten
-      local forged = core.decode('{"a":[],"b":["\\u0000deepresearch:[]"]}')
-      assert.same({ "\0deepresearch:[]" }, forged.b)
+      -- empty objects beside empty arrays: the text is rewritten with a marker; a body that
+      -- spells that marker itself keeps it (its empty arrays are then left plain)
+      local mixed = core.decode('{"a":[],"o":{},"n":[{},[]]}')
+      assert.is_true(json.is_array_marked(mixed.a))
+      assert.is_true(json.is_array_marked(mixed.n[2]))
+      assert.is_nil(getmetatable(mixed.o))
+      assert.is_nil(getmetatable(mixed.n[1]))
+      for _, text in ipairs({ '{"a":[],"b":["\\u0000deepresearch:[]"]}',
+        '{"a":[],"o":{},"b":["\\u0000deepresearch:[]"]}' }) do
+        local forged = core.decode(text)
+        assert.same({ "\0deepresearch:[]" }, forged.b)
+        assert.same({}, forged.a)
+      end
       -- decode errors still point into the text as sent
       local v, msg = core.decode('{"a":[], "b":}')
       assert.is_nil(v)

@@ -57,107 +57,107 @@ int dr_json_set_array_metatable(lua_State *L) {
   return 0;
 }
 
-/* Empty arrays. lua-cjson 2.1.0 decodes [] and {} alike as an empty table, so the text is
- * rewritten before decoding: each empty array outside strings becomes a one-element array
- * holding DR_MARK, which dr_strip takes out again, giving the table the array metatable.
- * Bodies without one cost a memchr for ']'. */
+/* Empty arrays. lua-cjson 2.1.0 decodes [] and {} alike as an empty table. The text's empty
+ * arrays outside strings are counted first (bodies without a ']' right after '[' and blanks
+ * cost a memchr for each ']'; with one, a memchr for each '"' before it too). When the
+ * decoded value has exactly that many empty tables, all of them are arrays and dr_strip
+ * marks them as it goes. Else (empty objects too) the text is rewritten: each empty array
+ * becomes a one-element array holding DR_MARK, which dr_strip takes out again. A body could
+ * spell the marker itself: then dr_strip finds more marks than were put in, and the
+ * original text is decoded again, its empty arrays left plain. */
 #define DR_MARK_JSON "\"\\u0000deepresearch:[]\""
 #define DR_MARK "\0deepresearch:[]"
 #define DR_MARK_LEN (sizeof DR_MARK - 1)
+
+typedef struct dr_marks {
+  int mt;     /* stack index of the array metatable */
+  int marked; /* the text holds DR_MARK arrays (else every empty table is marked) */
+  int found;  /* tables dr_strip marked */
+} dr_marks;
 
 static int dr_blank(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-/* Whether some ']' follows a '[' and blanks only: maybe an empty array (or a string). */
-static int dr_maybe_empty_array(const char *s, size_t len) {
-  const char *p = s, *end = s + len;
-  while ((p = memchr(p, ']', (size_t)(end - p))) != NULL) {
-    const char *q = p;
-    while (q > s && dr_blank(q[-1]))
-      q--;
-    if (q > s && q[-1] == '[')
-      return 1;
-    p++;
-  }
-  return 0;
+/* The '[' of the empty array whose ']' is at p, or NULL. */
+static const char *dr_empty_array_at(const char *s, const char *p) {
+  while (p > s && dr_blank(p[-1]))
+    p--;
+  return p > s && p[-1] == '[' ? p - 1 : NULL;
 }
 
-/* Walks the text, strings skipped; adds it to b with the empty arrays marked, or, with
- * b NULL, only counts them. -1 when the text holds a NUL, raw or as \u0000: only then could
- * it spell the marker itself, and its empty arrays are left unmarked. */
-static int dr_mark_empty_arrays(const char *s, size_t len, luaL_Buffer *b) {
-  size_t i, from = 0;
-  int n = 0;
-  for (i = 0; i < len; i++) {
-    char c = s[i];
-    if (c == '\0')
-      return -1;
-    if (c == '"') {
-      for (i++; i < len && s[i] != '"'; i++) {
-        if (s[i] == '\0' || (s[i] == '\\' && i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0))
-          return -1;
-        if (s[i] == '\\')
-          i++;
-      }
-    } else if (c == '[') {
-      size_t j = i + 1;
-      while (j < len && dr_blank(s[j]))
-        j++;
-      if (j < len && s[j] == ']') {
-        if (b != NULL) {
-          luaL_addlstring(b, s + from, i - from);
-          luaL_addstring(b, "[" DR_MARK_JSON "]");
-        }
-        from = j + 1;
-        i = j;
-        n++;
-      }
+/* Whether the '"' at p is escaped: an odd run of backslashes before it. */
+static int dr_escaped(const char *s, const char *p) {
+  const char *q = p;
+  while (q > s && q[-1] == '\\')
+    q--;
+  return (p - q) % 2 == 1;
+}
+
+/* Counts the empty arrays outside strings, from the first ']' at p; with b, also adds the
+ * text to b with each of them marked. The quotes before each one say whether it is inside
+ * a string. */
+static int dr_empty_arrays(const char *s, size_t len, const char *p, luaL_Buffer *b) {
+  const char *end = s + len, *from = s, *q = s, *open;
+  int n = 0, in_string = 0;
+  for (; p != NULL; p = memchr(p + 1, ']', (size_t)(end - p - 1))) {
+    if ((open = dr_empty_array_at(s, p)) == NULL)
+      continue;
+    while ((q = memchr(q, '"', (size_t)(open - q))) != NULL) {
+      in_string ^= !dr_escaped(s, q);
+      q++;
     }
+    q = open;
+    if (in_string)
+      continue;
+    if (b != NULL) {
+      luaL_addlstring(b, from, (size_t)(open - from));
+      luaL_addstring(b, "[" DR_MARK_JSON "]");
+      from = p + 1;
+    }
+    n++;
   }
   if (b != NULL)
-    luaL_addlstring(b, s + from, len - from);
+    luaL_addlstring(b, from, (size_t)(end - from));
   return n;
 }
 
-/* When the text at t has an empty array and an array metatable was given, pushes that
- * metatable and the marked copy of the text and returns the metatable's index; else 0,
- * nothing pushed. */
-static int dr_prepare_marks(lua_State *L, int t) {
-  size_t len;
-  const char *s = lua_tolstring(L, t, &len);
-  luaL_Buffer b;
-  if (!dr_maybe_empty_array(s, len))
-    return 0;
-  lua_pushlightuserdata(L, (void *)&dr_array_mt_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  if (!lua_istable(L, -1) || dr_mark_empty_arrays(s, len, NULL) <= 0) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  luaL_buffinit(L, &b);
-  dr_mark_empty_arrays(s, len, &b);
-  luaL_pushresult(&b);
-  return lua_gettop(L) - 1;
+/* The first ']' that may close an empty array, or NULL. */
+static const char *dr_first_candidate(const char *s, size_t len) {
+  const char *p = s, *end = s + len;
+  while ((p = memchr(p, ']', (size_t)(end - p))) != NULL && dr_empty_array_at(s, p) == NULL)
+    p++;
+  return p;
 }
 
-/* Whether the table at t is [DR_MARK]: then it is emptied and marked as an array. */
-static int dr_unmark(lua_State *L, int t, int mark) {
-  size_t len = 0;
-  const char *v;
-  int is_mark;
-  if (dr_rawlen(L, t) != 1)
-    return 0;
-  lua_rawgeti(L, t, 1);
-  v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-  is_mark = v != NULL && len == DR_MARK_LEN && memcmp(v, DR_MARK, DR_MARK_LEN) == 0;
-  lua_pop(L, 1);
-  if (!is_mark)
-    return 0;
-  lua_pushnil(L);
-  lua_rawseti(L, t, 1);
-  lua_pushvalue(L, mark);
+/* Marks the table at t (n: its length, 0 or 1) when it is what m looks for. */
+static int dr_mark(lua_State *L, int t, lua_Integer n, dr_marks *m) {
+  if (m->marked) { /* [DR_MARK] */
+    size_t len = 0;
+    const char *v;
+    int is_mark;
+    if (n != 1)
+      return 0;
+    lua_rawgeti(L, t, 1);
+    v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    is_mark = v != NULL && len == DR_MARK_LEN && memcmp(v, DR_MARK, DR_MARK_LEN) == 0;
+    lua_pop(L, 1);
+    if (!is_mark)
+      return 0;
+    lua_pushnil(L);
+    lua_rawseti(L, t, 1);
+  } else { /* any empty table */
+    if (n != 0)
+      return 0;
+    lua_pushnil(L);
+    if (lua_next(L, t) != 0) {
+      lua_pop(L, 2);
+      return 0;
+    }
+  }
+  lua_pushvalue(L, m->mt);
   lua_setmetatable(L, t);
+  m->found++;
   return 1;
 }
 
@@ -183,23 +183,23 @@ static int dr_integral(lua_State *L, lua_Integer *out) {
 }
 
 /* Nulls out of objects and integers into place, in the table at absolute index t, and
- * marked empty arrays back to empty (mark: the array metatable's index, or 0). The array
- * part first by index (cheap), then the rest with lua_next. */
-static void dr_strip(lua_State *L, int t, int depth, int mark) {
+ * empty arrays marked as such (m: NULL when the text has none). The array part first by
+ * index (cheap), then the rest with lua_next. */
+static void dr_strip(lua_State *L, int t, int depth, dr_marks *m) {
   lua_Integer i, n, v;
   /* Each level holds a key and a value, and pushes two more at most: room for eight
    * levels is made at once. */
   if (depth > 1000 || (depth % 8 == 0 && !lua_checkstack(L, 8 * 2 + 4)))
     return;
-  if (mark != 0 && dr_unmark(L, t, mark))
-    return;
   n = (lua_Integer)dr_rawlen(L, t);
+  if (n <= 1 && m != NULL && dr_mark(L, t, n, m))
+    return;
   for (i = 1; i <= n; i++) {
     int vt;
     lua_rawgeti(L, t, i);
     vt = lua_type(L, -1);
     if (vt == LUA_TTABLE) {
-      dr_strip(L, lua_gettop(L), depth + 1, mark);
+      dr_strip(L, lua_gettop(L), depth + 1, m);
     } else if (vt == LUA_TNUMBER && dr_integral(L, &v)) {
       lua_pushinteger(L, v);
       lua_rawseti(L, t, i);
@@ -213,7 +213,7 @@ static void dr_strip(lua_State *L, int t, int depth, int mark) {
   while (lua_next(L, t) != 0) {
     int vt = lua_type(L, -1);
     if (vt == LUA_TTABLE) {
-      dr_strip(L, lua_gettop(L), depth + 1, mark);
+      dr_strip(L, lua_gettop(L), depth + 1, m);
     } else if (vt == LUA_TLIGHTUSERDATA) {
       /* Assigning to an existing field during lua_next is allowed. */
       if (lua_touserdata(L, -1) == NULL && lua_type(L, -2) == LUA_TSTRING) {
@@ -260,17 +260,63 @@ static int dr_call_decoder(lua_State *L) {
   return 1;
 }
 
-int dr_json_decode(lua_State *L) {
-  int t = lua_gettop(L), mark = dr_prepare_marks(L, t), r = dr_call_decoder(L);
+/* Decodes the text at top, its n empty arrays marked (see above) with the metatable at mt;
+ * leaves what dr_json_decode does. */
+static int dr_decode_marked(lua_State *L, int n, int mt) {
+  int t = lua_gettop(L), r;
+  dr_marks m;
+  size_t len;
+  const char *s = lua_tolstring(L, t, &len);
+  luaL_Buffer b;
+  m.mt = mt;
+  m.marked = 0;
+  m.found = 0;
+  lua_pushvalue(L, t);
+  r = dr_call_decoder(L);
   if (r == 1 && lua_istable(L, -1))
-    dr_strip(L, lua_gettop(L), 0, mark);
-  if (mark == 0)
+    dr_strip(L, lua_gettop(L), 0, &m);
+  if (r != 1 || m.found == n) { /* every empty table was an array, or an error */
+    lua_replace(L, t);
     return r;
-  if (r == 0) { /* the message's positions are the marked text's: ask about the original */
-    lua_settop(L, t);
-    return dr_call_decoder(L);
   }
-  lua_replace(L, t); /* the value, or the error to re-raise */
-  lua_settop(L, t);
+  lua_settop(L, t); /* empty objects too: decode the marked text */
+  m.marked = 1;
+  m.found = 0;
+  luaL_buffinit(L, &b);
+  dr_empty_arrays(s, len, dr_first_candidate(s, len), &b);
+  luaL_pushresult(&b);
+  r = dr_call_decoder(L);
+  if (r == 1 && lua_istable(L, -1))
+    dr_strip(L, lua_gettop(L), 0, &m);
+  if (r == 1 && m.found != n) { /* the text spelled DR_MARK itself */
+    lua_settop(L, t);
+    r = dr_call_decoder(L);
+    if (r == 1 && lua_istable(L, -1))
+      dr_strip(L, lua_gettop(L), 0, NULL);
+    return r;
+  }
+  lua_replace(L, t);
+  return r;
+}
+
+int dr_json_decode(lua_State *L) {
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len), *p = dr_first_candidate(s, len);
+  int r, n;
+  if (p != NULL) {
+    lua_pushlightuserdata(L, (void *)&dr_array_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    n = lua_istable(L, -1) ? dr_empty_arrays(s, len, p, NULL) : 0;
+    if (n > 0) {
+      lua_insert(L, -2); /* the metatable below the text */
+      r = dr_decode_marked(L, n, lua_gettop(L) - 1);
+      lua_remove(L, -2);
+      return r;
+    }
+    lua_pop(L, 1);
+  }
+  r = dr_call_decoder(L);
+  if (r == 1 && lua_istable(L, -1))
+    dr_strip(L, lua_gettop(L), 0, NULL);
   return r;
 }
