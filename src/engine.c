@@ -547,7 +547,7 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
     curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, (long)(x->fresh = fresh));
 #ifndef DR_HAVE_PREREQ
   if (has_send_by) { /* cannot be enforced: never sent */
-    x->late = 1;
+    x->late = 2;
     x->result = CURLE_ABORTED_BY_CALLBACK;
     x->state = DR_DONE;
     return x->id;
@@ -666,7 +666,8 @@ static void dr_push_error(lua_State *L, dr_xfer *x) {
   if (big)
     lua_pushstring(L, msg);
   else if (x->late)
-    lua_pushliteral(L, "not sent: its send_by deadline passed before it could leave");
+    lua_pushstring(L, x->late == 2 ? "not sent: send_by needs libcurl 7.80 or later"
+                                   : "not sent: its send_by deadline passed before it could leave");
   else
     lua_pushstring(L, x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
   lua_setfield(L, -2, "message");

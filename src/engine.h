@@ -42,7 +42,7 @@ typedef struct dr_xfer {
   int head_done;   /* the header block's blank line came */
   int has_send_by; /* the request must not leave after send_by ... */
   double send_by;  /* ... seconds on dr_now_seconds()'s clock */
-  int late;        /* it did not: never sent */
+  int late;        /* 1: it did not (2: cannot be enforced here), so never sent */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
 } dr_xfer;
