@@ -132,6 +132,19 @@ describe("deepresearch on a terminal (tmux)", function()
     assert.truthy(("\n" .. slurp(out)):find("\n# "), "the report went to stdout")
   end)
 
+  it("item 6: shows creating… while the create is in flight, then erases that line", function()
+    s:reset{ speed = 1 }
+    s:fault{ method = "POST", path = "/v1/deep_research_tasks", delay_ms = 1000 }
+    start("run -f " .. tmp(BRIEF) .. " --interval 0.05")
+    assert.truthy(wait_for(function() return screen():find("deepresearch: creating…", 1, true) end, 10),
+      "creating… shown while the simulator holds the create")
+    assert.same({}, progress_lines(screen()))
+    assert.truthy(wait_for(function() return progress_lines(screen())[1] end, 10), "progress shown")
+    local text = screen()
+    assert.falsy(text:find("creating", 1, true), "the creating… line was erased")
+    assert.matches("created task %S+", text)
+  end)
+
   it("Ctrl-C stops waiting (exit 130), prints the resume hint; the task keeps running", function()
     s:reset{ speed = 1 }
     local brief = tmp(BRIEF)
