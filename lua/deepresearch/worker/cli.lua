@@ -29,6 +29,8 @@ A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "outp
   --help, --version
 
 The API token comes from the environment only: EXTRUCT_API_TOKEN (extruct) or VALYU_API_KEY (valyu).
+Ctrl-C: no more jobs are taken; creates already sent get up to 5 s to be answered and recorded;
+exit status 130. A second Ctrl-C quits at once.
 ]]
 
 local NUMBERS = { concurrency = true, timeout = true, interval = true, ["max-interval"] = true,

@@ -281,7 +281,9 @@ function F:record(job, task, reconciled)
     reconciled or task.reconciled)
   if not r then return nil, v end
   if r == "ok" then
-    self:debug("job %s: task %s%s", job.id, id, (reconciled or task.reconciled) and " (reconciled)" or "")
+    -- While stopping after Ctrl-C the id is shown whatever the verbosity: the task is paid for.
+    local say = self.draining and self.log or self.debug
+    say(self, "job %s: task %s%s", job.id, id, (reconciled or task.reconciled) and " (reconciled)" or "")
     return self:wait(job, id)
   end
   if r == "other" then

@@ -40,6 +40,7 @@ local function iso(sec, usec)
 end
 ]]
 
+M.ISO_SOURCE = ISO
 M.iso = assert(load(ISO .. " return iso", "=iso"))()
 
 --- ISO 8601 UTC text of t seconds since the epoch (fractions kept to the millisecond).
