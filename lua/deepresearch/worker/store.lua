@@ -253,12 +253,12 @@ end
 local RECORD_TASK = PRELUDE .. [[
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'task_id')
-if cur == ARGV[1] then return { 'ok', cur } end
-if cur then return { 'other', cur } end
-local owner = redis.call('HGET', KEYS[2], ARGV[1])
-if owner and owner ~= ARGV[2] then return { 'claimed', owner } end
+if cur and cur ~= ARGV[1] then return { 'other', cur } end
 local st = redis.call('HGET', h, 'status')
 if st == 'done' or st == 'failed' then return { 'terminal', st } end
+if cur then return { 'ok', cur } end -- recorded already (by this worker, or the one it took over from)
+local owner = redis.call('HGET', KEYS[2], ARGV[1])
+if owner and owner ~= ARGV[2] then return { 'claimed', owner } end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 local t = now()
 redis.call('HSET', h, 'id', ARGV[2], 'task_id', ARGV[1], 'status', 'running', 'task_status', ARGV[4],
