@@ -12,7 +12,7 @@ if not fixture.enabled() then
   return
 end
 
-local redis = fixture.redis
+local redis = require "support.redis"
 local sim = require "support.sim"
 local cjson = require("cjson").new()
 

@@ -7,7 +7,6 @@
 --   assert.are.equal(0, f:exit_status(w, 60), f:log_of(w))
 --   f:teardown()                         -- after_each: workers killed, Redis and directory removed
 local socket = require "socket"
-local redis = require "support.redis"
 local sim = require "support.sim"
 local cjson = require("cjson").new()
 
@@ -15,7 +14,9 @@ local M = {}
 
 local ROOT = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/spec/support/worker%.lua$")) or "."
 M.WORKER = ROOT .. "/bin/deepresearch-worker"
-M.redis = redis
+
+-- Loaded on first use: support.redis needs lua-redis, which only the enabled runs have.
+local function redis() return require "support.redis" end
 
 local quote = sim.shell_quote
 
@@ -23,7 +24,8 @@ local quote = sim.shell_quote
 -- (the worker runs in its own lua5.4 processes; those runs have nothing to add).
 function M.enabled()
   return _VERSION == "Lua 5.4" and not os.getenv("ASAN_OPTIONS") and not os.getenv("DR_VALGRIND")
-    and redis.available() and (pcall(require, "deepresearch.worker.redis"))
+    and os.execute("command -v redis-server >/dev/null 2>&1") == true
+    and (pcall(require, "deepresearch.worker.redis"))
 end
 
 --- Polls fn every 50 ms until it returns a true value (returned), or raises after timeout seconds.
@@ -44,14 +46,14 @@ function M.new()
   local p = assert(io.popen("mktemp -d /tmp/deepresearch-worker-spec.XXXXXX"))
   local tmp = p:read("*l")
   p:close()
-  return setmetatable({ tmp = tmp, R = redis.start(), workers = {}, seq = 0 }, Fixture)
+  return setmetatable({ tmp = tmp, R = redis().start(), workers = {}, seq = 0 }, Fixture)
 end
 
 function Fixture:teardown()
   for _, w in ipairs(self.workers) do
-    if redis.running(w.pid) then
+    if redis().running(w.pid) then
       os.execute("kill -CONT " .. w.pid .. " 2>/dev/null")
-      redis.kill(w.pid, "KILL", 5)
+      redis().kill(w.pid, "KILL", 5)
     end
   end
   self.R:destroy()
@@ -104,7 +106,7 @@ end
 --- Sends a signal to a worker (by PID); "KILL" also waits until it has exited.
 function Fixture:signal(w, sig)
   if sig == "KILL" then
-    assert(redis.kill(w.pid, "KILL", 10), "worker " .. w.pid .. " survived SIGKILL")
+    assert(redis().kill(w.pid, "KILL", 10), "worker " .. w.pid .. " survived SIGKILL")
     self:exit_status(w, 10)
     return
   end
