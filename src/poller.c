@@ -13,13 +13,18 @@ static int dr_poller_add(lua_State *L) {
   return 1;
 }
 
+/* The longest one step may wait inside libcurl: lua.c's Ctrl-C hook runs only between Lua
+ * instructions, so the Lua side loops over steps of at most this many milliseconds. */
+#define DR_STEP_MAX_MS 100
+#define DR_MAX_CONNECTIONS 1024
+
 static int dr_poller_step(lua_State *L) {
   dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
   lua_Integer ms = luaL_optinteger(L, 2, 0);
   dr_xfer *x;
   int n = 0;
   luaL_argcheck(L, ms >= 0, 2, "must not be negative");
-  dr_engine_step(e, (int)ms);
+  dr_engine_step(e, ms > DR_STEP_MAX_MS ? DR_STEP_MAX_MS : (int)ms);
   lua_newtable(L);
   while ((x = dr_engine_next_done(e)) != NULL) {
     dr_engine_push_result(L, e, x);
@@ -87,11 +92,13 @@ static int dr_poller_new(lua_State *L) {
   dr_engine *from = dr_handle_check(L, 1, DR_CLIENT);
   lua_Integer maxc = luaL_optinteger(L, 2, from->limits.max_connections);
   dr_engine *e;
-  luaL_argcheck(L, maxc >= 1, 2, "max_connections must be at least 1");
+  luaL_argcheck(L, maxc >= 1 && maxc <= DR_MAX_CONNECTIONS, 2,
+                "max_connections must be an integer from 1 to 1024");
   e = dr_handle_new(L, DR_POLLER, 0, from);
   e->limits.max_connections = (long)maxc;
   curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)maxc);
   curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)maxc);
+  curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)maxc);
   return 1;
 }
 

@@ -3,10 +3,25 @@
 -- Each operation runs as a coroutine over the same code the blocking client
 -- uses; its runtime's send and sleep yield here instead of blocking.
 local core = require "deepresearch.core"
+local errors = require "deepresearch.errors"
 local V = require "deepresearch.validate"
 
 local data = core.client_methods.data
+local client_closed = core.client_methods.closed
+local unpack = table.unpack or unpack -- luacheck: ignore
 local M = {}
+
+M.DEFAULT_MAX_CONNECTIONS = 8 -- the client's default (src/engine.c)
+M.MAX_CONNECTIONS = 1024
+-- step() hands libcurl at most this many milliseconds at a time, so that control comes back
+-- to Lua often enough for lua.c's Ctrl-C hook (it runs only between Lua instructions).
+M.SLICE_MS = 100
+
+-- What the poller's own yields carry first: any other yield comes from user code running
+-- inside an operation (on_progress, a token function) and cannot be resumed sensibly.
+local SEND, SLEEP = {}, {}
+local FOREIGN_YIELD = "on_progress (or a token function) yielded inside a deepresearch poller operation; " ..
+  "callbacks must not yield"
 
 local Poller = {}
 Poller.__index = Poller
@@ -22,108 +37,243 @@ local function provider_ops(self)
   return ops
 end
 
---- client:poller{ max_connections = 8, clock = {now = ...} }
+--- Raises unless v is nil or an integer in 1..MAX_CONNECTIONS; level 3 is the public caller.
+local function check_max_connections(fname, v)
+  if v == nil then return end
+  if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > M.MAX_CONNECTIONS then
+    error(string.format("bad option 'max_connections' to '%s' (an integer from 1 to %d expected, got %s)",
+      fname, M.MAX_CONNECTIONS, type(v) == "number" and tostring(v) or type(v)), 3)
+  end
+end
+
+-- The client's own max_connections (checked when the client was made), kept in range.
+local function client_max_connections(st)
+  local v = tonumber(st.options and st.options.max_connections) or M.DEFAULT_MAX_CONNECTIONS
+  if v ~= v then return M.DEFAULT_MAX_CONNECTIONS end
+  return math.max(1, math.min(M.MAX_CONNECTIONS, math.floor(v)))
+end
+
+--- client:poller{ max_connections = 8, now = fn }
 function M.poller(self, opts)
   V.type("poller", 1, opts, "table", true)
   opts = opts or {}
+  check_max_connections("poller", opts.max_connections)
+  if client_closed(self) then error("attempt to make a poller on a closed deepresearch.client", 2) end
+  local st = data(self)
+  local max = opts.max_connections or client_max_connections(st)
   local p = setmetatable({
     client = self,
-    cp = core.new_poller(self, opts.max_connections),
+    cp = core.new_poller(self, max),
+    max = max,       -- transfers handed to libcurl at once
+    active = 0,      -- transfers libcurl has now
     now = opts.now or core.now,
     ops_of = provider_ops(self),
-    inflight = {}, -- transfer id -> coroutine
-    timers = {},   -- sorted by .at: { at = seconds, co = coroutine }
+    inflight = {}, -- transfer id -> operation
+    queue = {},    -- { op, spec } waiting for a free slot, first in first out: qhead..qtail
+    qhead = 1,
+    qtail = 0,
+    timers = {},   -- sorted by .at: { at = seconds, op = operation }
     ready = {},    -- finished operations whose callbacks have not run yet
     raised = {},   -- errors to raise at the end of this step
     count = 0,     -- operations whose callbacks have not run
   }, Poller)
   p.rt = {
-    send = function(spec) return coroutine.yield("send", spec) end,
-    sleep = function(sec) return coroutine.yield("sleep", sec) end,
+    send = function(spec) return coroutine.yield(SEND, spec) end,
+    sleep = function(sec) return coroutine.yield(SLEEP, sec) end,
     now = p.now,
     claimed = {}, -- task ids its creates returned: two lost creates never get the same task
   }
+  -- Closing the client ends its pollers' operations (init.lua); weak, so a dropped poller goes.
+  st.pollers = st.pollers or setmetatable({}, { __mode = "k" })
+  st.pollers[p] = true
   return p
 end
 
-function Poller:_add_timer(at, co)
+function Poller:_add_timer(at, op)
   local t = self.timers
   local i = #t + 1
   while i > 1 and t[i - 1].at > at do i = i - 1 end
-  table.insert(t, i, { at = at, co = co })
+  table.insert(t, i, { at = at, op = op })
 end
 
--- Runs co until it yields a request or a sleep, or ends. An error in it (say,
+-- Ends op without its callback: err is raised from the end of the current (or next) step.
+function Poller:_fail(op, err)
+  if op.ended then return end
+  op.ended = true
+  self.count = self.count - 1
+  self.raised[#self.raised + 1] = err
+end
+
+-- Ends op with nil, err for its callback, delivered by the next run of callbacks.
+function Poller:_finish(op, err)
+  if op.ended then return end
+  op.ended = true
+  self.ready[#self.ready + 1] = { cb = op.cb, r = { nil, err } }
+end
+
+local function closed_error(spec)
+  local in_flight = spec ~= nil
+  local msg = "the client was closed; this operation was cancelled"
+  if in_flight and spec.kind == "create" then
+    msg = msg .. " while its create request was in flight: a task may exist (check with client:list)"
+  elseif not in_flight then
+    msg = msg .. " before its next request was sent"
+  end
+  return errors.new("closed", msg, { retryable = false, sent = (not in_flight) and false or nil })
+end
+
+function Poller:_client_gone()
+  if not self.client_closed and client_closed(self.client) then self:_client_closed() end
+  return self.client_closed
+end
+
+-- What an operation yielded: a request to send, a sleep, or something foreign.
+function Poller:_yielded(op, what, arg)
+  if op.ended then return end -- failed meanwhile (its gate raised): drop what it asks for
+  if what ~= SEND and what ~= SLEEP then return self:_fail(op, FOREIGN_YIELD) end
+  if self:_client_gone() then return self:_finish(op, closed_error()) end
+  if what == SEND then
+    self.qtail = self.qtail + 1
+    self.queue[self.qtail] = { op = op, spec = arg }
+    self:_pump()
+  else
+    self:_add_timer(self.now() + arg, op)
+  end
+end
+
+-- Runs op until it yields a request or a sleep, or ends. An error in it (say,
 -- from on_progress) ends that operation only; step raises it once its other
 -- work is done.
-function Poller:_resume(co, ...)
-  local ok, what, arg = coroutine.resume(co, ...)
+function Poller:_resume(op, ...)
+  local ok, what, arg = coroutine.resume(op.co, ...)
+  if not ok then return self:_fail(op, what) end
+  if coroutine.status(op.co) == "dead" then return end
+  return self:_yielded(op, what, arg)
+end
+
+local function is_create(spec)
+  if spec.kind ~= nil then return spec.kind == "create" end
+  return spec.method == "POST" and spec.fresh == true
+end
+
+local function refused(reason)
+  return { error = "cancelled", sent = false,
+    message = "create not sent: " .. (reason ~= nil and tostring(reason) or "the gate refused it") }
+end
+
+-- Asks op's gate whether its create may leave now. Returns the spec to send, or nil when
+-- the operation was resumed with a refusal or failed.
+function Poller:_gate(op, spec)
+  local ok, go, arg = pcall(op.gate)
+  if ok and go == true and arg ~= nil and type(arg) ~= "number" then
+    ok, go = false, "the create gate returned a send_by that is not a number (" .. type(arg) .. ")"
+  end
   if not ok then
-    self.count = self.count - 1
-    self.raised[#self.raised + 1] = what
-    return
+    -- Unwind the operation as if refused (its bookkeeping runs), but end it with the error.
+    self:_fail(op, go)
+    self:_resume(op, refused("the gate raised an error"))
+    return nil
   end
-  if coroutine.status(co) == "dead" then return end
-  if what == "send" then
-    self.inflight[self.cp:add(arg)] = co
-  elseif what == "sleep" then
-    self:_add_timer(self.now() + arg, co)
+  if go ~= true then
+    self:_resume(op, refused(arg))
+    return nil
   end
+  if arg == nil then return spec end
+  local copy = {}
+  for k, v in pairs(spec) do copy[k] = v end
+  copy.send_by = arg
+  return copy
+end
+
+-- Hands queued requests to libcurl while it has fewer than max: a request's timeout starts
+-- when it gets its slot, never while it waits here. A create's gate runs right before.
+function Poller:_pump()
+  if self.pumping then return end -- a resume below queued more: this loop takes it
+  self.pumping = true
+  -- self.queue is read afresh each time: a client closed meanwhile empties it.
+  while self.active < self.max and self.queue[self.qhead] do
+    local item = self.queue[self.qhead]
+    self.queue[self.qhead] = nil
+    self.qhead = self.qhead + 1
+    local op, spec = item.op, item.spec
+    if op.gate and is_create(spec) then spec = self:_gate(op, spec) end
+    if spec and not op.ended then
+      if self:_client_gone() then
+        self:_finish(op, closed_error())
+      else
+        local ok, id = pcall(self.cp.add, self.cp, spec)
+        if ok then
+          self.inflight[id] = op
+          op.spec = spec
+          self.active = self.active + 1
+        else
+          self:_fail(op, id)
+        end
+      end
+    end
+  end
+  if self.qhead > self.qtail then self.queue, self.qhead, self.qtail = {}, 1, 0 end
+  self.pumping = false
 end
 
 --- Starts op(rt, client, ...); cb receives its results inside a later step.
--- Argument type errors raise here, at once.
-function Poller:_spawn(name, cb, ...)
+-- Argument type errors raise here, at once. extra: { gate = fn } (create only).
+function Poller:_spawn(name, cb, extra, ...)
   if self.closed then error("attempt to use a closed deepresearch.poller", 3) end
-  local op = self.ops_of[name]
-  if not op then error("this provider has no operation '" .. name .. "'", 3) end
+  if self:_client_gone() then error("attempt to use a deepresearch.poller whose client is closed", 3) end
+  local op_fn = self.ops_of[name]
+  if not op_fn then error("this provider has no operation '" .. name .. "'", 3) end
   V.type(name, 2, cb, "function", true)
   local args = { n = select("#", ...), ... }
-  local unpack = table.unpack or unpack -- luacheck: ignore
-  local co = coroutine.create(function()
-    local r = { op(self.rt, self.client, unpack(args, 1, args.n)) }
-    self.ready[#self.ready + 1] = { cb = cb, r = r }
+  local op = { cb = cb, gate = extra and extra.gate }
+  op.co = coroutine.create(function()
+    local r = { op_fn(self.rt, self.client, unpack(args, 1, args.n)) }
+    if not op.ended then
+      op.ended = true
+      self.ready[#self.ready + 1] = { cb = cb, r = r }
+    end
   end)
   self.count = self.count + 1
   -- Run up to the first request now, so that argument errors raise here.
-  local ok, what, arg = coroutine.resume(co)
+  local ok, what, arg = coroutine.resume(op.co)
   if not ok then
     self.count = self.count - 1
     error(what, 0)
   end
-  if coroutine.status(co) ~= "dead" then
-    if what == "send" then
-      self.inflight[self.cp:add(arg)] = co
-    else
-      self:_add_timer(self.now() + arg, co)
-    end
-  end
+  if coroutine.status(op.co) ~= "dead" then self:_yielded(op, what, arg) end
   return self
 end
 
-function Poller:create(params, cb) return self:_spawn("create", cb, params) end
-function Poller:get(id, cb) return self:_spawn("get", cb, id) end
-function Poller:list(opts, cb) return self:_spawn("list", cb, opts) end
+--- p:create(params, cb[, opts]); opts.gate() runs right before each create request leaves
+-- (see docs/event-loops.md): true[, send_by] lets it go, false, reason cancels it.
+function Poller:create(params, cb, opts)
+  V.type("create", 3, opts, "table", true)
+  if opts then V.type("create", 3, opts.gate, "function", true) end
+  return self:_spawn("create", cb, opts, params)
+end
+function Poller:get(id, cb) return self:_spawn("get", cb, nil, id) end
+function Poller:list(opts, cb) return self:_spawn("list", cb, nil, opts) end
 --- Watches a task until it ends: cb(task, err); opts as for client:wait.
 function Poller:wait(id, opts, cb)
   if type(opts) == "function" then opts, cb = nil, opts end
-  return self:_spawn("wait", cb, id, opts)
+  return self:_spawn("wait", cb, nil, id, opts)
 end
 --- Any other operation of the provider, e.g. p:add("discovery_wait", cb, id, opts).
-function Poller:add(name, cb, ...) return self:_spawn(name, cb, ...) end
+function Poller:add(name, cb, ...) return self:_spawn(name, cb, nil, ...) end
 
 local function run_due_timers(self)
   local now = self.now()
   while self.timers[1] and self.timers[1].at <= now do
     local t = table.remove(self.timers, 1)
-    self:_resume(t.co)
+    self:_resume(t.op)
   end
 end
 
 --- Milliseconds until step() next has work to do; nil when idle.
 function Poller:next_timeout()
+  if self.ready[1] or self.raised[1] then return 0 end
   local ms
-  if next(self.inflight) then ms = self.cp:next_timeout() end
+  if self.active > 0 then ms = self.cp:next_timeout() end
   if self.timers[1] then
     local t = math.max(0, math.ceil((self.timers[1].at - self.now()) * 1000))
     ms = ms and math.min(ms, t) or t
@@ -136,11 +286,40 @@ local function run_callbacks(self)
     local done = table.remove(self.ready, 1)
     self.count = self.count - 1
     if done.cb then
-      local unpack = table.unpack or unpack -- luacheck: ignore
       local ok, e = pcall(done.cb, unpack(done.r, 1, 3))
       if not ok then self.raised[#self.raised + 1] = e end
     end
   end
+end
+
+-- Lets libcurl work for up to wait_ms, in slices of at most SLICE_MS, until a transfer ends.
+local function transfer(self, wait_ms)
+  local deadline = core.now() + wait_ms / 1000
+  local slice = math.min(wait_ms, M.SLICE_MS)
+  while true do
+    local results = self.cp:step(math.floor(slice))
+    for _, res in ipairs(results) do
+      local op = self.inflight[res.id]
+      if op then
+        self.inflight[res.id] = nil
+        self.active = self.active - 1
+        op.spec = nil
+        self:_resume(op, res)
+      end
+    end
+    self:_pump()
+    if results[1] or self.active == 0 then return end
+    local left = (deadline - core.now()) * 1000
+    if left < 1 then return end
+    slice = math.min(left, M.SLICE_MS)
+  end
+end
+
+local function nap(wait_ms)
+  local deadline = core.now() + wait_ms / 1000
+  repeat
+    core.sleep(math.max(0, math.min(deadline - core.now(), M.SLICE_MS / 1000)))
+  until core.now() >= deadline
 end
 
 --- Does the network work that is ready, waiting at most max_ms (0: never blocks).
@@ -150,21 +329,18 @@ end
 function Poller:step(max_ms)
   if self.closed then error("attempt to use a closed deepresearch.poller", 2) end
   max_ms = max_ms or 0
-  if type(max_ms) ~= "number" or max_ms < 0 then
+  if type(max_ms) ~= "number" or max_ms < 0 or max_ms ~= max_ms then
     error("bad argument #1 to 'step' (non-negative number of milliseconds expected)", 2)
   end
+  self:_client_gone()
   run_due_timers(self)
-  local wait_ms = #self.ready > 0 and 0 or max_ms
+  local wait_ms = (self.ready[1] or self.raised[1]) and 0 or max_ms
   local nt = self.timers[1] and math.max(0, math.ceil((self.timers[1].at - self.now()) * 1000))
   if nt and nt < wait_ms then wait_ms = nt end
-  if next(self.inflight) then
-    for _, res in ipairs(self.cp:step(math.floor(wait_ms))) do
-      local co = self.inflight[res.id]
-      self.inflight[res.id] = nil
-      if co then self:_resume(co, res) end
-    end
+  if self.active > 0 then
+    transfer(self, wait_ms)
   elseif wait_ms > 0 and self.count > 0 then
-    core.sleep(wait_ms / 1000)
+    nap(wait_ms)
   end
   run_due_timers(self)
   run_callbacks(self)
@@ -183,15 +359,33 @@ function Poller:fds() return self.cp:fds() end
 --- Steps until every operation has ended (the plain while-loop driver).
 function Poller:run()
   while self.count > 0 do
-    self:step(#self.ready > 0 and 0 or math.min(self:next_timeout() or 1000, 1000))
+    self:step(math.min(self:next_timeout() or 1000, 1000))
   end
+end
+
+--- Called when the poller's client closes: every operation not finished ends with a `closed`
+-- error, delivered by the next step; nothing more is sent.
+function Poller:_client_closed()
+  if self.client_closed then return end
+  self.client_closed = true
+  if self.closed then return end
+  for id, op in pairs(self.inflight) do
+    self.cp:cancel(id)
+    self:_finish(op, closed_error(op.spec))
+  end
+  for i = self.qhead, self.qtail do self:_finish(self.queue[i].op, closed_error()) end
+  for _, t in ipairs(self.timers) do self:_finish(t.op, closed_error()) end
+  self.inflight, self.queue, self.qhead, self.qtail, self.timers, self.active = {}, {}, 1, 0, {}, 0
 end
 
 function Poller:close()
   if self.closed then return end
   self.closed = true
   self.cp:close()
-  self.inflight, self.timers, self.ready, self.count = {}, {}, {}, 0
+  local pollers = data(self.client).pollers
+  if pollers then pollers[self] = nil end
+  self.inflight, self.queue, self.qhead, self.qtail, self.timers, self.ready = {}, {}, 1, 0, {}, {}
+  self.count, self.active = 0, 0
 end
 Poller.__close = Poller.close
 Poller.__gc = Poller.close
@@ -201,13 +395,14 @@ function M.wait_all(self, ids, opts)
   V.type("wait_all", 1, ids, "table")
   V.type("wait_all", 2, opts, "table", true)
   opts = opts or {}
+  check_max_connections("wait_all", opts.max_connections)
   local p = M.poller(self, { max_connections = opts.max_connections })
   local done, errs = {}, {}
   for _, item in ipairs(ids) do
     local id = type(item) == "table" and (item.id or item.deepresearch_id) or item
     p:_spawn(opts.op or "wait", function(task, err)
       if task then done[id] = task else errs[id] = err end
-    end, item, opts)
+    end, nil, item, opts)
   end
   local ok, e = pcall(p.run, p)
   p:close()
@@ -219,7 +414,9 @@ end
 -- Returns tasks in the order given, and index -> err for those that failed.
 function M.create_all(self, list, opts)
   V.type("create_all", 1, list, "table")
+  V.type("create_all", 2, opts, "table", true)
   opts = opts or {}
+  check_max_connections("create_all", opts.max_connections)
   local p = M.poller(self, { max_connections = opts.max_connections })
   local tasks, errs = {}, {}
   for i, params in ipairs(list) do
