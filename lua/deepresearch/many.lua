@@ -75,7 +75,8 @@ function M.poller(self, opts)
     timers = {},   -- sorted by .at: { at = seconds, op = operation }
     ready = {},    -- finished operations whose callbacks have not run yet
     raised = {},   -- errors to raise at the end of this step
-    count = 0,     -- operations whose callbacks have not run
+    count = 0,     -- operations whose callbacks have not run, or whose error was not raised yet
+    failed = 0,    -- of these, operations ended by an error in raised
   }, Poller)
   p.rt = {
     send = function(spec) return coroutine.yield(SEND, spec) end,
@@ -96,11 +97,12 @@ function Poller:_add_timer(at, op)
   table.insert(t, i, { at = at, op = op })
 end
 
--- Ends op without its callback: err is raised from the end of the current (or next) step.
+-- Ends op without its callback: err is raised from the end of the current (or next) step,
+-- and op counts as pending until then (so that a driver steps to see the error).
 function Poller:_fail(op, err)
   if op.ended then return end
   op.ended = true
-  self.count = self.count - 1
+  self.failed = self.failed + 1
   self.raised[#self.raised + 1] = err
 end
 
@@ -119,7 +121,9 @@ local function closed_error(spec)
   elseif not in_flight then
     msg = msg .. " before its next request was sent"
   end
-  return errors.new("closed", msg, { retryable = false, sent = (not in_flight) and false or nil })
+  local err = errors.new("closed", msg, { retryable = false })
+  if not in_flight then err.sent = false end -- in flight: libcurl may have sent it, or not
+  return err
 end
 
 function Poller:_client_gone()
@@ -345,8 +349,8 @@ function Poller:step(max_ms)
   run_due_timers(self)
   run_callbacks(self)
   if self.raised[1] then
-    local e = table.remove(self.raised, 1)
-    self.raised = {}
+    local e = self.raised[1]
+    self.raised, self.count, self.failed = {}, self.count - self.failed, 0
     error(e, 0)
   end
   return self.count
@@ -385,7 +389,7 @@ function Poller:close()
   local pollers = data(self.client).pollers
   if pollers then pollers[self] = nil end
   self.inflight, self.queue, self.qhead, self.qtail, self.timers, self.ready = {}, {}, 1, 0, {}, {}
-  self.count, self.active = 0, 0
+  self.raised, self.count, self.failed, self.active = {}, 0, 0, 0
 end
 Poller.__close = Poller.close
 Poller.__gc = Poller.close
