@@ -207,6 +207,29 @@ describe("poller safety (issue 13)", function()
     end)
   end)
 
+  it("a request the transport refuses to start ends only its operation, raised from step", function()
+    local p = new_poller()
+    local real, refused = p.cp, false
+    p.cp = setmetatable({
+      add = function(_, spec)
+        if not refused then
+          refused = true
+          error("cannot prepare request (out of memory)")
+        end
+        return real:add(spec)
+      end,
+    }, { __index = function(_, k) return function(_, ...) return real[k](real, ...) end end })
+    local first, second = false, nil
+    p:get(task.id, function() first = true end)
+    p:get(task.id, function(t) second = t end)
+    local raised = drain(p)
+    assert.equals(1, #raised)
+    assert.matches("out of memory", raised[1])
+    assert.is_false(first)
+    assert.equals(task.id, second and second.id)
+    assert.equals(0, p:pending())
+  end)
+
   describe("item 14: closing the client", function()
     it("item 14: ends queued, in-flight and sleeping operations with 'closed' and sends nothing more", function()
       local t = 0

@@ -160,6 +160,8 @@ local function is_create(spec)
   return spec.method == "POST" and spec.fresh == true
 end
 
+-- A refused or failed request's result: the operation's own code unwinds as for any request
+-- that never left (a create that was not sent is neither retried nor reconciled).
 local function refused(reason)
   return { error = "cancelled", sent = false,
     message = "create not sent: " .. (reason ~= nil and tostring(reason) or "the gate refused it") }
@@ -210,8 +212,9 @@ function Poller:_pump()
           self.inflight[id] = op
           op.spec = spec
           self.active = self.active + 1
-        else
+        else -- a request the transport refuses (out of memory): end op, unwinding it first
           self:_fail(op, id)
+          self:_resume(op, { error = "cancelled", sent = false, message = "not sent: " .. tostring(id) })
         end
       end
     end
