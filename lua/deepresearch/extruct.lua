@@ -126,10 +126,16 @@ function M.sending(rt, key, delta)
   s[key] = (s[key] or 0) + delta
 end
 
+-- The longest a lost create waits for its siblings: each answers within its own timeout once
+-- sent; past this, a sibling was abandoned (its operation ended by an error) and never will.
+M.SIBLING_WAIT = 600
+
 --- Sleeps (yielding, in a poller) until no sibling create of key waits for its answer.
 function M.await_siblings(rt, key)
   local s = rt.sending
-  while s and (s[key] or 0) > 0 do rt.sleep(0.05) end
+  if not s then return end
+  local deadline = rt.now() + M.SIBLING_WAIT
+  while (s[key] or 0) > 0 and rt.now() < deadline do rt.sleep(0.05) end
 end
 
 function ops.create(rt, self, params)
