@@ -6,7 +6,8 @@ local retry = require "deepresearch.retry"
 
 local M = {}
 
-local raw_request = core.client_methods.request
+local c_methods = core.client_methods
+local raw_request, finish, abandon = c_methods.request, c_methods.finish, c_methods.abandon
 
 --- Percent-escapes one path segment: ids can never reach another endpoint ('/', '?', '#', '..').
 local function escape_byte(c) return string.format("%%%02X", c:byte()) end
@@ -178,6 +179,34 @@ M.classify = classify
 
 local debug_on = os.getenv("DEEPRESEARCH_DEBUG") == "1"
 
+--- The URL with the password of its user part shown as *** (user:***@host), for messages
+-- and logs; a user part without a password may itself be a secret: ***@host.
+function M.redact_url(url)
+  return (tostring(url):gsub("^(%a[%w+.-]*://)([^/?#]*)@", function(scheme, userinfo)
+    local user = userinfo:match("^([^:]*):")
+    return scheme .. (user and (user .. ":***") or "***") .. "@"
+  end, 1))
+end
+
+local proxy_warned = false
+
+--- In debug mode, once per process: a plain http:// base URL that goes through a proxy
+-- sends the token to that proxy in clear. libcurl takes the proxy option, else http_proxy or
+-- all_proxy/ALL_PROXY (never upper-case HTTP_PROXY for http://); "" and no_proxy=* turn it off.
+function M.warn_clear_proxy(base_url, proxy)
+  if not debug_on or proxy_warned or not base_url:lower():find("^http://") then return end
+  local via = proxy
+  if via == nil then
+    local no = os.getenv("no_proxy") or os.getenv("NO_PROXY")
+    if no == "*" then return end
+    via = os.getenv("http_proxy") or os.getenv("all_proxy") or os.getenv("ALL_PROXY")
+  end
+  if via == nil or via == "" then return end
+  proxy_warned = true
+  io.stderr:write(string.format("deepresearch: warning: %s is plain http:// and goes through the proxy %s: " ..
+    "the API token travels to the proxy in clear; use https://\n", M.redact_url(base_url), M.redact_url(via)))
+end
+
 local function log(req, spec, res, elapsed, attempt)
   local hdrs = {}
   for _, h in ipairs(spec.headers) do
@@ -185,7 +214,7 @@ local function log(req, spec, res, elapsed, attempt)
       or h:match("^[Xx]%-[Aa][Pp][Ii]%-[Kk]ey:") and "X-API-Key: [redacted]" or h
   end
   io.stderr:write(string.format("deepresearch: %s %s -> %s (%.1f ms, attempt %d) [%s]\n",
-    req.method, spec.url, res.error or tostring(res.status), elapsed * 1000, attempt,
+    req.method, M.redact_url(spec.url), res.error or tostring(res.status), elapsed * 1000, attempt,
     table.concat(hdrs, "; ")))
 end
 M.set_debug = function(on) debug_on = on end
@@ -227,6 +256,86 @@ local function prepare(st, req)
 end
 M.prepare = prepare
 
+-- The longest the blocking transport stays in C at a time: lua.c's Ctrl-C hook fires only
+-- when Lua code runs, so a request held by the server must return to Lua this often.
+M.SLICE_MS = 100
+local SLICE = M.SLICE_MS
+
+-- Cancels the transfer an interrupted request left in flight (it closes that connection).
+local function drop_interrupted(handle, st)
+  local rec = st.interrupted
+  st.interrupted = nil
+  if rec.id and rec.result == nil then abandon(handle, rec.id) end
+end
+
+local function vanished()
+  error("request vanished (client closed during the call?)", 0)
+end
+
+--- One request on a blocking client's own transfer, waited for in slices of SLICE ms, so
+-- that an error raised between slices (the interrupt of Ctrl-C) can unwind out of it. The
+-- request in flight is recorded as st.interrupted = { id, req, create } until it is done (the
+-- C side sets rec.id as the transfer starts and rec.result as its answer arrives); a record
+-- left behind is cancelled before the next request. Reads reuse one record per client; a
+-- create gets its own, also kept as st.last_create with its answer for M.settle_interrupted.
+local function transfer(handle, st, spec, req)
+  if st.interrupted then drop_interrupted(handle, st) end
+  local rec
+  if req and req.kind == "create" then
+    rec = { req = req, create = true }
+    st.last_create = rec
+  else
+    rec = st.read_record
+    if not rec then
+      rec = { create = false }
+      st.read_record = rec
+    end
+    rec.req = req
+  end
+  st.interrupted = rec
+  local res = raw_request(handle, spec, SLICE, rec)
+  while res == nil do res = finish(handle, rec.id, SLICE, rec) end
+  st.interrupted = nil
+  if not rec.create then rec.result = nil end -- a read's answer is its caller's alone
+  if not res then vanished() end
+  return res
+end
+
+--- After an interrupt (an error raised while a request was in flight, as lua.c does on
+-- Ctrl-C) unwound out of a create on this client (create, run, discovery_create): waits up to
+-- `seconds` for that create's answer if it is still in flight, then cancels it. Returns the
+-- created task (a 2xx object that passes the create's checks), or nil and whether the outcome
+-- is unknown: true when a task may exist (no answer within `seconds`, or one that may have made
+-- a task: see extruct.maybe_created); false when no create was sent or its answer says none was
+-- made. It answers about the client's latest create, once. stop (optional): a function polled
+-- between slices; when it returns true the wait ends at once (a second Ctrl-C).
+function M.settle_interrupted(handle, seconds, stop)
+  local st = c_methods.data(handle)
+  local rec = st.last_create
+  st.last_create = nil
+  local open = not c_methods.closed(handle)
+  if open and st.interrupted then
+    local cur = st.interrupted
+    if cur ~= rec then drop_interrupted(handle, st) end
+  end
+  if not rec or not rec.id then return nil, false end
+  local res = rec.result
+  if res == nil and open then
+    local deadline = core.now() + (seconds or 0)
+    repeat
+      local left = math.floor((deadline - core.now()) * 1000)
+      res = finish(handle, rec.id, math.max(0, math.min(SLICE, left)), rec)
+    until res ~= nil or left <= 0 or (stop and stop())
+  end
+  if open and st.interrupted then drop_interrupted(handle, st) end
+  if open and not res then abandon(handle, rec.id) end
+  if not res then return nil, true end
+  local body, err = classify(st, res, rec.req)
+  if body ~= nil then return body, false end
+  if not err then return nil, true end
+  return nil, require("deepresearch.extruct").maybe_created(err) and true or false
+end
+
 --- The blocking runtime of a client: the C transport and the client's clock.
 -- The poller runs the same code with a runtime whose send and sleep yield instead.
 function M.blocking(handle, st)
@@ -234,7 +343,7 @@ function M.blocking(handle, st)
   if not rt then
     rt = {
       handle = handle, -- M.request calls the transport directly
-      send = function(spec) return raw_request(handle, spec) end,
+      send = function(spec) return transfer(handle, st, spec) end,
       sleep = function(sec) return st.clock.sleep(sec) end,
       now = function() return st.clock.now() end,
     }
@@ -258,7 +367,7 @@ function M.request(rt, st, req)
     attempt = attempt + 1
     local t0 = debug_on and core.now()
     local res
-    if handle then res = raw_request(handle, spec) else res = rt.send(spec) end
+    if handle then res = transfer(handle, st, spec, req) else res = rt.send(spec) end
     if debug_on then log(req, spec, res, core.now() - t0, attempt) end
     local body, e, r = classify(st, res, req)
     if not e then return body, nil, r end

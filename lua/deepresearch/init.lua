@@ -20,6 +20,11 @@ local providers = require "deepresearch.providers"
 local clock = require "deepresearch.clock"
 local retry = require "deepresearch.retry"
 local V = require "deepresearch.validate"
+local http = require "deepresearch.http"
+local json = require "deepresearch.json"
+
+-- Decoded empty JSON arrays carry json.lua's array metatable, so they encode back as [].
+core.set_array_metatable(json.array_mt)
 
 local M = {
   version = core.version,
@@ -43,6 +48,20 @@ local METHOD_MODULES = {
 }
 local method_tables = {}
 
+-- Closing a client first ends its pollers' operations (err.code "closed", see many.lua), so that
+-- none of them sends another request. __gc needs no such step: a poller holds its client.
+local c_close = c_methods.close
+local function close_client(self)
+  if not c_methods.closed(self) then
+    local pollers = data(self).pollers
+    if pollers then
+      for p in pairs(pollers) do p:_client_closed() end
+    end
+  end
+  return c_close(self)
+end
+client_mt.__close = close_client
+
 -- Adds modname's methods that t lacks; a module that is not installed adds none.
 local function merge(t, modname)
   local ok, mod = pcall(require, modname)
@@ -61,6 +80,7 @@ local function methods_for(name)
   local t = {}
   merge(t, mods[1])
   for k, v in pairs(c_methods) do t[k] = v end
+  t.close = close_client
   setmetatable(t, {
     __index = function(_, k)
       for i = 2, #mods do merge(t, mods[i]) end
@@ -79,23 +99,45 @@ end
 client_mt.__tostring = function(self)
   local st = data(self)
   return string.format("deepresearch.client (%s, %s)%s", st.provider and st.provider.name or "?",
-    st.base_url or "?", c_methods.closed(self) and " (closed)" or "")
+    st.base_url and http.redact_url(st.base_url) or "?", c_methods.closed(self) and " (closed)" or "")
 end
 
-local NUMBER_OPTIONS = { "timeout", "connect_timeout", "low_speed_limit", "low_speed_time",
-  "max_response_size", "max_connections", "max_retries", "max_retry_after", "base_delay", "max_delay" }
+-- The range of each number option (README "Configuration"); whole: an integer is expected.
+-- The C core clamps too, so that no value can reach a cast that C leaves undefined.
+local NUMBER_OPTIONS = {
+  { "timeout", 0.001, 86400 }, { "connect_timeout", 0.001, 86400 },
+  { "low_speed_limit", 0, 2 ^ 31 - 1, whole = true }, { "low_speed_time", 0, 86400, whole = true },
+  { "max_response_size", 1, 2 ^ 32, whole = true }, { "max_connections", 1, 1024, whole = true },
+  { "max_retries", 0, 100, whole = true }, { "max_retry_after", 0, 86400 },
+  { "base_delay", 0, 3600 }, { "max_delay", 0, 86400 },
+}
 local STRING_OPTIONS = { "base_url", "user_agent", "ca_file", "proxy", "provider" }
+-- Sent in a header line or handed to libcurl as they are: a CR/LF would smuggle a header.
+local NO_CONTROL = { user_agent = true, ca_file = true, proxy = true }
+
+local function number_text(v)
+  if v ~= v then return "nan" end
+  if v == math.huge then return "inf" end
+  if v == -math.huge then return "-inf" end
+  return string.format("%.14g", v)
+end
 
 local function check_options(opts)
-  for _, k in ipairs(NUMBER_OPTIONS) do
+  for _, o in ipairs(NUMBER_OPTIONS) do
+    local k, lo, hi = o[1], o[2], o[3]
     local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or v < 0 or v ~= v) then
-      error(string.format("bad option '%s' to 'client' (non-negative number expected, got %s)", k, tostring(v)), 3)
+    if v ~= nil and (type(v) ~= "number" or not (v >= lo and v <= hi) or (o.whole and v % 1 ~= 0)) then
+      error(string.format("bad option '%s' to 'client' (%s in %s..%s expected, got %s)", k,
+        o.whole and "integer" or "number", number_text(lo), number_text(hi),
+        type(v) == "number" and number_text(v) or type(v)), 3)
     end
   end
   for _, k in ipairs(STRING_OPTIONS) do
     if opts[k] ~= nil and type(opts[k]) ~= "string" then
       error(string.format("bad option '%s' to 'client' (string expected, got %s)", k, type(opts[k])), 3)
+    end
+    if NO_CONTROL[k] and opts[k] and opts[k]:find("%c") then
+      error(string.format("bad option '%s' to 'client' (a string without control characters expected)", k), 3)
     end
   end
   if opts.insecure then
@@ -120,7 +162,8 @@ function M.client(opts)
   end
   local base = opts.base_url or os.getenv(p.base_env) or p.base_url
   if not base:match("^https?://[^/%s]+") or base:find("%c") then
-    error(string.format("bad option 'base_url' to 'client' (an http(s) URL expected, got %q)", base), 2)
+    error(string.format("bad option 'base_url' to 'client' (an http(s) URL expected, got %q)",
+      http.redact_url(base)), 2)
   end
   local handle = core.new_client(opts)
   local st = data(handle)
@@ -136,6 +179,7 @@ function M.client(opts)
   st.max_delay = opts.max_delay
   st.clock = opts.clock or clock.default
   st.options = opts
+  http.warn_clear_proxy(st.base_url, opts.proxy)
   return handle
 end
 
