@@ -257,6 +257,38 @@ describe("never pay twice (library)", function()
     end)
   end)
 
+  describe("item 17: a password in a URL is never shown (command, redirects)", function()
+    local function sink()
+      local t = { buf = {} }
+      function t:write(...)
+        for _, v in ipairs({ ... }) do self.buf[#self.buf + 1] = tostring(v) end
+        return self
+      end
+      function t.flush() end
+      return t
+    end
+
+    it("the command's --base-url usage error shows user:***@", function()
+      local out, err = sink(), sink()
+      local code = require("deepresearch.cli").main({ "--base-url", "ftp://user:hunter2@h", "list" },
+        { out = out, err = err })
+      local text = table.concat(err.buf)
+      assert.equals(2, code)
+      assert.not_matches("hunter2", text)
+      assert.matches("user:***@", text, 1, true)
+    end)
+
+    it("a redirect's Location with a password is shown redacted", function()
+      local http = require "deepresearch.http"
+      local res = { status = 302, head = "HTTP/1.1 302 Found\r\n" ..
+        "Location: http://mallory:hunter2@127.0.0.1:1/steal\r\n\r\n" }
+      local _, err = http.classify({}, res, { method = "GET", path = PATH })
+      assert.equals("invalid_response", err.code)
+      assert.not_matches("hunter2", err.message)
+      assert.matches("mallory:***@", err.message, 1, true)
+    end)
+  end)
+
   describe("item 15: a done task without its report", function()
     it("is invalid_response (not retryable), never success", function()
       local t = dr.assert(client:create{ brief = env.BRIEF })

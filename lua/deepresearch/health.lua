@@ -149,6 +149,10 @@ local function check_token(r, nv, lib)
   end
   local user, err = c:user()
   c:close()
+  base = base:gsub("^(%a[%w+.-]*://)([^/?#@]*)@", function(scheme, userinfo) -- never show a password
+    local name = userinfo:match("^([^:]*):")
+    return scheme .. (name and (name .. ":***") or "***") .. "@"
+  end)
   if user then
     r.ok(string.format("%s accepted the token (%s, %s credits)", base, tostring(user.email),
       tostring(user.available_credits)))

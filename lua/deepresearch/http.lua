@@ -170,7 +170,8 @@ local function classify(st, res, req)
   if status >= 300 and status < 400 then
     return nil, errors.new("invalid_response", string.format(
       "unexpected redirect (HTTP %d to %s); redirects are not followed", status,
-      tostring((M.headers(res).location or "?"):match("^%a+://[^/]+") or M.headers(res).location)),
+      M.redact_url(tostring((M.headers(res).location or "?"):match("^%a+://[^/]+") or
+        M.headers(res).location))),
       { status = status })
   end
   return nil, http_error(st, res, req)

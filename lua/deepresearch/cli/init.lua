@@ -94,7 +94,10 @@ end
 --- A command line with the same provider and base URL as this one: "deepresearch [flags] WORDS".
 function Ctx:command_line(words)
   local flags = self:provider() ~= "extruct" and (" --provider " .. self:provider()) or ""
-  if self.g.base_url then flags = flags .. " --base-url " .. self.g.base_url end
+  -- A password in the URL is never printed: the user types it again (user:***@).
+  if self.g.base_url then
+    flags = flags .. " --base-url " .. require("deepresearch.http").redact_url(self.g.base_url)
+  end
   return "deepresearch" .. flags .. " " .. words
 end
 
@@ -324,7 +327,8 @@ local function run(ctx, argv)
     return ctx:usage("--provider must be extruct or valyu, got '" .. g.provider .. "'")
   end
   if g.base_url and not g.base_url:match("^https?://[^/%s]+") then
-    return ctx:usage("--base-url must be an http:// or https:// URL, got '" .. g.base_url .. "'")
+    return ctx:usage("--base-url must be an http:// or https:// URL, got '" ..
+      require("deepresearch.http").redact_url(g.base_url) .. "'")
   end
   if cmd.providers and not cmd.providers[ctx:provider()] then
     return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name, ctx:provider()))
