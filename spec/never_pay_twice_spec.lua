@@ -62,6 +62,29 @@ describe("never pay twice (library)", function()
       assert.equals(1, created())
     end)
 
+    it("a gateway's JSON 503 that is not the API's error shape is not retried either", function()
+      for _, body in ipairs({ '{"status":503,"error":"Service Unavailable","path":"/v1/deep_research_tasks"}',
+        '{"detail":{"reason":"upstream"}}', '{"message":"Service Unavailable"}' }) do
+        s:reset()
+        s:fault{ method = "POST", path = PATH, status = 503, body = body, after = true, count = -1 }
+        local task = dr.assert(client:create{ brief = env.BRIEF })
+        assert.is_true(task.reconciled)
+        assert.equals(1, posts())
+        assert.equals(1, created())
+      end
+    end)
+
+    it("Valyu: a gateway's JSON 503 without Valyu's error shape is not retried", function()
+      local v = env.client(s, { provider = "valyu", api_key = "valyu-key", base_delay = 0.01 })
+      s:fault{ method = "POST", path = VPATH, status = 503, after = true, count = -1,
+        body = '{"status":503,"error":"Service Unavailable"}' }
+      local task = dr.assert(v:create{ query = "Warehouse automation revenue of Acme since 2023", mode = "fast" })
+      v:close()
+      assert.is_true(task.reconciled)
+      assert.equals(1, env.count_requests(s, "^POST " .. VPATH .. "$"))
+      assert.equals(1, s:counter("valyu.tasks_created"))
+    end)
+
     it("Valyu: a proxy's 503 after forwarding is not retried", function()
       local v = env.client(s, { provider = "valyu", api_key = "valyu-key", base_delay = 0.01 })
       s:fault{ method = "POST", path = VPATH, status = 503, body = ENVOY_503, after = true, count = -1 }
@@ -130,6 +153,19 @@ describe("never pay twice (library)", function()
     end)
   end)
 
+  describe("item 4: Deep Search creates", function()
+    it("a 200 without a task id ends ambiguous, never a task without an id", function()
+      s:fault{ method = "POST", path = "/v1/discovery_tasks", status = 200, body = '{"status":"created"}',
+        after = true }
+      local task, err = client:discovery_create{ query = "B2B logistics software vendors in Germany",
+        desired_num_results = 10 }
+      assert.is_nil(task)
+      assert.equals("ambiguous", err.code)
+      assert.equals(200, err.status)
+      assert.equals(1, s:counter("discovery.tasks_created"))
+    end)
+  end)
+
   describe("item 5: create_all with the same brief twice", function()
     it("a lost create waits for its slow sibling, so each result has its own task", function()
       -- The first create to arrive is answered by a dropped connection after its task was
@@ -167,6 +203,24 @@ describe("never pay twice (library)", function()
       end
       assert.equals(1, got)
       assert.equals(1, ambiguous)
+    end)
+  end)
+
+  describe("item 5: Valyu creates of one query in one poller", function()
+    it("a lost create never takes a sibling's task, whatever their modes", function()
+      local v = env.client(s, { provider = "valyu", api_key = "valyu-key", base_delay = 0.01 })
+      local q = "Warehouse automation revenue of Acme since 2023"
+      s:set_speed(50)
+      s:fault{ method = "POST", path = VPATH, kind = "drop", after = true, count = 1 }
+      s:fault{ method = "POST", path = VPATH, delay_ms = 1500, after = true, skip = 1, count = 1 }
+      local tasks, errs = v:create_all({ { query = q, mode = "fast" }, { query = q, mode = "heavy" } },
+        { max_connections = 2 })
+      v:close()
+      assert.same({}, errs)
+      assert.equals(2, s:counter("valyu.tasks_created"))
+      assert.are_not.equal(tasks[1].deepresearch_id, tasks[2].deepresearch_id)
+      assert.equals("fast", tasks[1].mode)
+      assert.equals("heavy", tasks[2].mode)
     end)
   end)
 
@@ -253,6 +307,27 @@ describe("never pay twice (library)", function()
         assert.is_true(ok, tostring(text))
         assert.matches("[12345678901234567890]", text, 1, true)
         assert.matches("[1e300]", text, 1, true)
+      end
+    end)
+  end)
+
+  describe("item 11: the command's displays never raise on server data", function()
+    it("progress and summaries show odd counters as text", function()
+      local progress = require "deepresearch.cli.progress"
+      local adapters = require "deepresearch.cli.task"
+      local odd = { id = "t", deepresearch_id = "t", status = { "x" }, depth = {}, iterations = 1.5,
+        agents = "many", sources = 1e300, cost = "free", num_results = 0 / 0, desired_num_results = "x",
+        progress = { current_step = 1.5, total_steps = "ten" }, report = { kind = "markdown",
+          degradation_reasons = { { "nested" }, 3 } } }
+      for _, describe_fn in ipairs({ progress.extruct_research({ medium = 25 }), progress.valyu_research,
+        progress.discovery }) do
+        local ok, d = pcall(describe_fn, odd)
+        assert.is_true(ok, tostring(d))
+        assert.is_string(table.concat(d.parts, " "))
+      end
+      for _, name in ipairs({ "extruct", "valyu" }) do
+        local ok, e = pcall(adapters[name].summary, odd)
+        assert.is_true(ok, tostring(e))
       end
     end)
   end)

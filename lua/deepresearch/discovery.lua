@@ -90,12 +90,18 @@ function M.create_body(p)
   })
 end
 
+-- A create's answer names its task; a 2xx without an id is unreadable (and may have made one).
+local function check_created(t)
+  if type(t.id) ~= "string" or t.id == "" then return "a create answer without a task id" end
+  return nil
+end
+
 function ops.discovery_create(rt, self, params)
   local body, err = M.create_body(params)
   if not body then return nil, err end
   local task
   task, err = call(rt, data(self), { method = "POST", path = kind_of(self).path, body = body,
-    kind = "create", expect = "object" })
+    kind = "create", expect = "object", check = check_created })
   if task or not extruct.maybe_created(err) then return task, err end
   return nil, extruct.unresolved(err, "client:discovery_list{limit = 10}")
 end

@@ -170,8 +170,9 @@ local function short(id)
 end
 
 local function describe(task)
-  return string.format("%s, %d agents, %d sources", tostring(task.status), tonumber(task.agents) or 0,
-    tonumber(task.sources) or 0)
+  -- Server counters are shown as text: a fractional or huge one never makes format raise.
+  return string.format("%s, %s agents, %s sources", tostring(task.status), tostring(tonumber(task.agents) or 0),
+    tostring(tonumber(task.sources) or 0))
 end
 
 local function new_job(fields)
@@ -325,11 +326,12 @@ function M.status()
       if job.task then
         agents = agents + (tonumber(job.task.agents) or 0)
         sources = sources + (tonumber(job.task.sources) or 0)
+        if agents ~= agents or sources ~= sources then agents, sources = 0, 0 end
       end
     end
   end
   if running == 0 then return "" end
-  return string.format("research: %d running, %d agents, %d sources", running, agents, sources)
+  return string.format("research: %d running, %s agents, %s sources", running, tostring(agents), tostring(sources))
 end
 
 --- Every job of this session, oldest first: { key, id, brief, state, task, err }.

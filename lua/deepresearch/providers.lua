@@ -23,7 +23,8 @@ local function fastapi_error(body)
     info.message = table.concat(msgs, "; ")
   end
   info.details = detail
-  info.api = detail ~= nil
+  -- Only FastAPI's own shapes: a string detail, an object with an error code, pydantic items.
+  info.api = info.message ~= nil or nil
   return info
 end
 
@@ -46,7 +47,9 @@ local function valyu_error(body)
   info.message = msg and tostring(msg) or nil
   info.server_code = type(body.error) == "string" and body.error:match("^[%l_]+$") and body.error or nil
   info.details = body
-  info.api = body.success == false or type(body.error) == "string"
+  -- Valyu's documented error bodies say success = false, or name a snake_case error code
+  -- (validation_failed); a gateway's {"error": "Service Unavailable"} is neither.
+  info.api = (body.success == false or info.server_code ~= nil) or nil
   return info
 end
 

@@ -117,22 +117,27 @@ end
 -- Looks for the task a lost create made: recent tasks with our query, then the nonce.
 -- claimed: ids other creates of the same poller returned (a server that does not echo
 -- metadata leaves only the query to match on).
-local function reconcile(rt, self, query, nonce, started)
+local function reconcile(rt, self, query, mode, nonce, started)
   local list, _, res = http.request(rt, data(self), { method = "GET", path = "/v1/deepresearch/list",
     query = { limit = 20 }, kind = "read", expect = "array" })
   started = extruct.server_start(res, started, os.time())
   local claimed = rt.claimed or {}
   for _, t in ipairs(list or {}) do
     local at = clock.parse_iso(t.created_at)
-    if t.query == query and not claimed[t.deepresearch_id] and
+    local id = t.deepresearch_id
+    if t.query == query and (t.mode == nil or t.mode == mode) and not claimed[id] and
        (not at or at >= started - extruct.RECONCILE_SKEW) then
-      local full = call(rt, data(self), { method = "GET", path = status_path(self, t.deepresearch_id),
+      -- Held while its status is fetched (a poller runs other reconciles meanwhile).
+      claimed[id] = true
+      local full = call(rt, data(self), { method = "GET", path = status_path(self, id),
         kind = "read", expect = "object" })
       local meta = full and full.metadata
-      if full and (not meta or meta[M.NONCE_KEY] == nil or meta[M.NONCE_KEY] == nonce) then
+      if full and (full.mode == nil or full.mode == mode) and
+         (type(meta) ~= "table" or meta[M.NONCE_KEY] == nil or meta[M.NONCE_KEY] == nonce) then
         full.reconciled = true
         return full
       end
+      claimed[id] = nil
     end
   end
   return nil
@@ -151,7 +156,10 @@ function ops.create(rt, self, params)
   if not body then return nil, nonce end
   local started = os.time()
   local query = params.query or params.input
-  local key = tostring(query) .. "\0" .. tostring(params.mode)
+  -- The mode the server records (lite is sent as standard, absent means standard): the
+  -- siblings of a create are the creates a reconcile could confuse with it.
+  local mode = (params.mode == nil or params.mode == "lite") and "standard" or params.mode
+  local key = tostring(query) .. "\0" .. mode
   extruct.sending(rt, key, 1)
   local task, err = call(rt, data(self), { method = "POST", path = kind_of(self).path, body = body,
     kind = "create", expect = "object", check = check_created })
@@ -159,7 +167,7 @@ function ops.create(rt, self, params)
   if task and rt.claimed then rt.claimed[task.deepresearch_id] = true end
   if task or not extruct.maybe_created(err) then return task, err end
   extruct.await_siblings(rt, key)
-  local found = reconcile(rt, self, query, nonce, started)
+  local found = reconcile(rt, self, query, mode, nonce, started)
   if found then
     if rt.claimed then rt.claimed[found.deepresearch_id] = true end
     return found

@@ -141,4 +141,11 @@ function M.json_or(stream, as_json, v, human, as_array)
   return 0
 end
 
+--- The items of a server list as lines of text (any item, any type: tostring).
+function M.lines_of(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = tostring(v) end
+  return table.concat(out, "\n")
+end
+
 return M

@@ -126,14 +126,33 @@ function P:abort()
   end
 end
 
+-- Server data never makes the display raise: a counter that is not a finite number shows as
+-- "?" (a missing one as 0), and a fractional one as it is.
+local function count(v)
+  if type(v) == "number" and v == v and v > -2 ^ 53 and v < 2 ^ 53 then return v end
+  return nil
+end
+
+local function shown(v)
+  local n = count(v)
+  if not n then return v == nil and "0" or "?" end
+  if n % 1 == 0 then return string.format("%d", n) end
+  return tostring(n)
+end
+M.shown = shown
+
+local function state_of(task)
+  return task.status == nil and "?" or tostring(task.status)
+end
+
 --- Fields shown for an Extruct Deep Research task.
 function M.extruct_research(budgets)
   return function(task)
     local total = budgets[task.depth or "medium"] or 25
     return {
-      id = task.id, state = task.status or "?", done = task.agents or 0, total = total,
-      parts = { "iterations " .. (task.iterations or 0), "agents " .. (task.agents or 0) .. "/" .. total,
-                "sources " .. (task.sources or 0) },
+      id = task.id, state = state_of(task), done = count(task.agents) or 0, total = total,
+      parts = { "iterations " .. shown(task.iterations), "agents " .. shown(task.agents) .. "/" .. total,
+                "sources " .. shown(task.sources) },
     }
   end
 end
@@ -143,21 +162,21 @@ function M.valyu_research(task)
   local p = type(task.progress) == "table" and task.progress or {}
   local cur, total = p.current_step, p.total_steps
   local parts = {}
-  if cur and total then parts[#parts + 1] = string.format("step %d/%d", cur, total) end
+  if cur ~= nil and total ~= nil then parts[#parts + 1] = "step " .. shown(cur) .. "/" .. shown(total) end
   parts[#parts + 1] = "messages " .. (type(task.messages) == "table" and #task.messages or 0)
-  return { id = task.deepresearch_id, state = task.status or "?", parts = parts, done = cur or 0,
-    total = total }
+  return { id = task.deepresearch_id, state = state_of(task), parts = parts, done = count(cur) or 0,
+    total = count(total) }
 end
 
 --- Fields shown for an Extruct Deep Search (discovery) task.
 function M.discovery(task)
-  local total = task.desired_num_results or 0
+  local total = count(task.desired_num_results) or 0
   return {
-    id = task.id, state = task.status or "?", done = task.num_results or 0, total = total,
-    parts = { "discovered " .. (task.num_results_discovered or 0), "enriched " .. (task.num_results_enriched or 0),
-              "evaluated " .. (task.num_results_evaluated or 0),
-              "high-fit " .. (task.num_results or 0) .. "/" .. total,
-              task.is_exhausted and "exhausted" or nil },
+    id = task.id, state = state_of(task), done = count(task.num_results) or 0, total = total,
+    parts = { "discovered " .. shown(task.num_results_discovered), "enriched " .. shown(task.num_results_enriched),
+              "evaluated " .. shown(task.num_results_evaluated),
+              "high-fit " .. shown(task.num_results) .. "/" .. shown(total),
+              task.is_exhausted == true and "exhausted" or nil },
   }
 end
 

@@ -49,7 +49,7 @@ function extruct.summary(task)
     { "schema", task.output_schema and "yes" or nil },
     { "report", report and (report.kind .. ((report.sources and (", " .. #report.sources .. " sources")) or ""))
       or nil },
-    { "degraded", type(reasons) == "table" and #reasons > 0 and table.concat(reasons, "\n") or nil },
+    { "degraded", type(reasons) == "table" and #reasons > 0 and output.lines_of(reasons) or nil },
     { "failure", task.failure_reason },
     { "brief", task.brief },
   }
@@ -98,11 +98,12 @@ function valyu.summary(task)
   return {
     { "id", task.deepresearch_id }, { "status", task.status }, { "mode", task.mode },
     { "created", when(task.created_at) }, { "completed", when(task.completed_at) },
-    { "step", p and p.current_step and string.format("%d/%d", p.current_step, p.total_steps or 0) or nil },
+    { "step", p and p.current_step ~= nil and (progress.shown(p.current_step) .. "/" .. progress.shown(p.total_steps))
+      or nil },
     { "messages", type(task.messages) == "table" and #task.messages or nil },
     { "output", task.output_type },
     { "sources", type(task.sources) == "table" and #task.sources or nil },
-    { "cost", task.cost and string.format("$%.2f", task.cost) or nil },
+    { "cost", type(task.cost) == "number" and string.format("$%.2f", task.cost) or nil },
     { "pdf", task.pdf_url },
     { "error", task.error },
     { "query", task.query },
