@@ -4,8 +4,9 @@
 -- Prints "listening <host> <port>" as its first stdout line, then serves until SIGTERM/SIGINT,
 -- POST /_sim/shutdown, or (with --watch-pid) the watched process going away.
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
--- The simulator shares the project's pure-Lua JSON encoder (../lua/deepresearch/json.lua).
-package.path = here .. "/?.lua;" .. here .. "/?/init.lua;" .. here .. "/../lua/?.lua;" .. package.path
+-- Only the simulator's own tree: it is an independent reading of the contract and shares no code
+-- with the client it tests (../lua/ is never on its path).
+package.path = here .. "/?.lua;" .. here .. "/?/init.lua;" .. package.path
 
 local simulator = require "simulator"
 local http = require "simulator.http"
