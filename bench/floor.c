@@ -172,7 +172,7 @@ static long status_kb(const char *field) {
 
 enum { PLAIN, HEADERS, OPTIONS, CONVERSION };
 
-/* The module's own Accept-Encoding line: what libcurl would send for "" (src/engine.c). */
+/* The module's own Accept-Encoding line: what libcurl would send for "" (src/easy.c). */
 static const char *accept_encoding(void) {
   long f = curl_version_info(CURLVERSION_NOW)->features;
   int br = (f & CURL_VERSION_BROTLI) != 0, zstd = 0;
@@ -237,8 +237,14 @@ static lua_State *lua_with_cjson(void) {
   if (getenv("FLOOR_PRELUDE") != NULL && luaL_dostring(L, getenv("FLOOR_PRELUDE")) != 0)
     die("FLOOR_PRELUDE", lua_tostring(L, -1));
   lua_settop(L, 1);
-  if (conversion && !dr_json_init(L))
-    die("dr_json_init", "no cjson");
+  /* The module's conversion decodes with what its Lua front hands it: a private cjson. */
+  if (conversion) {
+    lua_pushcfunction(L, dr_json_set_decoder);
+    if (luaL_dostring(L, "local d = require('cjson').new() d.decode_invalid_numbers(false) "
+                         "return d.decode, d.null") != 0)
+      die("cjson.new", lua_tostring(L, -1));
+    lua_call(L, 2, 0);
+  }
   return L;
 }
 

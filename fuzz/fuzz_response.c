@@ -17,11 +17,6 @@ static dr_engine engine;
 static void setup(void) {
   L = dr_fuzz_state();
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "deepresearch.core");
-  if (lua_pcall(L, 1, 1, 0) != 0)
-    abort(); /* lua-cjson must be installed for this Lua */
-  lua_pop(L, 1);
   memset(&engine, 0, sizeof engine);
   engine.limits.max_response = 1 << 20;
   engine.limits.max_connections = 1;

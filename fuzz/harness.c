@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include <stdlib.h>
+
 #include <lauxlib.h>
 #include <lualib.h>
 
@@ -14,5 +16,12 @@ lua_State *dr_fuzz_state(void) {
   lua_setfield(L, -2, "deepresearch.core");
   lua_pop(L, 2);
   (void)luaL_dostring(L, "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path");
+  /* What the Lua front hands the core: a private cjson and an array metatable. */
+  if (luaL_dostring(L, "local core = require 'deepresearch.core'\n"
+                       "local cjson = require('cjson').new()\n"
+                       "cjson.decode_invalid_numbers(false)\n"
+                       "core.set_decoder(cjson.decode, cjson.null)\n"
+                       "core.set_array_metatable({})\n") != 0)
+    abort(); /* lua-cjson must be installed for this Lua */
   return L;
 }

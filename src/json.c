@@ -1,52 +1,40 @@
-/* JSON text to Lua values, by calling lua-cjson through the Lua API. Linking
- * cjson's C code instead would clash with the copy Neovim exports. */
+/* JSON text to Lua values, by calling through the Lua API the decoder the Lua front hands
+ * over (core.set_decoder: a private lua-cjson instance, or an editor's own decoder). Linking
+ * cjson's C code instead would clash with the copy an editor embedding Lua may export. */
 #include "json.h"
 
 #include <string.h>
 
 static const char dr_decoder_key = 'j';
+static const char dr_null_key = 'n';
 static const char dr_array_mt_key = 'a';
 
-/* NaN, Infinity and hex numbers are not JSON: a body holding them is refused. */
-static int dr_load_cjson(lua_State *L) {
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "cjson");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "new");
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "decode_invalid_numbers");
-  lua_pushboolean(L, 0);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "decode");
-  return 1;
-}
-
-static int dr_load_vim_json(lua_State *L) {
-  lua_getglobal(L, "vim");
-  if (!lua_istable(L, -1))
-    return 0;
-  lua_getfield(L, -1, "json");
-  if (!lua_istable(L, -1))
-    return 0;
-  lua_getfield(L, -1, "decode");
-  return lua_isfunction(L, -1);
-}
-
-int dr_json_init(lua_State *L) {
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, dr_load_cjson);
-  if (lua_pcall(L, 0, 1, 0) != 0 || !lua_isfunction(L, -1)) {
-    lua_settop(L, top);
-    if (!dr_load_vim_json(L)) {
-      lua_settop(L, top);
-      return 0;
-    }
-  }
+/* core.set_decoder(decode, null): decode(text) returns the value or raises on bad JSON; null is
+ * the value it gives JSON null (absent: it gives none). Returns the previous pair. */
+int dr_json_set_decoder(lua_State *L) {
+  if (!lua_isnoneornil(L, 1))
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 2);
   lua_pushlightuserdata(L, (void *)&dr_decoder_key);
-  lua_pushvalue(L, -2);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, (void *)&dr_null_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, (void *)&dr_decoder_key);
+  lua_pushvalue(L, 1);
   lua_rawset(L, LUA_REGISTRYINDEX);
-  lua_settop(L, top);
-  return 1;
+  lua_pushlightuserdata(L, (void *)&dr_null_key);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  return 2;
+}
+
+int dr_json_has_decoder(lua_State *L) {
+  int has;
+  lua_pushlightuserdata(L, (void *)&dr_decoder_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  has = lua_isfunction(L, -1);
+  lua_pop(L, 1);
+  return has;
 }
 
 int dr_json_set_array_metatable(lua_State *L) {
@@ -69,11 +57,14 @@ int dr_json_set_array_metatable(lua_State *L) {
 #define DR_MARK "\0deepresearch:[]"
 #define DR_MARK_LEN (sizeof DR_MARK - 1)
 
-typedef struct dr_marks {
-  int mt;     /* stack index of the array metatable */
-  int marked; /* the text holds DR_MARK arrays (else every empty table is marked) */
-  int found;  /* tables dr_strip marked */
-} dr_marks;
+/* What the walk needs: the decoder's null, and the empty-array marks (mt 0: none). */
+typedef struct dr_walk {
+  int null_type; /* lua_type of the decoder's null; LUA_TNONE when it has none */
+  int null;      /* stack index of the decoder's null */
+  int mt;        /* stack index of the array metatable, 0 when nothing is marked */
+  int marked;    /* the text holds DR_MARK arrays (else every empty table is marked) */
+  int found;     /* tables dr_strip marked */
+} dr_walk;
 
 static int dr_blank(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -131,7 +122,7 @@ static const char *dr_first_candidate(const char *s, size_t len) {
 }
 
 /* Marks the table at t (n: its length, 0 or 1) when it is what m looks for. */
-static int dr_mark(lua_State *L, int t, lua_Integer n, dr_marks *m) {
+static int dr_mark(lua_State *L, int t, lua_Integer n, dr_walk *m) {
   if (m->marked) { /* [DR_MARK] */
     size_t len = 0;
     const char *v;
@@ -182,24 +173,29 @@ static int dr_integral(lua_State *L, lua_Integer *out) {
 #endif
 }
 
+/* Whether the value on top is the decoder's null. */
+static int dr_is_null(lua_State *L, int vt, const dr_walk *w) {
+  return vt == w->null_type && lua_rawequal(L, -1, w->null);
+}
+
 /* Nulls out of objects and integers into place, in the table at absolute index t, and
- * empty arrays marked as such (m: NULL when the text has none). The array part first by
- * index (cheap), then the rest with lua_next. */
-static void dr_strip(lua_State *L, int t, int depth, dr_marks *m) {
+ * empty arrays marked as such (when w->mt is set). The array part first by index (cheap),
+ * then the rest with lua_next. */
+static void dr_strip(lua_State *L, int t, int depth, dr_walk *w) {
   lua_Integer i, n, v;
   /* Each level holds a key and a value, and pushes two more at most: room for eight
    * levels is made at once. */
   if (depth > 1000 || (depth % 8 == 0 && !lua_checkstack(L, 8 * 2 + 4)))
     return;
   n = (lua_Integer)dr_rawlen(L, t);
-  if (n <= 1 && m != NULL && dr_mark(L, t, n, m))
+  if (n <= 1 && w->mt != 0 && dr_mark(L, t, n, w))
     return;
   for (i = 1; i <= n; i++) {
     int vt;
     lua_rawgeti(L, t, i);
     vt = lua_type(L, -1);
-    if (vt == LUA_TTABLE) {
-      dr_strip(L, lua_gettop(L), depth + 1, m);
+    if (vt == LUA_TTABLE && !dr_is_null(L, vt, w)) {
+      dr_strip(L, lua_gettop(L), depth + 1, w);
     } else if (vt == LUA_TNUMBER && dr_integral(L, &v)) {
       lua_pushinteger(L, v);
       lua_rawseti(L, t, i);
@@ -212,15 +208,15 @@ static void dr_strip(lua_State *L, int t, int depth, dr_marks *m) {
     lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     int vt = lua_type(L, -1);
-    if (vt == LUA_TTABLE) {
-      dr_strip(L, lua_gettop(L), depth + 1, m);
-    } else if (vt == LUA_TLIGHTUSERDATA) {
+    if (dr_is_null(L, vt, w)) {
       /* Assigning to an existing field during lua_next is allowed. */
-      if (lua_touserdata(L, -1) == NULL && lua_type(L, -2) == LUA_TSTRING) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
         lua_pushvalue(L, -2);
         lua_pushnil(L);
         lua_rawset(L, t);
       }
+    } else if (vt == LUA_TTABLE) {
+      dr_strip(L, lua_gettop(L), depth + 1, w);
     } else if (vt == LUA_TNUMBER && dr_integral(L, &v)) {
       lua_pushvalue(L, -2);
       lua_pushinteger(L, v);
@@ -230,16 +226,10 @@ static void dr_strip(lua_State *L, int t, int depth, dr_marks *m) {
   }
 }
 
-/* dr_json_decode without the walk. */
-static int dr_call_decoder(lua_State *L) {
+/* Replaces the text on top by what the decoder at index dec makes of it (see dr_json_decode). */
+static int dr_call_decoder(lua_State *L, int dec) {
   int status;
-  lua_pushlightuserdata(L, (void *)&dr_decoder_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  if (!lua_isfunction(L, -1)) {
-    lua_pop(L, 2);
-    lua_pushliteral(L, "no JSON decoder (install lua-cjson)");
-    return 0;
-  }
+  lua_pushvalue(L, dec);
   lua_insert(L, -2);
   status = lua_pcall(L, 1, 1, 0);
   if (status != 0) {
@@ -260,63 +250,59 @@ static int dr_call_decoder(lua_State *L) {
   return 1;
 }
 
-/* Decodes the text at top, its n empty arrays marked (see above) with the metatable at mt;
- * leaves what dr_json_decode does. */
-static int dr_decode_marked(lua_State *L, int n, int mt) {
-  int t = lua_gettop(L), r;
-  dr_marks m;
-  size_t len;
-  const char *s = lua_tolstring(L, t, &len);
-  luaL_Buffer b;
-  m.mt = mt;
-  m.marked = 0;
-  m.found = 0;
-  lua_pushvalue(L, t);
-  r = dr_call_decoder(L);
+/* Decodes the text on top with the decoder at dec and walks the value with w. */
+static int dr_decode_walk(lua_State *L, int dec, dr_walk *w) {
+  int r = dr_call_decoder(L, dec);
   if (r == 1 && lua_istable(L, -1))
-    dr_strip(L, lua_gettop(L), 0, &m);
-  if (r != 1 || m.found == n) { /* every empty table was an array, or an error */
-    lua_replace(L, t);
-    return r;
-  }
-  lua_settop(L, t); /* empty objects too: decode the marked text */
-  m.marked = 1;
-  m.found = 0;
-  luaL_buffinit(L, &b);
-  dr_empty_arrays(s, len, dr_first_candidate(s, len), &b);
-  luaL_pushresult(&b);
-  r = dr_call_decoder(L);
-  if (r == 1 && lua_istable(L, -1))
-    dr_strip(L, lua_gettop(L), 0, &m);
-  if (r == 1 && m.found != n) { /* the text spelled DR_MARK itself */
-    lua_settop(L, t);
-    r = dr_call_decoder(L);
-    if (r == 1 && lua_istable(L, -1))
-      dr_strip(L, lua_gettop(L), 0, NULL);
-    return r;
-  }
-  lua_replace(L, t);
+    dr_strip(L, lua_gettop(L), 0, w);
   return r;
 }
 
 int dr_json_decode(lua_State *L) {
+  int text = lua_gettop(L), dec = text + 1, r, n = 0;
   size_t len;
-  const char *s = lua_tolstring(L, -1, &len), *p = dr_first_candidate(s, len);
-  int r, n;
+  const char *s = lua_tolstring(L, text, &len), *p;
+  dr_walk w;
+  lua_pushlightuserdata(L, (void *)&dr_decoder_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isfunction(L, dec)) {
+    lua_settop(L, text - 1);
+    lua_pushliteral(L, "no JSON decoder (install lua-cjson)");
+    return 0;
+  }
+  lua_pushlightuserdata(L, (void *)&dr_null_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  w.null_type = lua_isnil(L, -1) ? LUA_TNONE : lua_type(L, -1);
+  w.null = text + 2;
+  w.mt = 0;
+  w.marked = 0;
+  w.found = 0;
+  p = dr_first_candidate(s, len);
   if (p != NULL) {
     lua_pushlightuserdata(L, (void *)&dr_array_mt_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
     n = lua_istable(L, -1) ? dr_empty_arrays(s, len, p, NULL) : 0;
-    if (n > 0) {
-      lua_insert(L, -2); /* the metatable below the text */
-      r = dr_decode_marked(L, n, lua_gettop(L) - 1);
-      lua_remove(L, -2);
-      return r;
-    }
-    lua_pop(L, 1);
+    w.mt = n > 0 ? lua_gettop(L) : 0;
   }
-  r = dr_call_decoder(L);
-  if (r == 1 && lua_istable(L, -1))
-    dr_strip(L, lua_gettop(L), 0, NULL);
+  lua_pushvalue(L, text);
+  r = dr_decode_walk(L, dec, &w);
+  if (r == 1 && w.found != n) { /* empty objects too: decode the marked text */
+    luaL_Buffer b;
+    lua_pop(L, 1);
+    w.marked = 1;
+    w.found = 0;
+    luaL_buffinit(L, &b);
+    dr_empty_arrays(s, len, p, &b);
+    luaL_pushresult(&b);
+    r = dr_decode_walk(L, dec, &w);
+    if (r == 1 && w.found != n) { /* the text spelled DR_MARK itself: its arrays stay plain */
+      lua_pop(L, 1);
+      w.mt = 0;
+      lua_pushvalue(L, text);
+      r = dr_decode_walk(L, dec, &w);
+    }
+  }
+  lua_replace(L, text);
+  lua_settop(L, text);
   return r;
 }

@@ -50,6 +50,7 @@ static int dr_now(lua_State *L) {
 static const luaL_Reg dr_functions[] = {{"decode", dr_decode},
                                         {"sleep", dr_sleep},
                                         {"now", dr_now},
+                                        {"set_decoder", dr_json_set_decoder},
                                         {"set_array_metatable", dr_json_set_array_metatable},
                                         {NULL, NULL}};
 
@@ -61,8 +62,6 @@ static void dr_global_init(void) {
 
 DEEPRESEARCH_API int luaopen_deepresearch_core(lua_State *L) {
   dr_global_init();
-  if (!dr_json_init(L))
-    return luaL_error(L, "deepresearch.core needs lua-cjson (module 'cjson')");
   lua_newtable(L);
   dr_setfuncs(L, dr_functions, 0);
   lua_pushliteral(L, DEEPRESEARCH_VERSION);

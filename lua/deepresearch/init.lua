@@ -26,6 +26,17 @@ local json = require "deepresearch.json"
 -- Decoded empty JSON arrays carry json.lua's array metatable, so they encode back as [].
 core.set_array_metatable(json.array_mt)
 
+-- The core decodes with what it is handed: a private lua-cjson instance, so that a user changing
+-- the global cjson settings does not change ours; NaN, Infinity and hex numbers are not JSON.
+-- Its null is what the core removes from objects. Without lua-cjson the editor side hands over
+-- the editor's own decoder; until one is set, requests are refused unsent.
+local has_cjson, cjson = pcall(require, "cjson")
+if has_cjson then
+  local decoder = cjson.new()
+  decoder.decode_invalid_numbers(false)
+  core.set_decoder(decoder.decode, decoder.null)
+end
+
 local M = {
   version = core.version,
   core = core,

@@ -69,7 +69,12 @@ end
 function M.library()
   M.add_cpath()
   local ok, lib = pcall(require, "deepresearch")
-  if ok then return lib end
+  if ok then
+    -- Without lua-cjson the front handed the core no decoder: Neovim's own, whose vim.NIL the
+    -- core removes from objects as it does cjson's null.
+    if not package.loaded["cjson"] then lib.core.set_decoder(vim.json.decode, vim.NIL) end
+    return lib
+  end
   -- Lua 5.1's require leaves a marker behind after an error ("loop or previous error loading
   -- module"): clear it, so the next command tries again (say, after building the module).
   package.loaded["deepresearch"], package.loaded["deepresearch.core"] = nil, nil

@@ -32,6 +32,8 @@ static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 static const char *script =
     "local url = ...\n"
     "local core = require 'deepresearch.core'\n"
+    "local cj = require('cjson').new()\n"
+    "core.set_decoder(cj.decode, cj.null)\n"
     "local v = core.decode('{\"a\":[1,2,{\"b\":null,\"c\":\"x\"}],\"n\":25}')\n"
     "local c = core.new_client{ timeout = 2 }\n"
     "local r = c:request{ method = 'GET', url = url .. '/v1/user',\n"

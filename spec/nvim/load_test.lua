@@ -120,6 +120,8 @@ return function(t, env)
       { "DR_NO_CJSON=1", "DR_SIM_URL=" .. env.url })
     t.ok(res.cjson == false and res.user == "alice@acme.test" and res.task_status == "created",
       "without lua-cjson the module falls back to vim.json and talks to the API", res.error or vim.inspect(res))
+    t.ok(res.nulls_absent == true, "issue 14 item 5: with vim.json, JSON nulls are absent keys, not vim.NIL",
+      res.error or vim.inspect(res))
     t.ok(has(joined(res.health), "OK: lua-cjson not found for LuaJIT; using vim.json instead"),
       ":checkhealth reports the vim.json fallback", joined(res.health))
   end

@@ -28,6 +28,8 @@ local ok, err = pcall(function()
     out.user = user and user.email or tostring(uerr)
     local task = c:create{ brief = "Research Flexport (flexport.com) for our pitch, with [1] sources." }
     out.task_status = task and task.status or nil
+    -- JSON nulls (report, failure_reason of a new task) are absent keys, never vim.NIL.
+    out.nulls_absent = task ~= nil and task.report == nil and task.failure_reason == nil
     c:close()
   else
     -- Twice: the second attempt must give the same message, not Lua 5.1's "loop or previous

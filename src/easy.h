@@ -1,0 +1,61 @@
+#ifndef DR_EASY_H
+#define DR_EASY_H
+
+#include <curl/curl.h>
+
+#include "buffer.h"
+#include "spec.h"
+
+/* CURLOPT_PREREQFUNCTION (7.80) runs right before a request is written. Without it a
+ * request with send_by is never sent at all: failing closed is the only safe answer. */
+#if LIBCURL_VERSION_NUM >= 0x075000 && !defined(DR_NO_PREREQ)
+#define DR_HAVE_PREREQ 1
+#endif
+
+enum { DR_DEAD, DR_RUNNING, DR_DONE };
+
+/* Why a transfer was never sent (its result says so): 0 when it was not held back. */
+enum { DR_LATE = 1, DR_NO_PREREQ, DR_NO_DECODER };
+
+/* A transfer and its easy handle. Finished ones go back to the engine's pool with the
+ * handle's options as they were last set, so that the next request sets only what differs. */
+typedef struct dr_xfer {
+  struct dr_xfer *next;
+  lua_Integer id;
+  CURL *easy;
+  struct curl_slist *headers; /* the list the handle was last given; kept while it matches */
+  int headers_n;              /* how many of its lines came from the spec */
+  int headers_body;           /* it ends with the "Expect:" of a request with a body */
+  char *url;                  /* the URL the handle was last given */
+  dr_buf body;
+  dr_buf head;
+  int state;
+  int added; /* to the multi handle */
+  int decode;
+  int get;         /* the handle is set for a plain GET */
+  int fresh;       /* CURLOPT_FRESH_CONNECT as last set */
+  long timeout_ms; /* CURLOPT_TIMEOUT_MS as last set */
+  int head_done;   /* the header block's blank line came */
+  int has_send_by; /* the request must not leave after send_by ... */
+  double send_by;  /* ... seconds on dr_now_seconds()'s clock */
+  int unsent;      /* DR_LATE, DR_NO_PREREQ, DR_NO_DECODER: never sent, and why */
+  CURLcode result;
+  char errbuf[CURL_ERROR_SIZE];
+} dr_xfer;
+
+struct dr_engine;
+
+/* The Accept-Encoding line libcurl would send for CURLOPT_ACCEPT_ENCODING "" (once per engine). */
+void dr_easy_accept_encoding(char *out, size_t size);
+/* A pooled transfer, or a new one with a handle set up for this engine; NULL when out of memory. */
+dr_xfer *dr_easy_take(struct dr_engine *e);
+/* Sets the handle for request s, whose table is at idx, changing only what differs from the
+ * handle's last request; -1 on a bad header line or out of memory. */
+int dr_easy_prepare(lua_State *L, const struct dr_engine *e, dr_xfer *x, int idx, const dr_spec *s);
+/* Out of the multi handle and into the pool (or freed when the pool is full or closed). */
+void dr_easy_release(struct dr_engine *e, dr_xfer *x);
+void dr_easy_free(dr_xfer *x);
+/* Lua holds the body now: a big buffer is freed at once, a small one kept for the next use. */
+void dr_easy_body_done(dr_xfer *x);
+
+#endif

@@ -1,0 +1,122 @@
+/* Building results: the Lua table a finished transfer becomes, either a response (status,
+ * raw header block, decoded body) or an error (code, message, whether it was sent). Runs
+ * after libcurl returned; the decoder is the only Lua it calls. */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+#include "json.h"
+
+/* Why a response was refused for its size, into msg; 0 when it was not. Our header
+ * buffer fills before libcurl's own 300 KiB total; libcurl refuses a single header line
+ * past CURL_MAX_HTTP_HEADER (100 KiB) as "out of memory" (7.88), recognised here as such
+ * a failure after the status line and before the header block's end. */
+static int dr_too_large(const dr_xfer *x, char *msg, size_t size) {
+  if (x->body.overflow)
+    snprintf(msg, size, "response larger than max_response_size (%lu bytes)",
+             (unsigned long)x->body.limit);
+  else if (x->head.overflow)
+    snprintf(msg, size, "response headers larger than %lu bytes", (unsigned long)x->head.limit);
+  else if (x->result == CURLE_OUT_OF_MEMORY && x->head.len > 0 && !x->head_done)
+    snprintf(msg, size, "a response header line larger than libcurl accepts (%d bytes)",
+             CURL_MAX_HTTP_HEADER);
+  else if (x->result == CURLE_RECV_ERROR &&
+           strncmp(x->errbuf, "Too large response headers", 26) == 0)
+    snprintf(msg, size, "%s", x->errbuf);
+  else
+    return 0;
+  return 1;
+}
+
+static const char *dr_error_code(CURLcode rc) {
+  switch (rc) {
+  case CURLE_OPERATION_TIMEDOUT:
+    return "timeout";
+  case CURLE_BAD_CONTENT_ENCODING:
+  case CURLE_WEIRD_SERVER_REPLY:
+    return "invalid_response";
+  default:
+    return "network";
+  }
+}
+
+/* The message of a transfer held back before sending (x->unsent). */
+static const char *dr_unsent_message(const dr_xfer *x) {
+  switch (x->unsent) {
+  case DR_NO_PREREQ:
+    return "not sent: send_by needs libcurl 7.80 or later";
+  case DR_NO_DECODER:
+    return "not sent: no JSON decoder to read its answer (install lua-cjson)";
+  default:
+    return "not sent: its send_by deadline passed before it could leave";
+  }
+}
+
+static void dr_push_error(lua_State *L, dr_xfer *x) {
+  long sent = 0;
+  char msg[CURL_ERROR_SIZE];
+  int big = dr_too_large(x, msg, sizeof msg);
+  int unreadable = big || x->unsent == DR_NO_DECODER;
+  curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+  lua_pushstring(L, unreadable ? "invalid_response" : dr_error_code(x->result));
+  lua_setfield(L, -2, "error");
+  if (big)
+    lua_pushstring(L, msg);
+  else if (x->unsent)
+    lua_pushstring(L, dr_unsent_message(x));
+  else
+    lua_pushstring(L, x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
+  lua_setfield(L, -2, "message");
+  lua_pushboolean(L, sent > 0 && !x->unsent);
+  lua_setfield(L, -2, "sent");
+  if (x->unsent) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "not_sent");
+  }
+  lua_pushinteger(L, (lua_Integer)x->result);
+  lua_setfield(L, -2, "curl_code");
+}
+
+/* Returns -1 with an error to re-raise on top of the stack, else 0. */
+static int dr_push_response(lua_State *L, dr_xfer *x) {
+  long status = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+  lua_pushinteger(L, status);
+  lua_setfield(L, -2, "status");
+  /* The raw header block: the Lua side parses it only when it needs a header. */
+  lua_pushlstring(L, x->head.data ? x->head.data : "", x->head.len);
+  lua_setfield(L, -2, "head");
+  lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+  /* The Lua string is the only copy needed from here: free a big one before decoding. */
+  dr_easy_body_done(x);
+  if (!x->decode || dr_rawlen(L, -1) == 0) {
+    lua_setfield(L, -2, "raw");
+    return 0;
+  }
+  lua_pushvalue(L, -1);
+  switch (dr_json_decode(L)) {
+  case 1:
+    lua_setfield(L, -3, "body");
+    lua_pop(L, 1);
+    return 0;
+  case 0:
+    lua_setfield(L, -3, "decode_error");
+    lua_setfield(L, -2, "raw");
+    return 0;
+  default:
+    return -1;
+  }
+}
+
+void dr_engine_push_result(lua_State *L, dr_engine *e, dr_xfer *x) {
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, x->id);
+  lua_setfield(L, -2, "id");
+  if (x->result != CURLE_OK) {
+    dr_push_error(L, x);
+  } else if (dr_push_response(L, x) != 0) {
+    dr_engine_drop(e, x);
+    lua_error(L); /* nothing of ours is held past this point */
+  }
+  dr_engine_drop(e, x);
+}
