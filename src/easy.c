@@ -45,7 +45,7 @@ static int dr_on_prereq(void *ud, char *ip, char *local_ip, int port, int local_
   (void)port;
   (void)local_port;
   if (x->has_send_by && !(dr_now_seconds() <= x->send_by)) {
-    x->unsent = DR_LATE;
+    x->unsent = DR_UNSENT_LATE;
     return CURL_PREREQFUNC_ABORT;
   }
   return CURL_PREREQFUNC_OK;

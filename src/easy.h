@@ -15,7 +15,7 @@
 enum { DR_DEAD, DR_RUNNING, DR_DONE };
 
 /* Why a transfer was never sent (its result says so): 0 when it was not held back. */
-enum { DR_LATE = 1, DR_NO_PREREQ, DR_NO_DECODER };
+enum { DR_UNSENT_LATE = 1, DR_UNSENT_NO_PREREQ, DR_UNSENT_NO_DECODER };
 
 /* A transfer and its easy handle. Finished ones go back to the engine's pool with the
  * handle's options as they were last set, so that the next request sets only what differs. */
@@ -38,7 +38,7 @@ typedef struct dr_xfer {
   int head_done;   /* the header block's blank line came */
   int has_send_by; /* the request must not leave after send_by ... */
   double send_by;  /* ... seconds on dr_now_seconds()'s clock */
-  int unsent;      /* DR_LATE, DR_NO_PREREQ, DR_NO_DECODER: never sent, and why */
+  int unsent;      /* DR_UNSENT_*: never sent, and why */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
 } dr_xfer;

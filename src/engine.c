@@ -106,11 +106,11 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
     return luaL_error(L, "cannot prepare request (bad header or out of memory)");
 #ifndef DR_HAVE_PREREQ
   if (s.has_send_by) /* cannot be enforced */
-    return dr_engine_hold(x, DR_NO_PREREQ);
+    return dr_engine_hold(x, DR_UNSENT_NO_PREREQ);
 #endif
   /* An answer nothing could read: for a create, a paid task whose id is lost. */
   if (s.decode && !dr_json_has_decoder(L))
-    return dr_engine_hold(x, DR_NO_DECODER);
+    return dr_engine_hold(x, DR_UNSENT_NO_DECODER);
   if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK)
     return luaL_error(L, "cannot start request");
   x->added = 1;

@@ -43,9 +43,9 @@ static const char *dr_error_code(CURLcode rc) {
 /* The message of a transfer held back before sending (x->unsent). */
 static const char *dr_unsent_message(const dr_xfer *x) {
   switch (x->unsent) {
-  case DR_NO_PREREQ:
+  case DR_UNSENT_NO_PREREQ:
     return "not sent: send_by needs libcurl 7.80 or later";
-  case DR_NO_DECODER:
+  case DR_UNSENT_NO_DECODER:
     return "not sent: no JSON decoder to read its answer (install lua-cjson)";
   default:
     return "not sent: its send_by deadline passed before it could leave";
@@ -56,7 +56,7 @@ static void dr_push_error(lua_State *L, dr_xfer *x) {
   long sent = 0;
   char msg[CURL_ERROR_SIZE];
   int big = dr_too_large(x, msg, sizeof msg);
-  int unreadable = big || x->unsent == DR_NO_DECODER;
+  int unreadable = big || x->unsent == DR_UNSENT_NO_DECODER;
   curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
   lua_pushstring(L, unreadable ? "invalid_response" : dr_error_code(x->result));
   lua_setfield(L, -2, "error");
