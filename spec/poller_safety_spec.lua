@@ -1,6 +1,7 @@
 -- Issue 13 "Never pay twice, never hang", the poller's part: callbacks that yield (item 10),
--- requests queued behind the connection limit (item 13), a closed client (item 14), and the
--- create gate the worker checks its lease with. Counts come from the simulator: its request
+-- requests queued behind the connection limit (item 13), a closed client (item 14), the
+-- create gate the worker checks its lease with, Ctrl-C inside a step (item 7) and a lost
+-- create's sibling ended by an error (item 5). Counts come from the simulator: its request
 -- log, its created-task counter, and a fault that never fires but counts every request that
 -- arrives (its `seen`).
 local dr = require "deepresearch"
@@ -22,6 +23,17 @@ local function drain(p, max_steps)
     if not ok then raised[#raised + 1] = tostring(e) end
   end
   return raised
+end
+
+-- What lua.c's Ctrl-C handler installs: a hook that clears itself and raises at the next event.
+local function interrupt()
+  debug.sethook()
+  error("interrupted!", 0)
+end
+
+-- A stand-in for a poller's C object: the given methods, the rest passed through to real.
+local function proxy(real, methods)
+  return setmetatable(methods, { __index = function(_, k) return function(_, ...) return real[k](real, ...) end end })
 end
 
 local function step_until(p, cond, max_steps)
@@ -76,6 +88,7 @@ describe("poller safety (issue 13)", function()
     s:clear_requests() -- the log holds only what each spec sends
   end)
   after_each(function()
+    debug.sethook()
     for _, p in ipairs(pollers) do p:close() end
     pollers = {}
     client:close()
@@ -181,9 +194,9 @@ describe("poller safety (issue 13)", function()
       local p = new_poller()
       local real, slices = p.cp, {}
       p.cp = setmetatable({
-        step = function(_, ms)
+        step = function(_, ms, out)
           slices[#slices + 1] = ms
-          return real:step(ms)
+          return real:step(ms, out)
         end,
       }, { __index = function(_, k) return function(_, ...) return real[k](real, ...) end end })
       local got
@@ -388,6 +401,150 @@ describe("poller safety (issue 13)", function()
       local p = new_poller()
       assert.has_error(function() p:create({ brief = env.BRIEF }, function() end, { gate = true }) end)
       assert.has_error(function() p:create({ brief = env.BRIEF }, function() end, 5) end)
+      assert.equals(0, p:pending())
+    end)
+  end)
+
+  -- lua.c's Ctrl-C handler sets a hook that raises "interrupted!" at the next event of the
+  -- main thread: most often as a step returns from libcurl, or on the decoder's call inside it.
+  describe("item 7: Ctrl-C inside a poller step loses no answer (review finding 4)", function()
+    -- Steps until one raises (bounded); returns what it raised, as a list.
+    local function until_raised(p)
+      for _ = 1, 200 do
+        local ok, e = pcall(p.step, p, 50)
+        if not ok then return { tostring(e) } end
+      end
+      return {}
+    end
+
+    it("item 7: interrupted as the C step returns a create's answer, the callback still gets the task", function()
+      local p = new_poller()
+      local real, armed = p.cp, false
+      p.cp = proxy(real, {
+        step = function(_, ms, out)
+          local r = real:step(ms, out)
+          if not armed and #r > 0 then
+            armed = true
+            debug.sethook(interrupt, "crl", 1) -- on the thread running the step: it fires at once
+          end
+          return r
+        end,
+      })
+      local r
+      p:create({ brief = env.BRIEF .. " Ctrl-C angle." }, function(t, e) r = { t, e } end)
+      local first = until_raised(p)
+      local later = drain(p)
+      assert.is_true(armed)
+      assert.same({ "interrupted!" }, first)
+      assert.same({}, later)
+      assert.truthy(r, "the create's callback never ran: its answer was lost")
+      assert.is_nil(r[2])
+      assert.is_string(r[1].id)
+      assert.equals(0, p:pending())
+      assert.equals(1, posts())
+      assert.equals(2, created()) -- before_each's and this one: nothing re-created
+    end)
+
+    it("item 7: interrupted on the decoder's call inside the C step, the answer is decoded later", function()
+      local p = new_poller()
+      local real, fired = p.cp, false
+      local step_fn = real.step
+      p.cp = proxy(real, {
+        step = function(_, ms, out)
+          local th = coroutine.running()
+          if not fired then
+            -- Fires when step (C) calls a function: the JSON decoder of a finished transfer.
+            debug.sethook(th, function()
+              local caller = debug.getinfo(3, "f")
+              if caller and caller.func == step_fn then
+                fired = true
+                interrupt()
+              end
+            end, "c")
+          end
+          local r = real:step(ms, out)
+          debug.sethook(th)
+          return r
+        end,
+      })
+      local got, gerr
+      p:get(task.id, function(t, e) got, gerr = t, e end)
+      local first = until_raised(p)
+      local later = drain(p)
+      assert.is_true(fired)
+      assert.same({ "interrupted!" }, first)
+      assert.same({}, later)
+      assert.is_nil(gerr)
+      assert.equals(task.id, got and got.id)
+      assert.is_string(got.status) -- decoded: a task, not its text
+      assert.equals(0, p:pending())
+    end)
+
+    it("item 7: Ctrl-C while an operation's code runs (its on_progress) loses neither its next poll nor its callback",
+      function()
+        local caller = coroutine.running()
+        if caller == nil then return pending("Lua 5.1 and LuaJIT cannot name the main thread") end
+        local p = new_poller()
+        local armed, got, gerr = false, nil, nil
+        p:wait(task.id, { interval = 0.01, on_progress = function()
+          if not armed then
+            armed = true
+            debug.sethook(caller, interrupt, "crl", 1) -- on the main thread, as lua.c does
+          end
+        end }, function(t, e) got, gerr = t, e end)
+        local first = until_raised(p)
+        assert.is_true(armed)
+        assert.same({ "interrupted!" }, first)
+        s:advance(7 * 24 * 3600) -- the task finishes
+        assert.same({}, drain(p))
+        assert.is_nil(gerr)
+        assert.equals(task.id, got and got.id, "the wait was lost: its next poll was never scheduled")
+        assert.equals(0, p:pending())
+      end)
+  end)
+
+  describe("item 5: a sibling create ended by an error (review finding 8)", function()
+    it("item 5: a lost create does not wait SIBLING_WAIT for a sibling whose operation ended by an error", function()
+      -- Sibling A's token function yields (item 10): its operation ends by that error while its
+      -- create counts as sending. Sibling B's create is stored and its answer lost: it must
+      -- reconcile at once, not wait (poller clock) for A's answer that will never come.
+      local calls = 0
+      local c = dr.client{ base_url = s.url, base_delay = 0.01, max_delay = 0.02, token = function()
+        calls = calls + 1
+        if calls == 1 then coroutine.yield("not now") end
+        return "test-token"
+      end }
+      s:fault{ method = "POST", path = PATH, kind = "drop", after = true, count = 1 }
+      local t = 0
+      local p = c:poller{ now = function() return t end }
+      pollers[#pollers + 1] = p
+      local params = { brief = env.BRIEF .. " Asked twice." }
+      local a, b
+      p:create(params, function(v, e) a = { v, e } end)
+      p:create(params, function(v, e) b = { v, e } end)
+      local raised = {}
+      for _ = 1, 200 do
+        if b then break end
+        local ok, e = pcall(p.step, p, 20)
+        if not ok then raised[#raised + 1] = tostring(e) end
+        t = t + 0.05
+      end
+      for _, e in ipairs(drain(p)) do raised[#raised + 1] = e end
+      c:close()
+      assert.truthy(b, "the lost create is still waiting for its dead sibling after " .. t .. " s")
+      assert.truthy(t < 5, "the lost create waited " .. t .. " s (poller clock) for its dead sibling")
+      assert.is_nil(b[2])
+      assert.is_true(b[1].reconciled)
+      assert.equals(1, posts())
+      assert.equals(2, created()) -- before_each's and B's, found by reconciling
+      if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+        -- PUC 5.1 cannot yield across pcall: A's token call fails and A ends normally.
+        assert.equals("unauthorized", a and a[2] and a[2].code)
+      else
+        assert.is_nil(a)
+        assert.equals(1, #raised)
+        assert.matches(YIELD_MSG, raised[1])
+      end
       assert.equals(0, p:pending())
     end)
   end)

@@ -6,6 +6,7 @@
 #include <sys/select.h>
 
 #include "handle.h"
+#include "json.h"
 
 static int dr_poller_add(lua_State *L) {
   dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
@@ -18,18 +19,59 @@ static int dr_poller_add(lua_State *L) {
 #define DR_STEP_MAX_MS 100
 #define DR_MAX_CONNECTIONS 1024
 
+/* Appends x's result to the table at out (as item n), then decodes its body there. lua.c's
+ * Ctrl-C hook can fire on the decoder's call: the error is re-raised, and the result stays in
+ * out with its raw body and undecoded = true, for the Lua side to decode. */
+static void dr_poller_take(lua_State *L, dr_engine *e, dr_xfer *x, int out, lua_Integer n) {
+  int decode = x->decode;
+  size_t len = 0;
+  x->decode = 0; /* the result comes back with its raw body; x is released */
+  dr_engine_push_result(L, e, x);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, out, n);
+  lua_getfield(L, -1, "raw");
+  if (!decode || lua_tolstring(L, -1, &len) == NULL || len == 0) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -3, "undecoded");
+  switch (dr_json_decode(L)) {
+  case 1:
+    lua_setfield(L, -2, "body");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "raw");
+    break;
+  case 0:
+    lua_setfield(L, -2, "decode_error");
+    break;
+  default:
+    lua_error(L); /* x is released; the result is in out */
+  }
+  lua_pushnil(L);
+  lua_setfield(L, -2, "undecoded");
+  lua_pop(L, 1);
+}
+
+/* step(ms [, out]): the results of the transfers that ended, appended to out (a table the
+ * caller keeps, so that an error raised as step returns, such as lua.c's "interrupted!",
+ * loses none of them) or to a new table; returns that table. */
 static int dr_poller_step(lua_State *L) {
   dr_engine *e = dr_handle_check(L, 1, DR_POLLER);
-  lua_Integer ms = luaL_optinteger(L, 2, 0);
+  lua_Integer ms = luaL_optinteger(L, 2, 0), n;
   dr_xfer *x;
-  int n = 0;
   luaL_argcheck(L, ms >= 0, 2, "must not be negative");
-  dr_engine_step(e, ms > DR_STEP_MAX_MS ? DR_STEP_MAX_MS : (int)ms);
-  lua_newtable(L);
-  while ((x = dr_engine_next_done(e)) != NULL) {
-    dr_engine_push_result(L, e, x);
-    lua_rawseti(L, -2, ++n);
+  if (lua_isnoneornil(L, 3)) {
+    lua_settop(L, 2);
+    lua_newtable(L);
+  } else {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
   }
+  n = (lua_Integer)dr_rawlen(L, 3);
+  dr_engine_step(e, ms > DR_STEP_MAX_MS ? DR_STEP_MAX_MS : (int)ms);
+  while ((x = dr_engine_next_done(e)) != NULL)
+    dr_poller_take(L, e, x, 3, ++n);
   return 1;
 }
 

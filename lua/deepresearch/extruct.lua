@@ -116,6 +116,8 @@ local function sibling_key(params)
 end
 M.sibling_key = sibling_key
 
+--- Counts a create of key that waits for its answer (delta 1) or has it (-1), by the poller
+-- operation (coroutine) sending it, so that one ended by an error is not waited for.
 function M.sending(rt, key, delta)
   if not rt.claimed then return end -- the blocking client sends one create at a time
   local s = rt.sending
@@ -123,19 +125,35 @@ function M.sending(rt, key, delta)
     s = {}
     rt.sending = s
   end
-  s[key] = (s[key] or 0) + delta
+  local senders = s[key]
+  if not senders then
+    senders = setmetatable({}, { __mode = "k" })
+    s[key] = senders
+  end
+  local me = coroutine.running() or M
+  local n = (senders[me] or 0) + delta
+  senders[me] = n > 0 and n or nil
 end
 
 -- The longest a lost create waits for its siblings: each answers within its own timeout once
--- sent; past this, a sibling was abandoned (its operation ended by an error) and never will.
+-- sent. A backstop: a sibling whose operation ended without unwinding (an error, a callback
+-- that yielded, a closed client: rt.ended says so) is not waited for at all.
 M.SIBLING_WAIT = 600
+
+local function siblings_sending(rt, senders)
+  if not senders then return false end
+  for co in pairs(senders) do
+    if not (rt.ended and rt.ended(co)) then return true end
+  end
+  return false
+end
 
 --- Sleeps (yielding, in a poller) until no sibling create of key waits for its answer.
 function M.await_siblings(rt, key)
   local s = rt.sending
   if not s then return end
   local deadline = rt.now() + M.SIBLING_WAIT
-  while (s[key] or 0) > 0 and rt.now() < deadline do rt.sleep(0.05) end
+  while siblings_sending(rt, s[key]) and rt.now() < deadline do rt.sleep(0.05) end
 end
 
 function ops.create(rt, self, params)

@@ -19,7 +19,8 @@ M.SLICE_MS = 100
 
 -- What the poller's own yields carry first: any other yield comes from user code running
 -- inside an operation (on_progress, a token function) and cannot be resumed sensibly.
-local SEND, SLEEP = {}, {}
+-- SLICE: the guard (below) hands control back between slices of a wait.
+local SEND, SLEEP, SLICE = {}, {}, {}
 local FOREIGN_YIELD = "on_progress (or a token function) yielded inside a deepresearch poller operation; " ..
   "callbacks must not yield"
 
@@ -35,6 +36,20 @@ local function provider_ops(self)
   local ok, disc = pcall(require, "deepresearch.discovery")
   if ok then for k, v in pairs(disc.ops) do ops[k] = v end end
   return ops
+end
+
+-- Runs fn(a, b) in a coroutine of its own and returns its one result. lua.c's Ctrl-C hook is
+-- set on the main thread only (PUC Lua's hooks are per thread), so it cannot fire half-way
+-- through the poller's bookkeeping (a result taken from libcurl and not yet handed to its
+-- operation, a request yielded and not yet queued): it fires where the guard gives control
+-- back, between slices of a wait (fn yields SLICE at a point where nothing is half-done) and
+-- when fn returns. The poller's state stays whole; the next step goes on from it.
+local function guarded(fn, a, b)
+  local co = coroutine.create(fn)
+  local ok, r = coroutine.resume(co, a, b)
+  while ok and coroutine.status(co) == "suspended" do ok, r = coroutine.resume(co) end
+  if not ok then error(r, 0) end
+  return r
 end
 
 --- Raises unless v is nil or an integer in 1..MAX_CONNECTIONS; level 3 is the public caller.
@@ -73,6 +88,8 @@ function M.poller(self, opts)
     qhead = 1,
     qtail = 0,
     timers = {},   -- sorted by .at: { at = seconds, op = operation }
+    arrived = {},  -- results libcurl gave back, kept until their operations have them (see _deliver)
+    ended_ops = setmetatable({}, { __mode = "k" }), -- coroutines of operations ended by an error
     ready = {},    -- finished operations whose callbacks have not run yet
     raised = {},   -- errors to raise at the end of this step
     count = 0,     -- operations whose callbacks have not run, or whose error was not raised yet
@@ -83,6 +100,12 @@ function M.poller(self, opts)
     sleep = function(sec) return coroutine.yield(SLEEP, sec) end,
     now = p.now,
     claimed = {}, -- task ids its creates returned: two lost creates never get the same task
+    -- Whether the operation running as coroutine co has ended without its code unwinding (its
+    -- coroutine raised, or the poller ended it: an error, a yield, a closed client): extruct's
+    -- lost creates do not wait for such a sibling's answer.
+    ended = function(co)
+      return p.ended_ops[co] == true or (type(co) == "thread" and coroutine.status(co) == "dead")
+    end,
   }
   -- Closing the client ends its pollers' operations (init.lua); weak, so a dropped poller goes.
   st.pollers = st.pollers or setmetatable({}, { __mode = "k" })
@@ -102,6 +125,7 @@ end
 function Poller:_fail(op, err)
   if op.ended then return end
   op.ended = true
+  self.ended_ops[op.co] = true
   self.failed = self.failed + 1
   self.raised[#self.raised + 1] = err
 end
@@ -110,6 +134,7 @@ end
 function Poller:_finish(op, err)
   if op.ended then return end
   op.ended = true
+  self.ended_ops[op.co] = true
   self.ready[#self.ready + 1] = { cb = op.cb, r = { nil, err } }
 end
 
@@ -240,15 +265,19 @@ function Poller:_spawn(name, cb, extra, ...)
       self.ready[#self.ready + 1] = { cb = cb, r = r }
     end
   end)
+  guarded(Poller._start, self, op)
+  return self
+end
+
+-- Runs a new operation up to its first request, so that argument errors raise from _spawn.
+function Poller:_start(op)
   self.count = self.count + 1
-  -- Run up to the first request now, so that argument errors raise here.
   local ok, what, arg = coroutine.resume(op.co)
   if not ok then
     self.count = self.count - 1
     error(what, 0)
   end
   if coroutine.status(op.co) ~= "dead" then self:_yielded(op, what, arg) end
-  return self
 end
 
 --- p:create(params, cb[, opts]); opts.gate() runs right before each create request leaves
@@ -299,34 +328,87 @@ local function run_callbacks(self)
   end
 end
 
+-- A result whose body the C step could not decode because an error cut the decoder's call
+-- short (lua.c's Ctrl-C hook fires on calls): decoded here, as the C step would have.
+local function decode_late(res)
+  local body, err = core.decode(res.raw)
+  if err ~= nil then
+    res.decode_error = err
+  else
+    res.body, res.raw = body, nil
+  end
+  res.undecoded = nil
+end
+
+-- Hands each result in self.arrived to its operation; returns how many there were. The C step
+-- appends results there (never into a value an error could drop as it returns); each stays
+-- until its operation has been resumed with it, arrived.done counting those handed over.
+function Poller:_deliver()
+  local arrived = self.arrived
+  local i = (arrived.done or 0) + 1
+  local first, res = i, arrived[i]
+  while res ~= nil do
+    if res.undecoded then decode_late(res) end
+    local op = self.inflight[res.id]
+    if op then
+      self.inflight[res.id] = nil
+      self.active = self.active - 1
+      op.spec = nil
+      self:_resume(op, res)
+    end
+    arrived.done = i
+    i = i + 1
+    res = arrived[i]
+  end
+  if i > 1 then self.arrived = {} end -- every one handed over: start afresh (C appends at #t + 1)
+  return i - first
+end
+
 -- Lets libcurl work for up to wait_ms, in slices of at most SLICE_MS, until a transfer ends.
+-- Between slices the guard hands control back to the caller's thread, so Ctrl-C can land.
 local function transfer(self, wait_ms)
   local deadline = core.now() + wait_ms / 1000
   local slice = math.min(wait_ms, M.SLICE_MS)
   while true do
-    local results = self.cp:step(math.floor(slice))
-    for _, res in ipairs(results) do
-      local op = self.inflight[res.id]
-      if op then
-        self.inflight[res.id] = nil
-        self.active = self.active - 1
-        op.spec = nil
-        self:_resume(op, res)
-      end
-    end
+    self.cp:step(math.floor(slice), self.arrived)
+    local n = self:_deliver()
     self:_pump()
-    if results[1] or self.active == 0 then return end
+    if n > 0 or self.active == 0 then return end
     local left = (deadline - core.now()) * 1000
     if left < 1 then return end
+    coroutine.yield(SLICE)
     slice = math.min(left, M.SLICE_MS)
   end
 end
 
 local function nap(wait_ms)
   local deadline = core.now() + wait_ms / 1000
-  repeat
+  while true do
     core.sleep(math.max(0, math.min(deadline - core.now(), M.SLICE_MS / 1000)))
-  until core.now() >= deadline
+    if core.now() >= deadline then return end
+    coroutine.yield(SLICE)
+  end
+end
+
+-- The part of step that changes the poller's state, run guarded.
+function Poller:_step(max_ms)
+  self:_client_gone()
+  -- Results an interrupted step left (an error raised in the guard itself: LuaJIT's hooks are
+  -- global) are handed over first.
+  if self.arrived[1] ~= nil then
+    self:_deliver()
+    self:_pump()
+  end
+  run_due_timers(self)
+  local wait_ms = (self.ready[1] or self.raised[1]) and 0 or max_ms
+  local nt = self.timers[1] and math.max(0, math.ceil((self.timers[1].at - self.now()) * 1000))
+  if nt and nt < wait_ms then wait_ms = nt end
+  if self.active > 0 then
+    transfer(self, wait_ms)
+  elseif wait_ms > 0 and self.count > 0 then
+    nap(wait_ms)
+  end
+  run_due_timers(self)
 end
 
 --- Does the network work that is ready, waiting at most max_ms (0: never blocks).
@@ -339,17 +421,7 @@ function Poller:step(max_ms)
   if type(max_ms) ~= "number" or max_ms < 0 or max_ms ~= max_ms then
     error("bad argument #1 to 'step' (non-negative number of milliseconds expected)", 2)
   end
-  self:_client_gone()
-  run_due_timers(self)
-  local wait_ms = (self.ready[1] or self.raised[1]) and 0 or max_ms
-  local nt = self.timers[1] and math.max(0, math.ceil((self.timers[1].at - self.now()) * 1000))
-  if nt and nt < wait_ms then wait_ms = nt end
-  if self.active > 0 then
-    transfer(self, wait_ms)
-  elseif wait_ms > 0 and self.count > 0 then
-    nap(wait_ms)
-  end
-  run_due_timers(self)
+  guarded(Poller._step, self, max_ms)
   run_callbacks(self)
   if self.raised[1] then
     local e = self.raised[1]
@@ -392,7 +464,7 @@ function Poller:close()
   local pollers = data(self.client).pollers
   if pollers then pollers[self] = nil end
   self.inflight, self.queue, self.qhead, self.qtail, self.timers, self.ready = {}, {}, 1, 0, {}, {}
-  self.raised, self.count, self.failed, self.active = {}, 0, 0, 0
+  self.raised, self.count, self.failed, self.active, self.arrived = {}, 0, 0, 0, {}
 end
 Poller.__close = Poller.close
 Poller.__gc = Poller.close
