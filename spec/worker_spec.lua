@@ -49,28 +49,37 @@ local function assert_report_cites(task, report)
 end
 
 --- Every job done exactly once, with one task on the simulator, its report and a clean queue.
-local function assert_all_done_once(q, list)
+-- opts.unsent_ambiguous: a job may instead end "ambiguous" with no task at all (a worker killed
+-- after its gate marked the create and before the request left: nothing proves it never left,
+-- so it is never created again). Returns the number of such jobs.
+local function assert_all_done_once(q, list, opts)
   local per_brief = {}
   for _, t in ipairs(S:tasks()) do per_brief[t.brief] = (per_brief[t.brief] or 0) + 1 end
   local done_events = {}
   for _, e in ipairs(events(q)) do
     if e.status == "done" then done_events[e.job_id] = (done_events[e.job_id] or 0) + 1 end
   end
+  local unsent = 0
   for _, job in ipairs(list) do
     local h = hash(q .. ":job:" .. job.id)
-    assert.are.equal("done", h.status, "job " .. job.id .. ": " .. tostring(h.status) .. " " .. tostring(h.error))
-    assert.are.equal(1, per_brief[job.brief], "tasks created for job " .. job.id)
-    assert.are.equal(1, done_events[job.id], "done events for job " .. job.id)
-    local task = cjson.decode(h.task)
-    assert.are.equal(h.task_id, task.id)
-    assert.are.equal(job.brief, task.brief)
-    assert.are.equal("done", task.status)
-    assert_report_cites(task, h.report)
+    if opts and opts.unsent_ambiguous and h.status == "ambiguous" and h.finished_at and not per_brief[job.brief] then
+      unsent = unsent + 1
+    else
+      assert.are.equal("done", h.status, "job " .. job.id .. ": " .. tostring(h.status) .. " " .. tostring(h.error))
+      assert.are.equal(1, per_brief[job.brief], "tasks created for job " .. job.id)
+      assert.are.equal(1, done_events[job.id], "done events for job " .. job.id)
+      local task = cjson.decode(h.task)
+      assert.are.equal(h.task_id, task.id)
+      assert.are.equal(job.brief, task.brief)
+      assert.are.equal("done", task.status)
+      assert_report_cites(task, h.report)
+    end
   end
   assert.are.equal(0, R:call("LLEN", q))
   for _, key in ipairs(assert(R:call("KEYS", q .. ":processing:*"))) do
     assert.are.equal(0, R:call("LLEN", key), key)
   end
+  return unsent
 end
 
 describe("deepresearch-worker pieces", function()
@@ -155,7 +164,11 @@ describe("deepresearch-worker", function()
     end
     local w = start_worker(q, args)
     assert.are.equal(0, exit_status(w, 120), log_of(w))
-    assert_all_done_once(q, list)
+    -- Issue 13 item 1: a kill that lands between a create's gate and its request leaving leaves
+    -- a marker nothing can prove void: that job is searched for, never created again, and set
+    -- aside (no task exists). Before, it was created again after one search.
+    local unsent = assert_all_done_once(q, list, { unsent_ambiguous = true })
+    assert.is_true(unsent <= 2, "jobs set aside: " .. unsent)
     -- At least one lost create answer was found again by listing, not created twice.
     local reconciled = 0
     for _, job in ipairs(list) do

@@ -76,7 +76,8 @@ end
 -- Options in extra come after the defaults, so they override them.
 function Fixture:start(q, base_url, extra)
   local args = { "--redis-url", self.R.url, "--queue", q, "--base-url", base_url, "--interval", "0.05",
-    "--max-interval", "0.2", "--reconcile-grace", "0.5", "--once", "--verbose", "--watch-pid", tostring(sim.own_pid()) }
+    "--max-interval", "0.2", "--reconcile-grace", "0.5", "--search-window", "2", "--once", "--verbose",
+    "--watch-pid", tostring(sim.own_pid()) }
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
   local n = #self.workers + 1
   local w = { log = self.tmp .. "/worker" .. n .. ".log", rc_file = self.tmp .. "/worker" .. n .. ".rc" }

@@ -22,6 +22,9 @@ A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "outp
   --lease S             seconds a dead worker keeps its jobs before others take them (default 10)
   --reconcile-grace S   seconds after an interrupted create before looking for its task: longer
                         than the API may take to act on a create (default 10)
+  --search-window S     how long the task of a create that may have made one is searched for
+                        (at least 3 searches that succeed) before the job is set aside as
+                        ambiguous; such a job is never created again (default 600)
   --once                exit when the queue is empty and no worker holds a job
   --watch-pid PID       exit (as if killed) when process PID is gone (for supervisors and tests)
   --quiet               no status line or log on stderr
@@ -34,7 +37,8 @@ exit status 130. A second Ctrl-C quits at once.
 ]]
 
 local NUMBERS = { concurrency = true, timeout = true, interval = true, ["max-interval"] = true,
-  ["wait-timeout"] = true, lease = true, ["reconcile-grace"] = true, ["watch-pid"] = true }
+  ["wait-timeout"] = true, lease = true, ["reconcile-grace"] = true, ["search-window"] = true,
+  ["watch-pid"] = true }
 local STRINGS = { ["redis-url"] = true, queue = true, provider = true, ["base-url"] = true,
   ["worker-id"] = true }
 local FLAGS = { once = true, quiet = true, verbose = true, help = true, version = true }
@@ -82,7 +86,8 @@ function M.worker_options(o)
   return {
     redis_url = o["redis-url"] or os.getenv("DEEPRESEARCH_REDIS_URL") or nil,
     queue = o.queue, concurrency = o.concurrency, provider = o.provider, worker_id = o["worker-id"],
-    lease = o.lease, reconcile_grace = o["reconcile-grace"], once = o.once, quiet = o.quiet,
+    lease = o.lease, reconcile_grace = o["reconcile-grace"], search_window = o["search-window"], once = o.once,
+    quiet = o.quiet,
     verbose = o.verbose, watch_pid = o["watch-pid"],
     client = { base_url = o["base-url"], timeout = o.timeout },
     wait = { interval = o.interval, max_interval = o["max-interval"], timeout = o["wait-timeout"] },

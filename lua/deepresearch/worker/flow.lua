@@ -4,7 +4,8 @@
 -- store.lua check the job's recorded state), so running one twice is harmless.
 --
 --   admit -> resume -> create -> gate -> created -> record -> wait -> waited -> finish
---                 \-> reconcile (a create that may have made a task) --/
+--                 \-> reconcile (a create that may have made a task: searched for, never
+--                     created again) --/ or -> finish "ambiguous" (set aside for a person)
 local core = require "deepresearch.core"
 local clock = require "deepresearch.clock"
 local jobs = require "deepresearch.worker.job"
@@ -17,11 +18,13 @@ local LIST_LIMIT = 50
 local MAX_PAGES = 20
 local SKEW = 300 -- seconds of server clock disorder tolerated when matching a lost create
 F.MAX_SEARCH_DELAY = 30 -- seconds: the longest pause between searches for a task that may exist
+F.MIN_SEARCHES = 3 -- searches that must succeed (and find nothing) before a job is set aside
 
 -- Create answers that prove no task was made: the API refused the request. Only after one of
 -- these (or a request that never left) may the same create be sent again; any other failure
 -- may have made a task (a 2xx or 5xx body that is not the API's, a lost answer, a code this
--- list does not know), and the job is then searched for, never created again blindly.
+-- list does not know), and so may a "creating" marker whose answer was never recorded: such a
+-- job is searched for, and never created again by a worker (see F.reconcile).
 local NOTHING_MADE = { invalid_request = true, unauthorized = true, forbidden = true, not_found = true,
   plan_required = true, insufficient_credits = true, payment_failed = true, rate_limited = true,
   unavailable = true }
@@ -43,6 +46,12 @@ end
 --- Whether a failed create may have made a task.
 function F.maybe_created(err)
   return not nothing_sent(err) and not NOTHING_MADE[err.code]
+end
+
+--- Whether a job hash (as loaded) says a create of it may have made a task that is not
+-- recorded: a create marker without its answer, or an ambiguous answer.
+function F.may_have_task(h)
+  return h.task_id == nil and (h.status == "creating" or h.status == "ambiguous" or h.ambiguous == "1")
 end
 
 -- A time the job hash holds (ISO 8601; "seconds.micros" from before that) as epoch seconds.
@@ -137,7 +146,7 @@ function F:resume(job)
   end
   -- A create may have been sent (its holder stopped before recording the answer), or may have
   -- made a task (ambiguous; pushed again after it was set aside: it is searched for once more).
-  if h.status == "creating" or h.status == "ambiguous" or h.ambiguous == "1" then return self:reconcile(job) end
+  if F.may_have_task(h) then return self:reconcile(job) end
   return self:create(job)
 end
 
@@ -163,15 +172,16 @@ function F:drop(job)
 end
 
 --- Queues the create. Nothing is written to Redis yet: the job is marked "creating" by the
--- gate, when the request has its connection and is about to leave.
-function F:create(job, force)
+-- gate, when the request has its connection and is about to leave. g.marker: the creating_at
+-- that gate wrote (the marker this create owns).
+function F:create(job)
   if self.draining then return true end
   job.attempts = job.attempts + 1
-  local g = { force = force }
+  local g = {}
   job.gate = g
   self:debug("job %s: create queued (attempt %d)", job.id, job.attempts)
   self.poller:create(job.params, function(task, err)
-    if job.gone then return self:late_answer(job, task, err) end
+    if job.gone then return self:late_answer(job, g, task, err) end
     self:try(job, function()
       if task then job.answered = task[self.provider.id_field] end
       local ok, e = self:created(job, g, task, err)
@@ -187,13 +197,15 @@ end
 -- "creating". send_by (the poller's clock, read before the script) ends before that renewed
 -- lease can run out: a worker paused past it sends nothing, so a worker that takes the job
 -- over after the lease expired knows every create of this one was written before then.
+-- A marker is passed over (forced) only when this same create wrote it: the library sends a
+-- create's request again only after an answer that proves nothing was made.
 function F:gate(job, g)
   if job.gone or self.draining or job.gate ~= g then
     g.r = "dropped"
     return false, "the worker no longer runs this job"
   end
   local t0 = core.now()
-  local ok, r, v = pcall(self.store.claim_send, self.store, job, g.force or g.passed, self.lease_value,
+  local ok, r, v = pcall(self.store.claim_send, self.store, job, g.marker ~= nil, self.lease_value,
     self.opts.lease)
   if not ok then
     if is_interrupt(r) then self.interrupted = true end
@@ -202,7 +214,7 @@ function F:gate(job, g)
   end
   g.r, g.v = r or "redis", v
   if r ~= "ok" then return false, "create gate: " .. tostring(r or v) end
-  g.passed = true
+  g.marker = v
   job.sending = true
   self:debug("job %s: creating (attempt %d)", job.id, job.attempts)
   return true, t0 + self.opts.lease - self.send_margin
@@ -245,8 +257,17 @@ function F:ambiguous(job, err_json)
   return self:reconcile(job)
 end
 
---- Nothing of this create was written: the gate refused it, or it never left.
+--- Nothing of this create left: the gate refused it, or its request was never written.
 function F:not_sent(job, g, err)
+  if g.marker then
+    -- Its gate had marked the job "creating": this process alone can prove that create made
+    -- nothing, so it clears its own marker before anything else (for whoever holds the job).
+    local c, e = self.store:clear_marker(job, g.marker, jobs.error_json(err))
+    if not c then return nil, e end
+    g.marker = nil
+    if c == "settled" then return self:resume(job) end
+    if c == "lost" then return self:lost(job) end
+  end
   local r, v = g.r, g.v
   if r == "task" then return self:wait(job, v) end
   if r == "terminal" then return self:drop(job) end
@@ -254,24 +275,44 @@ function F:not_sent(job, g, err)
   if r == "lost" then return self:lost(job) end
   if r == "dropped" then return true end
   -- Redis failed or the lease was not this process's at that moment (the gate refused), or
-  -- the request did not leave in time: it is queued again (marked "creating" by us: forced).
+  -- the request did not leave in time: it is queued again, through the gate again.
   local delay = r == "ok" and backoff(job.attempts, 2) or 0.2
   self:debug("job %s: create not sent (%s); again in %.1fs", job.id, tostring(err.message), delay)
-  return self:later(job, delay, function() return self:create(job, g.passed or g.force) end)
+  return self:later(job, delay, F.create)
 end
 
 --- The answer to a create whose job this worker let go meanwhile (taken over while it was
--- paused or cut off). It still tells the job's new owner where the task is, or that one may exist.
-function F:late_answer(job, task, err)
-  local ok, e = pcall(function()
+-- paused or cut off). It still tells the job's new owner where the task is, that one may
+-- exist, or that this create made nothing (its marker cleared: the new owner may create).
+function F:late_answer(job, g, task, err)
+  if task then
+    self:log("job %s: its create answered (task %s) after the job was taken over; recording it", job.id,
+      tostring(task[self.provider.id_field]))
+  end
+  local function write()
     if task then
       local id = task[self.provider.id_field]
-      self:log("job %s: its create answered (task %s) after the job was taken over; recording it", job.id, id)
-      return self.store:record_task(job, id, jobs.created_epoch(task), task.status, task.reconciled)
+      local r, v = self.store:record_task(job, id, jobs.created_epoch(task), task.status, task.reconciled)
+      if r == "other" then
+        self:log("job %s: task %s is recorded for it already; task %s, answered late, is a duplicate " ..
+          "(paid for: use or cancel it by hand)", job.id, tostring(v), tostring(id))
+      elseif r == "claimed" then
+        self:log("job %s: task %s, answered late, is recorded for job %s", job.id, tostring(id), tostring(v))
+      end
+      return r
     end
     if F.maybe_created(err) then return self.store:note(job, "ambiguous", jobs.error_json(err)) end
+    if g.marker then return self.store:clear_marker(job, g.marker, jobs.error_json(err)) end
+    return true
+  end
+  -- Replayed until Redis takes it: the new owner needs this fact.
+  self:effect(function()
+    local ok, r = pcall(write)
+    if ok then return r end
+    if is_interrupt(r) then self.interrupted = true return false end
+    self:log("job %s: internal error recording a late answer: %s", job.id, tostring(r))
+    return true
   end)
-  if not ok and is_interrupt(e) then self.interrupted = true end
 end
 
 --- Records the task id against the job, then waits on it.
@@ -297,11 +338,17 @@ function F:record(job, task, reconciled)
     message = "the task found for this job (" .. id .. ") belongs to job " .. tostring(v) }))
 end
 
---- A create that may have reached the server without its answer being recorded: a "creating"
--- marker left by a worker that stopped, or an ambiguous answer. Look for a task with the same
--- brief made after the marker, once any create in flight has surely landed: the reconcile
--- grace after the marker, after the ambiguous answer, and after the lease of the worker
--- this one took the job from had expired.
+--- A create that may have made a task whose id is not recorded: a "creating" marker left by a
+-- worker that stopped (killed, paused past its lease, Ctrl-C) before recording the answer, or
+-- an ambiguous answer. The marker is written just before the request leaves, so it never
+-- proves the create did not: such a job is never created again by a worker (only the process
+-- that wrote the marker may clear it, see F.not_sent). Its task is searched for (a task with
+-- the same brief made after the marker, not claimed by another job) repeatedly with backoff:
+-- found, it is recorded and waited on; after --search-window seconds and at least
+-- MIN_SEARCHES searches that succeeded without finding it, the job is set aside "ambiguous"
+-- for a person. The first search waits until any create in flight has surely landed: the
+-- reconcile grace after the marker, after the ambiguous answer, and after the lease of the
+-- worker this one took the job from had expired.
 function F:reconcile(job)
   if self.draining then return true end
   local h, err = self.store:load(job.id)
@@ -311,23 +358,51 @@ function F:reconcile(job)
   local elsewhere, e = self:held_elsewhere(job, h)
   if elsewhere == nil then return nil, e end
   if elsewhere then return self:drop(job) end
-  local now
-  now, err = self.store:time()
-  if not now then return nil, err end
-  local grace = self.opts.reconcile_grace
-  local ready = math.max((epoch(h.creating_at) or 0) + grace, (epoch(h.ambiguous_at) or 0) + grace,
-    job.not_before or 0)
-  if ready > now then return self:later(job, ready - now, F.reconcile) end
+  if not F.may_have_task(h) then
+    -- The process that wrote the marker cleared it: that create is known to have made nothing.
+    self:log("job %s: its earlier create is known to have made nothing; creating", job.id)
+    job.search = nil
+    return self:create(job)
+  end
+  local s = job.search
+  if not s then
+    local now
+    now, err = self.store:time()
+    if not now then return nil, err end
+    local grace = self.opts.reconcile_grace
+    local ready = math.max((epoch(h.creating_at) or 0) + grace, (epoch(h.ambiguous_at) or 0) + grace,
+      job.not_before or 0)
+    if h.ambiguous ~= "1" then
+      -- A marker without its answer: recorded as ambiguous, so that every worker and person
+      -- sees a task may exist (and the gate refuses every create), as long as that marker stands.
+      local r, e2 = self.store:note(job, "ambiguous", jobs.error_json({ code = "ambiguous",
+        message = string.format("a create was about to be sent at %s by worker %s and its answer was never " ..
+          "recorded; a task may exist and may be billed", tostring(h.creating_at), tostring(h.worker)) }),
+        h.creating_at)
+      if not r then return nil, e2 end
+      if r ~= "ok" then return self:resume(job) end -- settled or changed meanwhile
+      self:log("job %s: its create (%s) may have made a task; searching for it, never creating it again",
+        job.id, tostring(h.creating_at))
+    end
+    s = { ok = 0, failed = 0 }
+    job.search = s
+    if ready > now then return self:later(job, ready - now, F.reconcile) end
+  end
+  s.from = s.from or self.now()
   local floor = epoch(h.creating_floor)
   local paged = self.provider_name == "extruct"
   local matches = {}
+  local counted = false
   local function page(offset, n)
     local opts = paged and { offset = offset, limit = LIST_LIMIT } or { limit = 100 }
     self.poller:list(opts, function(list, lerr)
       self:try(job, function()
         if not list then
-          job.searches_failed = (job.searches_failed or 0) + 1
-          local delay = backoff(job.searches_failed, F.MAX_SEARCH_DELAY)
+          if not counted then
+            counted = true
+            s.failed = s.failed + 1
+          end
+          local delay = backoff(s.failed, F.MAX_SEARCH_DELAY)
           self:log("job %s: listing tasks to find its task failed (%s); again in %.1fs", job.id, tostring(lerr),
             delay)
           return self:later(job, delay, F.reconcile)
@@ -342,7 +417,10 @@ function F:reconcile(job)
           end
         end
         if older or not paged or #list < LIST_LIMIT or n >= MAX_PAGES then
-          job.searches_failed = 0
+          if not counted then
+            counted = true
+            s.ok = s.ok + 1
+          end
           return self:reconciled(job, matches)
         end
         page(offset + #list, n + 1)
@@ -371,13 +449,17 @@ function F:reconciled(job, matches)
   local h, err = self.store:load(job.id)
   if not h then return nil, err end
   if h.task_id then return self:wait(job, h.task_id) end
-  if h.status == "ambiguous" or h.ambiguous == "1" then
-    self:log("job %s: no task found after a create that may have made one; set aside as ambiguous " ..
-      "for a person (docs/worker.md)", job.id)
+  if not F.may_have_task(h) then return self:reconcile(job) end -- its marker was cleared meanwhile
+  local s, window = job.search, self.opts.search_window
+  local now = self.now()
+  if s.ok >= F.MIN_SEARCHES and now >= s.from + window then
+    self:log("job %s: no task found in %d searches over %.0fs after a create that may have made one; set aside " ..
+      "as ambiguous for a person (docs/worker.md)", job.id, s.ok, now - s.from)
     return self:finish(job, "ambiguous", { error = h.error })
   end
-  self:debug("job %s: the interrupted create made no task; creating", job.id)
-  return self:create(job, true)
+  local delay = backoff(s.ok, math.min(F.MAX_SEARCH_DELAY, math.max(0.25, window / 4)))
+  self:debug("job %s: search %d found no task; again in %.1fs", job.id, s.ok, delay)
+  return self:later(job, delay, F.reconcile)
 end
 
 --- Waits on the task through the poller; progress goes to the job hash as it changes.

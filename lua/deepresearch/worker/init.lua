@@ -18,7 +18,7 @@ M.EXIT_INTERRUPTED = 130
 
 M.defaults = {
   queue = "deepresearch", concurrency = 4, provider = "extruct", lease = 10, reconcile_grace = 10,
-  redis_url = "redis://127.0.0.1:6379/0", idle_poll = 0.1, busy_poll = 0.05,
+  search_window = 600, redis_url = "redis://127.0.0.1:6379/0", idle_poll = 0.1, busy_poll = 0.05,
 }
 
 local Worker = {}
@@ -39,7 +39,7 @@ local function own_pid()
   return pid or 0
 end
 
---- opts: redis_url, queue, concurrency, provider, worker_id, lease, reconcile_grace, once,
+--- opts: redis_url, queue, concurrency, provider, worker_id, lease, reconcile_grace, search_window, once,
 -- client (options for dr.client), wait (options for the waits: interval, max_interval, timeout),
 -- stderr (a file, default io.stderr), quiet, verbose, now (clock, for tests)
 function M.new(opts)
@@ -341,7 +341,8 @@ function Worker:stop_interrupted()
         "the job finds it by listing before creating anything", job.id, job.answered)
     else
       self:log("job %s: its create was sent and not answered in time; a task may exist. The job stays " ..
-        "\"creating\": the next worker to hold it searches for the task before creating anything", job.id)
+        "\"creating\": the next worker to hold it searches for the task and never creates it again " ..
+        "(not found within --search-window, the job is set aside as ambiguous)", job.id)
     end
   end
   if self.count > 0 then

@@ -46,7 +46,9 @@ M.iso = assert(load(ISO .. " return iso", "=iso"))()
 --- ISO 8601 UTC text of t seconds since the epoch (fractions kept to the millisecond).
 function M.iso_of(t)
   local sec = math.floor(t)
-  return M.iso(sec, math.floor((t - sec) * 1e6 + 0.5))
+  local usec = math.floor((t - sec) * 1e6 + 0.5)
+  if usec >= 1000000 then sec, usec = sec + 1, usec - 1000000 end -- .9999997 rounds into the next second
+  return M.iso(sec, usec)
 end
 
 --- This machine's time as ISO 8601 UTC (for what is written outside the scripts: dead letters).
@@ -301,13 +303,18 @@ end
 -- A problem noted on a job that goes on. "ambiguous": a create may have made a task; the job
 -- is never created again until that task is found or a person clears it. Noted even by a
 -- worker that no longer holds the job: it is a fact about the job, and keeps its new owner
--- from creating blindly. "retrying" (a create that made nothing) and "waiting" (a failed
--- poll) only by the worker holding it.
+-- from creating blindly. With ARGV[5] (a creating_at), only while that very create marker
+-- stands ('changed' otherwise: its writer cleared it meanwhile). "retrying" (a create that
+-- made nothing) and "waiting" (a failed poll) only by the worker holding it.
 local NOTE = PRELUDE .. [[
 local h = KEYS[1]
 if ended(h) then return 'settled' end
 if ARGV[2] ~= 'waiting' and redis.call('HGET', h, 'task_id') then return 'settled' end
 if ARGV[2] ~= 'ambiguous' and not redis.call('LPOS', KEYS[2], ARGV[1]) then return 'lost' end
+if ARGV[5] ~= '' and (redis.call('HGET', h, 'status') ~= 'creating' or
+    redis.call('HGET', h, 'creating_at') ~= ARGV[5]) then
+  return 'changed'
+end
 local t = now()
 redis.call('HSET', h, 'id', ARGV[4], 'error', ARGV[3], 'updated_at', t)
 if ARGV[2] == 'ambiguous' then
@@ -318,10 +325,37 @@ end
 return 'ok'
 ]]
 
---- kind: "ambiguous" | "retrying" | "waiting". Returns "ok", "settled" (the job has its task
--- or has ended), "lost" (no longer held here), or nil, err.
-function Store:note(job, kind, err_json)
-  return self.conn:eval(NOTE, { self:job_key(job.id), self:processing() }, { job.raw, kind, err_json, job.id })
+--- kind: "ambiguous" | "retrying" | "waiting"; marker (optional, with "ambiguous"): the
+-- creating_at of the create marker this note is about. Returns "ok", "settled" (the job has
+-- its task or has ended), "lost" (no longer held here), "changed" (the marker is gone), or nil, err.
+function Store:note(job, kind, err_json, marker)
+  return self.conn:eval(NOTE, { self:job_key(job.id), self:processing() },
+    { job.raw, kind, err_json, job.id, marker or "" })
+end
+
+-- The process whose gate wrote a create marker knows that create made nothing: its last
+-- request never left (the transport says so), and any earlier request of the same create was
+-- answered "nothing made" (the library sends again only then). Only while that marker is the
+-- job's latest (creating_at unchanged: no create has passed a gate since, and any "ambiguous"
+-- is about it) is the job set back to "retrying", so whoever holds it may create it again.
+-- Written whether or not this worker still holds the job: it is a fact about the job.
+local CLEAR_MARKER = PRELUDE .. [[
+local h = KEYS[1]
+if ended(h) or redis.call('HGET', h, 'task_id') then return 'settled' end
+local st = redis.call('HGET', h, 'status')
+if redis.call('HGET', h, 'creating_at') == ARGV[2] and (st == 'creating' or st == 'ambiguous') then
+  local t = now()
+  redis.call('HSET', h, 'status', 'retrying', 'error', ARGV[3], 'updated_at', t)
+  redis.call('HDEL', h, 'ambiguous', 'ambiguous_at')
+end
+if not redis.call('LPOS', KEYS[2], ARGV[1]) then return 'lost' end
+return 'ok'
+]]
+
+--- marker: the creating_at this process's gate wrote. Returns "ok", "settled", "lost" (the
+-- marker was cleared, but another worker holds the job now), or nil, err.
+function Store:clear_marker(job, marker, err_json)
+  return self.conn:eval(CLEAR_MARKER, { self:job_key(job.id), self:processing() }, { job.raw, marker, err_json })
 end
 
 -- The end of a job: result and event written, job released, in one step. A job
