@@ -378,7 +378,7 @@ function F:reconcile(job)
       local r, e2 = self.store:note(job, "ambiguous", jobs.error_json({ code = "ambiguous",
         message = string.format("a create was about to be sent at %s by worker %s and its answer was never " ..
           "recorded; a task may exist and may be billed", tostring(h.creating_at), tostring(h.worker)) }),
-        h.creating_at)
+        h.status == "creating" and h.creating_at or nil)
       if not r then return nil, e2 end
       if r ~= "ok" then return self:resume(job) end -- settled or changed meanwhile
       self:log("job %s: its create (%s) may have made a task; searching for it, never creating it again",
