@@ -1,7 +1,6 @@
 std = "min"
 max_line_length = 120
 files["spec/"] = { std = "+busted" }
-files["lua/deepresearch/nvim.lua"] = { globals = { "vim" } }
-files["lua/deepresearch/nvim_buffer.lua"] = { globals = { "vim" } }
+files["lua/deepresearch/nvim/"] = { globals = { "vim" } }
 files["plugin/"] = { globals = { "vim" } }
 exclude_files = { "build/", ".rocks/", "node_modules/" }

@@ -374,7 +374,7 @@ end
 local function schedule_rows()
   package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
   package.cpath = "build/5.4/?.so;" .. package.cpath
-  local ok, wait = pcall(require, "deepresearch.wait")
+  local ok, wait = pcall(require, "deepresearch.runtime.wait")
   if not ok then return nil, tostring(wait) end
   local rows = {}
   for _, d in ipairs({ 60, 600, 1800, 5400 }) do
@@ -652,7 +652,7 @@ local function render(sched, sched_err)
   if sched or sched_err then
     out[#out + 1] = "## The wait schedule on a simulated clock\n"
     if sched then
-      out[#out + 1] = "`deepresearch.wait`'s default schedule (2 s, ×1.5, capped at 30 s), worst case over " ..
+      out[#out + 1] = "`deepresearch.runtime.wait`'s default schedule (2 s, ×1.5, capped at 30 s), worst case over " ..
         "finish times in the last 30 s before the given duration.\n"
       local rows = {}
       for _, r in ipairs(sched) do

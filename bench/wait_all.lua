@@ -7,8 +7,8 @@ package.path = "bench/?.lua;" .. package.path
 local common = require "common"
 common.use_checkout()
 local dr = require "deepresearch"
-local wait = require "deepresearch.wait"
-local clock = require "deepresearch.clock"
+local wait = require "deepresearch.runtime.wait"
+local dates = require "deepresearch.base.dates"
 local report = require "report"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
@@ -62,7 +62,7 @@ for _ in pairs(conns) do nconn = nconn + 1 end
 local expected, ndone = 0, 0
 for _, t in pairs(done) do
   ndone = ndone + 1
-  local finished = clock.parse_iso(t.updated_at) - EPOCH
+  local finished = dates.parse_iso(t.updated_at) - EPOCH
   expected = expected + report.polls_for(wait.schedule(), finished - t_start)
 end
 for id, e in pairs(failed) do io.stderr:write("wait_all: ", id, ": ", tostring(e), "\n") end

@@ -12,8 +12,8 @@
 static lua_State *L;
 
 static const char *script =
-    "local http = require 'deepresearch.http'\n"
-    "local V = require 'deepresearch.validate'\n"
+    "local http = require 'deepresearch.runtime.http'\n"
+    "local V = require 'deepresearch.base.validate'\n"
     "local core = require 'deepresearch.core'\n"
     "local c = core.new_client{}\n"
     "return function(s)\n"

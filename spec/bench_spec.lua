@@ -3,7 +3,7 @@
 -- (what bench/RESULTS.md reports).
 package.path = "bench/?.lua;" .. package.path
 local report = require "report"
-local wait = require "deepresearch.wait"
+local wait = require "deepresearch.runtime.wait"
 local cjson = require "cjson"
 
 describe("bench", function()

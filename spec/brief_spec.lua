@@ -1,5 +1,5 @@
 local brief = require "deepresearch.brief"
-local utf8 = require "deepresearch.utf8"
+local utf8 = require "deepresearch.base.utf8"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "spec/"
 local FIXTURES = here .. "fixtures/briefs/"
@@ -25,7 +25,7 @@ local function find_code(findings, code)
   return nil
 end
 
-describe("deepresearch.utf8", function()
+describe("deepresearch.base.utf8", function()
   it("counts characters, not bytes", function()
     assert.equal(0, utf8.len(""))
     assert.equal(5, utf8.len("hello"))
@@ -111,7 +111,7 @@ describe("brief.render", function()
   end)
 
   it("treats json null as no value", function()
-    local _, err = brief.render("{{x}}", { x = require("deepresearch.json").null })
+    local _, err = brief.render("{{x}}", { x = require("deepresearch.base.json").null })
     assert.same({ "x" }, err.missing)
   end)
 

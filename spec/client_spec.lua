@@ -60,9 +60,11 @@ describe("client", function()
         "package.cpath = 'build/5.4/?.so;' .. package.cpath " ..
         "local c = require('deepresearch').client({ base_url = '" .. s.url .. "', token = 'test-token' }) " ..
         "local function has(m) return package.loaded[m] and 'y' or 'n' end " ..
-        "assert(c:list({ limit = 1 })) io.write(has('deepresearch.discovery'), has('deepresearch.many'), ' ') " ..
+        "assert(c:list({ limit = 1 })) " ..
+        "io.write(has('deepresearch.providers.discovery'), has('deepresearch.runtime.poller'), ' ') " ..
         "io.write(type(c.wait_all), ' ', type(c.discovery_create), ' ', type(c.nonexistent), ' ') " ..
-        "io.write(has('deepresearch.discovery'), has('deepresearch.many'), ' ', type(c.close))\" 2>&1"
+        "io.write(has('deepresearch.providers.discovery'), has('deepresearch.runtime.poller'), ' ', " ..
+        "type(c.close))\" 2>&1"
       local p = assert(io.popen(cmd))
       local out = p:read("*a")
       p:close()

@@ -444,7 +444,7 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
 
     it("encodes empty lists inside search and mcp_servers as JSON arrays", function()
       local srv = need("valyu.yaml")
-      -- lua/deepresearch/json.lua's ARRAY_KEYS lacks included_sources, excluded_sources and
+      -- lua/deepresearch/base/json.lua's ARRAY_KEYS lacks included_sources, excluded_sources and
       -- allowed_tools, so an empty Lua table there goes out as {} (spec/conformance/README.md).
       local bad = {}
       for _, case in ipairs({

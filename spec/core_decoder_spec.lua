@@ -3,7 +3,7 @@
 -- its vim.NIL, whose nulls must leave objects exactly as cjson's do.
 local core = require "deepresearch.core"
 local env = require "support.env"
-local json = require "deepresearch.json"
+local json = require "deepresearch.base.json"
 local cjson = require "cjson"
 
 -- A full userdata with a metatable, as vim.NIL is (a file handle: every Lua has one).

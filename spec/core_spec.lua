@@ -84,7 +84,7 @@ describe("deepresearch.core", function()
       headers = { "Authorization: Bearer test-token" } }
     assert.equals(200, r.status)
     assert.matches("^HTTP/1%.1 200", r.head)
-    local h = require("deepresearch.http").headers(r)
+    local h = require("deepresearch.runtime.http").headers(r)
     assert.equals("application/json", h["content-type"]:match("^[^;]+"))
     assert.matches("^req_", h["x-request-id"])
     assert.is_string(r.body.user_id)

@@ -1,6 +1,6 @@
 -- Extruct Deep Search through the client, against the simulator.
 local dr = require "deepresearch"
-local discovery = require "deepresearch.discovery"
+local discovery = require "deepresearch.providers.discovery"
 local env = require "support.env"
 
 describe("discovery", function()

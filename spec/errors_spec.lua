@@ -1,6 +1,6 @@
 -- Every error code of the model, produced by the simulator or the client's own checks.
 local dr = require "deepresearch"
-local errors = require "deepresearch.errors"
+local errors = require "deepresearch.base.errors"
 local env = require "support.env"
 
 describe("errors", function()

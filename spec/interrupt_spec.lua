@@ -4,7 +4,7 @@
 -- here a count hook does the same the first time it runs once the simulator holds the
 -- request (its connection accounting has seen it), so nothing is timed.
 local dr = require "deepresearch"
-local http = require "deepresearch.http"
+local http = require "deepresearch.runtime.http"
 local env = require "support.env"
 local sim = require "support.sim"
 

@@ -4,7 +4,7 @@
 local dr = require "deepresearch"
 local sim = require "support.sim"
 local env = require "support.env"
-local clock = require "deepresearch.clock"
+local dates = require "deepresearch.base.dates"
 
 local EPOCH = 1767225600 -- the simulator's virtual time 0 (2026-01-01T00:00:00Z)
 -- Under valgrind the client runs some 30x slower: slow the simulator down as much, so that a
@@ -13,7 +13,7 @@ local SLOW = os.getenv("DR_VALGRIND") and 20 or 1
 local SPEED = 600 / SLOW
 local INTERVAL = 0.05 * SLOW -- real seconds between two polls of one task: 30 virtual seconds
 
-local function virtual(iso) return clock.parse_iso(iso) - EPOCH end
+local function virtual(iso) return dates.parse_iso(iso) - EPOCH end
 
 local function count(t)
   local n = 0

@@ -345,7 +345,7 @@ describe("never pay twice (library)", function()
     end)
 
     it("a redirect's Location with a password is shown redacted", function()
-      local http = require "deepresearch.http"
+      local http = require "deepresearch.runtime.http"
       local res = { status = 302, head = "HTTP/1.1 302 Found\r\n" ..
         "Location: http://mallory:hunter2@127.0.0.1:1/steal\r\n\r\n" }
       local _, err = http.classify({}, res, { method = "GET", path = PATH })

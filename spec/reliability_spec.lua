@@ -1,6 +1,6 @@
 -- Faults injected into the simulator, and what the client does about each.
 local dr = require "deepresearch"
-local retry = require "deepresearch.retry"
+local retry = require "deepresearch.base.policy"
 local env = require "support.env"
 
 describe("reliability", function()

@@ -1,5 +1,5 @@
 local report = require "deepresearch.report"
-local json = require "deepresearch.json"
+local json = require "deepresearch.base.json"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "spec/"
 local TASKS = here .. "fixtures/tasks/"

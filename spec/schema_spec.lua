@@ -1,5 +1,5 @@
 local S = require "deepresearch.schema"
-local json = require "deepresearch.json"
+local json = require "deepresearch.base.json"
 
 local function messages(list)
   local out = {}

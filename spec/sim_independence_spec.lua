@@ -49,7 +49,7 @@ end
 local GUARD = [[
 table.insert(package.searchers, 1, function(name)
   if name:match("^deepresearch") then error("the simulator required " .. name, 0) end
-  for _, probe in ipairs({ "deepresearch", "deepresearch.json", "deepresearch.base.json" }) do
+  for _, probe in ipairs({ "deepresearch", "deepresearch.base.json", "deepresearch.base.json" }) do
     local file = package.searchpath(probe, package.path)
     if file then error("the client's tree is on the simulator's package.path: " .. file, 0) end
   end

@@ -4,7 +4,7 @@
 -- Several specs drive the C core directly (core.new_client, request specs), bypassing the
 -- Lua front: this file runs under make test-valgrind and make test-asan (UBSan) too.
 local dr = require "deepresearch"
-local json = require "deepresearch.json"
+local json = require "deepresearch.base.json"
 local env = require "support.env"
 local sim = require "support.sim"
 local socket = require "socket"

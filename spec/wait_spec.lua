@@ -1,6 +1,6 @@
 -- Every way wait can end, on the simulator's virtual clock.
 local dr = require "deepresearch"
-local wait = require "deepresearch.wait"
+local wait = require "deepresearch.runtime.wait"
 local env = require "support.env"
 
 describe("wait", function()

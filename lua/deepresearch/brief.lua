@@ -1,10 +1,10 @@
 -- Briefs: templates, a builder, and a linter that catches what makes the APIs reject a
 -- brief or write a thin report (no target, no context, no decision, no time window).
-local errors = require "deepresearch.errors"
-local json = require "deepresearch.json"
-local utf8 = require "deepresearch.utf8"
+local errors = require "deepresearch.base.errors"
+local json = require "deepresearch.base.json"
+local utf8 = require "deepresearch.base.utf8"
 local is_null = json.is_null
-local argcheck = require("deepresearch.validate").type
+local argcheck = require("deepresearch.base.validate").type
 
 local M = {}
 

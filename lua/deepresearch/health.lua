@@ -149,7 +149,7 @@ local function check_token(r, nv, lib)
   end
   local user, err = c:user()
   c:close()
-  base = require("deepresearch.http").redact_url(base) -- never show a password
+  base = require("deepresearch.runtime.http").redact_url(base) -- never show a password
   if user then
     r.ok(string.format("%s accepted the token (%s, %s credits)", base, tostring(user.email),
       tostring(user.available_credits)))

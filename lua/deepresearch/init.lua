@@ -15,13 +15,13 @@ local function load_core()
 end
 
 local core = load_core()
-local errors = require "deepresearch.errors"
+local errors = require "deepresearch.base.errors"
 local providers = require "deepresearch.providers"
-local clock = require "deepresearch.clock"
-local retry = require "deepresearch.retry"
-local V = require "deepresearch.validate"
-local http = require "deepresearch.http"
-local json = require "deepresearch.json"
+local clock = require "deepresearch.runtime.clock"
+local retry = require "deepresearch.base.policy"
+local V = require "deepresearch.base.validate"
+local http = require "deepresearch.runtime.http"
+local json = require "deepresearch.base.json"
 
 -- Decoded empty JSON arrays carry json.lua's array metatable, so they encode back as [].
 core.set_array_metatable(json.array_mt)
@@ -54,8 +54,8 @@ local data = c_methods.data
 -- method the table lacks, so a script that only creates and polls holds less code, and Lua's
 -- collector has less to mark on every cycle.
 local METHOD_MODULES = {
-  extruct = { "deepresearch.extruct", "deepresearch.discovery", "deepresearch.many" },
-  valyu = { "deepresearch.valyu", "deepresearch.many" },
+  extruct = { "deepresearch.providers.extruct", "deepresearch.providers.discovery", "deepresearch.runtime.poller" },
+  valyu = { "deepresearch.providers.valyu", "deepresearch.runtime.poller" },
 }
 local method_tables = {}
 
@@ -210,7 +210,7 @@ end
 
 -- brief, schema, report and discovery helpers load on first use.
 local LAZY = { brief = "deepresearch.brief", schema = "deepresearch.schema",
-  report = "deepresearch.report", discovery = "deepresearch.discovery", json = "deepresearch.json" }
+  report = "deepresearch.report", discovery = "deepresearch.providers.discovery", json = "deepresearch.base.json" }
 setmetatable(M, {
   __index = function(t, k)
     local name = LAZY[k]

@@ -72,7 +72,7 @@ local function print_results(ctx, rows, task, as_json)
     ctx.out:write(output.json(copy), "\n")
     return 0
   end
-  local discovery = require "deepresearch.discovery"
+  local discovery = require "deepresearch.providers.discovery"
   local out = {}
   for i, r in ipairs(rows) do
     out[i] = { output.clip(r.company_name or "?", 40), r.company_website or "", r.relevance or "",

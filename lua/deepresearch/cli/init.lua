@@ -96,7 +96,7 @@ function Ctx:command_line(words)
   local flags = self:provider() ~= "extruct" and (" --provider " .. self:provider()) or ""
   -- A password in the URL is never printed: the user types it again (user:***@).
   if self.g.base_url then
-    flags = flags .. " --base-url " .. require("deepresearch.http").redact_url(self.g.base_url)
+    flags = flags .. " --base-url " .. require("deepresearch.runtime.http").redact_url(self.g.base_url)
   end
   return "deepresearch" .. flags .. " " .. words
 end
@@ -237,7 +237,7 @@ local function interrupted_create(ctx)
   local c = ctx.creating
   ctx.creating = nil
   local core = require("deepresearch").core
-  local http = require "deepresearch.http"
+  local http = require "deepresearch.runtime.http"
   local secs = M.SETTLE_SECONDS
   ctx.err:write(string.format("deepresearch: interrupted; waiting up to %g s for the create's answer so the " ..
     "task id is not lost (Ctrl-C again to give up)\n", secs))
@@ -328,12 +328,12 @@ local function run(ctx, argv)
   end
   if g.base_url and not g.base_url:match("^https?://[^/%s]+") then
     return ctx:usage("--base-url must be an http:// or https:// URL, got '" ..
-      require("deepresearch.http").redact_url(g.base_url) .. "'")
+      require("deepresearch.runtime.http").redact_url(g.base_url) .. "'")
   end
   if cmd.providers and not cmd.providers[ctx:provider()] then
     return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name, ctx:provider()))
   end
-  if g.verbose then require("deepresearch.http").set_debug(true) end
+  if g.verbose then require("deepresearch.runtime.http").set_debug(true) end
   return cmd.run(ctx, opts, words)
 end
 

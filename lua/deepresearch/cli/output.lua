@@ -1,5 +1,5 @@
 -- What the command prints on stdout: aligned tables, key/value summaries, JSON.
-local json = require "deepresearch.json"
+local json = require "deepresearch.base.json"
 local is_sequence = json.is_sequence
 local quote = json.quote
 local M = {}

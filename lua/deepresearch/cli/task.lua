@@ -30,7 +30,7 @@ M.extruct = extruct
 
 function extruct.id(task) return task.id end
 function extruct.describe(task)
-  return progress.extruct_research(require("deepresearch.extruct").BUDGETS)(task)
+  return progress.extruct_research(require("deepresearch.providers.extruct").BUDGETS)(task)
 end
 function extruct.failure(task) return task.failure_reason end
 

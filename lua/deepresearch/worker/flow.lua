@@ -7,7 +7,7 @@
 --                 \-> reconcile (a create that may have made a task: searched for, never
 --                     created again) --/ or -> finish "ambiguous" (set aside for a person)
 local core = require "deepresearch.core"
-local clock = require "deepresearch.clock"
+local dates = require "deepresearch.base.dates"
 local jobs = require "deepresearch.worker.job"
 local store_mod = require "deepresearch.worker.store"
 local is_interrupt = require("deepresearch.worker.redis").is_interrupt
@@ -56,7 +56,7 @@ end
 
 -- A time the job hash holds (ISO 8601; "seconds.micros" from before that) as epoch seconds.
 local function epoch(text)
-  return clock.parse_iso(text) or tonumber(text)
+  return dates.parse_iso(text) or tonumber(text)
 end
 
 --- Runs a step now; reschedules it when Redis failed or it raised. Ctrl-C (lua.c's

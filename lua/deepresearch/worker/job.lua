@@ -2,9 +2,9 @@
 -- provider's create parameters, recognising its task in a listing, the
 -- progress counters to publish, and the rendered report.
 local cjson = require("cjson").new()
-local clock = require "deepresearch.clock"
-local errors = require "deepresearch.errors"
-local json = require "deepresearch.json"
+local dates = require "deepresearch.base.dates"
+local errors = require "deepresearch.base.errors"
+local json = require "deepresearch.base.json"
 
 cjson.encode_sparse_array(true)
 cjson.encode_invalid_numbers(false)
@@ -39,7 +39,7 @@ function M.decode(text)
 end
 
 --- A task as JSON text the way the API sent it: arrays stay arrays, empty ones too
--- (deepresearch.json keeps the decoder's marks; cjson here would write [] as {}).
+-- (deepresearch.base.json keeps the decoder's marks; cjson here would write [] as {}).
 function M.encode_task(task)
   local ok, text = pcall(json.encode, task)
   if ok then return text end
@@ -75,9 +75,9 @@ end
 M.providers = {
   extruct = {
     id_field = "id",
-    module = "deepresearch.extruct",
+    module = "deepresearch.providers.extruct",
     params = extruct_params,
-    validate = function(p) return require("deepresearch.extruct").create_body(p, "create") end,
+    validate = function(p) return require("deepresearch.providers.extruct").create_body(p, "create") end,
     -- Whether a listed task is what this job's create would have made.
     matches = function(task, j)
       return task.brief == j.brief and (task.depth or "medium") == (j.depth or "medium") and
@@ -91,7 +91,7 @@ M.providers = {
   valyu = {
     id_field = "deepresearch_id",
     params = valyu_params,
-    validate = function(p) return require("deepresearch.valyu").create_body(p) end,
+    validate = function(p) return require("deepresearch.providers.valyu").create_body(p) end,
     matches = function(task, j)
       local meta = type(task.metadata) == "table" and task.metadata or nil
       if meta and meta.deepresearch_job ~= nil then return meta.deepresearch_job == j.id end
@@ -140,7 +140,7 @@ end
 
 --- The task's creation time in seconds since the epoch (server clock), or nil.
 function M.created_epoch(task)
-  return clock.parse_iso(task and task.created_at)
+  return dates.parse_iso(task and task.created_at)
 end
 
 -- Report ----------------------------------------------------------------------------------------

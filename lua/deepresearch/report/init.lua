@@ -1,11 +1,11 @@
 -- Reports: resolve citations, map schema basis to URLs, and render a finished task as
 -- markdown with footnotes, markdown with inline links, or plain text for a terminal.
 -- Works on Extruct tasks (report.kind markdown|schema) and Valyu tasks (output + sources).
-local errors = require "deepresearch.errors"
-local json = require "deepresearch.json"
+local errors = require "deepresearch.base.errors"
+local json = require "deepresearch.base.json"
 local is_null = json.is_null
 local is_sequence = json.is_sequence
-local argcheck = require("deepresearch.validate").type
+local argcheck = require("deepresearch.base.validate").type
 
 local M = {}
 

@@ -1,6 +1,6 @@
 -- The polling loop every provider and task kind shares.
-local errors = require "deepresearch.errors"
-local retry = require "deepresearch.retry"
+local errors = require "deepresearch.base.errors"
+local retry = require "deepresearch.base.policy"
 
 local M = {}
 

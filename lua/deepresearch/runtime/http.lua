@@ -1,8 +1,8 @@
 -- One request, end to end: URL and headers, the C transport, retries, and the
 -- mapping of every outcome onto the error model.
 local core = require "deepresearch.core"
-local errors = require "deepresearch.errors"
-local retry = require "deepresearch.retry"
+local errors = require "deepresearch.base.errors"
+local retry = require "deepresearch.base.policy"
 
 local M = {}
 
@@ -334,7 +334,7 @@ function M.settle_interrupted(handle, seconds, stop)
   local body, err = classify(st, res, rec.req)
   if body ~= nil then return body, false end
   if not err then return nil, true end
-  return nil, require("deepresearch.extruct").maybe_created(err) and true or false
+  return nil, require("deepresearch.providers.extruct").maybe_created(err) and true or false
 end
 
 --- The blocking runtime of a client: the C transport and the client's clock.

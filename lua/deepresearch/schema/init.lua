@@ -2,7 +2,7 @@
 -- check, and a validator for the `fields` a schema report returns.
 -- Why a builder: hand-written schemas get `required` wrong, and an empty Lua table
 -- encodes as {} where JSON Schema needs [].
-local json = require "deepresearch.json"
+local json = require "deepresearch.base.json"
 
 local M = {}
 
@@ -363,7 +363,7 @@ function Node:json()
   return M.encode(self)
 end
 
-local check = require "deepresearch.schema_check"
+local check = require "deepresearch.schema.check"
 M.MAX_DEPTH, M.MAX_PROPERTIES = check.MAX_DEPTH, check.MAX_PROPERTIES
 M.check_output_schema = check.check_output_schema
 M.validate = check.validate

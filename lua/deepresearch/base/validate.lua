@@ -1,7 +1,7 @@
 -- Checks run before anything is sent. A wrong Lua type is a programming error
 -- and raises; a bad value is the caller's input and returns nil, err.
-local errors = require "deepresearch.errors"
-local utf8 = require "deepresearch.utf8"
+local errors = require "deepresearch.base.errors"
+local utf8 = require "deepresearch.base.utf8"
 
 local M = {}
 

@@ -20,14 +20,14 @@ function M.backoff(attempt, opts, random)
   return d * (0.75 + 0.25 * (random or math.random)())
 end
 
-local clock = require "deepresearch.clock"
+local dates = require "deepresearch.base.dates"
 
 --- Parses Retry-After (delta seconds or an HTTP-date) into seconds from now; nil if absent or unreadable.
 function M.parse_retry_after(value, now_epoch)
   if type(value) ~= "string" then return nil end
   local secs = value:match("^%s*(%d+)%s*$")
   if secs then return tonumber(secs) end
-  local at = clock.parse_http_date(value)
+  local at = dates.parse_http_date(value)
   if not at then return nil end
   return math.max(0, at - (now_epoch or os.time()))
 end

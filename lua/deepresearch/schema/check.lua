@@ -1,8 +1,8 @@
 -- Checking schemas and values: the create-time check of an output_schema (the API's
 -- rules and the vendor's size limits) and validation of a value, such as a schema
 -- report's `fields`, against a schema. Accepts builder nodes and plain tables.
-local json = require "deepresearch.json"
-local utf8 = require "deepresearch.utf8"
+local json = require "deepresearch.base.json"
+local utf8 = require "deepresearch.base.utf8"
 local is_null = json.is_null
 local is_sequence = json.is_sequence
 

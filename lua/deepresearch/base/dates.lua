@@ -1,10 +1,5 @@
--- Time: the monotonic clock waits are measured with, and the server's timestamps.
-local core = require "deepresearch.core"
-
+-- Dates the servers send: ISO 8601 timestamps and HTTP-dates, as epoch seconds. Pure Lua.
 local M = {}
-
---- The default clock: monotonic seconds and a real sleep. Tests and event loops pass their own.
-M.default = { now = core.now, sleep = core.sleep }
 
 --- Seconds since the epoch of a UTC calendar time, whatever the local zone.
 function M.utc_epoch(t)

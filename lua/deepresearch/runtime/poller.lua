@@ -3,8 +3,8 @@
 -- Each operation runs as a coroutine over the same code the blocking client
 -- uses; its runtime's send and sleep yield here instead of blocking.
 local core = require "deepresearch.core"
-local errors = require "deepresearch.errors"
-local V = require "deepresearch.validate"
+local errors = require "deepresearch.base.errors"
+local V = require "deepresearch.base.validate"
 
 local data = core.client_methods.data
 local client_closed = core.client_methods.closed
@@ -30,10 +30,10 @@ Poller.__name = "deepresearch.poller"
 
 local function provider_ops(self)
   local name = data(self).provider.name
-  if name == "valyu" then return require("deepresearch.valyu").ops end
+  if name == "valyu" then return require("deepresearch.providers.valyu").ops end
   local ops = {}
-  for k, v in pairs(require("deepresearch.extruct").ops) do ops[k] = v end
-  local ok, disc = pcall(require, "deepresearch.discovery")
+  for k, v in pairs(require("deepresearch.providers.extruct").ops) do ops[k] = v end
+  local ok, disc = pcall(require, "deepresearch.providers.discovery")
   if ok then for k, v in pairs(disc.ops) do ops[k] = v end end
   return ops
 end

@@ -1,11 +1,11 @@
 -- Valyu DeepResearch: create, get (status), list, cancel, delete, update, wait.
 local core = require "deepresearch.core"
-local errors = require "deepresearch.errors"
-local http = require "deepresearch.http"
-local json = require "deepresearch.json"
-local V = require "deepresearch.validate"
-local clock = require "deepresearch.clock"
-local extruct = require "deepresearch.extruct"
+local errors = require "deepresearch.base.errors"
+local http = require "deepresearch.runtime.http"
+local json = require "deepresearch.base.json"
+local V = require "deepresearch.base.validate"
+local dates = require "deepresearch.base.dates"
+local extruct = require "deepresearch.providers.extruct"
 
 local data = core.client_methods.data
 local call = extruct.call
@@ -123,7 +123,7 @@ local function reconcile(rt, self, query, mode, nonce, started)
   started = extruct.server_start(res, started, os.time())
   local claimed = rt.claimed or {}
   for _, t in ipairs(list or {}) do
-    local at = clock.parse_iso(t.created_at)
+    local at = dates.parse_iso(t.created_at)
     local id = t.deepresearch_id
     if t.query == query and (t.mode == nil or t.mode == mode) and not claimed[id] and
        (not at or at >= started - extruct.RECONCILE_SKEW) then

@@ -1,10 +1,10 @@
 -- Extruct Deep Search (discovery tasks): find many companies matching criteria.
 local core = require "deepresearch.core"
-local errors = require "deepresearch.errors"
-local http = require "deepresearch.http"
-local json = require "deepresearch.json"
-local V = require "deepresearch.validate"
-local extruct = require "deepresearch.extruct"
+local errors = require "deepresearch.base.errors"
+local http = require "deepresearch.runtime.http"
+local json = require "deepresearch.base.json"
+local V = require "deepresearch.base.validate"
+local extruct = require "deepresearch.providers.extruct"
 
 local data = core.client_methods.data
 local call = extruct.call

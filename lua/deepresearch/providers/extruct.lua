@@ -2,12 +2,12 @@
 -- Each operation is written once against a runtime `rt` (send, sleep, now): the
 -- blocking client passes its own, the poller one that yields to its event loop.
 local core = require "deepresearch.core"
-local errors = require "deepresearch.errors"
-local http = require "deepresearch.http"
-local json = require "deepresearch.json"
-local V = require "deepresearch.validate"
-local clock = require "deepresearch.clock"
-local waitloop = require "deepresearch.wait"
+local errors = require "deepresearch.base.errors"
+local http = require "deepresearch.runtime.http"
+local json = require "deepresearch.base.json"
+local V = require "deepresearch.base.validate"
+local dates = require "deepresearch.base.dates"
+local waitloop = require "deepresearch.runtime.wait"
 
 local data = core.client_methods.data
 local M = { ops = {} }
@@ -57,7 +57,7 @@ end
 --- When a create began, on the server's clock: the list answer's Date header minus the
 -- time that has passed here since, so a skewed local clock cannot hide the task.
 function M.server_start(res, started_local, now_local)
-  local server_now = res and clock.parse_http_date(http.headers(res).date)
+  local server_now = res and dates.parse_http_date(http.headers(res).date)
   if not server_now then return started_local end
   return server_now - (now_local - started_local)
 end
@@ -67,7 +67,7 @@ end
 function M.match_lost_create(list, params, started, claimed)
   local depth = params.depth or "medium"
   for _, t in ipairs(list or {}) do
-    local at = clock.parse_iso(t.created_at)
+    local at = dates.parse_iso(t.created_at)
     if t.brief == params.brief and (t.depth or "medium") == depth and not (claimed and claimed[t.id]) and
        (not at or at >= started - M.RECONCILE_SKEW) then
       t.reconciled = true

@@ -48,11 +48,11 @@ end
 
 -- Paths ---------------------------------------------------------------------------------------
 
---- The plugin's root directory: this file is <root>/lua/deepresearch/nvim.lua.
+--- The plugin's root directory: this file is <root>/lua/deepresearch/nvim/init.lua.
 function M.root()
   local src = debug.getinfo(1, "S").source
   src = src:sub(1, 1) == "@" and src:sub(2) or src
-  return vim.fn.fnamemodify(src, ":p:h:h:h")
+  return vim.fn.fnamemodify(src, ":p:h:h:h:h")
 end
 
 --- Puts <root>/build/luajit/?.so first on package.cpath (once), where `make LUA_VERSION=luajit`
@@ -160,7 +160,7 @@ end
 
 -- Report buffers ------------------------------------------------------------------------------
 
-local buffer = require "deepresearch.nvim_buffer"
+local buffer = require "deepresearch.nvim.buffer"
 
 --- The report of a done task as markdown text, citations resolved.
 function M.render(task) return buffer.render(task, config.style) end
