@@ -5,10 +5,12 @@ local json = require "deepresearch.base.json"
 local utf8 = require "deepresearch.base.utf8"
 local is_null = json.is_null
 local argcheck = require("deepresearch.base.validate").type
+local limits = require "deepresearch.providers.limits"
 
 local M = {}
 
-M.MAX_LENGTH = 20000 -- Extruct's limit in characters (Valyu allows 25000: lint{max_length=})
+-- The default provider's limit in characters (others differ: lint{max_length=}).
+M.MAX_LENGTH = limits.brief()
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
@@ -113,7 +115,7 @@ local DETERMINERS = { the = true, a = true, an = true, this = true, that = true,
 local function find_target(text)
   local lower = text:lower()
   if lower:find("https?://") or lower:find("%f[%w]www%.") then return "url" end
-  -- Token scans keep this linear: a 20000-character brief must lint in milliseconds.
+  -- Token scans keep this linear: a brief of M.MAX_LENGTH characters must lint in milliseconds.
   for token in text:gmatch("[%w%.%-]+") do
     token = token:gsub("%.+$", "")
     -- acme.com, acme.co.uk: a dotted name ending in a label of 2+ letters (not e.g., not 3.5bn).
@@ -281,7 +283,7 @@ local function finding(list, code, severity, message, pos)
 end
 
 --- Checks a brief. Returns a sequence of findings {code, severity, message, pos?}; an empty
--- list means nothing to report. opts.max_length overrides the 20000-character limit.
+-- list means nothing to report. opts.max_length overrides M.MAX_LENGTH.
 function M.lint(text, opts)
   argcheck("lint", 1, text, "string")
   argcheck("lint", 2, opts, "table", true)

@@ -11,7 +11,9 @@ M.defaults = {
 -- Statuses worth another try for requests that change nothing on the server.
 local READ_RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 
---- Exponential backoff with jitter x[0.75, 1]: attempt 1 waits about base_delay.
+--- Exponential backoff with jitter x[0.75, 1]: attempt 1 waits about base_delay, each
+-- attempt doubles it, up to max_delay. The one backoff formula: the client's retries, the
+-- worker's job steps and its Redis reconnects differ only in base_delay and max_delay.
 function M.backoff(attempt, opts, random)
   opts = opts or M.defaults
   local base = opts.base_delay or M.defaults.base_delay
@@ -19,6 +21,40 @@ function M.backoff(attempt, opts, random)
   local d = math.min(cap, base * 2 ^ (attempt - 1))
   return d * (0.75 + 0.25 * (random or math.random)())
 end
+
+-- Error codes, one set per use. They differ on purpose; each says why.
+local function set(...)
+  local s = {}
+  for _, list in ipairs({ ... }) do
+    for _, code in ipairs(list) do s[code] = true end
+  end
+  return s
+end
+
+local POLL = { "network", "timeout", "rate_limited", "unavailable", "server_error", "invalid_response" }
+local CREDENTIALS = { "unauthorized", "forbidden" }
+
+--- A wait's poll failed with one of these: poll again (a poll creates nothing, so any failure
+-- of the server or the path to it is worth another poll). A refused credential or a missing
+-- task is not: the wait cannot succeed without someone acting.
+M.POLL_TRANSIENT = set(POLL)
+
+--- The worker starts a failed wait again (later, with backoff) on these: the poll failures,
+-- and a refused credential too, since a long-lived worker outlives a token being rotated and
+-- the task it waits on is already paid for.
+M.WAIT_AGAIN = set(POLL, CREDENTIALS)
+
+--- Create answers that prove no task was made: the API itself refused the request (per the
+-- contracts, its 429 and JSON 503 mean "nothing was created"). Only after one of these, or a
+-- request that never left, may a create be sent again. A 5xx that is not the API's, a lost
+-- answer, or a code not listed here may have made a task.
+M.CREATE_NOTHING_MADE = set({ "invalid_request", "unauthorized", "forbidden", "not_found", "plan_required",
+  "insufficient_credits", "payment_failed", "rate_limited", "unavailable" })
+
+--- Of the failed creates that made nothing, those worth sending again after a while (the
+-- others, a bad request or no credit, fail the job): the refusal may lift by itself, or a
+-- credential be fixed. network/timeout/cancelled count only when the request never left.
+M.CREATE_RESEND = set(CREDENTIALS, { "rate_limited", "unavailable", "network", "timeout", "cancelled" })
 
 local dates = require "deepresearch.base.dates"
 

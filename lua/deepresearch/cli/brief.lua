@@ -1,6 +1,7 @@
 -- Brief commands: brief render TEMPLATE --var k=v ..., brief lint [FILE|-].
 local args = require "deepresearch.cli.args"
 local input = require "deepresearch.cli.input"
+local limits = require "deepresearch.providers.limits"
 
 local M = {}
 
@@ -31,7 +32,7 @@ local function lint(ctx, opts, words)
   local text, why = input.file_text(ctx, path)
   if not text then return ctx:usage(why) end
   local name = path == "-" and "<stdin>" or path
-  local max = opts.max_length or (ctx:provider() == "valyu" and 25000 or nil)
+  local max = opts.max_length or limits.brief(ctx:provider())
   local counts = input.lint(ctx.out, name, text, { max_length = max, quiet = ctx.g.quiet })
   local total = counts.error + counts.warning + counts.info
   if not ctx.g.quiet then
@@ -48,7 +49,8 @@ local function lint(ctx, opts, words)
 end
 
 local MAX = { "max-length", value = "N", number = true, integer = true,
-  doc = "length limit in characters (default 20000; 25000 with --provider valyu)" }
+  doc = string.format("length limit in characters (default %d; %d with --provider valyu)",
+    limits.brief("extruct"), limits.brief("valyu")) }
 
 M.commands = {
   ["brief render"] = {

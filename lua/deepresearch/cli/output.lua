@@ -71,12 +71,8 @@ function M.fields(stream, list)
   end
 end
 
--- Keys whose value is a JSON array even when empty (the decoder cannot tell {} from []).
-local ARRAY_KEYS = {
-  sources = true, degradation_reasons = true, messages = true, results = true, criteria = true,
-  images = true, deliverables = true, required = true, enum = true, data_sources = true,
-  exclude_domains = true, output_formats = true, hitl_history = true, errors = true, tasks = true,
-}
+-- Keys whose value is a JSON array even when empty: the one list, in deepresearch.base.json.
+local ARRAY_KEYS = json.ARRAY_KEYS
 
 local function encode(v, indent, as_array, out)
   local tv = type(v)

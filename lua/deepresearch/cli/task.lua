@@ -2,6 +2,7 @@
 -- how to create one, its id, the progress fields, the `get` summary, the `list` table, the report.
 local output = require "deepresearch.cli.output"
 local progress = require "deepresearch.cli.progress"
+local limits = require "deepresearch.providers.limits"
 
 local M = {}
 
@@ -23,7 +24,7 @@ end
 
 local extruct = {
   name = "extruct",
-  max_brief = 20000,
+  max_brief = limits.brief("extruct"),
   label = "task",
 }
 M.extruct = extruct
@@ -80,7 +81,7 @@ function extruct.render(task, style) return render(task, style) end
 
 local valyu = {
   name = "valyu",
-  max_brief = 25000,
+  max_brief = limits.brief("valyu"),
   label = "task",
 }
 M.valyu = valyu

@@ -47,8 +47,8 @@ local function progress_key(task, kind)
 end
 M.progress_key = progress_key
 
-local TRANSIENT = { network = true, timeout = true, rate_limited = true, unavailable = true,
-                    server_error = true, invalid_response = true }
+-- Poll failures worth another poll: the one list, in base/policy.lua.
+local TRANSIENT = retry.POLL_TRANSIENT
 
 -- A waiter is the polling loop as a state machine, so the blocking wait and the
 -- poller's many concurrent waits share one set of rules.

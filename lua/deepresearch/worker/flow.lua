@@ -9,6 +9,7 @@
 local core = require "deepresearch.core"
 local dates = require "deepresearch.base.dates"
 local jobs = require "deepresearch.worker.job"
+local policy = require "deepresearch.base.policy"
 local store_mod = require "deepresearch.worker.store"
 local is_interrupt = require("deepresearch.worker.redis").is_interrupt
 
@@ -20,23 +21,17 @@ local SKEW = 300 -- seconds of server clock disorder tolerated when matching a l
 F.MAX_SEARCH_DELAY = 30 -- seconds: the longest pause between searches for a task that may exist
 F.MIN_SEARCHES = 3 -- searches that must succeed (and find nothing) before a job is set aside
 
--- Create answers that prove no task was made: the API refused the request. Only after one of
--- these (or a request that never left) may the same create be sent again; any other failure
--- may have made a task (a 2xx or 5xx body that is not the API's, a lost answer, a code this
--- list does not know), and so may a "creating" marker whose answer was never recorded: such a
--- job is searched for, and never created again by a worker (see F.reconcile).
-local NOTHING_MADE = { invalid_request = true, unauthorized = true, forbidden = true, not_found = true,
-  plan_required = true, insufficient_credits = true, payment_failed = true, rate_limited = true,
-  unavailable = true }
--- Of those, the ones worth sending again after a while (the others fail the job).
-local RESEND = { unauthorized = true, forbidden = true, rate_limited = true, unavailable = true,
-  network = true, timeout = true, cancelled = true }
--- Poll failures after which the wait starts again (a poll creates nothing).
-local TRANSIENT = { network = true, timeout = true, rate_limited = true, unavailable = true,
-  server_error = true, invalid_response = true, unauthorized = true, forbidden = true }
+-- Which failures allow what, and the backoff: written once, in base/policy.lua.
+-- A create is sent again only after an answer in CREATE_NOTHING_MADE (or a request that never
+-- left): any other failure may have made a task, and so may a "creating" marker whose answer was
+-- never recorded: such a job is searched for, and never created again by a worker (F.reconcile).
+local NOTHING_MADE = policy.CREATE_NOTHING_MADE
+local RESEND = policy.CREATE_RESEND -- of those, the ones worth sending again after a while
+local WAIT_AGAIN = policy.WAIT_AGAIN -- a failed wait is started again (a poll creates nothing)
 
+-- Job steps: attempt 1 waits about 0.5 s, doubling up to cap (30 s unless given).
 local function backoff(attempt, cap)
-  return math.min(cap or 30, 0.25 * 2 ^ math.min(attempt, 8)) * (0.75 + 0.25 * math.random())
+  return policy.backoff(attempt, { base_delay = 0.5, max_delay = cap or 30 })
 end
 
 local function nothing_sent(err)
@@ -488,7 +483,7 @@ function F:waited(job, task, err)
     return self:finish(job, "failed", { task = err.task and jobs.encode_task(err.task) or nil,
       error = jobs.error_json(err), task_id = job.task_id, task_status = err.task and err.task.status })
   end
-  if TRANSIENT[err.code] or err.retryable then
+  if WAIT_AGAIN[err.code] or err.retryable then
     job.attempts = job.attempts + 1
     local r, e = self.store:note(job, "waiting", jobs.error_json(err))
     if not r then return nil, e end

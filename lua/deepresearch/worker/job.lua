@@ -1,50 +1,27 @@
 -- What a job is: parsing and checking the producer's JSON, turning it into a
 -- provider's create parameters, recognising its task in a listing, the
 -- progress counters to publish, and the rendered report.
-local cjson = require("cjson").new()
 local dates = require "deepresearch.base.dates"
 local errors = require "deepresearch.base.errors"
 local json = require "deepresearch.base.json"
-
-cjson.encode_sparse_array(true)
-cjson.encode_invalid_numbers(false)
 
 local M = {}
 
 M.MAX_ID = 200
 
-local null = cjson.null
-
--- JSON null means "absent" everywhere in a job.
-local function strip_nulls(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do
-    if x ~= null then out[k] = strip_nulls(x) end
-  end
-  return out
-end
-
 --- Encodes v as JSON text, never raising (a value that cannot be encoded becomes a note).
+-- deepresearch.base.json: arrays stay arrays (empty ones too, as decoded), keys sorted.
 function M.encode(v)
-  local ok, text = pcall(cjson.encode, v)
+  local ok, text = pcall(json.encode, v)
   if ok then return text end
-  return cjson.encode({ unencodable = tostring(text) })
+  return json.encode({ unencodable = tostring(text) })
 end
 
-function M.decode(text)
-  local ok, v = pcall(cjson.decode, text)
-  if ok then return strip_nulls(v) end
-  return nil, v
-end
+--- Job text from Redis as a value: null means "absent" (deepresearch.base.json.decode).
+M.decode = json.decode
 
---- A task as JSON text the way the API sent it: arrays stay arrays, empty ones too
--- (deepresearch.base.json keeps the decoder's marks; cjson here would write [] as {}).
-function M.encode_task(task)
-  local ok, text = pcall(json.encode, task)
-  if ok then return text end
-  return M.encode(task)
-end
+--- A task as JSON text the way the API sent it (the same encoder: kept for its callers).
+M.encode_task = M.encode
 
 --- An error as the JSON stored in the job hash and in dead letters.
 function M.error_json(err)
@@ -113,7 +90,9 @@ function M.parse(raw, provider_name)
   if v == nil then
     return nil, errors.invalid("the job is not JSON: " .. tostring(perr):gsub("^.-: ", ""))
   end
-  if type(v) ~= "table" or v[1] ~= nil then return nil, errors.invalid("the job must be a JSON object") end
+  if type(v) ~= "table" or v == json.null or v[1] ~= nil or json.is_array_marked(v) then
+    return nil, errors.invalid("the job must be a JSON object")
+  end
   local id = v.id
   if type(id) == "number" and id % 1 == 0 and id >= 0 and id < 2 ^ 53 then id = string.format("%d", id) end
   if type(id) ~= "string" or id == "" or #id > M.MAX_ID or id:find("[%c%s]") then

@@ -25,6 +25,7 @@ end
 
 local redis = M.load_library()
 local socket = require "socket"
+local policy = require "deepresearch.base.policy"
 
 --- Whether an error is lua.c's Ctrl-C hook ("interrupted!"), which the worker must never swallow.
 function M.is_interrupt(err)
@@ -98,8 +99,8 @@ function Conn:_down(msg)
   if self.client then pcall(function() self.client.network.socket:close() end) end
   self.client = nil
   self.failures = self.failures + 1
-  local delay = math.min(self.max_backoff, 0.05 * 2 ^ math.min(self.failures, 10))
-  self.retry_at = self.now() + delay * (0.75 + 0.25 * math.random())
+  -- reconnects: about 0.1 s after the first failure, doubling up to max_backoff
+  self.retry_at = self.now() + policy.backoff(self.failures, { base_delay = 0.1, max_delay = self.max_backoff })
   if self.failures == 1 and self.on_state then self.on_state(false, clean(msg)) end
   return nil, clean(msg)
 end
