@@ -57,6 +57,7 @@ build = {
     ["deepresearch.nvim.buffer"] = "lua/deepresearch/nvim/buffer.lua",
     ["deepresearch.providers"] = "lua/deepresearch/providers/init.lua",
     ["deepresearch.report"] = "lua/deepresearch/report/init.lua",
+    ["deepresearch.base.options"] = "lua/deepresearch/base/options.lua",
     ["deepresearch.base.policy"] = "lua/deepresearch/base/policy.lua",
     ["deepresearch.schema"] = "lua/deepresearch/schema/init.lua",
     ["deepresearch.schema.check"] = "lua/deepresearch/schema/check.lua",

@@ -22,6 +22,7 @@ local retry = require "deepresearch.base.policy"
 local V = require "deepresearch.base.validate"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
+local options = require "deepresearch.base.options"
 
 -- Decoded empty JSON arrays carry json.lua's array metatable, so they encode back as [].
 core.set_array_metatable(json.array_mt)
@@ -133,6 +134,22 @@ local function number_text(v)
   return string.format("%.14g", v)
 end
 
+-- Every option README "Configuration" lists, by type; the provider's token option is added
+-- per provider (client_options), so that Extruct's client refuses Valyu's `api_key`.
+-- Token options: their types are checked in M.client (`token` may stand in for a provider's own).
+local CLIENT_OPTIONS = { clock = "table", token = "any" }
+for _, o in ipairs(NUMBER_OPTIONS) do CLIENT_OPTIONS[o[1]] = "number" end
+for _, k in ipairs(STRING_OPTIONS) do CLIENT_OPTIONS[k] = "string" end
+local client_options_of = {}
+local function client_options(p)
+  local t = client_options_of[p.name]
+  if not t then
+    t = options.extend(CLIENT_OPTIONS, { [p.token_option] = "any" })
+    client_options_of[p.name] = t
+  end
+  return t
+end
+
 local function check_options(opts)
   for _, o in ipairs(NUMBER_OPTIONS) do
     local k, lo, hi = o[1], o[2], o[3]
@@ -166,6 +183,7 @@ function M.client(opts)
   if type(p) ~= "table" or not p.kinds then
     error(string.format("bad option 'provider' to 'client' (unknown provider %q)", tostring(name)), 2)
   end
+  options.check("client", opts, client_options(p), 2)
   local token = opts[p.token_option]
   if token == nil and p.token_option ~= "token" then token = opts.token end
   if token ~= nil and type(token) ~= "string" and type(token) ~= "function" then

@@ -5,6 +5,7 @@ local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
 local V = require "deepresearch.base.validate"
 local extruct = require "deepresearch.providers.extruct"
+local options = require "deepresearch.base.options"
 
 local data = core.client_methods.data
 local call = extruct.call
@@ -14,6 +15,22 @@ local ops = M.ops
 M.DATA_SOURCES = { "web_search", "linkedin", "maps" }
 M.MAX_RESULTS = 250
 M.MAX_EXCLUDE_TASKS = 100
+
+-- What each public method accepts (base/options.lua); `table` is passed through as given.
+M.accepts = {
+  discovery_create = { opts = 1, required = true, fields = { query = "string",
+    desired_num_results = "number", criteria = "table", data_sources = "table",
+    exclude_domains = "table", exclude_task_ids = "table", auto_data_sources = "boolean",
+    table = "any" } },
+  discovery_get = { id = true },
+  discovery_list = { opts = 1, fields = extruct.PAGE },
+  discovery_results = { id = true, opts = 2, fields = extruct.PAGE },
+  discovery_pages = { id = true, opts = 2, fields = extruct.PAGE },
+  discovery_each = { id = true, opts = 2, fields = extruct.PAGE },
+  discovery_resume = { id = true, opts = 2, fields = { desired_new_results = "number" } },
+  discovery_wait = { id = true, opts = 2, fields = options.extend(extruct.WAIT,
+    { until_exhausted = "boolean", return_on_exhausted = "boolean" }) },
+}
 
 local function kind_of(self) return data(self).provider.kinds.discovery end
 
@@ -187,11 +204,11 @@ function ops.discovery_wait(rt, self, id_or_task, opts)
   return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, get, discovery_verdict, "discovery_wait")
 end
 
-M.methods = extruct.blocking_methods(ops)
+M.methods = extruct.blocking_methods(ops, M.accepts)
 
 --- Iterates every result page (each the task plus its `results`); stops at a short page.
 function M.methods.discovery_pages(self, id, opts)
-  V.type("discovery_pages", 2, opts, "table", true)
+  options.check_call("discovery_pages", M.accepts.discovery_pages, 2, id, opts)
   opts = opts or {}
   local limit, offset, done = opts.limit or 50, opts.offset or 0, false
   if limit < 1 then return extruct.failing_iterator(errors.invalid("limit must be at least 1")) end
@@ -208,6 +225,7 @@ end
 
 --- Iterates every result row across pages.
 function M.methods.discovery_each(self, id, opts)
+  options.check_call("discovery_each", M.accepts.discovery_each, 2, id, opts)
   local pages = self:discovery_pages(id, opts)
   local page, i = nil, 0
   return function()

@@ -8,6 +8,7 @@ local json = require "deepresearch.base.json"
 local V = require "deepresearch.base.validate"
 local dates = require "deepresearch.base.dates"
 local waitloop = require "deepresearch.runtime.wait"
+local options = require "deepresearch.base.options"
 
 local data = core.client_methods.data
 local M = { ops = {} }
@@ -17,6 +18,21 @@ M.DEPTHS = { "medium", "high", "xhigh" }
 M.BUDGETS = { medium = 25, high = 50, xhigh = 75 }
 M.MAX_BRIEF = 20000
 M.RECONCILE_SKEW = 300 -- seconds of clock difference tolerated when matching a lost create
+
+-- What each public method accepts (base/options.lua): anything else raises at the caller.
+-- name -> type; WAIT and PAGE are shared with Deep Search (discovery.lua) and the poller.
+local CREATE = { brief = "string", depth = "string", output_schema = "table" }
+M.WAIT = { interval = "number", growth = "number", max_interval = "number", timeout = "number",
+  max_failures = "number", not_found_grace = "number", on_progress = "function", task = "table" }
+M.PAGE = { offset = "number", limit = "number" }
+M.accepts = {
+  create = { opts = 1, required = true, fields = CREATE },
+  run = { opts = 1, required = true, fields = options.extend(CREATE, { on_progress = "function",
+    timeout = "number", interval = "number", max_interval = "number" }) },
+  list = { opts = 1, fields = M.PAGE },
+  tasks = { opts = 1, fields = M.PAGE },
+  wait = { id = true, opts = 2, fields = M.WAIT },
+}
 
 local function kind_of(st) return st.provider.kinds.research end
 
@@ -350,17 +366,29 @@ function ops.user(rt, self)
   return call(rt, data(self), { method = "GET", path = "/v1/user", kind = "read", expect = "object" })
 end
 
---- Public methods: each op on the client's blocking runtime.
-function M.blocking_methods(op_table)
+--- Public methods: each op on the client's blocking runtime. A method with an entry in
+-- accepts checks its arguments first, blaming its caller (level 2), before anything is sent.
+function M.blocking_methods(op_table, accepts)
   local t = {}
   for name, op in pairs(op_table) do
-    t[name] = function(self, ...) return op(http.blocking(self, data(self)), self, ...) end
+    local sig = accepts and accepts[name]
+    if sig then
+      t[name] = function(self, ...)
+        options.check_call(name, sig, 2, ...)
+        return op(http.blocking(self, data(self)), self, ...)
+      end
+    else
+      t[name] = function(self, ...) return op(http.blocking(self, data(self)), self, ...) end
+    end
   end
   return t
 end
 
-M.methods = M.blocking_methods(ops)
-M.methods.tasks = M.tasks
+M.methods = M.blocking_methods(ops, M.accepts)
+function M.methods.tasks(self, opts)
+  options.check_call("tasks", M.accepts.tasks, 2, opts)
+  return M.tasks(self, opts)
+end
 -- The most frequent call, without the generic wrapper's varargs and second data(self).
 function M.methods.get(self, id)
   local st = data(self)

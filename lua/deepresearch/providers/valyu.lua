@@ -6,6 +6,7 @@ local json = require "deepresearch.base.json"
 local V = require "deepresearch.base.validate"
 local dates = require "deepresearch.base.dates"
 local extruct = require "deepresearch.providers.extruct"
+local options = require "deepresearch.base.options"
 
 local data = core.client_methods.data
 local call = extruct.call
@@ -22,6 +23,25 @@ local PASS = { "mode", "output_formats", "research_strategy", "report_format", "
   "deliverables", "mcp_servers", "tools", "previous_reports", "webhook_url", "alert_email",
   "brand_collection_id", "metadata", "hitl", "workflow_id", "workflow_params", "workflow_version",
   "code_execution" }
+
+-- What each public method accepts (base/options.lua): PASS, the aliases create reads
+-- (query/input, strategy), each with the type CONTRACT B.2 gives it.
+local CREATE = { query = "string", input = "string", strategy = "string", mode = "string",
+  output_formats = "table", research_strategy = "string", report_format = "string",
+  search = "table", urls = "table", files = "table", deliverables = "table", mcp_servers = "table", tools = "table",
+  previous_reports = "table", webhook_url = "string", alert_email = "string|table",
+  brand_collection_id = "string", metadata = "table", hitl = "table", workflow_id = "string",
+  workflow_params = "table", workflow_version = "number", code_execution = "boolean" }
+M.accepts = {
+  create = { opts = 1, required = true, fields = CREATE },
+  run = { opts = 1, required = true, fields = options.extend(CREATE, { on_progress = "function",
+    timeout = "number", interval = "number", max_interval = "number" }) },
+  list = { opts = 1, fields = { limit = "number" } },
+  wait = { id = true, opts = 2, fields = extruct.WAIT },
+  cancel = { id = true },
+  delete = { id = true },
+  update = { id = true },
+}
 
 local function kind_of(self) return data(self).provider.kinds.research end
 
@@ -259,6 +279,6 @@ function ops.run(rt, self, params)
     interval = params.interval, max_interval = params.max_interval })
 end
 
-M.methods = extruct.blocking_methods(ops)
+M.methods = extruct.blocking_methods(ops, M.accepts)
 
 return M

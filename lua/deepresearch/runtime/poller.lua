@@ -5,6 +5,7 @@
 local core = require "deepresearch.core"
 local errors = require "deepresearch.base.errors"
 local V = require "deepresearch.base.validate"
+local options = require "deepresearch.base.options"
 
 local data = core.client_methods.data
 local client_closed = core.client_methods.closed
@@ -28,15 +29,27 @@ local Poller = {}
 Poller.__index = Poller
 Poller.__name = "deepresearch.poller"
 
+-- The provider's operations and what each accepts (see base/options.lua).
 local function provider_ops(self)
   local name = data(self).provider.name
-  if name == "valyu" then return require("deepresearch.providers.valyu").ops end
-  local ops = {}
-  for k, v in pairs(require("deepresearch.providers.extruct").ops) do ops[k] = v end
+  if name == "valyu" then
+    local valyu = require("deepresearch.providers.valyu")
+    return valyu.ops, valyu.accepts
+  end
+  local extruct = require("deepresearch.providers.extruct")
+  local ops, accepts = {}, {}
+  for k, v in pairs(extruct.ops) do ops[k] = v end
+  for k, v in pairs(extruct.accepts) do accepts[k] = v end
   local ok, disc = pcall(require, "deepresearch.providers.discovery")
-  if ok then for k, v in pairs(disc.ops) do ops[k] = v end end
-  return ops
+  if ok then
+    for k, v in pairs(disc.ops) do ops[k] = v end
+    for k, v in pairs(disc.accepts) do accepts[k] = v end
+  end
+  return ops, accepts
 end
+
+-- max_connections: any type here; check_max_connections says what it must be.
+local POLLER_OPTIONS = { max_connections = "any", now = "function" }
 
 -- Runs fn(a, b) in a coroutine of its own and returns its one result. lua.c's Ctrl-C hook is
 -- set on the main thread only (PUC Lua's hooks are per thread), so it cannot fire half-way
@@ -70,19 +83,22 @@ end
 
 --- client:poller{ max_connections = 8, now = fn }
 function M.poller(self, opts)
-  V.type("poller", 1, opts, "table", true)
+  options.table_arg("poller", 1, opts, true, 2)
   opts = opts or {}
+  options.check("poller", opts, POLLER_OPTIONS, 2)
   check_max_connections("poller", opts.max_connections)
   if client_closed(self) then error("attempt to make a poller on a closed deepresearch.client", 2) end
   local st = data(self)
   local max = opts.max_connections or client_max_connections(st)
+  local ops_of, accepts = provider_ops(self)
   local p = setmetatable({
     client = self,
     cp = core.new_poller(self, max),
     max = max,       -- transfers handed to libcurl at once
     active = 0,      -- transfers libcurl has now
     now = opts.now or core.now,
-    ops_of = provider_ops(self),
+    ops_of = ops_of,
+    accepts = accepts, -- method -> what its arguments must be, checked as each is added
     inflight = {}, -- transfer id -> operation
     queue = {},    -- { op, spec } waiting for a free slot, first in first out: qhead..qtail
     qhead = 1,
@@ -282,20 +298,35 @@ end
 
 --- p:create(params, cb[, opts]); opts.gate() runs right before each create request leaves
 -- (see docs/event-loops.md): true[, send_by] lets it go, false, reason cancels it.
+-- Each method checks its arguments against the provider's accepts (level 2: its caller) before
+-- _spawn; _spawn (level 3) then raises for the poller's own state only.
+local CREATE_EXTRA = { gate = "function" }
 function Poller:create(params, cb, opts)
-  V.type("create", 3, opts, "table", true)
-  if opts then V.type("create", 3, opts.gate, "function", true) end
+  local sig = self.accepts.create
+  if sig then options.check_call("create", sig, 2, params) end
+  options.table_arg("create", 3, opts, true, 2)
+  if opts then options.check("create", opts, CREATE_EXTRA, 2) end
   return self:_spawn("create", cb, opts, params)
 end
 function Poller:get(id, cb) return self:_spawn("get", cb, nil, id) end
-function Poller:list(opts, cb) return self:_spawn("list", cb, nil, opts) end
+function Poller:list(opts, cb)
+  local sig = self.accepts.list
+  if sig then options.check_call("list", sig, 2, opts) end
+  return self:_spawn("list", cb, nil, opts)
+end
 --- Watches a task until it ends: cb(task, err); opts as for client:wait.
 function Poller:wait(id, opts, cb)
   if type(opts) == "function" then opts, cb = nil, opts end
+  local sig = self.accepts.wait
+  if sig then options.check_call("wait", sig, 2, id, opts) end
   return self:_spawn("wait", cb, nil, id, opts)
 end
 --- Any other operation of the provider, e.g. p:add("discovery_wait", cb, id, opts).
-function Poller:add(name, cb, ...) return self:_spawn(name, cb, nil, ...) end
+function Poller:add(name, cb, ...)
+  local sig = self.accepts[name]
+  if sig then options.check_call(name, sig, 2, ...) end
+  return self:_spawn(name, cb, nil, ...)
+end
 
 local function run_due_timers(self)
   local now = self.now()
@@ -470,11 +501,25 @@ Poller.__close = Poller.close
 Poller.__gc = Poller.close
 
 --- Waits on many tasks at once. Returns id -> task, and id -> err for those that did not finish.
+-- opts: what the operation run on each id (op, default wait) accepts, and max_connections.
 function M.wait_all(self, ids, opts)
-  V.type("wait_all", 1, ids, "table")
-  V.type("wait_all", 2, opts, "table", true)
+  options.table_arg("wait_all", 1, ids, false, 2)
+  options.table_arg("wait_all", 2, opts, true, 2)
   opts = opts or {}
   check_max_connections("wait_all", opts.max_connections)
+  local _, accepts = provider_ops(self)
+  local sig = accepts[opts.op or "wait"]
+  if sig and sig.fields then
+    options.check("wait_all", opts, options.extend(sig.fields, { max_connections = "any",
+      op = "string" }), 2)
+  end
+  for i, item in ipairs(ids) do
+    if sig and sig.id and type(item) ~= "string" and (type(item) ~= "table" or
+       type(item.id or item.deepresearch_id) ~= "string") then
+      error(string.format("bad argument #1 to 'wait_all' (ids[%d]: a task id or task expected, " ..
+        "got %s)", i, type(item)), 2)
+    end
+  end
   local p = M.poller(self, { max_connections = opts.max_connections })
   local done, errs = {}, {}
   for _, item in ipairs(ids) do
@@ -491,11 +536,23 @@ end
 
 --- Creates many tasks concurrently, each with create's duplicate-safety rules.
 -- Returns tasks in the order given, and index -> err for those that failed.
+local CREATE_ALL_OPTIONS = { max_connections = "any", depth = "string" }
 function M.create_all(self, list, opts)
-  V.type("create_all", 1, list, "table")
-  V.type("create_all", 2, opts, "table", true)
+  options.table_arg("create_all", 1, list, false, 2)
+  options.table_arg("create_all", 2, opts, true, 2)
   opts = opts or {}
+  options.check("create_all", opts, CREATE_ALL_OPTIONS, 2)
   check_max_connections("create_all", opts.max_connections)
+  local _, accepts = provider_ops(self)
+  local fields = accepts.create and accepts.create.fields
+  for i, params in ipairs(list) do
+    if type(params) == "table" then
+      if fields then options.check("create_all", params, fields, 2) end
+    elseif type(params) ~= "string" then
+      error(string.format("bad argument #1 to 'create_all' (list[%d]: a table or string expected, " ..
+        "got %s)", i, type(params)), 2)
+    end
+  end
   local p = M.poller(self, { max_connections = opts.max_connections })
   local tasks, errs = {}, {}
   for i, params in ipairs(list) do
