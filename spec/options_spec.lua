@@ -77,6 +77,18 @@ describe("item 6 (issue 14): options checked at each entry point", function()
       assert.equals(0, sent())
     end)
 
+    it("item 6: a missing required field is named, at the caller's line", function()
+      raises("bad option 'brief' to 'create' (string expected, got no value)",
+        function() client:create{ depth = "high" } end)
+      raises("bad option 'query' to 'discovery_create' (string expected, got no value)",
+        function() client:discovery_create{ desired_num_results = 5 } end)
+      local p = client:poller()
+      raises("bad option 'brief' to 'create' (string expected, got no value)",
+        function() p:create({ depth = "high" }, function() end) end)
+      p:close()
+      assert.equals(0, sent())
+    end)
+
     it("item 6: run accepts create's options and the wait's, nothing else", function()
       raises("bad option 'timout' to 'run' (did you mean 'timeout'?)",
         function() client:run{ brief = env.BRIEF, timout = 5 } end)
@@ -192,6 +204,8 @@ describe("item 6 (issue 14): options checked at each entry point", function()
         function() v:create{ query = "q", mdoe = "fast" } end)
       raises("bad option 'model' to 'create' (did you mean 'mode'?)",
         function() v:create{ query = "q", model = "fast" } end)
+      raises("bad option 'query' to 'create' (string expected, got no value)",
+        function() v:create{ mode = "fast" } end)
       raises("bad option 'offset' to 'list' (unknown option)",
         function() v:list{ offset = 0 } end)
       raises("bad option 'intrval' to 'wait' (did you mean 'interval'?)",

@@ -128,16 +128,36 @@ function M.id_arg(fname, n, v, level)
   end
 end
 
+-- Raises unless opts holds each field sig.needs names; an entry that is a list is met by any
+-- one of its names (Valyu: query, input or workflow_id), the first named when none is there.
+local function check_needs(fname, opts, sig, level)
+  for _, need in ipairs(sig.needs) do
+    local names = type(need) == "table" and need or { need }
+    local found = false
+    for _, k in ipairs(names) do
+      if opts[k] ~= nil then found = true end
+    end
+    if not found then
+      error(string.format("bad option '%s' to '%s' (%s expected, got no value)", names[1], fname,
+        (sig.fields[names[1]]:gsub("|", " or "))), level + 1)
+    end
+  end
+end
+
 --- Checks the arguments of method fname against sig, one entry of a provider's `accepts`:
--- { id = true } (arg 1 is a task id), { opts = n, fields = {...}, required = true } (arg n
--- is an options table). a, b: the method's first two arguments.
+-- { id = true } (arg 1 is a task id), { opts = n, fields = {...}, required = true,
+-- needs = {...} } (arg n is an options table; needs: the fields it must hold).
+-- a, b: the method's first two arguments.
 function M.check_call(fname, sig, level, a, b)
   if sig.id then M.id_arg(fname, 1, a, level + 1) end
   local n = sig.opts
   if n then
     local v = n == 1 and a or b
     M.table_arg(fname, n, v, not sig.required, level + 1)
-    if v ~= nil then M.check(fname, v, sig.fields, level + 1) end
+    if v ~= nil then
+      M.check(fname, v, sig.fields, level + 1)
+      if sig.needs then check_needs(fname, v, sig, level + 1) end
+    end
   end
 end
 

@@ -21,7 +21,7 @@ M.accepts = {
   discovery_create = { opts = 1, required = true, fields = { query = "string",
     desired_num_results = "number", criteria = "table", data_sources = "table",
     exclude_domains = "table", exclude_task_ids = "table", auto_data_sources = "boolean",
-    table = "any" } },
+    table = "any" }, needs = { "query" } },
   discovery_get = { id = true },
   discovery_list = { opts = 1, fields = extruct.PAGE },
   discovery_results = { id = true, opts = 2, fields = extruct.PAGE },

@@ -26,9 +26,9 @@ M.WAIT = { interval = "number", growth = "number", max_interval = "number", time
   max_failures = "number", not_found_grace = "number", on_progress = "function", task = "table" }
 M.PAGE = { offset = "number", limit = "number" }
 M.accepts = {
-  create = { opts = 1, required = true, fields = CREATE },
+  create = { opts = 1, required = true, fields = CREATE, needs = { "brief" } },
   run = { opts = 1, required = true, fields = options.extend(CREATE, { on_progress = "function",
-    timeout = "number", interval = "number", max_interval = "number" }) },
+    timeout = "number", interval = "number", max_interval = "number" }), needs = { "brief" } },
   list = { opts = 1, fields = M.PAGE },
   tasks = { opts = 1, fields = M.PAGE },
   wait = { id = true, opts = 2, fields = M.WAIT },

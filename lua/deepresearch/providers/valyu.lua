@@ -32,10 +32,11 @@ local CREATE = { query = "string", input = "string", strategy = "string", mode =
   previous_reports = "table", webhook_url = "string", alert_email = "string|table",
   brand_collection_id = "string", metadata = "table", hitl = "table", workflow_id = "string",
   workflow_params = "table", workflow_version = "number", code_execution = "boolean" }
+local QUERY = { "query", "input", "workflow_id" } -- one of these (see check_create)
 M.accepts = {
-  create = { opts = 1, required = true, fields = CREATE },
+  create = { opts = 1, required = true, fields = CREATE, needs = { QUERY } },
   run = { opts = 1, required = true, fields = options.extend(CREATE, { on_progress = "function",
-    timeout = "number", interval = "number", max_interval = "number" }) },
+    timeout = "number", interval = "number", max_interval = "number" }), needs = { QUERY } },
   list = { opts = 1, fields = { limit = "number" } },
   wait = { id = true, opts = 2, fields = extruct.WAIT },
   cancel = { id = true },
