@@ -56,6 +56,7 @@ build = {
     ["deepresearch.nvim"] = "lua/deepresearch/nvim/init.lua",
     ["deepresearch.nvim.buffer"] = "lua/deepresearch/nvim/buffer.lua",
     ["deepresearch.providers"] = "lua/deepresearch/providers/init.lua",
+    ["deepresearch.providers.limits"] = "lua/deepresearch/providers/limits.lua",
     ["deepresearch.report"] = "lua/deepresearch/report/init.lua",
     ["deepresearch.base.options"] = "lua/deepresearch/base/options.lua",
     ["deepresearch.base.policy"] = "lua/deepresearch/base/policy.lua",

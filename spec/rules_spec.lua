@@ -192,6 +192,23 @@ describe("item 5: one JSON decode-and-normalise path", function()
     assert.are.equal("x\195\169\240\159\152\128", json.decode('"x\\u00e9\\ud83d\\ude00"'))
   end)
 
+  it("item 5: report.load reads a task file through it, without lua-cjson", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(TASK)
+    f:close()
+    local saved_loaded, saved_preload = package.loaded.cjson, package.preload.cjson
+    package.loaded.cjson = nil
+    package.preload.cjson = function() error("lua-cjson hidden by the spec", 0) end
+    local report = require "deepresearch.report"
+    local ok, task, err = pcall(report.load, path)
+    package.loaded.cjson, package.preload.cjson = saved_loaded, saved_preload
+    os.remove(path)
+    assert.is_true(ok, tostring(task))
+    assert.is_table(task, tostring(err and err.message))
+    assert.are.equal(WANT, json.encode(task))
+  end)
+
   it("item 5: the CLI's --json printer and the encoder share one list of array-valued keys", function()
     assert.are.same({}, grep({ "degradation_reasons = true", "exclude_domains = true" },
       { ["lua/deepresearch/base/json.lua"] = true }))

@@ -75,11 +75,8 @@ local function extruct_view(r)
 end
 
 local function decode_json(text)
-  local ok, cjson = pcall(require, "cjson")
-  if not ok then return nil end
-  local decoder = cjson.new and cjson.new() or cjson
-  local done, value = pcall(decoder.decode, text)
-  if done and type(value) == "table" then return value end
+  local value = json.decode(text)
+  if type(value) == "table" and value ~= json.null then return value end
   return nil
 end
 
@@ -490,42 +487,24 @@ end
 
 ----------------------------------------------------------------------------------------------
 
--- JSON null means "absent" in a task, as in the tables the client returns.
-local function strip_nulls(t, seen)
-  if seen[t] then return t end
-  seen[t] = true
-  local array = is_sequence(t)
-  for k, x in pairs(t) do
-    if not array and is_null(x) then
-      t[k] = nil
-    elseif type(x) == "table" then
-      strip_nulls(x, seen)
-    end
-  end
-  return t
-end
-
---- Reads a task saved as JSON. Returns the task table (nulls removed from objects), or nil,
--- err with code "io" (cannot read) or "decode" (not JSON, or lua-cjson is not installed).
+--- Reads a task saved as JSON. Returns the task table (deepresearch.base.json.decode: nulls
+-- removed from objects, as in the tables the client returns), or nil, err with code "io"
+-- (cannot read) or "decode" (not JSON, or not an object).
 function M.load(path)
   argcheck("load", 1, path, "string")
-  local ok, cjson = pcall(require, "cjson")
-  if not ok then
-    return nil, errors.new("decode", "report.load needs lua-cjson to read " .. path)
-  end
   local f, msg = io.open(path, "rb")
   if not f then return nil, errors.new("io", "cannot read task file: " .. tostring(msg), { path = path }) end
   local text = f:read("*a")
   f:close()
-  local decoder = cjson.new and cjson.new() or cjson -- our own instance: global settings stay the caller's
-  local done, value = pcall(decoder.decode, text or "")
-  if not done then
-    return nil, errors.new("decode", path .. " is not valid JSON: " .. tostring(value), { path = path })
+  local value, why = json.decode(text or "")
+  if value == nil then
+    return nil, errors.new("decode", path .. " is not valid JSON: " .. tostring(why), { path = path })
   end
-  if type(value) ~= "table" or (next(value) ~= nil and is_sequence(value)) then
+  if type(value) ~= "table" or value == json.null or json.is_array_marked(value) or
+    (next(value) ~= nil and is_sequence(value)) then
     return nil, errors.new("decode", path .. " does not hold a task object", { path = path })
   end
-  return strip_nulls(value, {})
+  return value
 end
 
 return M
