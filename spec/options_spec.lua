@@ -206,6 +206,10 @@ describe("item 6 (issue 14): options checked at each entry point", function()
         function() v:create{ query = "q", model = "fast" } end)
       raises("bad option 'query' to 'create' (string expected, got no value)",
         function() v:create{ mode = "fast" } end)
+      raises("bad argument #2 to 'update' (string expected, got number)",
+        function() v:update("x", 5) end)
+      raises("bad argument #1 to 'cancel' (string expected, got no value)",
+        function() v:cancel() end)
       raises("bad option 'offset' to 'list' (unknown option)",
         function() v:list{ offset = 0 } end)
       raises("bad option 'intrval' to 'wait' (did you mean 'interval'?)",

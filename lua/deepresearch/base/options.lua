@@ -146,10 +146,14 @@ end
 
 --- Checks the arguments of method fname against sig, one entry of a provider's `accepts`:
 -- { id = true } (arg 1 is a task id), { opts = n, fields = {...}, required = true,
--- needs = {...} } (arg n is an options table; needs: the fields it must hold).
--- a, b: the method's first two arguments.
+-- needs = {...} } (arg n is an options table; needs: the fields it must hold),
+-- { arg2 = "string" } (the type of arg 2). a, b: the method's first two arguments.
 function M.check_call(fname, sig, level, a, b)
   if sig.id then M.id_arg(fname, 1, a, level + 1) end
+  if sig.arg2 and type(b) ~= sig.arg2 then
+    error(string.format("bad argument #2 to '%s' (%s expected, got %s)", fname, sig.arg2,
+      b == nil and "no value" or type(b)), level + 1)
+  end
   local n = sig.opts
   if n then
     local v = n == 1 and a or b

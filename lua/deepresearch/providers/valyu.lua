@@ -41,7 +41,7 @@ M.accepts = {
   wait = { id = true, opts = 2, fields = extruct.WAIT },
   cancel = { id = true },
   delete = { id = true },
-  update = { id = true },
+  update = { id = true, arg2 = "string" }, -- the instruction
 }
 
 local function kind_of(self) return data(self).provider.kinds.research end
