@@ -75,7 +75,7 @@ end
 function M.create_body(p)
   V.type("discovery_create", 1, p, "table")
   V.type("discovery_create", 1, p.query, "string")
-  local ok, err = V.text("query", p.query, 20000)
+  local ok, err = V.text("query", p.query, require("deepresearch.providers.limits").discovery.brief)
   if not ok then return nil, err end
   local n = p.desired_num_results
   if n ~= nil then

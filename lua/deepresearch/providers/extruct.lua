@@ -16,7 +16,7 @@ local ops = M.ops
 
 M.DEPTHS = { "medium", "high", "xhigh" }
 M.BUDGETS = { medium = 25, high = 50, xhigh = 75 }
-M.MAX_BRIEF = 20000
+M.MAX_BRIEF = require("deepresearch.providers.limits").extruct.brief
 M.RECONCILE_SKEW = 300 -- seconds of clock difference tolerated when matching a lost create
 
 -- What each public method accepts (base/options.lua): anything else raises at the caller.

@@ -14,8 +14,8 @@ local M = { ops = {} }
 local ops = M.ops
 
 M.MODES = { "fast", "standard", "heavy", "max", "lite" }
-M.MAX_QUERY = 25000
-M.MAX_STRATEGY_AND_FORMAT = 15000
+M.MAX_QUERY = require("deepresearch.providers.limits").valyu.brief
+M.MAX_STRATEGY_AND_FORMAT = require("deepresearch.providers.limits").valyu.strategy_and_format
 M.NONCE_KEY = "deepresearch_nonce"
 local LIST_LIMITS = { urls = 10, files = 10, deliverables = 10, mcp_servers = 5, previous_reports = 3 }
 -- Options passed through as given (documented by Valyu; see CONTRACT B.2).
