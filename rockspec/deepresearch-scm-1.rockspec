@@ -50,6 +50,7 @@ build = {
     ["deepresearch.base.errors"] = "lua/deepresearch/base/errors.lua",
     ["deepresearch.providers.extruct"] = "lua/deepresearch/providers/extruct.lua",
     ["deepresearch.health"] = "lua/deepresearch/health.lua",
+    ["deepresearch.nvim.health"] = "lua/deepresearch/nvim/health.lua",
     ["deepresearch.runtime.http"] = "lua/deepresearch/runtime/http.lua",
     ["deepresearch.base.json"] = "lua/deepresearch/base/json.lua",
     ["deepresearch.runtime.poller"] = "lua/deepresearch/runtime/poller.lua",
