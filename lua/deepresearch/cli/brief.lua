@@ -1,7 +1,7 @@
 -- Brief commands: brief render TEMPLATE --var k=v ..., brief lint [FILE|-].
 local args = require "deepresearch.cli.args"
 local input = require "deepresearch.cli.input"
-local limits = require "deepresearch.providers.limits"
+local providers = require "deepresearch.providers"
 
 local M = {}
 
@@ -32,7 +32,7 @@ local function lint(ctx, opts, words)
   local text, why = input.file_text(ctx, path)
   if not text then return ctx:usage(why) end
   local name = path == "-" and "<stdin>" or path
-  local max = opts.max_length or limits.brief(ctx:provider())
+  local max = opts.max_length or providers.get(ctx:provider()).limits.brief
   local counts = input.lint(ctx.out, name, text, { max_length = max, quiet = ctx.g.quiet })
   local total = counts.error + counts.warning + counts.info
   if not ctx.g.quiet then
@@ -48,9 +48,20 @@ local function lint(ctx, opts, words)
   return 0
 end
 
-local MAX = { "max-length", value = "N", number = true, integer = true,
-  doc = string.format("length limit in characters (default %d; %d with --provider valyu)",
-    limits.brief("extruct"), limits.brief("valyu")) }
+-- The --max-length help: the default limit and every provider whose limit differs.
+local function max_doc()
+  local default = providers.get(providers.DEFAULT).limits.brief
+  local parts = { "default " .. default }
+  for _, name in ipairs(providers.names()) do
+    local n = providers.get(name).limits.brief
+    if name ~= providers.DEFAULT and n ~= default then
+      parts[#parts + 1] = n .. " with --provider " .. name
+    end
+  end
+  return "length limit in characters (" .. table.concat(parts, "; ") .. ")"
+end
+
+local MAX = { "max-length", value = "N", number = true, integer = true, doc = max_doc() }
 
 M.commands = {
   ["brief render"] = {

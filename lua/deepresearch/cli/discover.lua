@@ -5,7 +5,9 @@ local task_util = require "deepresearch.cli.task"
 
 local M = {}
 
-local EXTRUCT = { extruct = true }
+-- The commands need a provider whose descriptor offers Deep Search (descriptor.operations.discover
+-- names its kind of task).
+local DISCOVER = { operation = "discover" }
 
 local WAIT_OPTS = {
   { "timeout", value = "S", number = true, doc = "stop waiting after S seconds (exit 3; the task keeps running)" },
@@ -72,11 +74,12 @@ local function print_results(ctx, rows, task, as_json)
     ctx.out:write(output.json(copy), "\n")
     return 0
   end
-  local discovery = require "deepresearch.providers.discovery"
+  local d = require("deepresearch.providers").get(ctx:provider())
+  local kind = d.kinds[d.operations.discover]
   local out = {}
   for i, r in ipairs(rows) do
     out[i] = { output.clip(r.company_name or "?", 40), r.company_website or "", r.relevance or "",
-      discovery.high_fit(r, task.criteria) and "yes" or "no" }
+      kind.high_fit(r, task.criteria) and "yes" or "no" }
   end
   output.table(ctx.out, { "COMPANY", "WEBSITE", "RELEVANCE", "HIGH-FIT" }, out)
   return 0
@@ -111,7 +114,7 @@ local function create(ctx, opts, words)
   end
   local client, code = ctx:client()
   if not client then return code end
-  ctx:begin_create(function(t) return t.id end, "discovery")
+  ctx:begin_create(function(t) return t.id end, "discover")
   local task, err = client:discovery_create(params)
   if not task then
     ctx:end_create()
@@ -189,7 +192,7 @@ end
 M.commands = {
   discover = {
     usage = "discover QUERY [--results N] [--criterion key=name:text ...] [--wait] [--json]",
-    run = create, providers = EXTRUCT,
+    run = create, requires = DISCOVER,
     summary = "start a Deep Search for companies matching QUERY; print its id (or wait for the results)",
     description = "Each result is graded 1-5 on every criterion; high-fit means at least 75% of the criteria\n" ..
       "graded 4 or 5. Without --criterion the service generates criteria from the query.\n" ..
@@ -204,16 +207,16 @@ M.commands = {
       "    --criterion size=Mid-market:\"Has between 50 and 1000 employees\" --wait",
   },
   ["discover get"] = {
-    usage = "discover get ID [--json]", run = get, providers = EXTRUCT,
+    usage = "discover get ID [--json]", run = get, requires = DISCOVER,
     summary = "show a Deep Search task: status and counters", options = { JSON },
   },
   ["discover wait"] = {
-    usage = "discover wait ID [options]", run = wait, providers = EXTRUCT,
+    usage = "discover wait ID [options]", run = wait, requires = DISCOVER,
     summary = "wait for a Deep Search task with live progress, then print its results",
     options = with(WAIT_OPTS, { JSON }),
   },
   ["discover results"] = {
-    usage = "discover results ID [--all] [--limit N] [--offset N] [--json]", run = results, providers = EXTRUCT,
+    usage = "discover results ID [--all] [--limit N] [--offset N] [--json]", run = results, requires = DISCOVER,
     summary = "results by relevance: company, website, relevance, high-fit",
     options = {
       { "all", doc = "every result, page after page" },
@@ -223,7 +226,7 @@ M.commands = {
     },
   },
   ["discover resume"] = {
-    usage = "discover resume ID [--more N] [--wait]", run = resume, providers = EXTRUCT,
+    usage = "discover resume ID [--more N] [--wait]", run = resume, requires = DISCOVER,
     summary = "ask a Deep Search task for more results",
     options = with({
       { "more", value = "N", number = true, integer = true, doc = "how many new results (0..250, default 25)" },
@@ -232,7 +235,7 @@ M.commands = {
     }, WAIT_OPTS),
   },
   ["discover list"] = {
-    usage = "discover list [--limit N] [--offset N] [--json]", run = list, providers = EXTRUCT,
+    usage = "discover list [--limit N] [--offset N] [--json]", run = list, requires = DISCOVER,
     summary = "your Deep Search tasks",
     options = {
       { "limit", value = "N", number = true, integer = true, doc = "tasks to show (default 20)" },

@@ -9,7 +9,21 @@ local M = {}
 M.EXIT = { ok = 0, failed = 1, usage = 2, timeout = 3, api = 4, interrupted = 130, internal = 70 }
 local EXIT = M.EXIT
 
-local PROVIDERS = { extruct = true, valyu = true }
+local providers = require "deepresearch.providers"
+
+-- "a", "a or b", "a, b or c".
+local function one_of(names)
+  if #names < 2 then return names[1] or "" end
+  return table.concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
+end
+
+-- Whether a provider's descriptor has what a command requires: a kind of task (requires.kind)
+-- or an operation (requires.operation, from descriptor.operations).
+local function provides(d, requires)
+  if requires.kind and not d.kinds[requires.kind] then return false end
+  if requires.operation and not (d.operations and d.operations[requires.operation]) then return false end
+  return true
+end
 
 -- Every command, by name ("brief render" for a sub-command).
 local COMMANDS = {}
@@ -38,7 +52,7 @@ function Ctx:note(fmt, ...)
 end
 
 function Ctx:provider()
-  return self.g.provider or "extruct"
+  return self.g.provider or providers.DEFAULT
 end
 
 -- What to do about an API error, after its one-line message.
@@ -93,7 +107,7 @@ end
 
 --- A command line with the same provider and base URL as this one: "deepresearch [flags] WORDS".
 function Ctx:command_line(words)
-  local flags = self:provider() ~= "extruct" and (" --provider " .. self:provider()) or ""
+  local flags = self:provider() ~= providers.DEFAULT and (" --provider " .. self:provider()) or ""
   -- A password in the URL is never printed: the user types it again (user:***@).
   if self.g.base_url then
     flags = flags .. " --base-url " .. require("deepresearch.runtime.http").redact_url(self.g.base_url)
@@ -190,11 +204,10 @@ end
 
 --- A create is about to be sent: shows "creating…" and marks it, so that Ctrl-C before its
 -- answer is in hand waits for that answer (see interrupted_create). id_of(task) gives the id;
--- kind "discovery" resumes and lists with the discover commands.
-function Ctx:begin_create(id_of, kind)
-  local discovery = kind == "discovery"
-  if discovery then self.waiting_cmd = "discover wait" end
-  self.creating = { id_of = id_of, list = discovery and "discover list" or "list" }
+-- group "discover" resumes and lists with the discover commands ("discover wait", "discover list").
+function Ctx:begin_create(id_of, group)
+  if group then self.waiting_cmd = group .. " wait" end
+  self.creating = { id_of = id_of, list = group and (group .. " list") or "list" }
   if self.g.quiet then return end
   local text = "deepresearch: creating" .. (progress.utf8_locale() and "…" or "...")
   if self:stderr_tty() then
@@ -323,14 +336,14 @@ local function run(ctx, argv)
     ctx.out:write(version_text(), "\n")
     return EXIT.ok
   end
-  if g.provider and not PROVIDERS[g.provider] then
-    return ctx:usage("--provider must be extruct or valyu, got '" .. g.provider .. "'")
+  if g.provider and not providers.get(g.provider) then
+    return ctx:usage("--provider must be " .. one_of(providers.names()) .. ", got '" .. g.provider .. "'")
   end
   if g.base_url and not g.base_url:match("^https?://[^/%s]+") then
     return ctx:usage("--base-url must be an http:// or https:// URL, got '" ..
       require("deepresearch.runtime.http").redact_url(g.base_url) .. "'")
   end
-  if cmd.providers and not cmd.providers[ctx:provider()] then
+  if cmd.requires and not provides(providers.get(ctx:provider()), cmd.requires) then
     return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name, ctx:provider()))
   end
   if g.verbose then require("deepresearch.runtime.http").set_debug(true) end

@@ -2,6 +2,7 @@
 local input = require "deepresearch.cli.input"
 local output = require "deepresearch.cli.output"
 local adapters = require "deepresearch.cli.task"
+local providers = require "deepresearch.providers"
 
 local M = {}
 
@@ -29,13 +30,17 @@ local O = {
 
 local function ad_of(ctx) return adapters.for_provider(ctx:provider()) end
 
--- Options that belong to one provider only.
+-- Flags that belong to some providers only (descriptor.cli.flags: flag -> what to take instead).
 local function provider_check(ctx, opts)
-  if ctx:provider() == "valyu" and opts.depth then
-    return ctx:usage("--depth is for Extruct; Valyu tasks take --mode fast|standard|heavy|max")
-  end
-  if ctx:provider() ~= "valyu" and opts.mode then
-    return ctx:usage("--mode is for --provider valyu; Extruct tasks take --depth medium|high|xhigh")
+  local mine = ad_of(ctx).descriptor.cli.flags
+  for _, name in ipairs(providers.names()) do
+    for flag in pairs(providers.get(name).cli.flags) do
+      if opts[flag] ~= nil and not mine[flag] then
+        local owner = name == providers.DEFAULT and providers.get(name).cli.name or ("--provider " .. name)
+        local instead = next(mine) and ("; " .. mine[next(mine)]) or ""
+        return ctx:usage("--" .. flag .. " is for " .. owner .. instead)
+      end
+    end
   end
   return nil
 end
@@ -87,7 +92,7 @@ local function create_task(ctx, opts, words)
   end
   local client, code = ctx:client()
   if not client then return nil, code end
-  ctx:begin_create(ad.id, "research")
+  ctx:begin_create(ad.id)
   local task, err = ad.create(client, text, opts, schema)
   if not task then
     ctx:end_create()
@@ -131,9 +136,8 @@ end
 
 local function list(ctx, opts, words)
   if #words > 0 then return ctx:usage("list takes no arguments, got '" .. words[1] .. "'") end
-  if ctx:provider() == "valyu" and opts.offset then
-    return ctx:usage("Valyu's list has no offset; use --limit N (1..100)")
-  end
+  local no_offset = ad_of(ctx).descriptor.cli.no_offset
+  if no_offset and opts.offset then return ctx:usage(no_offset) end
   if opts.limit == 0 then return ctx:usage("--limit must be at least 1") end
   local client, code = ctx:client()
   if not client then return code end
@@ -231,7 +235,7 @@ M.commands = {
     options = { O.style, { "json", doc = "print the task as JSON" } },
   },
   cancel = {
-    usage = "cancel ID", run = cancel, providers = { valyu = true },
+    usage = "cancel ID", run = cancel, requires = { operation = "cancel" },
     summary = "cancel a queued or running task (--provider valyu; Extruct tasks cannot be cancelled)",
     options = {},
   },

@@ -1,8 +1,9 @@
--- What differs between Extruct Deep Research and Valyu DeepResearch tasks, for the command:
+-- The command's view of a provider's research tasks, built from its descriptor (descriptor.cli):
 -- how to create one, its id, the progress fields, the `get` summary, the `list` table, the report.
+-- Nothing here names a provider: a registered descriptor is all a new one needs.
 local output = require "deepresearch.cli.output"
 local progress = require "deepresearch.cli.progress"
-local limits = require "deepresearch.providers.limits"
+local providers = require "deepresearch.providers"
 
 local M = {}
 
@@ -22,109 +23,68 @@ local function render(task, style)
   return text
 end
 
-local extruct = {
-  name = "extruct",
-  max_brief = limits.brief("extruct"),
-  label = "task",
+-- The formatters a descriptor's summary and columns use.
+local FORMAT = {
+  when = when,
+  shown = progress.shown,
+  lines_of = output.lines_of,
+  words = function(s) return output.first_words(s, 8, 48) end,
 }
-M.extruct = extruct
+M.FORMAT = FORMAT
 
-function extruct.id(task) return task.id end
-function extruct.describe(task)
-  return progress.extruct_research(require("deepresearch.providers.extruct").BUDGETS)(task)
-end
-function extruct.failure(task) return task.failure_reason end
-
-function extruct.create(client, text, opts, schema)
-  return client:create{ brief = text, depth = opts.depth, output_schema = schema }
-end
-
-function extruct.summary(task)
-  local report = task.report
-  local reasons = report and report.degradation_reasons
-  return {
-    { "id", task.id }, { "status", task.status }, { "depth", task.depth },
-    { "created", when(task.created_at) }, { "updated", when(task.updated_at) },
-    { "iterations", task.iterations }, { "agents", task.agents }, { "sources", task.sources },
-    { "owner", task.owner and task.owner.email },
-    { "schema", task.output_schema and "yes" or nil },
-    { "report", report and (report.kind .. ((report.sources and (", " .. #report.sources .. " sources")) or ""))
-      or nil },
-    { "degraded", type(reasons) == "table" and #reasons > 0 and output.lines_of(reasons) or nil },
-    { "failure", task.failure_reason },
-    { "brief", task.brief },
-  }
-end
-
-function extruct.list(client, opts)
-  local tasks = {}
-  if opts.all then
-    for task, err in client:tasks{ limit = 50, offset = opts.offset } do
-      if not task then return nil, err end
-      tasks[#tasks + 1] = task
-    end
-  else
-    local page, err = client:list{ limit = opts.limit or 20, offset = opts.offset }
-    if not page then return nil, err end
-    tasks = page
+local function value_at(task, path)
+  local v = task
+  for key in path:gmatch("[^%.]+") do
+    if type(v) ~= "table" then return nil end
+    v = v[key]
   end
-  return tasks
+  return v
 end
 
-extruct.list_headers = { "ID", "STATUS", "DEPTH", "AGENTS", "SOURCES", "CREATED", "BRIEF" }
-function extruct.list_row(task)
-  return { task.id, task.status, task.depth, task.agents, task.sources, when(task.created_at),
-    output.first_words(task.brief, 8, 48) }
+local function describer(d)
+  local how = d.cli.describe
+  if type(how) == "function" then return how end
+  local fn = progress[how]
+  if d.cli.describe_budgets then fn = fn(d.cost.budgets) end
+  return fn
 end
 
-function extruct.render(task, style) return render(task, style) end
-
-local valyu = {
-  name = "valyu",
-  max_brief = limits.brief("valyu"),
-  label = "task",
-}
-M.valyu = valyu
-
-function valyu.id(task) return task.deepresearch_id end
-function valyu.describe(task) return progress.valyu_research(task) end
-function valyu.failure(task) return task.error end
-
-function valyu.create(client, text, opts, schema)
-  return client:create{ query = text, mode = opts.mode, output_formats = schema and { schema } or nil }
+--- The adapter for a descriptor: id, describe, failure, create, summary, list, list_headers,
+-- list_row, render, name, max_brief, label.
+function M.adapter(d)
+  local c, kind = d.cli, d.kinds.research
+  local ad = { name = d.name, max_brief = d.limits.brief, label = kind.label, descriptor = d }
+  function ad.id(task) return task[kind.id_field] end
+  function ad.failure(task) return task[kind.failure_field] end
+  local describe
+  function ad.describe(task)
+    describe = describe or describer(d)
+    return describe(task)
+  end
+  function ad.create(client, text, opts, schema) return c.create(client, text, opts, schema) end
+  function ad.summary(task) return c.summary(task, FORMAT) end
+  function ad.list(client, opts) return c.list(client, opts) end
+  ad.list_headers = {}
+  for i, col in ipairs(c.columns) do ad.list_headers[i] = col[1] end
+  function ad.list_row(task)
+    local row = {}
+    for i, col in ipairs(c.columns) do
+      local v = value_at(task, col[2])
+      if col[3] then v = FORMAT[col[3]](v) end
+      row[i] = v
+    end
+    return row
+  end
+  function ad.render(task, style) return render(task, style) end
+  return ad
 end
 
-function valyu.summary(task)
-  local p = type(task.progress) == "table" and task.progress or nil
-  return {
-    { "id", task.deepresearch_id }, { "status", task.status }, { "mode", task.mode },
-    { "created", when(task.created_at) }, { "completed", when(task.completed_at) },
-    { "step", p and p.current_step ~= nil and (progress.shown(p.current_step) .. "/" .. progress.shown(p.total_steps))
-      or nil },
-    { "messages", type(task.messages) == "table" and #task.messages or nil },
-    { "output", task.output_type },
-    { "sources", type(task.sources) == "table" and #task.sources or nil },
-    { "cost", type(task.cost) == "number" and string.format("$%.2f", task.cost) or nil },
-    { "pdf", task.pdf_url },
-    { "error", task.error },
-    { "query", task.query },
-  }
-end
-
-function valyu.list(client, opts)
-  return client:list{ limit = opts.all and 100 or (opts.limit or 20) }
-end
-
-valyu.list_headers = { "ID", "STATUS", "CREATED", "QUERY" }
-function valyu.list_row(task)
-  return { task.deepresearch_id, task.status, when(task.created_at), output.first_words(task.query, 8, 48) }
-end
-
-function valyu.render(task, style) return render(task, style) end
-
---- The adapter for a provider name.
+--- The adapter for a provider name (nil for a name nobody registered). Built on every call, so
+-- a descriptor registered later (or replaced) is read as it is now.
 function M.for_provider(name)
-  return M[name]
+  local d = providers.get(name)
+  return d and d.cli and M.adapter(d) or nil
 end
 
-return M
+-- adapters.extruct, adapters.valyu, ...: the adapter of a registered provider.
+return setmetatable(M, { __index = function(_, name) return M.for_provider(name) end })

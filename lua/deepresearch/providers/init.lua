@@ -1,122 +1,95 @@
--- What differs between providers, as data: endpoints, auth, states, error bodies.
+-- The provider registry: one descriptor per provider (providers/descriptor/<name>.lua) holds
+-- everything that differs between providers, as data. The client, the command, the worker, the
+-- editor and the report read descriptors; only a provider's own modules name a provider.
+-- docs/providers.md: the fields, and how to add a provider.
 local M = {}
 
--- Extruct answers errors the FastAPI way: {"detail": string | object | [pydantic items]}.
-local function fastapi_error(body)
-  local info = {}
-  local detail = type(body) == "table" and body.detail or nil
-  if type(detail) == "string" then
-    info.message = detail
-  elseif type(detail) == "table" and detail.error then
-    info.message, info.server_code = tostring(detail.error), detail.error
-    info.required_credits = detail.required_credits
-    info.available_credits = detail.available_credits
-  elseif type(detail) == "table" and detail[1] then
-    local fields, msgs = {}, {}
-    for _, item in ipairs(detail) do
-      local loc = type(item.loc) == "table" and item.loc or {}
-      local name = loc[#loc] ~= nil and tostring(loc[#loc]) or "?"
-      fields[#fields + 1] = { field = name, message = item.msg, type = item.type, loc = loc }
-      msgs[#msgs + 1] = name .. ": " .. tostring(item.msg)
-    end
-    info.fields = fields
-    info.message = table.concat(msgs, "; ")
+local order = {} -- registered names, in registration order (the default first)
+
+-- The fields every descriptor holds (descriptors_spec checks them all).
+M.REQUIRED = { "name", "base_url", "base_env", "token_env", "token_option", "auth_header",
+  "auth_prefix", "parse_error", "kinds", "module", "limits", "operations", "recovery", "list_paging",
+  "report", "cost", "cli", "worker" }
+M.REQUIRED_KIND = { "path", "id_field", "states", "progress", "failure_field", "label" }
+M.REQUIRED_CLI = { "name", "flags", "describe", "columns", "create", "list", "summary" }
+M.REQUIRED_WORKER = { "id_field", "params", "validate", "matches", "progress" }
+M.RECOVERY = { list_match = true, idempotency_key = true, none = true }
+
+--- Adds (or replaces) a provider's descriptor; returns it. Raises on a malformed one.
+function M.register(d)
+  if type(d) ~= "table" or type(d.name) ~= "string" or not d.name:match("^[%l][%l%d_]*$") then
+    error("bad argument #1 to 'register' (a descriptor with a lower-case name expected)", 2)
   end
-  info.details = detail
-  -- Only FastAPI's own shapes: a string detail, an object with an error code, pydantic items.
-  info.api = info.message ~= nil or nil
-  return info
+  local old = rawget(M, d.name)
+  if old ~= nil and (type(old) ~= "table" or not old.kinds) then
+    error("bad argument #1 to 'register' (name '" .. d.name .. "' is reserved)", 2)
+  end
+  if old == nil then order[#order + 1] = d.name end
+  M[d.name] = d
+  if d.default then M.DEFAULT = d.name end
+  return d
 end
 
--- Valyu: {"success": false, "error": "..."} or {"error": "validation_failed", "message": ..., "errors": [...]}.
-local function valyu_error(body)
-  local info = {}
-  if type(body) ~= "table" then return info end
-  local msg = body.message or body.error
-  if type(body.errors) == "table" and #body.errors > 0 then
-    local parts, fields = { tostring(msg or "validation failed") }, {}
-    for _, item in ipairs(body.errors) do
-      local m = tostring(item.message or item.code or "")
-      if item.key and not m:find(item.key, 1, true) then m = item.key .. ": " .. m end
-      parts[#parts + 1] = m
-      fields[#fields + 1] = { field = item.key, message = item.message, type = item.code }
+--- Removes a registered provider (specs register fakes and take them away again).
+function M.unregister(name)
+  for i, n in ipairs(order) do
+    if n == name then
+      table.remove(order, i)
+      M[name] = nil
+      return true
     end
-    msg = table.concat(parts, "; ")
-    info.fields = fields
   end
-  info.message = msg and tostring(msg) or nil
-  info.server_code = type(body.error) == "string" and body.error:match("^[%l_]+$") and body.error or nil
-  info.details = body
-  -- Valyu's documented error bodies say success = false, or name a snake_case error code
-  -- (validation_failed); a gateway's {"error": "Service Unavailable"} is neither.
-  info.api = (body.success == false or info.server_code ~= nil) or nil
-  return info
+  return false
 end
 
-M.extruct = {
-  name = "extruct",
-  base_url = "https://api.extruct.ai",
-  base_env = "EXTRUCT_BASE_URL",
-  token_env = "EXTRUCT_API_TOKEN",
-  token_option = "token",
-  auth_header = "Authorization",
-  auth_prefix = "Bearer ",
-  parse_error = fastapi_error,
-  kinds = {
-    research = {
-      path = "/v1/deep_research_tasks",
-      id_field = "id",
-      states = { created = "queued", in_progress = "running", done = "done", failed = "failed" },
-      progress = { "status", "iterations", "agents", "sources" },
-      failure_field = "failure_reason",
-      label = "task",
-    },
-    discovery = {
-      path = "/v1/discovery_tasks",
-      id_field = "id",
-      states = { created = "queued", in_progress = "running", done = "done", failed = "failed" },
-      progress = { "status", "num_results_discovered", "num_results_enriched",
-                   "num_results_evaluated", "num_results", "is_exhausted" },
-      failure_field = "failure_reason",
-      label = "discovery task",
-    },
-  },
-}
+--- The descriptor of a provider name, or nil.
+function M.get(name)
+  local d = type(name) == "string" and rawget(M, name) or nil
+  return type(d) == "table" and d.kinds and d or nil
+end
 
-M.valyu = {
-  name = "valyu",
-  base_url = "https://api.valyu.ai",
-  base_env = "VALYU_BASE_URL",
-  token_env = "VALYU_API_KEY",
-  token_option = "api_key",
-  auth_header = "X-API-Key",
-  auth_prefix = "",
-  parse_error = valyu_error,
-  kinds = {
-    research = {
-      path = "/v1/deepresearch/tasks",
-      status_suffix = "/status",
-      id_field = "deepresearch_id",
-      states = { queued = "queued", running = "running", completed = "done", failed = "failed",
-                 cancelled = "cancelled", awaiting_input = "running", paused = "running" },
-      progress = { "status", "progress.current_step", "progress.total_steps", "#messages" },
-      failure_field = "error",
-      label = "task",
-    },
-  },
-}
+--- The registered names, default first then in registration order (a fresh table).
+function M.names()
+  local t = {}
+  for i, n in ipairs(order) do t[i] = n end
+  return t
+end
 
---- The normalised state word of any provider's task, or nil for a status nobody knows.
-function M.state(task)
-  if type(task) ~= "table" then return nil end
-  for _, p in pairs({ M.extruct, M.valyu }) do
-    for _, kind in pairs(p.kinds) do
-      if task[kind.id_field] ~= nil and kind.states[task.status] then
-        return kind.states[task.status]
+--- The default provider's name.
+function M.default_name() return M.DEFAULT end
+
+M.register(require "deepresearch.providers.descriptor.extruct")
+M.register(require "deepresearch.providers.descriptor.valyu")
+
+local function each_kind(names, fn)
+  for _, n in ipairs(names) do
+    local d = M.get(n)
+    if d then
+      local keys = {} -- a fixed order, whatever pairs does
+      for k in pairs(d.kinds) do keys[#keys + 1] = k end
+      table.sort(keys)
+      for _, k in ipairs(keys) do
+        local r = fn(d.kinds[k])
+        if r ~= nil then return r end
       end
     end
   end
   return nil
+end
+
+--- The normalised state word (queued, running, done, failed, cancelled) of any provider's task,
+-- or nil for a status nobody knows. name, when given, says whose task it is (for a table whose
+-- fields alone are ambiguous). A task carrying a provider's id field is read by that provider
+-- first; a bare { status = ... } by the first provider that knows the word.
+function M.state(task, name)
+  if type(task) ~= "table" or task.status == nil then return nil end
+  local names = name ~= nil and { name } or order
+  local status = task.status
+  local r = each_kind(names, function(kind)
+    if task[kind.id_field] ~= nil then return kind.states[status] end
+  end)
+  if r ~= nil then return r end
+  return each_kind(names, function(kind) return kind.states[status] end)
 end
 
 return M

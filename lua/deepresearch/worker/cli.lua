@@ -106,9 +106,10 @@ function M.main(argv)
   if o.help then io.stdout:write(M.USAGE) return 0 end
   local dr = require "deepresearch"
   if o.version then io.stdout:write("deepresearch-worker ", dr.version, "\n") return 0 end
-  local provider = dr.providers[o.provider or "extruct"]
+  local provider = dr.providers[o.provider or dr.providers.DEFAULT]
   if type(provider) ~= "table" or not provider.kinds then
-    return fail("unknown provider " .. tostring(o.provider) .. " (extruct or valyu)")
+    return fail("unknown provider " .. tostring(o.provider) .. " (" ..
+      table.concat(dr.providers.names(), " or ") .. ")")
   end
   local token = os.getenv(provider.token_env)
   if not token or token == "" then

@@ -385,7 +385,8 @@ function F:reconcile(job)
   end
   s.from = s.from or self.now()
   local floor = epoch(h.creating_floor)
-  local paged = self.provider_name == "extruct"
+  -- A provider whose list pages by offset is searched page by page; others list the newest only.
+  local paged = require("deepresearch.providers").get(self.provider_name).list_paging == "offset"
   local matches = {}
   local counted = false
   local function page(offset, n)

@@ -17,7 +17,8 @@ M.DRAIN_SECONDS = 5 -- after Ctrl-C: the longest wait for creates in flight to b
 M.EXIT_INTERRUPTED = 130
 
 M.defaults = {
-  queue = "deepresearch", concurrency = 4, provider = "extruct", lease = 10, reconcile_grace = 10,
+  queue = "deepresearch", concurrency = 4, provider = dr.providers.DEFAULT, lease = 10,
+  reconcile_grace = 10,
   search_window = 600, redis_url = "redis://127.0.0.1:6379/0", idle_poll = 0.1, busy_poll = 0.05,
 }
 

@@ -4,6 +4,7 @@
 local dates = require "deepresearch.base.dates"
 local errors = require "deepresearch.base.errors"
 local json = require "deepresearch.base.json"
+local providers = require "deepresearch.providers"
 
 local M = {}
 
@@ -32,55 +33,12 @@ end
 
 -- Providers ------------------------------------------------------------------------------------
 
-local function extruct_params(j)
-  return { brief = j.brief, depth = j.depth, output_schema = j.output_schema }
-end
-
-local function valyu_params(j)
-  local p = {}
-  for k, v in pairs(type(j.valyu) == "table" and j.valyu or {}) do p[k] = v end
-  p.query = j.brief
-  p.mode = p.mode or j.depth
-  if j.output_schema and not p.output_formats then p.output_formats = { j.output_schema } end
-  local meta = {}
-  for k, v in pairs(p.metadata or {}) do meta[k] = v end
-  meta.deepresearch_job = j.id
-  p.metadata = meta
-  return p
-end
-
-M.providers = {
-  extruct = {
-    id_field = "id",
-    module = "deepresearch.providers.extruct",
-    params = extruct_params,
-    validate = function(p) return require("deepresearch.providers.extruct").create_body(p, "create") end,
-    -- Whether a listed task is what this job's create would have made.
-    matches = function(task, j)
-      return task.brief == j.brief and (task.depth or "medium") == (j.depth or "medium") and
-        (type(task.output_schema) == "table") == (j.output_schema ~= nil)
-    end,
-    progress = function(task)
-      return { task_status = task.status, agents = task.agents, sources = task.sources,
-        iterations = task.iterations }
-    end,
-  },
-  valyu = {
-    id_field = "deepresearch_id",
-    params = valyu_params,
-    validate = function(p) return require("deepresearch.providers.valyu").create_body(p) end,
-    matches = function(task, j)
-      local meta = type(task.metadata) == "table" and task.metadata or nil
-      if meta and meta.deepresearch_job ~= nil then return meta.deepresearch_job == j.id end
-      return (task.query or task.input) == j.brief
-    end,
-    progress = function(task)
-      local pr = type(task.progress) == "table" and task.progress or {}
-      return { task_status = task.status, agents = pr.current_step, sources = type(task.sources) == "table"
-        and #task.sources or nil, iterations = pr.total_steps }
-    end,
-  },
-}
+-- What the worker needs of a provider (descriptor.worker: id_field, params, validate, matches,
+-- progress), looked up in the registry when asked, so a descriptor registered later is found.
+M.providers = setmetatable({}, { __index = function(_, name)
+  local d = providers.get(name)
+  return d and d.worker or nil
+end })
 
 --- Parses one queue entry. Returns the job, or nil, err (err.job_id when the id was readable).
 -- job = { raw, id, brief, depth, output_schema, params }

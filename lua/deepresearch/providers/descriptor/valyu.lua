@@ -1,0 +1,126 @@
+-- Valyu DeepResearch: everything about it that differs, as data.
+-- Pure Lua: no core, no CLI. The registry is deepresearch.providers (providers/init.lua).
+local limits = require "deepresearch.providers.limits"
+
+-- Valyu: {"success": false, "error": "..."} or {"error": "validation_failed", "message": ..., "errors": [...]}.
+local function valyu_error(body)
+  local info = {}
+  if type(body) ~= "table" then return info end
+  local msg = body.message or body.error
+  if type(body.errors) == "table" and #body.errors > 0 then
+    local parts, fields = { tostring(msg or "validation failed") }, {}
+    for _, item in ipairs(body.errors) do
+      local m = tostring(item.message or item.code or "")
+      if item.key and not m:find(item.key, 1, true) then m = item.key .. ": " .. m end
+      parts[#parts + 1] = m
+      fields[#fields + 1] = { field = item.key, message = item.message, type = item.code }
+    end
+    msg = table.concat(parts, "; ")
+    info.fields = fields
+  end
+  info.message = msg and tostring(msg) or nil
+  info.server_code = type(body.error) == "string" and body.error:match("^[%l_]+$") and body.error or nil
+  info.details = body
+  -- Valyu's documented error bodies say success = false, or name a snake_case error code
+  -- (validation_failed); a gateway's {"error": "Service Unavailable"} is neither.
+  info.api = (body.success == false or info.server_code ~= nil) or nil
+  return info
+end
+
+local D = {
+  name = "valyu",
+  base_url = "https://api.valyu.ai",
+  base_env = "VALYU_BASE_URL",
+  token_env = "VALYU_API_KEY",
+  token_option = "api_key",
+  auth_header = "X-API-Key",
+  auth_prefix = "",
+  parse_error = valyu_error,
+  kinds = {
+    research = {
+      path = "/v1/deepresearch/tasks",
+      status_suffix = "/status",
+      id_field = "deepresearch_id",
+      states = { queued = "queued", running = "running", completed = "done", failed = "failed",
+                 cancelled = "cancelled", awaiting_input = "running", paused = "running" },
+      progress = { "status", "progress.current_step", "progress.total_steps", "#messages" },
+      failure_field = "error",
+      label = "task",
+    },
+  },
+}
+
+D.module = "deepresearch.providers.valyu"
+D.limits = limits.valyu
+D.operations = { cancel = true, delete = true, update = true } -- beyond create, get, list, wait
+-- A lost create: list the newest (at most 100) and match the query, or the job id in metadata.
+D.recovery = "list_match"
+D.list_paging = "limit" -- list takes a limit only (at most 100), no offset
+D.report = { text = "output", citations = "sources", citation_kind = "list" }
+D.cost = { source = "returned", field = "cost", currency = "USD" }
+
+D.cli = {
+  name = "Valyu",
+  flags = { mode = "Valyu tasks take --mode fast|standard|heavy|max" },
+  no_offset = "Valyu's list has no offset; use --limit N (1..100)",
+  describe = "valyu_research",
+  columns = {
+    { "ID", "deepresearch_id" }, { "STATUS", "status" }, { "CREATED", "created_at", "when" },
+    { "QUERY", "query", "words" },
+  },
+}
+
+function D.cli.create(client, text, opts, schema)
+  return client:create{ query = text, mode = opts.mode, output_formats = schema and { schema } or nil }
+end
+
+function D.cli.list(client, opts)
+  return client:list{ limit = opts.all and 100 or (opts.limit or 20) }
+end
+
+function D.cli.summary(task, fmt)
+  local p = type(task.progress) == "table" and task.progress or nil
+  return {
+    { "id", task.deepresearch_id }, { "status", task.status }, { "mode", task.mode },
+    { "created", fmt.when(task.created_at) }, { "completed", fmt.when(task.completed_at) },
+    { "step", p and p.current_step ~= nil and (fmt.shown(p.current_step) .. "/" .. fmt.shown(p.total_steps))
+      or nil },
+    { "messages", type(task.messages) == "table" and #task.messages or nil },
+    { "output", task.output_type },
+    { "sources", type(task.sources) == "table" and #task.sources or nil },
+    { "cost", type(task.cost) == "number" and string.format("$%.2f", task.cost) or nil },
+    { "pdf", task.pdf_url },
+    { "error", task.error },
+    { "query", task.query },
+  }
+end
+
+D.worker = {
+  id_field = "deepresearch_id",
+  module = D.module,
+  params = function(j)
+    local p = {}
+    for k, v in pairs(type(j.valyu) == "table" and j.valyu or {}) do p[k] = v end
+    p.query = j.brief
+    p.mode = p.mode or j.depth
+    if j.output_schema and not p.output_formats then p.output_formats = { j.output_schema } end
+    local meta = {}
+    for k, v in pairs(p.metadata or {}) do meta[k] = v end
+    meta.deepresearch_job = j.id
+    p.metadata = meta
+    return p
+  end,
+  validate = function(p) return require(D.module).create_body(p) end,
+  matches = function(task, j)
+    local meta = type(task.metadata) == "table" and task.metadata or nil
+    if meta and meta.deepresearch_job ~= nil then return meta.deepresearch_job == j.id end
+    return (task.query or task.input) == j.brief
+  end,
+  progress = function(task)
+    local pr = type(task.progress) == "table" and task.progress or {}
+    return { task_status = task.status, agents = pr.current_step, sources = type(task.sources) == "table"
+      and #task.sources or nil, iterations = pr.total_steps }
+  end,
+}
+
+return D
