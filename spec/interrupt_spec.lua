@@ -9,7 +9,9 @@ local env = require "support.env"
 local sim = require "support.sim"
 
 local core = dr.core
-local data = core.client_methods.data
+-- The client's private state (its handle, records): a test-only accessor, not on the client.
+local data = http.state
+local c_methods = core.client_methods
 local q = sim.shell_quote
 
 local TASKS = "/v1/deep_research_tasks"
@@ -189,19 +191,20 @@ describe("interrupts (issue 13)", function()
       s:fault{ method = "GET", path = TASKS .. "/[^/]+", delay_ms = HELD }
       local spec = http.prepare(data(c), { method = "GET", path = TASKS .. "/" .. task.id, kind = "read" })
       local rec = {}
-      local res, id = c:request(spec, 0, rec)
+      local handle = data(c).handle
+      local res, id = c_methods.request(handle, spec, 0, rec)
       assert.is_nil(res)
       assert.is_number(id)
       assert.equals(id, rec.id)
-      assert.is_nil(c:finish(id, 0, rec))
-      assert.is_true(c:abandon(id))
-      assert.is_false(c:finish(id, 0), "no such transfer any more")
-      assert.is_false(c:abandon(id))
+      assert.is_nil(c_methods.finish(handle, id, 0, rec))
+      assert.is_true(c_methods.abandon(handle, id))
+      assert.is_false(c_methods.finish(handle, id, 0), "no such transfer any more")
+      assert.is_false(c_methods.abandon(handle, id))
       s:clear_faults()
-      res = c:request(spec, 60000, rec)
+      res = c_methods.request(handle, spec, 60000, rec)
       assert.equals(200, res.status)
       assert.equals(res, rec.result)
-      assert.has_error(function() c:finish(id, -1) end)
+      assert.has_error(function() c_methods.finish(handle, id, -1) end)
       c:close()
     end)
 

@@ -376,7 +376,8 @@ describe("issue 13 transport safety", function()
       assert.is_true(request(c, spec).not_sent)
       c:close()
       local h = dr.client{ base_url = s.url, token = "test-token" }
-      local p = core.new_poller(h, 2)
+      -- The client's C handle is private (issue 14 part 4): the internal module's accessor.
+      local p = core.new_poller(require("deepresearch.runtime.http").state(h).handle, 2)
       p:add(create_spec(core.now() - 1))
       local results = {}
       while #results == 0 do

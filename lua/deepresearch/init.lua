@@ -46,9 +46,12 @@ local M = {
   providers = providers,
 }
 
-local client_mt = core.client_metatable
+-- The public client is a table whose metatable is protected; its C handle, token and policy
+-- live in http.states (keyed by the client), so that nothing reachable from it holds a secret
+-- and only validated requests leave (no data, request, finish or abandon on its surface).
 local c_methods = core.client_methods
-local data = c_methods.data
+local handle_data, handle_closed, handle_close = c_methods.data, c_methods.closed, c_methods.close
+local states = http.states
 
 -- Each provider's method table, looked up through the client's own state. The provider's
 -- own module loads with the client; the others (Deep Search, many at once) on the first
@@ -62,17 +65,18 @@ local method_tables = {}
 
 -- Closing a client first ends its pollers' operations (err.code "closed", see many.lua), so that
 -- none of them sends another request. __gc needs no such step: a poller holds its client.
-local c_close = c_methods.close
 local function close_client(self)
-  if not c_methods.closed(self) then
-    local pollers = data(self).pollers
+  local st = http.state(self)
+  if not handle_closed(st.handle) then
+    local pollers = st.pollers
     if pollers then
       for p in pairs(pollers) do p:_client_closed() end
     end
   end
-  return c_close(self)
+  return handle_close(st.handle)
 end
-client_mt.__close = close_client
+
+local function client_closed(self) return handle_closed(http.state(self).handle) end
 
 -- Adds modname's methods that t lacks; a module that is not installed adds none.
 local function merge(t, modname)
@@ -91,8 +95,8 @@ local function methods_for(name)
   local mods = METHOD_MODULES[name]
   local t = {}
   merge(t, mods[1])
-  for k, v in pairs(c_methods) do t[k] = v end
   t.close = close_client
+  t.closed = client_closed
   setmetatable(t, {
     __index = function(_, k)
       for i = 2, #mods do merge(t, mods[i]) end
@@ -104,14 +108,23 @@ local function methods_for(name)
   return t
 end
 
-client_mt.__index = function(self, k)
-  -- Handles made by core.new_client directly have no provider: C methods only.
-  return (data(self).methods or c_methods)[k]
+local function client_tostring(self)
+  local st = http.state(self)
+  return string.format("deepresearch.client (%s, %s)%s", st.provider.name, http.redact_url(st.base_url),
+    handle_closed(st.handle) and " (closed)" or "")
 end
-client_mt.__tostring = function(self)
-  local st = data(self)
-  return string.format("deepresearch.client (%s, %s)%s", st.provider and st.provider.name or "?",
-    st.base_url and http.redact_url(st.base_url) or "?", c_methods.closed(self) and " (closed)" or "")
+
+-- One metatable per provider: __index is its method table itself (client:get is the hot path).
+-- No __gc: the handle's own finalizer closes its transfers when the client (and so it) goes.
+local client_mts = {}
+local function client_mt(name)
+  local mt = client_mts[name]
+  if not mt then
+    mt = { __index = methods_for(name), __tostring = client_tostring, __close = close_client,
+      __name = "deepresearch.client", __metatable = "deepresearch.client" }
+    client_mts[name] = mt
+  end
+  return mt
 end
 
 -- The range of each number option (README "Configuration"); whole: an integer is expected.
@@ -195,9 +208,9 @@ function M.client(opts)
       http.redact_url(base)), 2)
   end
   local handle = core.new_client(opts)
-  local st = data(handle)
+  local st = handle_data(handle)
+  st.handle = handle
   st.provider = p
-  st.methods = methods_for(name)
   st.token = token or os.getenv(p.token_env)
   st.base_url = base:gsub("/+$", "")
   st.user_agent = (opts.user_agent and (opts.user_agent .. " ") or "") ..
@@ -209,7 +222,9 @@ function M.client(opts)
   st.clock = opts.clock or clock.default
   st.options = opts
   http.warn_clear_proxy(st.base_url, opts.proxy)
-  return handle
+  local client = setmetatable({}, client_mt(name))
+  states[client] = st
+  return client
 end
 
 --- The normalised state of any provider's task: queued, running, done, failed, cancelled.

@@ -1,5 +1,4 @@
 -- Extruct Deep Search (discovery tasks): find many companies matching criteria.
-local core = require "deepresearch.core"
 local errors = require "deepresearch.base.errors"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
@@ -7,7 +6,7 @@ local V = require "deepresearch.base.validate"
 local extruct = require "deepresearch.providers.extruct"
 local options = require "deepresearch.base.options"
 
-local data = core.client_methods.data
+local data = http.state
 local call = extruct.call
 local M = { ops = {} }
 local ops = M.ops

@@ -1,7 +1,6 @@
 -- Extruct Deep Research: create, get, list, tasks, wait, run.
 -- Each operation is written once against a runtime `rt` (send, sleep, now): the
 -- blocking client passes its own, the poller one that yields to its event loop.
-local core = require "deepresearch.core"
 local errors = require "deepresearch.base.errors"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
@@ -10,7 +9,8 @@ local dates = require "deepresearch.base.dates"
 local waitloop = require "deepresearch.runtime.wait"
 local options = require "deepresearch.base.options"
 
-local data = core.client_methods.data
+local states = http.states
+local data = http.state
 local M = { ops = {} }
 local ops = M.ops
 
@@ -375,10 +375,10 @@ function M.blocking_methods(op_table, accepts)
     if sig then
       t[name] = function(self, ...)
         options.check_call(name, sig, 2, ...)
-        return op(http.blocking(self, data(self)), self, ...)
+        return op(http.blocking(data(self)), self, ...)
       end
     else
-      t[name] = function(self, ...) return op(http.blocking(self, data(self)), self, ...) end
+      t[name] = function(self, ...) return op(http.blocking(data(self)), self, ...) end
     end
   end
   return t
@@ -391,8 +391,8 @@ function M.methods.tasks(self, opts)
 end
 -- The most frequent call, without the generic wrapper's varargs and second data(self).
 function M.methods.get(self, id)
-  local st = data(self)
-  return get_cached(st.rt or http.blocking(self, st), st, id)
+  local st = states[self] or data(self)
+  return get_cached(st.rt or http.blocking(st), st, id)
 end
 
 return M

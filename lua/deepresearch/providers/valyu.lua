@@ -1,5 +1,4 @@
 -- Valyu DeepResearch: create, get (status), list, cancel, delete, update, wait.
-local core = require "deepresearch.core"
 local errors = require "deepresearch.base.errors"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
@@ -8,7 +7,7 @@ local dates = require "deepresearch.base.dates"
 local extruct = require "deepresearch.providers.extruct"
 local options = require "deepresearch.base.options"
 
-local data = core.client_methods.data
+local data = http.state
 local call = extruct.call
 local M = { ops = {} }
 local ops = M.ops

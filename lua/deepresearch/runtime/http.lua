@@ -6,6 +6,19 @@ local retry = require "deepresearch.base.policy"
 
 local M = {}
 
+-- Each public client's private state (its C handle, token, retry policy, caches), keyed by the
+-- client table: nothing reachable from the client holds it. Weak keys: a dropped client goes,
+-- and its handle's own __gc closes the transfers. Internal modules (and specs) reach it here.
+local states = setmetatable({}, { __mode = "k" })
+M.states = states
+
+--- The private state of client; raises when client is not a deepresearch client (or was never one).
+function M.state(client)
+  local st = states[client]
+  if st == nil then error("bad argument #1 (deepresearch.client expected, got " .. type(client) .. ")", 3) end
+  return st
+end
+
 local c_methods = core.client_methods
 local raw_request, finish, abandon = c_methods.request, c_methods.finish, c_methods.abandon
 
@@ -310,8 +323,9 @@ end
 -- a task: see extruct.maybe_created); false when no create was sent or its answer says none was
 -- made. It answers about the client's latest create, once. stop (optional): a function polled
 -- between slices; when it returns true the wait ends at once (a second Ctrl-C).
-function M.settle_interrupted(handle, seconds, stop)
-  local st = c_methods.data(handle)
+function M.settle_interrupted(client, seconds, stop)
+  local st = M.state(client)
+  local handle = st.handle
   local rec = st.last_create
   st.last_create = nil
   local open = not c_methods.closed(handle)
@@ -339,9 +353,10 @@ end
 
 --- The blocking runtime of a client: the C transport and the client's clock.
 -- The poller runs the same code with a runtime whose send and sleep yield instead.
-function M.blocking(handle, st)
+function M.blocking(st)
   local rt = st.rt
   if not rt then
+    local handle = st.handle
     rt = {
       handle = handle, -- M.request calls the transport directly
       send = function(spec) return transfer(handle, st, spec) end,

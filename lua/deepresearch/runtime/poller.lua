@@ -7,7 +7,7 @@ local errors = require "deepresearch.base.errors"
 local V = require "deepresearch.base.validate"
 local options = require "deepresearch.base.options"
 
-local data = core.client_methods.data
+local data = require("deepresearch.runtime.http").state
 local client_closed = core.client_methods.closed
 local unpack = table.unpack or unpack -- luacheck: ignore
 local M = {}
@@ -87,13 +87,13 @@ function M.poller(self, opts)
   opts = opts or {}
   options.check("poller", opts, POLLER_OPTIONS, 2)
   check_max_connections("poller", opts.max_connections)
-  if client_closed(self) then error("attempt to make a poller on a closed deepresearch.client", 2) end
   local st = data(self)
+  if client_closed(st.handle) then error("attempt to make a poller on a closed deepresearch.client", 2) end
   local max = opts.max_connections or client_max_connections(st)
   local ops_of, accepts = provider_ops(self)
   local p = setmetatable({
     client = self,
-    cp = core.new_poller(self, max),
+    cp = core.new_poller(st.handle, max),
     max = max,       -- transfers handed to libcurl at once
     active = 0,      -- transfers libcurl has now
     now = opts.now or core.now,
@@ -168,7 +168,7 @@ local function closed_error(spec)
 end
 
 function Poller:_client_gone()
-  if not self.client_closed and client_closed(self.client) then self:_client_closed() end
+  if not self.client_closed and client_closed(data(self.client).handle) then self:_client_closed() end
   return self.client_closed
 end
 
