@@ -162,6 +162,22 @@ end
 
 local buffer = require "deepresearch.nvim.buffer"
 
+-- The editor talks to the default provider: its tasks' id field and counters come from that
+-- provider's descriptor (docs/providers.md), not from field names written here.
+local function descriptor()
+  local providers = require "deepresearch.providers"
+  return providers.get(providers.DEFAULT)
+end
+
+local function id_of(task)
+  return task[descriptor().kinds.research.id_field]
+end
+
+-- { agents, sources, ... }: the counters the worker publishes, read the same way here.
+local function counters(task)
+  return descriptor().worker.progress(task)
+end
+
 --- The report of a done task as markdown text, citations resolved.
 function M.render(task) return buffer.render(task, config.style) end
 
@@ -176,8 +192,9 @@ end
 
 local function describe(task)
   -- Server counters are shown as text: a fractional or huge one never makes format raise.
-  return string.format("%s, %s agents, %s sources", tostring(task.status), tostring(tonumber(task.agents) or 0),
-    tostring(tonumber(task.sources) or 0))
+  local c = counters(task)
+  return string.format("%s, %s agents, %s sources", tostring(task.status), tostring(tonumber(c.agents) or 0),
+    tostring(tonumber(c.sources) or 0))
 end
 
 local function new_job(fields)
@@ -192,7 +209,7 @@ end
 local function on_progress(job)
   return function(task)
     job.task = task
-    job.id = task.id
+    job.id = id_of(task)
     local lib = M.library()
     job.state = lib and lib.state(task) or job.state
     if config.progress ~= "notify" then return end
@@ -200,7 +217,7 @@ local function on_progress(job)
     local changed = job.notified_status ~= task.status
     if changed or (now - job.last_notice) / 1000 >= config.notify_every then
       job.notified_status, job.last_notice = task.status, now
-      notify(string.format("deepresearch %s: %s", short(task.id), describe(task)))
+      notify(string.format("deepresearch %s: %s", short(id_of(task)), describe(task)))
     end
   end
 end
@@ -210,9 +227,9 @@ local function finish(job, task, err)
     job.state, job.task = "done", task
     local ok, e = pcall(M.open_report, task)
     if not ok then
-      notify("deepresearch: cannot open the report of " .. tostring(task.id) .. ": " .. tostring(e), levels.ERROR)
+      notify("deepresearch: cannot open the report of " .. tostring(id_of(task)) .. ": " .. tostring(e), levels.ERROR)
     else
-      notify(string.format("deepresearch %s: done (%s)", short(task.id), describe(task)))
+      notify(string.format("deepresearch %s: done (%s)", short(id_of(task)), describe(task)))
     end
   else
     job.state, job.err = "failed", err
@@ -241,7 +258,7 @@ local function run_blocking(job, params)
   if not task then
     task, err = c:create(params)
     if not task then return finish(job, nil, err) end
-    job.task, job.id = task, task.id
+    job.task, job.id = task, id_of(task)
   end
   local done
   done, err = c:wait(job.id, wait_opts(job))
@@ -265,8 +282,8 @@ function M.research(brief, opts)
   notify("deepresearch: creating a task for \"" .. brief:gsub("%s+", " "):sub(1, 60) .. "\"")
   p:create(params, function(task, e)
     if not task then return finish(job, nil, e) end
-    job.task, job.id = task, task.id
-    notify(string.format("deepresearch %s: created (%s)", short(task.id), task.id))
+    job.task, job.id = task, id_of(task)
+    notify(string.format("deepresearch %s: created (%s)", short(id_of(task)), id_of(task)))
     start_wait(job)
   end)
   ensure_timer()
@@ -296,7 +313,7 @@ function M.list(opts)
     if not tasks then return notify(tostring(err), levels.ERROR) end
     local lines = {}
     for _, t in ipairs(tasks) do
-      lines[#lines + 1] = table.concat({ pad(t.id, 36), pad(t.status, 11), pad(t.depth, 6),
+      lines[#lines + 1] = table.concat({ pad(id_of(t), 36), pad(t.status, 11), pad(t.depth, 6),
         pad(t.created_at, 24), (tostring(t.brief or ""):gsub("%s+", " "):sub(1, 80)) }, "  ")
     end
     if #lines == 0 then lines[1] = "(no tasks)" end
@@ -329,8 +346,9 @@ function M.status()
     if job.state == "creating" or job.state == "queued" or job.state == "running" then
       running = running + 1
       if job.task then
-        agents = agents + (tonumber(job.task.agents) or 0)
-        sources = sources + (tonumber(job.task.sources) or 0)
+        local c = counters(job.task)
+        agents = agents + (tonumber(c.agents) or 0)
+        sources = sources + (tonumber(c.sources) or 0)
         if agents ~= agents or sources ~= sources then agents, sources = 0, 0 end
       end
     end
