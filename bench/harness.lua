@@ -192,7 +192,8 @@ end
 -- The User-Agent line the module sends, for the floors that send the module's headers.
 local MODULE_UA = (capture("lua5.4 -e " .. q("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path " ..
   "package.cpath = 'build/5.4/?.so;' .. package.cpath " ..
-  "io.write(require('deepresearch').client({ token = 't' }):data().user_agent)")))
+  "local c = require('deepresearch').client({ token = 't' }) " ..
+  "io.write(require('deepresearch.runtime.http').state(c).user_agent)")))
 assert(MODULE_UA:find("^deepresearch%-lua/"), "cannot read the module's User-Agent: " .. MODULE_UA)
 local FLOOR_HEADERS = " --module-headers " .. q(MODULE_UA)
 local FLOOR_OPTIONS = " --module-options " .. q(MODULE_UA)

@@ -114,6 +114,17 @@ describe("issue 14 part 4: the client is a Lua object", function()
     c:close()
   end)
 
+  it("part 4: a dropped client (and its poller) is collected: the private table holds no client", function()
+    local witness = setmetatable({}, { __mode = "k" })
+    local c = dr.client{ base_url = s.url, token = TOKEN }
+    local p = c:poller() -- p.client: a cycle through the private table's value
+    witness[c], witness[p] = true, true
+    c, p = nil, nil -- luacheck: ignore 311 (dropping the only references)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(witness))
+  end)
+
   it("part 4: the private state is reachable through the internal module only (spec accessor)", function()
     local http = require "deepresearch.runtime.http"
     local c = dr.client{ base_url = s.url, token = TOKEN }

@@ -57,10 +57,24 @@ local states = http.states
 -- own module loads with the client; the others (Deep Search, many at once) on the first
 -- method the table lacks, so a script that only creates and polls holds less code, and Lua's
 -- collector has less to mark on every cycle.
-local METHOD_MODULES = {
-  extruct = { "deepresearch.providers.extruct", "deepresearch.providers.discovery", "deepresearch.runtime.poller" },
-  valyu = { "deepresearch.providers.valyu", "deepresearch.runtime.poller" },
-}
+-- A provider's modules, from its descriptor: its operations module first, then one module per
+-- task kind beyond research (deepresearch.providers.<kind>, when installed), then the poller.
+local method_modules = {}
+local function modules_of(p)
+  local mods = method_modules[p.name]
+  if not mods then
+    mods = { p.module }
+    local extra = {}
+    for kind in pairs(p.kinds) do
+      if kind ~= "research" then extra[#extra + 1] = "deepresearch.providers." .. kind end
+    end
+    table.sort(extra)
+    for _, m in ipairs(extra) do mods[#mods + 1] = m end
+    mods[#mods + 1] = "deepresearch.runtime.poller"
+    method_modules[p.name] = mods
+  end
+  return mods
+end
 local method_tables = {}
 
 -- Closing a client first ends its pollers' operations (err.code "closed", see many.lua), so that
@@ -90,9 +104,10 @@ local function merge(t, modname)
   end
 end
 
-local function methods_for(name)
+local function methods_for(p)
+  local name = p.name
   if method_tables[name] then return method_tables[name] end
-  local mods = METHOD_MODULES[name]
+  local mods = modules_of(p)
   local t = {}
   merge(t, mods[1])
   t.close = close_client
@@ -117,12 +132,12 @@ end
 -- One metatable per provider: __index is its method table itself (client:get is the hot path).
 -- No __gc: the handle's own finalizer closes its transfers when the client (and so it) goes.
 local client_mts = {}
-local function client_mt(name)
-  local mt = client_mts[name]
+local function client_mt(p)
+  local mt = client_mts[p.name]
   if not mt then
-    mt = { __index = methods_for(name), __tostring = client_tostring, __close = close_client,
+    mt = { __index = methods_for(p), __tostring = client_tostring, __close = close_client,
       __name = "deepresearch.client", __metatable = "deepresearch.client" }
-    client_mts[name] = mt
+    client_mts[p.name] = mt
   end
   return mt
 end
@@ -191,7 +206,7 @@ function M.client(opts)
   V.type("client", 1, opts, "table", true)
   opts = opts or {}
   check_options(opts)
-  local name = opts.provider or "extruct"
+  local name = opts.provider or providers.default_name()
   local p = providers[name]
   if type(p) ~= "table" or not p.kinds then
     error(string.format("bad option 'provider' to 'client' (unknown provider %q)", tostring(name)), 2)
@@ -211,6 +226,7 @@ function M.client(opts)
   local st = handle_data(handle)
   st.handle = handle
   st.provider = p
+  st.modules = modules_of(p) -- the poller runs the same operations
   st.token = token or os.getenv(p.token_env)
   st.base_url = base:gsub("/+$", "")
   st.user_agent = (opts.user_agent and (opts.user_agent .. " ") or "") ..
@@ -222,7 +238,7 @@ function M.client(opts)
   st.clock = opts.clock or clock.default
   st.options = opts
   http.warn_clear_proxy(st.base_url, opts.proxy)
-  local client = setmetatable({}, client_mt(name))
+  local client = setmetatable({}, client_mt(p))
   states[client] = st
   return client
 end

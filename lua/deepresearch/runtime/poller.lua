@@ -30,20 +30,16 @@ Poller.__index = Poller
 Poller.__name = "deepresearch.poller"
 
 -- The provider's operations and what each accepts (see base/options.lua).
+-- The client's modules (init.lua, from its descriptor); a kind's module that is not installed
+-- adds none.
 local function provider_ops(self)
-  local name = data(self).provider.name
-  if name == "valyu" then
-    local valyu = require("deepresearch.providers.valyu")
-    return valyu.ops, valyu.accepts
-  end
-  local extruct = require("deepresearch.providers.extruct")
   local ops, accepts = {}, {}
-  for k, v in pairs(extruct.ops) do ops[k] = v end
-  for k, v in pairs(extruct.accepts) do accepts[k] = v end
-  local ok, disc = pcall(require, "deepresearch.providers.discovery")
-  if ok then
-    for k, v in pairs(disc.ops) do ops[k] = v end
-    for k, v in pairs(disc.accepts) do accepts[k] = v end
+  for _, modname in ipairs(data(self).modules) do
+    local ok, mod = pcall(require, modname)
+    if ok and mod.ops then
+      for k, v in pairs(mod.ops) do ops[k] = v end
+      for k, v in pairs(mod.accepts or {}) do accepts[k] = v end
+    end
   end
   return ops, accepts
 end
