@@ -49,6 +49,9 @@ describe("issue 14 part 4: the client is a Lua object", function()
       c:get("00000000-0000-0000-0000-000000000000") -- a request fills the private caches
       assert.is_false(holds(strings_reachable(c), TOKEN))
       assert.is_nil(next(c), "the client table itself holds nothing")
+      local p = c:poller() -- a poller holds its client, never the client's private state
+      assert.is_false(holds(strings_reachable(p), TOKEN))
+      p:close()
       c:close()
     end)
   end
