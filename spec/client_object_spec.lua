@@ -41,7 +41,8 @@ describe("issue 14 part 4: the client is a Lua object", function()
   before_each(function() s:reset() end)
 
   for _, provider in ipairs({ "extruct", "valyu" }) do
-    it("part 4 (" .. provider .. "): a deep walk of the client finds no token, also after requests", function()
+    it("part 4 (" .. provider .. "): a deep walk of the client finds no token, also after requests",
+      function()
       local c = dr.client{ provider = provider, base_url = s.url, token = TOKEN }
       -- The walk's own check: it does find a secret where one is reachable.
       assert.is_true(holds(strings_reachable({ { k = TOKEN } }), TOKEN))
@@ -75,7 +76,8 @@ describe("issue 14 part 4: the client is a Lua object", function()
     c:close()
   end)
 
-  it("part 4: tostring(client) shows the provider, never the token nor base_url's password", function()
+  it("part 4: tostring(client) shows the provider, never the token nor base_url's password",
+    function()
     local url = s.url:gsub("^http://", "http://user:" .. PASSWORD .. "@")
     local c = dr.client{ base_url = url, token = TOKEN }
     local text = tostring(c)
@@ -117,7 +119,8 @@ describe("issue 14 part 4: the client is a Lua object", function()
     c:close()
   end)
 
-  it("part 4: a dropped client (and its poller) is collected: the private table holds no client", function()
+  it("part 4: a dropped client (and its poller) is collected: the private table holds no client",
+    function()
     local witness = setmetatable({}, { __mode = "k" })
     local c = dr.client{ base_url = s.url, token = TOKEN }
     local p = c:poller() -- p.client: a cycle through the private table's value
@@ -128,7 +131,8 @@ describe("issue 14 part 4: the client is a Lua object", function()
     assert.is_nil(next(witness))
   end)
 
-  it("part 4: the private state is reachable through the internal module only (spec accessor)", function()
+  it("part 4: the private state is reachable through the internal module only (spec accessor)",
+    function()
     local http = require "deepresearch.runtime.http"
     local c = dr.client{ base_url = s.url, token = TOKEN }
     assert.equals(TOKEN, http.state(c).token)

@@ -125,8 +125,8 @@ end
 
 local function client_tostring(self)
   local st = http.state(self)
-  return string.format("deepresearch.client (%s, %s)%s", st.provider.name, http.redact_url(st.base_url),
-    handle_closed(st.handle) and " (closed)" or "")
+  return string.format("deepresearch.client (%s, %s)%s", st.provider.name,
+    http.redact_url(st.base_url), handle_closed(st.handle) and " (closed)" or "")
 end
 
 -- One metatable per provider: __index is its method table itself (client:get is the hot path).

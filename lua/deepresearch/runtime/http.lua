@@ -15,7 +15,9 @@ M.states = states
 --- The private state of client; raises when client is not a deepresearch client (or was never one).
 function M.state(client)
   local st = states[client]
-  if st == nil then error("bad argument #1 (deepresearch.client expected, got " .. type(client) .. ")", 3) end
+  if st == nil then
+    error("bad argument #1 (deepresearch.client expected, got " .. type(client) .. ")", 3)
+  end
   return st
 end
 

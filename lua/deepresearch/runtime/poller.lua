@@ -84,7 +84,9 @@ function M.poller(self, opts)
   options.check("poller", opts, POLLER_OPTIONS, 2)
   check_max_connections("poller", opts.max_connections)
   local st = data(self)
-  if client_closed(st.handle) then error("attempt to make a poller on a closed deepresearch.client", 2) end
+  if client_closed(st.handle) then
+    error("attempt to make a poller on a closed deepresearch.client", 2)
+  end
   local max = opts.max_connections or client_max_connections(st)
   local ops_of, accepts = provider_ops(self)
   local p = setmetatable({
@@ -164,7 +166,9 @@ local function closed_error(spec)
 end
 
 function Poller:_client_gone()
-  if not self.client_closed and client_closed(data(self.client).handle) then self:_client_closed() end
+  if not self.client_closed and client_closed(data(self.client).handle) then
+    self:_client_closed()
+  end
   return self.client_closed
 end
 
