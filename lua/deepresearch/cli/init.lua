@@ -356,11 +356,12 @@ function M.main(argv, io_)
   local ctx = setmetatable({ out = io_.out or io.stdout, err = io_.err or io.stderr,
     stdin = io_.stdin or io.stdin, g = {} }, Ctx)
   local trace
-  local ok, code = xpcall(run, function(e)
+  -- A closure: PUC Lua 5.1's xpcall passes no arguments to the function it calls.
+  local ok, code = xpcall(function() return run(ctx, argv) end, function(e)
     if type(e) == "string" and e:find("interrupted!$") then return "interrupted" end
     trace = debug.traceback(tostring(e), 2)
     return e
-  end, ctx, argv)
+  end)
   if ok then
     if ctx.handle then ctx.handle:close() end
     return code or EXIT.ok
