@@ -1,16 +1,30 @@
 -- :DeepResearch for 20 tasks against the simulator while a 10 ms vim.loop timer measures how
 -- long the editor's event loop ever goes without running it. The same measurement with the
--- plugin switched to a blocking wait (setup{ blocking = true }, for this test only) must fail,
--- which shows the check can fail.
+-- plugin given a blocking driver (setup{ driver = blocking_driver }, defined here: each request
+-- runs to its end in the foreground with the blocking client) must fail, which shows the check
+-- can fail.
 -- luacheck: globals vim
 local GAP_LIMIT_MS = 50
 local N = 20
 
 local function has(s, needle) return type(s) == "string" and s:find(needle, 1, true) ~= nil end
 
+-- The driver the blocking check injects: the poller's calls, each answered at once by the
+-- blocking client, so the editor waits in the foreground. Nothing is ever left to step.
+local function blocking_driver(client)
+  return {
+    create = function(_, params, cb) cb(client:create(params)) end,
+    wait = function(_, id, opts, cb) cb(client:wait(id, opts)) end,
+    list = function(_, query, cb) cb(client:list(query)) end,
+    step = function() return 0 end,
+    pending = function() return 0 end,
+    close = function() end,
+  }
+end
+
 local function brief(i)
-  return "We sell freight-visibility software. Research Flexport (flexport.com): tooling, leadership " ..
-    "changes and public statements in the last 12 months, angle " .. i .. "."
+  return "We sell freight-visibility software. Research Flexport (flexport.com): tooling, " ..
+    "leadership changes and public statements in the last 12 months, angle " .. i .. "."
 end
 
 -- A 10 ms repeating timer recording the gaps between its ticks (in the fast, luv context).
@@ -195,8 +209,8 @@ return function(t, env)
     ":checkhealth deepresearch reports no error when the module, cjson and the token are in place", health)
   vim.cmd("tabclose")
 
-  -- Blocking (test-only switch): the same check must fail, proving it can.
-  setup{ blocking = true }
+  -- A blocking driver (injected by this test): the same check must fail, proving it can.
+  setup{ driver = blocking_driver }
   local brec = recorder()
   local bjobs = {}
   for i = 1, 2 do

@@ -18,10 +18,13 @@ local defaults = {
   notify_every = 15,       -- seconds between two progress notifications of one task
   notify = nil,            -- function(msg, level) replacing vim.notify
   client = nil,            -- extra options for deepresearch.client (timeout, proxy, ca_file, ...)
-  blocking = false,        -- internal, for the tests only: wait in the foreground (freezes the editor)
+  driver = nil,            -- function(client, config) returning what runs the requests; the
+                           -- default is the client's poller (see get_driver)
 }
 
-local KNOWN = { base_url = true, token = true, depth = true, notify = true, client = true }
+local KNOWN = {
+  base_url = true, token = true, depth = true, notify = true, client = true, driver = true,
+}
 for k in pairs(defaults) do KNOWN[k] = true end
 
 local config = {}
@@ -65,7 +68,8 @@ function M.add_cpath(root)
   return pattern
 end
 
---- require("deepresearch"), or nil and the loader's message (which names the ABI and the build command).
+--- require("deepresearch"), or nil and the loader's message (which names the ABI and the build
+-- command).
 function M.library()
   M.add_cpath()
   local ok, lib = pcall(require, "deepresearch")
@@ -102,18 +106,28 @@ local function get_client()
   return c
 end
 
-local function get_poller()
+-- The driver runs the requests: create(params, cb), wait(id, opts, cb), list(query, cb),
+-- step(timeout), pending() and close(), as a poller has them. The default is the client's
+-- poller, which the timer steps; setup{ driver = fn } replaces it (fn(client, config) returns
+-- the driver), so the editor never holds a second code path of its own.
+local function default_driver(c)
+  return c:poller{ max_connections = config.max_connections }
+end
+
+local function get_driver()
   if state.poller then return state.poller end
   local c, err = get_client()
   if not c then return nil, err end
-  state.poller = c:poller{ max_connections = config.max_connections }
+  state.poller = (config.driver or default_driver)(c, config)
   return state.poller
 end
 
 local function active_jobs()
   local n = 0
   for _, job in pairs(state.jobs) do
-    if job.state == "creating" or job.state == "queued" or job.state == "running" then n = n + 1 end
+    if job.state == "creating" or job.state == "queued" or job.state == "running" then
+      n = n + 1
+    end
   end
   return n
 end
@@ -193,13 +207,15 @@ end
 local function describe(task)
   -- Server counters are shown as text: a fractional or huge one never makes format raise.
   local c = counters(task)
-  return string.format("%s, %s agents, %s sources", tostring(task.status), tostring(tonumber(c.agents) or 0),
-    tostring(tonumber(c.sources) or 0))
+  return string.format("%s, %s agents, %s sources", tostring(task.status),
+    tostring(tonumber(c.agents) or 0), tostring(tonumber(c.sources) or 0))
 end
 
 local function new_job(fields)
   state.seq = state.seq + 1
-  local job = { key = state.seq, state = "creating", started = vim.loop.now(), last_notice = -math.huge }
+  local job = {
+    key = state.seq, state = "creating", started = vim.loop.now(), last_notice = -math.huge,
+  }
   for k, v in pairs(fields) do job[k] = v end
   state.jobs[job.key] = job
   state.order[#state.order + 1] = job.key
@@ -227,7 +243,8 @@ local function finish(job, task, err)
     job.state, job.task = "done", task
     local ok, e = pcall(M.open_report, task)
     if not ok then
-      notify("deepresearch: cannot open the report of " .. tostring(id_of(task)) .. ": " .. tostring(e), levels.ERROR)
+      notify("deepresearch: cannot open the report of " .. tostring(id_of(task)) .. ": " ..
+        tostring(e), levels.ERROR)
     else
       notify(string.format("deepresearch %s: done (%s)", short(id_of(task)), describe(task)))
     end
@@ -238,43 +255,26 @@ local function finish(job, task, err)
 end
 
 local function wait_opts(job)
-  return { on_progress = on_progress(job), interval = config.interval, max_interval = config.max_interval,
-    timeout = config.timeout, task = job.task }
+  return { on_progress = on_progress(job), interval = config.interval,
+    max_interval = config.max_interval, timeout = config.timeout, task = job.task }
 end
 
 local function start_wait(job)
-  local p, err = get_poller()
+  local p, err = get_driver()
   if not p then return finish(job, nil, err) end
   job.state = job.state == "creating" and "queued" or job.state
   p:wait(job.id, wait_opts(job), function(task, e) finish(job, task, e) end)
   ensure_timer()
 end
 
--- The test-only foreground path: the same work with the blocking client.
-local function run_blocking(job, params)
-  local c, err = get_client()
-  if not c then return finish(job, nil, err) end
-  local task = job.task
-  if not task then
-    task, err = c:create(params)
-    if not task then return finish(job, nil, err) end
-    job.task, job.id = task, id_of(task)
-  end
-  local done
-  done, err = c:wait(job.id, wait_opts(job))
-  finish(job, done, err)
-end
-
 --- Starts a research task for brief and reports it when done. Returns the job (a table).
 function M.research(brief, opts)
   opts = opts or {}
-  local params = { brief = brief, depth = opts.depth or config.depth, output_schema = opts.output_schema }
+  local params = {
+    brief = brief, depth = opts.depth or config.depth, output_schema = opts.output_schema,
+  }
   local job = new_job({ brief = brief })
-  if config.blocking then
-    run_blocking(job, params)
-    return job
-  end
-  local p, err = get_poller()
+  local p, err = get_driver()
   if not p then
     finish(job, nil, err)
     return job
@@ -293,10 +293,6 @@ end
 --- Waits on an existing task and opens its report when done. Returns the job.
 function M.wait(id)
   local job = new_job({ id = id, state = "queued" })
-  if config.blocking then
-    run_blocking(job)
-    return job
-  end
   start_wait(job)
   return job
 end
@@ -327,12 +323,7 @@ function M.list(opts)
     return buf
   end
   local query = { limit = opts.limit or 50, offset = opts.offset }
-  if config.blocking then
-    local c, err = get_client()
-    if not c then return show(nil, err) end
-    return show(c:list(query))
-  end
-  local p, err = get_poller()
+  local p, err = get_driver()
   if not p then return show(nil, err) end
   p:list(query, show)
   ensure_timer()
@@ -354,7 +345,8 @@ function M.status()
     end
   end
   if running == 0 then return "" end
-  return string.format("research: %d running, %s agents, %s sources", running, tostring(agents), tostring(sources))
+  return string.format("research: %d running, %s agents, %s sources", running, tostring(agents),
+    tostring(sources))
 end
 
 --- Every job of this session, oldest first: { key, id, brief, state, task, err }.
@@ -381,7 +373,9 @@ function M.setup(opts)
   vim.validate({ opts = { opts, "table", true } })
   opts = opts or {}
   for k in pairs(opts) do
-    if not KNOWN[k] then error("deepresearch.nvim.setup: unknown option '" .. tostring(k) .. "'", 2) end
+    if not KNOWN[k] then
+      error("deepresearch.nvim.setup: unknown option '" .. tostring(k) .. "'", 2)
+    end
   end
   M.close()
   for k in pairs(config) do config[k] = nil end
@@ -420,7 +414,8 @@ function M.create_commands()
     { nargs = "*", range = true, desc = "Start a deep research task; the report opens when done" })
   cmd("DeepResearchWait", function(o) M.wait(o.fargs[1]) end,
     { nargs = 1, desc = "Wait on a deep research task by id and open its report" })
-  cmd("DeepResearchList", function() M.list() end, { nargs = 0, desc = "List recent deep research tasks" })
+  cmd("DeepResearchList", function() M.list() end,
+    { nargs = 0, desc = "List recent deep research tasks" })
 end
 
 return M
