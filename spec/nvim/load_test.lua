@@ -41,7 +41,9 @@ end
 -- extra: more NAME=value environment entries for it.
 local function nested(root, dir, extra)
   local out = dir .. "/out.json"
-  local cmd = { "env", "-u", "EXTRUCT_API_TOKEN", "-u", "DR_SIM_URL", "-u", "DR_NO_CJSON", "DR_OUT=" .. out }
+  local cmd = {
+    "env", "-u", "EXTRUCT_API_TOKEN", "-u", "DR_SIM_URL", "-u", "DR_NO_CJSON", "DR_OUT=" .. out,
+  }
   for _, e in ipairs(extra or {}) do cmd[#cmd + 1] = e end
   for _, a in ipairs({ "timeout", "60", "nvim", "--headless", "-u", "NONE", "-i", "NONE",
     "--cmd", "set rtp^=" .. dir, "-c", "luafile " .. root .. "/spec/nvim/nested.lua" }) do
@@ -72,8 +74,8 @@ return function(t, env)
   t.is(vim.fn.exists(":DeepResearch"), 2, "plugin/deepresearch.lua defines :DeepResearch")
   t.is(vim.fn.exists(":DeepResearchWait"), 2, "plugin/deepresearch.lua defines :DeepResearchWait")
   t.is(vim.fn.exists(":DeepResearchList"), 2, "plugin/deepresearch.lua defines :DeepResearchList")
-  t.ok(has(package.cpath, root .. "/build/luajit/?.so"), "the plugin puts <root>/build/luajit/?.so on package.cpath",
-    package.cpath)
+  t.ok(has(package.cpath, root .. "/build/luajit/?.so"),
+    "the plugin puts <root>/build/luajit/?.so on package.cpath", package.cpath)
   t.ok(pcall(require, "deepresearch"), "the luajit build loads in Neovim")
 
   -- Missing, in this Neovim: one message naming the ABI and the command that builds it.
@@ -82,7 +84,8 @@ return function(t, env)
     "in Neovim, a missing module fails naming the Lua ABI and `make LUA_VERSION=luajit`", msg)
 
   -- Under plain LuaJIT too.
-  local code = "package.path = '" .. root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;' .. package.path " ..
+  local code = "package.path = '" .. root .. "/lua/?.lua;" .. root ..
+    "/lua/?/init.lua;' .. package.path " ..
     "package.cpath = arg[1] " ..
     "local ok, e = pcall(require, 'deepresearch') io.write(ok and 'LOADED' or tostring(e))"
   msg = vim.fn.system({ "luajit", "-e", code, "/nonexistent/?.so" })
@@ -94,7 +97,8 @@ return function(t, env)
     ok, msg = require_with_cpath(dir54 .. "/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so")
     t.ok(not ok and has(msg, "luajit (Lua 5.1 ABI)") and has(msg, "make LUA_VERSION=luajit")
       and has(msg, "undefined symbol"),
-      "in Neovim, a module built for Lua 5.4 fails naming the ABI it needs and the build command", msg)
+      "in Neovim, a module built for Lua 5.4 fails naming the ABI it needs " ..
+        "and the build command", msg)
     msg = vim.fn.system({ "luajit", "-e", code, dir54 .. "/?.so" })
     t.ok(has(msg, "luajit (Lua 5.1 ABI)") and has(msg, "make LUA_VERSION=luajit"),
       "under luajit, a module built for Lua 5.4 fails naming the ABI and the build command", msg)
@@ -102,11 +106,12 @@ return function(t, env)
     local res = nested(root, plugin_copy(root, env.abi54))
     local health = joined(res.health)
     t.ok(has(health, "ERROR: deepresearch.core is built for another Lua ABI") and
-      has(health, "make LUA_VERSION=luajit"), ":checkhealth names a module built for another Lua ABI",
-      res.error or health)
+      has(health, "make LUA_VERSION=luajit"),
+      ":checkhealth names a module built for another Lua ABI", res.error or health)
     local note = error_note(res)
     t.ok(has(note, "luajit (Lua 5.1 ABI)") and has(note, "make LUA_VERSION=luajit"),
-      ":DeepResearch with a wrong-ABI module notifies the ABI and the build command, each time", res.error or note)
+      ":DeepResearch with a wrong-ABI module notifies the ABI and the build command, each time",
+      res.error or note)
   else
     t.skip("a module built for Lua 5.4 fails under Neovim with a clear message", "no Lua 5.4 build")
     t.skip("a module built for Lua 5.4 fails under luajit with a clear message", "no Lua 5.4 build")
@@ -119,8 +124,10 @@ return function(t, env)
     local res = nested(root, plugin_copy(root, root .. "/build/luajit/deepresearch/core.so"),
       { "DR_NO_CJSON=1", "DR_SIM_URL=" .. env.url })
     t.ok(res.cjson == false and res.user == "alice@acme.test" and res.task_status == "created",
-      "without lua-cjson the module falls back to vim.json and talks to the API", res.error or vim.inspect(res))
-    t.ok(res.nulls_absent == true, "issue 14 item 5: with vim.json, JSON nulls are absent keys, not vim.NIL",
+      "without lua-cjson the module falls back to vim.json and talks to the API",
+      res.error or vim.inspect(res))
+    t.ok(res.nulls_absent == true,
+      "issue 14 item 5: with vim.json, JSON nulls are absent keys, not vim.NIL",
       res.error or vim.inspect(res))
     t.ok(has(joined(res.health), "OK: lua-cjson not found for LuaJIT; using vim.json instead"),
       ":checkhealth reports the vim.json fallback", joined(res.health))
@@ -128,24 +135,29 @@ return function(t, env)
 
   -- What checkhealth says for each way loading can fail.
   local health = require "deepresearch.health"
-  local title = health.diagnose("error loading module 'deepresearch.core' from file 'x/core.so':\n" ..
+  local title = health.diagnose(
+    "error loading module 'deepresearch.core' from file 'x/core.so':\n" ..
     "\tlibcurl.so.4: cannot open shared object file: No such file or directory", root)
   t.ok(has(title, "libcurl is missing"), ":checkhealth names a missing libcurl", title)
   title = health.diagnose("error loading module 'deepresearch.core' from file 'x/core.so':\n" ..
     "\tx/core.so: undefined symbol: lua_getiuservalue", root)
-  t.ok(has(title, "another Lua ABI"), ":checkhealth names an undefined lua_* symbol as the wrong ABI", title)
+  t.ok(has(title, "another Lua ABI"),
+    ":checkhealth names an undefined lua_* symbol as the wrong ABI", title)
   title = health.diagnose("deepresearch.core needs lua-cjson (module 'cjson')", root)
   t.ok(has(title, "lua-cjson is missing"), ":checkhealth names a missing lua-cjson", title)
 
   -- Not built at all, in a fresh Neovim: checkhealth and :DeepResearch say what to run.
   local res = nested(root, plugin_copy(root, nil))
   local report = joined(res.health)
-  t.ok(has(report, "ERROR: deepresearch.core is not built") and has(report, "make LUA_VERSION=luajit"),
-    ":checkhealth names a module that is not built and the command that builds it", res.error or report)
+  t.ok(has(report, "ERROR: deepresearch.core is not built")
+    and has(report, "make LUA_VERSION=luajit"),
+    ":checkhealth names a module that is not built and the command that builds it",
+    res.error or report)
   t.ok(has(report, "ERROR: no API token") and has(report, "EXTRUCT_API_TOKEN"),
     ":checkhealth names a missing token", res.error or report)
   local note = error_note(res)
   t.ok(has(note, "luajit (Lua 5.1 ABI)") and has(note, "make LUA_VERSION=luajit"),
-    ":DeepResearch without the module notifies the ABI and the build command, each time (never raises)",
+    ":DeepResearch without the module notifies the ABI and the build command, " ..
+      "each time (never raises)",
     res.error or note)
 end

@@ -26,7 +26,9 @@ local ok, err = pcall(function()
     local c = lib.client{ base_url = sim, token = "test-token" }
     local user, uerr = c:user()
     out.user = user and user.email or tostring(uerr)
-    local task = c:create{ brief = "Research Flexport (flexport.com) for our pitch, with [1] sources." }
+    local task = c:create{
+      brief = "Research Flexport (flexport.com) for our pitch, with [1] sources.",
+    }
     out.task_status = task and task.status or nil
     -- JSON nulls (report, failure_reason of a new task) are absent keys, never vim.NIL.
     out.nulls_absent = task ~= nil and task.report == nil and task.failure_reason == nil

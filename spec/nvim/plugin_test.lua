@@ -111,7 +111,8 @@ return function(t, env)
   local jobs = {}
   for i = first, #nv.jobs() do jobs[#jobs + 1] = nv.jobs()[i] end
   t.is(#jobs, N, ":DeepResearch started " .. N .. " jobs without waiting")
-  t.ok(has(nv.status(), "research: " .. N .. " running"), "status() shows the running tasks", nv.status())
+  t.ok(has(nv.status(), "research: " .. N .. " running"), "status() shows the running tasks",
+    nv.status())
   local finished = vim.wait(90000, function() return all_finished(jobs) end, 10)
   rec.stop()
   t.ok(finished, "all " .. N .. " tasks finished")
@@ -137,15 +138,22 @@ return function(t, env)
         end
         if report_ok then
           local want = report.render(fresh, { style = "footnotes" })
-          if want and text == table.concat(split_lines(want), "\n") then from_report = from_report + 1 end
+          if want and text == table.concat(split_lines(want), "\n") then
+            from_report = from_report + 1
+          end
         end
         local cited, cwhy = citations_resolve(text)
-        if cited then resolved = resolved + 1 else problems[#problems + 1] = job.id .. ": " .. cwhy end
+        if cited then
+          resolved = resolved + 1
+        else
+          problems[#problems + 1] = job.id .. ": " .. cwhy
+        end
       else
         problems[#problems + 1] = job.id .. ": no buffer deepresearch://" .. job.id
       end
     else
-      problems[#problems + 1] = tostring(job.id) .. ": " .. tostring(job.state) .. " " .. tostring(job.err)
+      problems[#problems + 1] = tostring(job.id) .. ": " .. tostring(job.state) .. " " ..
+        tostring(job.err)
     end
   end
   t.is(done, N, "every task ended done")
@@ -154,14 +162,16 @@ return function(t, env)
   if report_ok then
     t.is(from_report, N, "the buffers hold deepresearch.report.render(task, {style = 'footnotes'})")
   else
-    t.skip("the buffers hold deepresearch.report.render output", "deepresearch.report not available")
+    t.skip("the buffers hold deepresearch.report.render output",
+      "deepresearch.report not available")
   end
   t.is(resolved, N, "every citation in the report buffers resolves to a source")
   local progress = 0
   for _, n in ipairs(notes) do
     if has(n.msg, "in_progress") then progress = progress + 1 end
   end
-  t.ok(progress >= N, "progress reached vim.notify for every task (" .. progress .. " notifications)")
+  t.ok(progress >= N,
+    "progress reached vim.notify for every task (" .. progress .. " notifications)")
 
   -- :DeepResearchWait on a finished task refreshes its buffer; :DeepResearchList lists tasks.
   local some = jobs[1]
@@ -170,7 +180,8 @@ return function(t, env)
   local waited = nv.jobs()[#nv.jobs()]
   t.ok(vim.wait(10000, function() return waited.state == "done" end, 10),
     ":DeepResearchWait on a done task ends done", tostring(waited.err))
-  t.is(vim.fn.bufnr("deepresearch://" .. tostring(some.id)), before, ":DeepResearchWait reuses the report buffer")
+  t.is(vim.fn.bufnr("deepresearch://" .. tostring(some.id)), before,
+    ":DeepResearchWait reuses the report buffer")
 
   vim.cmd("DeepResearchList")
   local listed = vim.wait(10000, function() return vim.fn.bufnr("deepresearch://tasks") > 0 end, 10)
@@ -190,7 +201,8 @@ return function(t, env)
   for _, n in ipairs(notes) do
     if n.level == vim.log.levels.ERROR then err_note = n.msg end
   end
-  t.ok(rejected.state == "failed" and has(err_note, "task_failed") and has(err_note, "no identifiable"),
+  t.ok(rejected.state == "failed" and has(err_note, "task_failed")
+    and has(err_note, "no identifiable"),
     "a rejected brief ends in an error notification", tostring(err_note))
   vim.cmd("DeepResearch depth=high " .. brief(200))
   local deep = nv.jobs()[#nv.jobs()]
@@ -205,8 +217,10 @@ return function(t, env)
   -- :checkhealth with everything in place.
   vim.cmd("checkhealth deepresearch")
   local health = buffer_text(0)
-  t.ok(has(health, "OK: deepresearch.core") and has(health, "accepted the token") and not has(health, "ERROR"),
-    ":checkhealth deepresearch reports no error when the module, cjson and the token are in place", health)
+  t.ok(has(health, "OK: deepresearch.core") and has(health, "accepted the token")
+    and not has(health, "ERROR"),
+    ":checkhealth deepresearch reports no error when the module, cjson and the token " ..
+      "are in place", health)
   vim.cmd("tabclose")
 
   -- A blocking driver (injected by this test): the same check must fail, proving it can.
@@ -219,11 +233,12 @@ return function(t, env)
     vim.wait(30, function() return false end, 10) -- let the timer see the loop again
   end
   brec.stop()
-  t.ok(bjobs[1].state == "done" and bjobs[2].state == "done", "blocking mode also ends done",
+  t.ok(bjobs[1].state == "done" and bjobs[2].state == "done", "a blocking driver also ends done",
     tostring(bjobs[1].err))
   local bok, bwhy = gap_check(brec)
   t.ok(not bok, "with a blocking wait the gap check fails, as it must: " .. bwhy, bwhy)
-  t.ok(vim.fn.bufnr("deepresearch://" .. tostring(bjobs[1].id)) > 0, "blocking mode opens the report too")
+  t.ok(vim.fn.bufnr("deepresearch://" .. tostring(bjobs[1].id)) > 0,
+    "a blocking driver opens the report too")
 
   nv.close()
   checker:close()

@@ -15,7 +15,8 @@ local env = {
 
 -- The build/luajit module and the system's lua-cjson for Lua 5.1 (the C core falls back to
 -- vim.json without it).
-package.cpath = root .. "/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;" .. package.cpath
+package.cpath = root .. "/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;" ..
+  package.cpath
 
 local files = { "load_test.lua", "plugin_test.lua" }
 for _, f in ipairs(files) do

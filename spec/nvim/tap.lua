@@ -30,7 +30,8 @@ function M.ok(cond, name, why)
 end
 
 function M.is(got, want, name)
-  return M.ok(got == want, name, string.format("got %s, want %s", vim.inspect(got), vim.inspect(want)))
+  return M.ok(got == want, name,
+    string.format("got %s, want %s", vim.inspect(got), vim.inspect(want)))
 end
 
 function M.skip(name, why)

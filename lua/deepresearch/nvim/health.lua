@@ -1,7 +1,7 @@
 -- :checkhealth deepresearch — names what is wrong and the command that fixes it.
--- Neovim 0.7 finds lua/deepresearch/health.lua (which returns this module) and calls check(); the reporting
--- functions are require("health").report_* there, vim.health.report_* in 0.8/0.9 and
--- vim.health.start/ok/... from 0.10.
+-- Neovim 0.7 finds lua/deepresearch/health.lua (which returns this module) and calls check();
+-- the reporting functions are require("health").report_* there, vim.health.report_* in 0.8/0.9
+-- and vim.health.start/ok/... from 0.10.
 -- luacheck: globals vim jit
 local M = {}
 
@@ -47,12 +47,14 @@ function M.diagnose(msg, root)
   local build = "cd " .. root .. " && make LUA_VERSION=luajit"
   local sym = msg:match("undefined symbol: ([%w_]+)")
   if sym and sym:match("^lua") then
-    return "deepresearch.core is built for another Lua ABI (it needs " .. sym .. ", which Neovim's " ..
-      "LuaJIT does not have). Neovim needs the Lua 5.1 ABI build", { "Rebuild it: " .. build }
+    return "deepresearch.core is built for another Lua ABI (it needs " .. sym ..
+      ", which Neovim's LuaJIT does not have). Neovim needs the Lua 5.1 ABI build",
+      { "Rebuild it: " .. build }
   end
   if msg:find("libcurl", 1, true) then
     return "libcurl is missing: deepresearch.core cannot load",
-      { "Install libcurl (Debian/Ubuntu: sudo apt-get install libcurl4; to build: libcurl4-openssl-dev)" }
+      { "Install libcurl (Debian/Ubuntu: sudo apt-get install libcurl4; " ..
+        "to build: libcurl4-openssl-dev)" }
   end
   if msg:find("cjson", 1, true) then
     return "lua-cjson is missing and vim.json is not available",
@@ -66,15 +68,18 @@ end
 
 --- What `make LUA_VERSION=luajit` needs: a C compiler, LuaJIT's headers, libcurl's headers.
 function M.check_build_tools(r)
-  if vim.fn.executable("make") == 0 or (vim.fn.executable("cc") == 0 and vim.fn.executable("gcc") == 0) then
+  local no_cc = vim.fn.executable("cc") == 0 and vim.fn.executable("gcc") == 0
+  if vim.fn.executable("make") == 0 or no_cc then
     r.error("no C compiler or make to build the module",
       { "Install them (Debian/Ubuntu: sudo apt-get install build-essential)" })
   end
   if not exists("/usr/include/luajit-2.1/lua.h") then
     r.warn("LuaJIT headers not found in /usr/include/luajit-2.1",
-      { "Install them (Debian/Ubuntu: sudo apt-get install libluajit-5.1-dev) or pass LUA_INCDIR=... to make" })
+      { "Install them (Debian/Ubuntu: sudo apt-get install libluajit-5.1-dev) " ..
+        "or pass LUA_INCDIR=... to make" })
   end
-  local headers = exists("/usr/include/curl/curl.h") or exists("/usr/include/x86_64-linux-gnu/curl/curl.h")
+  local headers = exists("/usr/include/curl/curl.h")
+    or exists("/usr/include/x86_64-linux-gnu/curl/curl.h")
   if not headers and vim.fn.executable("pkg-config") == 1 then
     vim.fn.system({ "pkg-config", "--exists", "libcurl" })
     headers = vim.v.shell_error == 0
@@ -89,11 +94,12 @@ local function check_module(r, root)
   local so = search_cpath("deepresearch.core")
   if not so then
     local advice = { "Build it: cd " .. root .. " && make LUA_VERSION=luajit",
-      "(with lazy.nvim: build = \"make LUA_VERSION=luajit\"; it lands in " .. root .. "/build/luajit/)" }
+      "(with lazy.nvim: build = \"make LUA_VERSION=luajit\"; it lands in " .. root ..
+        "/build/luajit/)" }
     local others = other_builds(root)
     if #others > 0 then
-      advice[#advice + 1] = "Builds for other Lua versions exist, but Neovim runs LuaJIT (the Lua 5.1 ABI): " ..
-        table.concat(others, ", ")
+      advice[#advice + 1] = "Builds for other Lua versions exist, " ..
+        "but Neovim runs LuaJIT (the Lua 5.1 ABI): " .. table.concat(others, ", ")
     end
     r.error("deepresearch.core is not built (not found on package.cpath)", advice)
     M.check_build_tools(r)
@@ -134,15 +140,20 @@ local function check_token(r, nv, lib)
   local token = cfg.token or client_opts.token or os.getenv("EXTRUCT_API_TOKEN")
   if token == nil or token == "" then
     r.error("no API token", { "export EXTRUCT_API_TOKEN=... before starting Neovim",
-      "or require('deepresearch.nvim').setup{ token = ... } (a string or a function returning one)" })
+      "or require('deepresearch.nvim').setup{ token = ... } " ..
+        "(a string or a function returning one)" })
     return
   end
-  r.ok("API token set (" .. (cfg.token and "setup{ token }" or client_opts.token and "setup{ client.token }"
-    or "EXTRUCT_API_TOKEN") .. ")")
+  local source = cfg.token and "setup{ token }"
+    or client_opts.token and "setup{ client.token }" or "EXTRUCT_API_TOKEN"
+  r.ok("API token set (" .. source .. ")")
   if not lib then return end
-  local base = cfg.base_url or client_opts.base_url or os.getenv("EXTRUCT_BASE_URL") or "https://api.extruct.ai"
-  local ok, c = pcall(lib.client, { base_url = base, token = token, timeout = 5, connect_timeout = 3,
-    max_retries = 0, ca_file = client_opts.ca_file, proxy = client_opts.proxy })
+  local base = cfg.base_url or client_opts.base_url or os.getenv("EXTRUCT_BASE_URL")
+    or "https://api.extruct.ai"
+  local ok, c = pcall(lib.client, {
+    base_url = base, token = token, timeout = 5, connect_timeout = 3, max_retries = 0,
+    ca_file = client_opts.ca_file, proxy = client_opts.proxy,
+  })
   if not ok then
     r.error("cannot make a client: " .. tostring(c))
     return
@@ -167,7 +178,8 @@ function M.check()
   nv.add_cpath(root)
   r.start("deepresearch")
   if not jit then
-    r.warn("this Neovim is not built with LuaJIT; build the module for its Lua: make LUA_VERSION=5.1")
+    r.warn("this Neovim is not built with LuaJIT; " ..
+      "build the module for its Lua: make LUA_VERSION=5.1")
   else
     r.ok("Neovim runs " .. tostring(jit.version) .. " (Lua 5.1 ABI: the build/luajit module)")
   end
