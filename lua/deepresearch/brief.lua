@@ -37,7 +37,8 @@ function M.render(template, vars)
   for name in template:gmatch(PLACEHOLDER) do
     local v = vars[name]
     if v ~= nil and type(v) ~= "string" and type(v) ~= "number" and not is_null(v) then
-      error(string.format("bad argument #2 to 'render' (value for '%s' must be a string or number, got %s)",
+      error(string.format("bad argument #2 to 'render' (value for '%s' must be a string or " ..
+        "number, got %s)",
         name, type(v)), 2)
     end
     if not has_value(v) and not seen[name] then
@@ -60,10 +61,14 @@ end
 function M.load(path)
   argcheck("load", 1, path, "string")
   local f, msg = io.open(path, "rb")
-  if not f then return nil, errors.new("io", "cannot read brief template: " .. tostring(msg), { path = path }) end
+  if not f then
+    return nil, errors.new("io", "cannot read brief template: " .. tostring(msg), { path = path })
+  end
   local text, rerr = f:read("*a")
   f:close()
-  if not text then return nil, errors.new("io", "cannot read " .. path .. ": " .. tostring(rerr), { path = path }) end
+  if not text then
+    return nil, errors.new("io", "cannot read " .. path .. ": " .. tostring(rerr), { path = path })
+  end
   return (text:gsub("^\239\187\191", "")) -- an editor's BOM is not part of the brief
 end
 
@@ -85,12 +90,15 @@ end
 
 -- Capitalised words that name no company, person or market on their own.
 local NOT_NAMES = {}
-for w in ([[I I'm I've I'd I'll A An The We Our Us My You Your It Its They Their This That These Those
+for w in ([[I I'm I've I'd I'll A An The We Our Us My You Your It Its They Their This That
+  These Those
   January February March April May June July August September October November December
   Monday Tuesday Wednesday Thursday Friday Saturday Sunday
-  CEO CTO CFO COO CRO CMO CIO CISO VP SVP EVP CRM ERP SaaS B2B B2C AI ML LLM API APIs KPI KPIs ROI ARR MRR
+  CEO CTO CFO COO CRO CMO CIO CISO VP SVP EVP CRM ERP SaaS B2B B2C AI ML LLM API APIs KPI KPIs
+  ROI ARR MRR
   GTM SMB SMBs SME SMEs TAM SAM SOM USD EUR GBP PDF FAQ HR IT PR OK TODO TBD FY YoY QoQ
-  Q1 Q2 Q3 Q4 H1 H2 Research Summarize Summarise Find Identify List Include Focus Please]]):gmatch("%S+") do
+  Q1 Q2 Q3 Q4 H1 H2 Research Summarize Summarise Find Identify List Include Focus
+  Please]]):gmatch("%S+") do
   NOT_NAMES[w] = true
 end
 
@@ -107,10 +115,13 @@ local function starts_sentence(text, words, k)
   return gap:find("\n") ~= nil
 end
 
-local MARKET_WORDS = { market = true, markets = true, industry = true, sector = true, segment = true,
+local MARKET_WORDS = { market = true, markets = true, industry = true, sector = true,
+  segment = true,
   vertical = true }
-local DETERMINERS = { the = true, a = true, an = true, this = true, that = true, our = true, their = true,
-  its = true, any = true, your = true, my = true, same = true, whole = true, overall = true, stock = true }
+local DETERMINERS = { the = true, a = true, an = true, this = true, that = true, our = true,
+  their = true,
+  its = true, any = true, your = true, my = true, same = true, whole = true, overall = true, stock =
+    true }
 
 local function find_target(text)
   local lower = text:lower()
@@ -119,7 +130,9 @@ local function find_target(text)
   for token in text:gmatch("[%w%.%-]+") do
     token = token:gsub("%.+$", "")
     -- acme.com, acme.co.uk: a dotted name ending in a label of 2+ letters (not e.g., not 3.5bn).
-    if token:find("^[%w%-]+%.[%w%-%.]*%f[%w]%a%a+$") and not token:find("%.%.") then return "domain" end
+    if token:find("^[%w%-]+%.[%w%-%.]*%f[%w]%a%a+$") and not token:find("%.%.") then
+      return "domain"
+    end
   end
   for q in text:gmatch('"([^"\n]+)"') do
     if q:find("^%s*[%w]") and count_words(q) <= 8 then return "quoted" end
@@ -168,7 +181,8 @@ local function has_any(lower, patterns)
 end
 
 local CONTEXT_PATTERNS = {
-  "%f[%a]we are%f[%A]", "%f[%a]we're%f[%A]", "%f[%a]we've%f[%A]", "%f[%a]i am%f[%A]", "%f[%a]i'm%f[%A]",
+  "%f[%a]we are%f[%A]", "%f[%a]we're%f[%A]", "%f[%a]we've%f[%A]", "%f[%a]i am%f[%A]",
+  "%f[%a]i'm%f[%A]",
   "%f[%a]our%f[%A]", "%f[%a]my team%f[%A]", "%f[%a]my company%f[%A]", "%f[%a]my firm%f[%A]",
   "%f[%a]my role%f[%A]", "%f[%a]my client", "%f[%a]my startup%f[%A]", "%f[%a]my business%f[%A]",
   "%f[%a]as an? %a", "%f[%a]as the %a", "%f[%a]on behalf of%f[%A]", "%f[%a]here is my%f[%A]",
@@ -176,9 +190,11 @@ local CONTEXT_PATTERNS = {
   "%f[%a]i run%f[%A]", "%f[%a]i head%f[%A]", "%f[%a]i manage%f[%A]", "%f[%a]i own%f[%A]",
 }
 -- "we <verb>" states context unless the verb only says what we want from the report.
-local NOT_CONTEXT_VERBS = { can = true, could = true, should = true, will = true, would = true, might = true,
+local NOT_CONTEXT_VERBS = { can = true, could = true, should = true, will = true, would = true,
+  might = true,
   may = true, must = true, need = true, want = true, ["to"] = true, ["do"] = true, ["don't"] = true,
-  decide = true, choose = true, plan = true, hope = true, expect = true, wish = true, ["and"] = true }
+  decide = true, choose = true, plan = true, hope = true, expect = true, wish = true, ["and"] =
+    true }
 
 local function has_context(lower)
   if has_any(lower, CONTEXT_PATTERNS) then return true end
@@ -189,12 +205,15 @@ local function has_context(lower)
 end
 
 local DECISION_PATTERNS = {
-  "%f[%a]decid", "%f[%a]decision", "%f[%a]whether%f[%A]", "%f[%a]so that%f[%A]", "%f[%a]so we can%f[%A]",
-  "%f[%a]so i can%f[%A]", "%f[%a]in order to%f[%A]", "%f[%a]choos", "%f[%a]to choose", "%f[%a]evaluat",
+  "%f[%a]decid", "%f[%a]decision", "%f[%a]whether%f[%A]", "%f[%a]so that%f[%A]",
+  "%f[%a]so we can%f[%A]",
+  "%f[%a]so i can%f[%A]", "%f[%a]in order to%f[%A]", "%f[%a]choos", "%f[%a]to choose",
+  "%f[%a]evaluat",
   "%f[%a]assess", "%f[%a]prioriti[sz]", "go/no%-go", "go or no%-go", "%f[%a]should we%f[%A]",
   "%f[%a]should i%f[%A]", "%f[%a]compar", "%f[%a]recommend", "%f[%a]determine", "%f[%a]select",
   "%f[%a]shortlist", "%f[%a]pitch", "%f[%a]outreach", "%f[%a]account plan", "%f[%a]angles?%f[%A]",
-  "%f[%a]deal%f[%A]", "%f[%a]invest", "%f[%a]conversation", "%f[%a]inform%f[%A]", "%f[%a]to help us",
+  "%f[%a]deal%f[%A]", "%f[%a]invest", "%f[%a]conversation", "%f[%a]inform%f[%A]",
+  "%f[%a]to help us",
   "%f[%a]negotiat", "%f[%a]pricing change", "%f[%a]strategy%f[%A]", "%f[%a]due diligence",
   "%f[%a]acquir", "%f[%a]partner with%f[%A]", "%f[%a]enter the%f[%A]", "%f[%a]worth%f[%A]",
 }
@@ -202,10 +221,12 @@ local DECISION_PATTERNS = {
 local TIME_PATTERNS = {
   "%f[%a]last %d", "%f[%a]past%f[%A]", "%f[%a]since%f[%A]",
   "%f[%a]recent", "%f[%a]this year", "%f[%a]this quarter", "%f[%a]this month", "%f[%a]next %a",
-  "%f[%a]upcoming%f[%A]", "%f[%a]current", "%f[%a]latest%f[%A]", "%f[%a]to date%f[%A]", "%f[%a]ytd%f[%A]",
+  "%f[%a]upcoming%f[%A]", "%f[%a]current", "%f[%a]latest%f[%A]", "%f[%a]to date%f[%A]",
+  "%f[%a]ytd%f[%A]",
   "%f[%a]today%f[%A]", "%f[%a]time ?window", "%f[%a]time ?frame", "%f[%a]period%f[%A]",
   "%f[%a]between %d", "%f[%a]as of%f[%A]", "%f[%a]until%f[%A]",
-  "%f[%w]q[1-4]%f[%W]", "%f[%w]h[12]%f[%W]", "%f[%w]fy%d", "%f[%a]years?%f[%A]", "%f[%a]months?%f[%A]",
+  "%f[%w]q[1-4]%f[%W]", "%f[%w]h[12]%f[%W]", "%f[%w]fy%d", "%f[%a]years?%f[%A]",
+  "%f[%a]months?%f[%A]",
   "%f[%a]quarters?%f[%A]", "%f[%a]weeks?%f[%A]", "%f[%a]days%f[%A]",
   "%f[%a]january", "%f[%a]february", "%f[%a]march%f[%A]", "%f[%a]april", "%f[%a]june%f[%A]",
   "%f[%a]july%f[%A]", "%f[%a]august", "%f[%a]september", "%f[%a]october", "%f[%a]november",
@@ -241,7 +262,8 @@ local function looks_like_fill_in(inner)
   if ARTICLES[first] then return false end -- "[a product]": a deliberate elision, not a blank
   if inner == "x" or inner == "sic" then return false end -- checkbox, quotation mark-up
   if not inner:find("%l") then return true end -- COMPANY, COMPANY NAME, X
-  if first == "your" or first == "insert" or first == "enter" or first == "add" or first == "todo" or
+  if first == "your" or first == "insert" or first == "enter" or first == "add"
+    or first == "todo" or
     first == "tbd" or first == "fill" then
     return true
   end
@@ -268,7 +290,8 @@ local function find_placeholders(text)
   for pos, inner in text:gmatch("()<([^<>\n]*)>") do
     local t = trim(inner)
     -- <b>, <br> and other tags are lowercase single words: only CAPS or a fill-in noun counts.
-    if looks_like_fill_in(t) and (not t:find("%l") or t:find("[%s_%-]") or PLACEHOLDER_NOUNS[t:lower()]) then
+    if looks_like_fill_in(t) and (not t:find("%l") or t:find("[%s_%-]")
+      or PLACEHOLDER_NOUNS[t:lower()]) then
       found[#found + 1] = { pos = pos, text = "<" .. inner .. ">" }
     end
   end
@@ -291,7 +314,8 @@ function M.lint(text, opts)
   local out = {}
   local n, bad = utf8.len(text)
   if not n then
-    finding(out, "invalid_utf8", "error", string.format("the brief is not valid UTF-8 (byte %d)", bad), bad)
+    finding(out, "invalid_utf8", "error", string.format("the brief is not valid UTF-8 (byte %d)",
+      bad), bad)
     return out
   end
   if is_blank(text) then
@@ -299,29 +323,35 @@ function M.lint(text, opts)
     return out
   end
   if n > max then
-    finding(out, "too_long", "error", string.format("the brief is %d characters long; the limit is %d",
+    finding(out, "too_long", "error",
+      string.format("the brief is %d characters long; the limit is %d",
       n, max), utf8.offset(text, max + 1))
   end
   for _, p in ipairs(find_placeholders(text)) do
-    finding(out, "placeholder", "error", string.format("unfilled placeholder %s at byte %d", p.text, p.pos),
+    finding(out, "placeholder", "error", string.format("unfilled placeholder %s at byte %d", p.text,
+      p.pos),
       p.pos)
   end
   local words = count_words(text)
   if words < 12 then
-    finding(out, "one_liner", "warning", string.format("the brief is a single short sentence (%d words); " ..
+    finding(out, "one_liner", "warning",
+      string.format("the brief is a single short sentence (%d words); " ..
       "write a detailed paragraph: your context, the target, the decision, the time window", words))
   end
   local lower = text:lower()
   if not find_target(text) then
-    finding(out, "no_target", "warning", "no identifiable target: name the company, domain, person, URL " ..
+    finding(out, "no_target", "warning",
+      "no identifiable target: name the company, domain, person, URL " ..
       "or market to research")
   end
   if not has_context(lower) then
-    finding(out, "no_context", "warning", "no requester context: say who you are and what you sell or " ..
+    finding(out, "no_context", "warning",
+      "no requester context: say who you are and what you sell or " ..
       "research (\"We are ...\", \"Our team ...\")")
   end
   if not has_any(lower, DECISION_PATTERNS) then
-    finding(out, "no_decision", "warning", "no decision stated: say what the report should help you " ..
+    finding(out, "no_decision", "warning",
+      "no decision stated: say what the report should help you " ..
       "decide (\"so we can decide whether ...\")")
   end
   if not has_time_window(lower) then
@@ -367,7 +397,8 @@ local function text_part(parts, key)
     return #items > 0 and table.concat(items, "; ") or nil
   end
   if type(v) ~= "string" then
-    error(string.format("bad argument #1 to 'build' (%s must be a string, got %s)", key, type(v)), 3)
+    error(string.format("bad argument #1 to 'build' (%s must be a string, got %s)", key, type(v)),
+      3)
   end
   if is_blank(v) then return nil end
   return clause(v)
@@ -387,7 +418,9 @@ function M.build(parts)
   end
   local target = text_part(parts, "target")
   if not target then
-    return nil, errors.invalid("brief: target is required (the company, person, domain or market to research)",
+    return nil,
+      errors.invalid("brief: target is required (the company, person, domain or market to " ..
+      "research)",
       { field = "target" })
   end
   local seller = text_part(parts, "seller")
@@ -407,15 +440,19 @@ function M.build(parts)
     local numbered = {}
     for i, q in ipairs(questions) do
       if type(q) ~= "string" then
-        error(string.format("bad argument #1 to 'build' (questions[%d] must be a string, got %s)", i, type(q)), 2)
+        error(string.format("bad argument #1 to 'build' (questions[%d] must be a string, got %s)",
+          i, type(q)), 2)
       end
       if not is_blank(q) then
         q = trim(q)
         if not q:find("[%.!?]$") then q = q .. "?" end
-        numbered[#numbered + 1] = string.format("(%d) %s%s", #numbered + 1, q:sub(1, 1):upper(), q:sub(2))
+        numbered[#numbered + 1] = string.format("(%d) %s%s", #numbered + 1, q:sub(1, 1):upper(),
+          q:sub(2))
       end
     end
-    if #numbered > 0 then out[#out + 1] = "Answer these questions: " .. table.concat(numbered, " ") end
+    if #numbered > 0 then
+      out[#out + 1] = "Answer these questions: " .. table.concat(numbered, " ")
+    end
   end
   local focus = text_part(parts, "focus")
   if focus then out[#out + 1] = sentence("Focus on " .. focus) end
@@ -439,7 +476,8 @@ function M.build(parts)
     return nil, errors.invalid("brief: the parts are not valid UTF-8")
   end
   if n > M.MAX_LENGTH then
-    return nil, errors.invalid(string.format("brief: the built brief is %d characters; the limit is %d",
+    return nil,
+      errors.invalid(string.format("brief: the built brief is %d characters; the limit is %d",
       n, M.MAX_LENGTH))
   end
   return text

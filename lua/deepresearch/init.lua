@@ -4,12 +4,14 @@ local function load_core()
   if ok then return core end
   local is_jit = rawget(_G, "jit") ~= nil
   local abi = is_jit and "luajit (Lua 5.1 ABI)" or _VERSION
-  local build = is_jit and "make LUA_VERSION=luajit" or ("make LUA_VERSION=" .. _VERSION:match("%d+%.%d+"))
+  local build = is_jit and "make LUA_VERSION=luajit" or ("make LUA_VERSION=" ..
+    _VERSION:match("%d+%.%d+"))
   -- Let a later require try again (after a build) instead of "loop or previous error".
   package.loaded["deepresearch"] = nil
   local why = tostring(core)
   if why:find("module 'deepresearch.core' not found", 1, true) then why = why:match("^[^\n]*") end
-  error(string.format("deepresearch: the C module deepresearch.core is missing or built for another Lua " ..
+  error(string.format("deepresearch: the C module deepresearch.core is missing or built for " ..
+    "another Lua " ..
     "(this is %s). Build it with `%s` and put build/<version>/?.so on package.cpath.\n%s",
     abi, build, why), 0)
 end
@@ -182,7 +184,8 @@ local function check_options(opts)
   for _, o in ipairs(NUMBER_OPTIONS) do
     local k, lo, hi = o[1], o[2], o[3]
     local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or not (v >= lo and v <= hi) or (o.whole and v % 1 ~= 0)) then
+    if v ~= nil and (type(v) ~= "number" or not (v >= lo and v <= hi) or (o.whole
+      and v % 1 ~= 0)) then
       error(string.format("bad option '%s' to 'client' (%s in %s..%s expected, got %s)", k,
         o.whole and "integer" or "number", number_text(lo), number_text(hi),
         type(v) == "number" and number_text(v) or type(v)), 3)
@@ -190,14 +193,17 @@ local function check_options(opts)
   end
   for _, k in ipairs(STRING_OPTIONS) do
     if opts[k] ~= nil and type(opts[k]) ~= "string" then
-      error(string.format("bad option '%s' to 'client' (string expected, got %s)", k, type(opts[k])), 3)
+      error(string.format("bad option '%s' to 'client' (string expected, got %s)", k,
+        type(opts[k])), 3)
     end
     if NO_CONTROL[k] and opts[k] and opts[k]:find("%c") then
-      error(string.format("bad option '%s' to 'client' (a string without control characters expected)", k), 3)
+      error(string.format("bad option '%s' to 'client' (a string without control characters " ..
+        "expected)", k), 3)
     end
   end
   if opts.insecure then
-    error("deepresearch: there is no option to turn TLS verification off; use ca_file for a private CA", 3)
+    error("deepresearch: there is no option to turn TLS verification off; use ca_file for a " ..
+      "private CA", 3)
   end
 end
 
@@ -209,7 +215,8 @@ function M.client(opts)
   local name = opts.provider or providers.default_name()
   local p = providers[name]
   if type(p) ~= "table" or not p.kinds then
-    error(string.format("bad option 'provider' to 'client' (unknown provider %q)", tostring(name)), 2)
+    error(string.format("bad option 'provider' to 'client' (unknown provider %q)", tostring(name)),
+      2)
   end
   options.check("client", opts, client_options(p), 2)
   local token = opts[p.token_option]
@@ -259,7 +266,8 @@ end
 
 -- brief, schema, report and discovery helpers load on first use.
 local LAZY = { brief = "deepresearch.brief", schema = "deepresearch.schema",
-  report = "deepresearch.report", discovery = "deepresearch.providers.discovery", json = "deepresearch.base.json" }
+  report = "deepresearch.report", discovery = "deepresearch.providers.discovery", json =
+    "deepresearch.base.json" }
 setmetatable(M, {
   __index = function(t, k)
     local name = LAZY[k]

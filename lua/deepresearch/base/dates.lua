@@ -10,7 +10,8 @@ end
 --- Parses an ISO-8601 date-time ("2026-11-23T19:00:00.123Z", "+02:00" offsets) to epoch seconds.
 function M.parse_iso(s)
   if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)(.*)$")
+  local y, mo, d, h, mi, sec, rest =
+    s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)(.*)$")
   if not y then return nil end
   local t = M.utc_epoch({ year = tonumber(y), month = tonumber(mo), day = tonumber(d),
     hour = tonumber(h), min = tonumber(mi), sec = tonumber(sec), isdst = false })

@@ -6,7 +6,8 @@ local M = {}
 local array_mt = { __name = "deepresearch.array" }
 -- The C core gives decoded empty arrays this metatable too (init.lua hands it over).
 M.array_mt = array_mt
-local null = setmetatable({}, { __name = "deepresearch.null", __tostring = function() return "null" end })
+local null = setmetatable({}, { __name = "deepresearch.null",
+  __tostring = function() return "null" end })
 M.null = null
 
 -- Keys whose value is always a JSON array, even when the Lua table is empty: request fields and
@@ -16,8 +17,10 @@ M.null = null
 local ARRAY_KEYS = {
   required = true, enum = true, criteria = true, data_sources = true, exclude_domains = true,
   exclude_task_ids = true, output_formats = true, urls = true, files = true, deliverables = true,
-  mcp_servers = true, previous_reports = true, columns = true, anyOf = true, oneOf = true, allOf = true,
-  included_sources = true, excluded_sources = true, allowed_tools = true, prefixItems = true, examples = true,
+  mcp_servers = true, previous_reports = true, columns = true, anyOf = true, oneOf = true,
+  allOf = true,
+  included_sources = true, excluded_sources = true, allowed_tools = true, prefixItems = true,
+  examples = true,
   sources = true, degradation_reasons = true, messages = true, results = true, images = true,
   hitl_history = true, errors = true, tasks = true,
 }
@@ -166,7 +169,11 @@ function M.normalise(v, null_value)
   if n and n > 0 then
     for i = 1, n do
       local x = v[i]
-      if x == null_value or M.is_null(x) then out[i] = null else out[i] = M.normalise(x, null_value) end
+      if x == null_value or M.is_null(x) then
+        out[i] = null
+      else
+        out[i] = M.normalise(x, null_value)
+      end
     end
   else
     for k, x in pairs(v) do
@@ -185,13 +192,15 @@ local function skip(text, pos)
   return text:find("[^ \t\r\n]", pos) or #text + 1
 end
 
-local ESCAPE = { ['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f', n = '\n', r = '\r', t = '\t' }
+local ESCAPE = { ['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f', n = '\n', r = '\r',
+  t = '\t' }
 
 local function utf8_char(c)
   if c < 0x80 then return string.char(c) end
   if c < 0x800 then return string.char(0xC0 + math.floor(c / 0x40), 0x80 + c % 0x40) end
   if c < 0x10000 then
-    return string.char(0xE0 + math.floor(c / 0x1000), 0x80 + math.floor(c / 0x40) % 0x40, 0x80 + c % 0x40)
+    return string.char(0xE0 + math.floor(c / 0x1000), 0x80 + math.floor(c / 0x40) % 0x40,
+      0x80 + c % 0x40)
   end
   return string.char(0xF0 + math.floor(c / 0x40000), 0x80 + math.floor(c / 0x1000) % 0x40,
     0x80 + math.floor(c / 0x40) % 0x40, 0x80 + c % 0x40)
@@ -304,7 +313,9 @@ function M.decode(text)
     error(v, 0)
   end
   pos = skip(text, pos)
-  if pos <= #text then return nil, string.format("unexpected text after the value at character %d", pos) end
+  if pos <= #text then
+    return nil, string.format("unexpected text after the value at character %d", pos)
+  end
   if v == nil then return null end
   return v
 end

@@ -9,7 +9,8 @@ M.defaults = {
 }
 
 -- Statuses worth another try for requests that change nothing on the server.
-local READ_RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+local READ_RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
+  [504] = true }
 
 --- Exponential backoff with jitter x[0.75, 1]: attempt 1 waits about base_delay, each
 -- attempt doubles it, up to max_delay. The one backoff formula: the client's retries, the
@@ -31,7 +32,8 @@ local function set(...)
   return s
 end
 
-local POLL = { "network", "timeout", "rate_limited", "unavailable", "server_error", "invalid_response" }
+local POLL = { "network", "timeout", "rate_limited", "unavailable", "server_error",
+  "invalid_response" }
 local CREDENTIALS = { "unauthorized", "forbidden" }
 
 --- A wait's poll failed with one of these: poll again (a poll creates nothing, so any failure
@@ -48,17 +50,20 @@ M.WAIT_AGAIN = set(POLL, CREDENTIALS)
 -- contracts, its 429 and JSON 503 mean "nothing was created"). Only after one of these, or a
 -- request that never left, may a create be sent again. A 5xx that is not the API's, a lost
 -- answer, or a code not listed here may have made a task.
-M.CREATE_NOTHING_MADE = set({ "invalid_request", "unauthorized", "forbidden", "not_found", "plan_required",
+M.CREATE_NOTHING_MADE = set({ "invalid_request", "unauthorized", "forbidden", "not_found",
+  "plan_required",
   "insufficient_credits", "payment_failed", "rate_limited", "unavailable" })
 
 --- Of the failed creates that made nothing, those worth sending again after a while (the
 -- others, a bad request or no credit, fail the job): the refusal may lift by itself, or a
 -- credential be fixed. network/timeout/cancelled count only when the request never left.
-M.CREATE_RESEND = set(CREDENTIALS, { "rate_limited", "unavailable", "network", "timeout", "cancelled" })
+M.CREATE_RESEND = set(CREDENTIALS, { "rate_limited", "unavailable", "network", "timeout",
+  "cancelled" })
 
 local dates = require "deepresearch.base.dates"
 
---- Parses Retry-After (delta seconds or an HTTP-date) into seconds from now; nil if absent or unreadable.
+--- Parses Retry-After (delta seconds or an HTTP-date) into seconds from now; nil if absent or
+--- unreadable.
 function M.parse_retry_after(value, now_epoch)
   if type(value) ~= "string" then return nil end
   local secs = value:match("^%s*(%d+)%s*$")

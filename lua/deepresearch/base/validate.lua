@@ -29,7 +29,8 @@ function M.text(name, s, max)
     return nil, errors.invalid(name .. " must not be empty", { field = name })
   end
   if n > max then
-    return nil, errors.invalid(string.format("%s is %d characters long; the limit is %d", name, n, max),
+    return nil, errors.invalid(string.format("%s is %d characters long; the limit is %d", name, n,
+      max),
       { field = name })
   end
   return true
@@ -75,7 +76,8 @@ function M.page(opts, max_limit)
   ok, err = nonneg_int("limit", opts.limit)
   if not ok then return nil, err end
   if max_limit and opts.limit and opts.limit > max_limit then
-    return nil, errors.invalid(string.format("limit must be at most %d", max_limit), { field = "limit" })
+    return nil, errors.invalid(string.format("limit must be at most %d", max_limit),
+      { field = "limit" })
   end
   return true
 end

@@ -43,7 +43,8 @@ local function store(out, o, v)
     local ok = false
     for _, c in ipairs(o.choices) do ok = ok or c == v end
     if not ok then
-      return nil, string.format("--%s must be one of %s, got '%s'", o[1], table.concat(o.choices, ", "), v)
+      return nil, string.format("--%s must be one of %s, got '%s'", o[1], table.concat(o.choices,
+        ", "), v)
     end
   end
   if o.multi then
@@ -88,7 +89,9 @@ function M.parse(argv, first, specs)
         if value == nil then
           i = i + 1
           value = argv[i]
-          if value == nil then return nil, string.format("option '%s' needs a value (%s)", a, o.value) end
+          if value == nil then
+            return nil, string.format("option '%s' needs a value (%s)", a, o.value)
+          end
         end
       elseif value ~= nil then
         return nil, string.format("option '--%s' takes no value", o[1])
@@ -119,7 +122,9 @@ function M.leading_globals(argv)
     if o.value and value == nil then
       i = i + 1
       value = argv[i]
-      if value == nil then return nil, string.format("option '%s' needs a value (%s)", a, o.value) end
+      if value == nil then
+        return nil, string.format("option '%s' needs a value (%s)", a, o.value)
+      end
     end
     local ok, err = store(opts, o, value or true)
     if not ok then return nil, err end

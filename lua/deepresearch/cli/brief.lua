@@ -7,7 +7,8 @@ local M = {}
 
 local function render(ctx, opts, words)
   if #words ~= 1 then
-    return ctx:usage(#words == 0 and "missing TEMPLATE (a file, or '-' for stdin)" or "expected one TEMPLATE")
+    return ctx:usage(#words == 0 and "missing TEMPLATE (a file, or '-' for stdin)"
+      or "expected one TEMPLATE")
   end
   local vars, why = args.pairs_of(opts.var, "var")
   if not vars then return ctx:usage(why) end
@@ -40,7 +41,8 @@ local function lint(ctx, opts, words)
       ctx.err:write(name, ": no findings\n")
     else
       ctx.err:write(string.format("%s: %d error%s, %d warning%s, %d note%s\n", name, counts.error,
-        counts.error == 1 and "" or "s", counts.warning, counts.warning == 1 and "" or "s", counts.info,
+        counts.error == 1 and "" or "s", counts.warning, counts.warning == 1 and "" or "s",
+        counts.info,
         counts.info == 1 and "" or "s"))
     end
   end
@@ -67,20 +69,24 @@ M.commands = {
   ["brief render"] = {
     usage = "brief render TEMPLATE --var key=value ... [--lint]", run = render,
     summary = "fill a template's {{placeholders}}; print the brief",
-    description = "TEMPLATE is a file ('-' for stdin). Every {{name}} needs a --var name=value;\n" ..
+    description =
+      "TEMPLATE is a file ('-' for stdin). Every {{name}} needs a --var name=value;\n" ..
       "a missing one is a usage error (exit 2) naming them all.",
     options = {
       { "var", value = "key=value", multi = true, doc = "a placeholder's value (repeat for more)" },
       { "lint", doc = "also lint the rendered brief (findings on stderr)" },
       MAX,
     },
-    examples = "  deepresearch brief render account.tmpl --var company=Flexport --var domain=flexport.com \\\n" ..
+    examples =
+      "  deepresearch brief render account.tmpl --var company=Flexport --var " ..
+      "domain=flexport.com \\\n" ..
       "    | deepresearch run -",
   },
   ["brief lint"] = {
     usage = "brief lint [FILE | -] [--strict]", run = lint,
     summary = "check a brief: target, context, decision, time window, placeholders, length",
-    description = "Findings go to stdout, one per line: FILE[:LINE:COL]: severity: message [code].\n" ..
+    description =
+      "Findings go to stdout, one per line: FILE[:LINE:COL]: severity: message [code].\n" ..
       "Exit 0 when there is no error (and, with --strict, no warning); 1 otherwise.",
     options = {
       { "strict", doc = "warnings fail too (exit 1)" },

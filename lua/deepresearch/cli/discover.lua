@@ -10,24 +10,32 @@ local M = {}
 local DISCOVER = { operation = "discover" }
 
 local WAIT_OPTS = {
-  { "timeout", value = "S", number = true, doc = "stop waiting after S seconds (exit 3; the task keeps running)" },
-  { "interval", value = "S", number = true, positive = true, doc = "first poll delay in seconds (default 2)" },
-  { "max-interval", value = "S", number = true, positive = true, doc = "longest delay between polls (default 30)" },
+  { "timeout", value = "S", number = true,
+  doc = "stop waiting after S seconds (exit 3; the task keeps running)" },
+  { "interval", value = "S", number = true, positive = true,
+  doc = "first poll delay in seconds (default 2)" },
+  { "max-interval", value = "S", number = true, positive = true,
+    doc = "longest delay between polls (default 30)" },
 }
 
 --- "key=name:text" into a criterion table, or nil, message.
 function M.criterion(spec)
   local key, name, text = spec:match("^([^=]+)=([^:]+):(.+)$")
   if not key then
-    return nil, string.format("--criterion wants key=name:text (e.g. size=Mid-market:Has 200-2000 employees), " ..
+    return nil,
+      string.format("--criterion wants key=name:text (e.g. size=Mid-market:Has 200-2000 " ..
+      "employees), " ..
       "got '%s'", spec)
   end
   key = key:gsub("^%s+", ""):gsub("%s+$", "")
   if not key:match("^%a[%w_]*$") then
-    return nil, string.format("--criterion key '%s' must start with a letter and hold only letters, digits and _",
+    return nil,
+      string.format("--criterion key '%s' must start with a letter and hold only letters, " ..
+      "digits and _",
       key)
   end
-  return { key = key, name = (name:gsub("^%s+", ""):gsub("%s+$", "")), criterion = (text:gsub("^%s+", "")) }
+  return { key = key, name = (name:gsub("^%s+", ""):gsub("%s+$", "")),
+    criterion = (text:gsub("^%s+", "")) }
 end
 
 local function summary(ctx, task)
@@ -174,7 +182,8 @@ local function list(ctx, opts, words)
   return output.json_or(ctx.out, opts.json, tasks, function()
     local rows = {}
     for i, t in ipairs(tasks) do
-      rows[i] = { t.id, t.status, t.num_results or 0, t.desired_num_results or "", task_util.when(t.created_at),
+      rows[i] = { t.id, t.status, t.num_results or 0, t.desired_num_results or "",
+        task_util.when(t.created_at),
         output.first_words(t.query, 8, 48) }
     end
     output.table(ctx.out, { "ID", "STATUS", "HIGH-FIT", "WANTED", "CREATED", "QUERY" }, rows)
@@ -193,17 +202,25 @@ M.commands = {
   discover = {
     usage = "discover QUERY [--results N] [--criterion key=name:text ...] [--wait] [--json]",
     run = create, requires = DISCOVER,
-    summary = "start a Deep Search for companies matching QUERY; print its id (or wait for the results)",
-    description = "Each result is graded 1-5 on every criterion; high-fit means at least 75% of the criteria\n" ..
+    summary =
+    "start a Deep Search for companies matching QUERY; print its id (or wait for the results)",
+    description =
+      "Each result is graded 1-5 on every criterion; high-fit means at least 75% of the " ..
+      "criteria\n" ..
       "graded 4 or 5. Without --criterion the service generates criteria from the query.\n" ..
-      "Sub-commands: discover get | wait | results | resume | list (deepresearch help discover results).",
+      "Sub-commands: discover get | wait | results | resume | list (deepresearch help discover " ..
+        "results).",
     options = with({
-      { "results", value = "N", number = true, integer = true, doc = "how many results to find (1..250, default 100)" },
-      { "criterion", value = "key=name:text", multi = true, doc = "a grading criterion (repeat for more)" },
+      { "results", value = "N", number = true, integer = true,
+      doc = "how many results to find (1..250, default 100)" },
+      { "criterion", value = "key=name:text", multi = true,
+      doc = "a grading criterion (repeat for more)" },
       { "wait", doc = "wait with live progress, then print the results table" },
       { "json", doc = "print the task (with --wait: and its results) as JSON" },
     }, WAIT_OPTS),
-    examples = "  deepresearch discover \"B2B freight-visibility software vendors in Europe\" --results 25 \\\n" ..
+    examples =
+      "  deepresearch discover \"B2B freight-visibility software vendors in Europe\" --results " ..
+      "25 \\\n" ..
       "    --criterion size=Mid-market:\"Has between 50 and 1000 employees\" --wait",
   },
   ["discover get"] = {
@@ -216,7 +233,8 @@ M.commands = {
     options = with(WAIT_OPTS, { JSON }),
   },
   ["discover results"] = {
-    usage = "discover results ID [--all] [--limit N] [--offset N] [--json]", run = results, requires = DISCOVER,
+    usage = "discover results ID [--all] [--limit N] [--offset N] [--json]", run = results,
+    requires = DISCOVER,
     summary = "results by relevance: company, website, relevance, high-fit",
     options = {
       { "all", doc = "every result, page after page" },
@@ -229,7 +247,8 @@ M.commands = {
     usage = "discover resume ID [--more N] [--wait]", run = resume, requires = DISCOVER,
     summary = "ask a Deep Search task for more results",
     options = with({
-      { "more", value = "N", number = true, integer = true, doc = "how many new results (0..250, default 25)" },
+      { "more", value = "N", number = true, integer = true,
+      doc = "how many new results (0..250, default 25)" },
       { "wait", doc = "wait for them, then print the results table" },
       JSON,
     }, WAIT_OPTS),

@@ -36,7 +36,8 @@ Environment:
 M.ORDER = {
   "run", "create", "get", "wait", "list", "report", "cancel",
   "brief render", "brief lint",
-  "discover", "discover get", "discover wait", "discover results", "discover resume", "discover list",
+  "discover", "discover get", "discover wait", "discover results", "discover resume",
+    "discover list",
 }
 
 function M.general()
@@ -60,14 +61,16 @@ function M.general()
   lines[#lines + 1] = ""
   lines[#lines + 1] = M.EXIT_CODES
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Start with: make demo   (a real task on the bundled simulator; no token, no network)"
+  lines[#lines + 1] =
+    "Start with: make demo   (a real task on the bundled simulator; no token, no network)"
   return table.concat(lines, "\n")
 end
 
 local function option_lines(options)
   local lines = {}
   for _, o in ipairs(options) do
-    local flag = (o.short and ("-" .. o.short .. ", ") or "") .. "--" .. o[1] .. (o.value and (" " .. o.value) or "")
+    local flag = (o.short and ("-" .. o.short .. ", ") or "") .. "--" ..
+      o[1] .. (o.value and (" " .. o.value) or "")
     if #flag > 22 then
       lines[#lines + 1] = "  " .. flag
       lines[#lines + 1] = string.rep(" ", 26) .. (o.doc or "")
@@ -85,7 +88,8 @@ function M.text(name)
   if not c then
     return M.group(name)
   end
-  local lines = { "usage: deepresearch " .. c.usage, "", (c.summary:gsub("^%l", string.upper)) .. "." }
+  local lines = { "usage: deepresearch " .. c.usage, "", (c.summary:gsub("^%l", string.upper)) ..
+    "." }
   if c.description then
     lines[#lines + 1] = ""
     lines[#lines + 1] = c.description
@@ -114,11 +118,13 @@ function M.group(word)
   for _, name in ipairs(M.ORDER) do
     local c = M.commands[name]
     if c and name:match("^(%S+) ") == word then
-      subs[#subs + 1] = string.format("  deepresearch %-34s %s", c.usage:match("^(%S+ %S+)") or name, c.summary)
+      subs[#subs + 1] = string.format("  deepresearch %-34s %s",
+        c.usage:match("^(%S+ %S+)") or name, c.summary)
     end
   end
   if #subs == 0 then return nil end
-  return "usage:\n" .. table.concat(subs, "\n") .. "\n\nMore: deepresearch help " .. word .. " SUBCOMMAND"
+  return "usage:\n" .. table.concat(subs, "\n") .. "\n\nMore: deepresearch help " .. word ..
+    " SUBCOMMAND"
 end
 
 return M

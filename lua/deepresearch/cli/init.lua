@@ -21,13 +21,16 @@ end
 -- or an operation (requires.operation, from descriptor.operations).
 local function provides(d, requires)
   if requires.kind and not d.kinds[requires.kind] then return false end
-  if requires.operation and not (d.operations and d.operations[requires.operation]) then return false end
+  if requires.operation and not (d.operations and d.operations[requires.operation]) then
+    return false
+  end
   return true
 end
 
 -- Every command, by name ("brief render" for a sub-command).
 local COMMANDS = {}
-for _, modname in ipairs({ "deepresearch.cli.research", "deepresearch.cli.discover", "deepresearch.cli.brief" }) do
+for _, modname in ipairs({ "deepresearch.cli.research", "deepresearch.cli.discover",
+  "deepresearch.cli.brief" }) do
   for name, cmd in pairs(require(modname).commands) do
     cmd.name = name
     COMMANDS[name] = cmd
@@ -42,7 +45,8 @@ Ctx.__index = Ctx
 --- Prints a usage error and returns exit code 2.
 function Ctx:usage(msg)
   local name = self.cmd and self.cmd.name
-  self.err:write("deepresearch: ", msg, "\n", "Try 'deepresearch help", name and (" " .. name) or "", "'.\n")
+  self.err:write("deepresearch: ", msg, "\n", "Try 'deepresearch help", name and (" " ..
+    name) or "", "'.\n")
   return EXIT.usage
 end
 
@@ -84,7 +88,8 @@ function M.exit_code(e)
   return EXIT.api
 end
 
---- Prints an error (task failures with their reason, 402 with the credits) and returns its exit code.
+--- Prints an error (task failures with their reason, 402 with the credits) and returns its exit
+--- code.
 function Ctx:fail(e)
   if type(e) ~= "table" then
     self.err:write("deepresearch: ", tostring(e), "\n")
@@ -110,7 +115,8 @@ function Ctx:command_line(words)
   local flags = self:provider() ~= providers.DEFAULT and (" --provider " .. self:provider()) or ""
   -- A password in the URL is never printed: the user types it again (user:***@).
   if self.g.base_url then
-    flags = flags .. " --base-url " .. require("deepresearch.runtime.http").redact_url(self.g.base_url)
+    flags = flags .. " --base-url " ..
+      require("deepresearch.runtime.http").redact_url(self.g.base_url)
   end
   return "deepresearch" .. flags .. " " .. words
 end
@@ -141,7 +147,8 @@ end
 --- The one task ID a command takes, and a client: id, client; or nil, exit code.
 function Ctx:id_and_client(words)
   if #words ~= 1 then
-    return nil, self:usage(#words == 0 and "missing task ID" or "expected one task ID, got " .. #words .. " words")
+    return nil, self:usage(#words == 0 and "missing task ID" or "expected one task ID, got " ..
+      #words .. " words")
   end
   local client, code = self:client()
   if not client then return nil, code end
@@ -252,7 +259,8 @@ local function interrupted_create(ctx)
   local core = require("deepresearch").core
   local http = require "deepresearch.runtime.http"
   local secs = M.SETTLE_SECONDS
-  ctx.err:write(string.format("deepresearch: interrupted; waiting up to %g s for the create's answer so the " ..
+  ctx.err:write(string.format("deepresearch: interrupted; waiting up to %g s for the create's " ..
+    "answer so the " ..
     "task id is not lost (Ctrl-C again to give up)\n", secs))
   ctx.err:flush()
   -- lua.c restored SIGINT's default action: without the trap a second Ctrl-C would end the
@@ -267,7 +275,8 @@ local function interrupted_create(ctx)
     ctx.err:write("deepresearch: created task ", tostring(id), ". ", ctx:resume_hint(id), "\n")
   elseif unknown then
     ctx.err:write("deepresearch: ", again and "gave up waiting (second Ctrl-C)" or
-      string.format("no readable answer to the create within %g s", secs), "; a task may exist (and be " ..
+      string.format("no readable answer to the create within %g s",
+        secs), "; a task may exist (and be " ..
       "billed). Check before creating it again: ", ctx:command_line(c.list), "\n")
   else
     ctx.err:write("deepresearch: no task was created\n")
@@ -277,7 +286,8 @@ end
 local function version_text()
   local ok, dr = pcall(require, "deepresearch")
   if not ok then return "deepresearch (C module not loadable: " .. tostring(dr) .. ")" end
-  return string.format("deepresearch %s (%s, libcurl %s)", dr.version, _VERSION, dr.core.curl_version or "?")
+  return string.format("deepresearch %s (%s, libcurl %s)", dr.version, _VERSION,
+    dr.core.curl_version or "?")
 end
 
 -- Finds the command named by argv[i] (and argv[i + 1] for sub-commands).
@@ -337,14 +347,16 @@ local function run(ctx, argv)
     return EXIT.ok
   end
   if g.provider and not providers.get(g.provider) then
-    return ctx:usage("--provider must be " .. one_of(providers.names()) .. ", got '" .. g.provider .. "'")
+    return ctx:usage("--provider must be " .. one_of(providers.names()) .. ", got '" ..
+      g.provider .. "'")
   end
   if g.base_url and not g.base_url:match("^https?://[^/%s]+") then
     return ctx:usage("--base-url must be an http:// or https:// URL, got '" ..
       require("deepresearch.runtime.http").redact_url(g.base_url) .. "'")
   end
   if cmd.requires and not provides(providers.get(ctx:provider()), cmd.requires) then
-    return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name, ctx:provider()))
+    return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name,
+      ctx:provider()))
   end
   if g.verbose then require("deepresearch.runtime.http").set_debug(true) end
   return cmd.run(ctx, opts, words)

@@ -83,7 +83,8 @@ function M.check_brief(ctx, name, text, opts)
       counts.error > 1 and "s" or "")
   end
   if opts.strict and counts.warning > 0 then
-    return nil, string.format("--strict: the brief has %d warning%s (above); nothing was sent", counts.warning,
+    return nil, string.format("--strict: the brief has %d warning%s (above); nothing was sent",
+      counts.warning,
       counts.warning > 1 and "s" or "")
   end
   return true
@@ -105,12 +106,15 @@ function M.schema(path)
     local text = f:read("a")
     f:close()
     local decoded, derr = require("deepresearch").core.decode(text)
-    if decoded == nil then return nil, "schema file " .. path .. " is not valid JSON: " .. tostring(derr) end
+    if decoded == nil then
+      return nil, "schema file " .. path .. " is not valid JSON: " .. tostring(derr)
+    end
     value = decoded
   end
   if type(value) == "table" and type(value.to_table) == "function" then value = value:to_table() end
   if type(value) ~= "table" then
-    return nil, "schema file " .. path .. " must give a JSON object (a Lua file: return a table or a dr.schema value)"
+    return nil, "schema file " .. path ..
+      " must give a JSON object (a Lua file: return a table or a dr.schema value)"
   end
   if value.type ~= "object" then
     return nil, "schema file " .. path .. ": an output schema needs \"type\": \"object\" at the top"

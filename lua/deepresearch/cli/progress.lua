@@ -151,7 +151,8 @@ function M.extruct_research(budgets)
     local total = budgets[task.depth or "medium"] or 25
     return {
       id = task.id, state = state_of(task), done = count(task.agents) or 0, total = total,
-      parts = { "iterations " .. shown(task.iterations), "agents " .. shown(task.agents) .. "/" .. total,
+      parts = { "iterations " .. shown(task.iterations), "agents " .. shown(task.agents) .. "/" ..
+                total,
                 "sources " .. shown(task.sources) },
     }
   end
@@ -162,7 +163,9 @@ function M.valyu_research(task)
   local p = type(task.progress) == "table" and task.progress or {}
   local cur, total = p.current_step, p.total_steps
   local parts = {}
-  if cur ~= nil and total ~= nil then parts[#parts + 1] = "step " .. shown(cur) .. "/" .. shown(total) end
+  if cur ~= nil and total ~= nil then
+    parts[#parts + 1] = "step " .. shown(cur) .. "/" .. shown(total)
+  end
   parts[#parts + 1] = "messages " .. (type(task.messages) == "table" and #task.messages or 0)
   return { id = task.deepresearch_id, state = state_of(task), parts = parts, done = count(cur) or 0,
     total = count(total) }
@@ -173,7 +176,8 @@ function M.discovery(task)
   local total = count(task.desired_num_results) or 0
   return {
     id = task.id, state = state_of(task), done = count(task.num_results) or 0, total = total,
-    parts = { "discovered " .. shown(task.num_results_discovered), "enriched " .. shown(task.num_results_enriched),
+    parts = { "discovered " .. shown(task.num_results_discovered), "enriched " ..
+              shown(task.num_results_enriched),
               "evaluated " .. shown(task.num_results_evaluated),
               "high-fit " .. shown(task.num_results) .. "/" .. shown(total),
               task.is_exhausted == true and "exhausted" or nil },

@@ -14,17 +14,21 @@ local O = {
     doc = "medium (25 agents, default), high (50) or xhigh (75); Extruct" },
   mode = { "mode", value = "MODE", choices = { "fast", "standard", "heavy", "max" },
     doc = "fast, standard (default), heavy or max; --provider valyu" },
-  schema = { "schema", value = "FILE", doc = "structured output: a JSON Schema file, or a .lua file returning a " ..
+  schema = { "schema", value = "FILE",
+    doc = "structured output: a JSON Schema file, or a .lua file returning a " ..
     "dr.schema value" },
-  strict = { "strict", doc = "stop (exit 2) when the brief linter finds warnings, not only errors" },
+  strict = { "strict",
+  doc = "stop (exit 2) when the brief linter finds warnings, not only errors" },
   json = { "json", doc = "print the final task as JSON instead of the report" },
-  timeout = { "timeout", value = "S", number = true, doc = "stop waiting after S seconds (exit 3; the task " ..
+  timeout = { "timeout", value = "S", number = true,
+    doc = "stop waiting after S seconds (exit 3; the task " ..
     "keeps running). Default 7200" },
   interval = { "interval", value = "S", number = true, positive = true,
     doc = "first poll delay in seconds (default 2; grows x1.5 per poll)" },
   max_interval = { "max-interval", value = "S", number = true, positive = true,
     doc = "longest delay between polls (default 30)" },
-  style = { "style", value = "STYLE", choices = STYLES, doc = "report citations: footnotes (default), inline " ..
+  style = { "style", value = "STYLE", choices = STYLES,
+    doc = "report citations: footnotes (default), inline " ..
     "or plain" },
 }
 
@@ -36,7 +40,8 @@ local function provider_check(ctx, opts)
   for _, name in ipairs(providers.names()) do
     for flag in pairs(providers.get(name).cli.flags) do
       if opts[flag] ~= nil and not mine[flag] then
-        local owner = name == providers.DEFAULT and providers.get(name).cli.name or ("--provider " .. name)
+        local owner = name == providers.DEFAULT and providers.get(name).cli.name
+          or ("--provider " .. name)
         local instead = next(mine) and ("; " .. mine[next(mine)]) or ""
         return ctx:usage("--" .. flag .. " is for " .. owner .. instead)
       end
@@ -83,7 +88,8 @@ local function create_task(ctx, opts, words)
   local ad = ad_of(ctx)
   local text, name = input.brief_text(ctx, opts, words)
   if not text then return nil, ctx:usage(name) end
-  local ok, why = input.check_brief(ctx, name, text, { strict = opts.strict, max_length = ad.max_brief })
+  local ok, why = input.check_brief(ctx, name, text, { strict = opts.strict,
+    max_length = ad.max_brief })
   if not ok then return nil, ctx:usage(why) end
   local schema
   if opts.schema then
@@ -115,7 +121,8 @@ local function create(ctx, opts, words)
   local client, task = create_task(ctx, opts, words)
   if not client then return task end
   ctx:created()
-  local code = output.json_or(ctx.out, opts.json, task, function() ctx.out:write(ad_of(ctx).id(task), "\n") end)
+  local code = output.json_or(ctx.out, opts.json, task,
+    function() ctx.out:write(ad_of(ctx).id(task), "\n") end)
   ctx:end_create()
   return code
 end
@@ -125,7 +132,8 @@ local function get(ctx, opts, words)
   if not id then return client end
   local task, err = client:get(id)
   if not task then return ctx:fail(err) end
-  return output.json_or(ctx.out, opts.json, task, function() output.fields(ctx.out, ad_of(ctx).summary(task)) end)
+  return output.json_or(ctx.out, opts.json, task, function() output.fields(ctx.out,
+    ad_of(ctx).summary(task)) end)
 end
 
 local function wait(ctx, opts, words)
@@ -161,11 +169,13 @@ local function report(ctx, opts, words)
   local ad = ad_of(ctx)
   if state == "done" then return print_result(ctx, ad, task, opts) end
   if state == "failed" or state == "cancelled" then
-    ctx.err:write(string.format("deepresearch: task %s %s: %s\n", id, state == "failed" and "failed" or
+    ctx.err:write(string.format("deepresearch: task %s %s: %s\n", id,
+      state == "failed" and "failed" or
       "was cancelled", tostring(ad.failure(task) or "no reason given")))
     return 1
   end
-  ctx.err:write(string.format("deepresearch: task %s has no report yet (status %s); wait for it with: %s\n",
+  ctx.err:write(string.format("deepresearch: task %s has no report yet (status %s); wait for it " ..
+    "with: %s\n",
     id, tostring(task.status), ctx:resume_command(id)))
   return 1
 end
@@ -192,10 +202,13 @@ M.commands = {
     usage = "run [BRIEF | -f FILE | -] [options]", run = run,
     summary = "lint a brief, create the task, wait with live progress, print the cited report",
     options = with({ O.file, O.depth, O.mode, O.schema, O.strict }, WAIT_OPTS),
-    description = "The brief is the words after `run` (quote it), a file (-f FILE) or stdin (-).\n" ..
+    description =
+      "The brief is the words after `run` (quote it), a file (-f FILE) or stdin (-).\n" ..
       "Lint findings go to stderr; errors stop the run (exit 2), warnings too with --strict.\n" ..
-      "Progress goes to stderr, the report (or --json) to stdout: `deepresearch run -f b.txt > report.md`.\n" ..
-      "Ctrl-C stops waiting (exit 130); the task keeps running: `deepresearch wait ID` resumes.\n" ..
+      "Progress goes to stderr, the report (or --json) to stdout: `deepresearch run -f b.txt > " ..
+        "report.md`.\n" ..
+      "Ctrl-C stops waiting (exit 130); the task keeps running: `deepresearch wait ID` " ..
+        "resumes.\n" ..
       "Ctrl-C during the create first waits up to 5 s for its answer, then prints the task id\n" ..
       "(or, when the answer cannot be had, the `deepresearch list` command to check for it).",
     examples = "  deepresearch run -f brief.txt --depth high > report.md\n" ..
@@ -223,8 +236,10 @@ M.commands = {
     usage = "list [--limit N] [--offset N] [--all] [--json]", run = list,
     summary = "your tasks, newest first: id, status, depth, agents, sources, created, brief",
     options = {
-      { "limit", value = "N", number = true, integer = true, doc = "tasks per page (default 20; Valyu 1..100)" },
-      { "offset", value = "N", number = true, integer = true, doc = "skip the N newest tasks (Extruct)" },
+      { "limit", value = "N", number = true, integer = true,
+      doc = "tasks per page (default 20; Valyu 1..100)" },
+      { "offset", value = "N", number = true, integer = true,
+      doc = "skip the N newest tasks (Extruct)" },
       { "all", doc = "every task, fetching page after page" },
       { "json", doc = "print the tasks as a JSON array" },
     },
@@ -236,7 +251,8 @@ M.commands = {
   },
   cancel = {
     usage = "cancel ID", run = cancel, requires = { operation = "cancel" },
-    summary = "cancel a queued or running task (--provider valyu; Extruct tasks cannot be cancelled)",
+    summary =
+    "cancel a queued or running task (--provider valyu; Extruct tasks cannot be cancelled)",
     options = {},
   },
 }

@@ -37,16 +37,19 @@ local function check_criteria(criteria)
   local seen = {}
   for i, c in ipairs(criteria) do
     if type(c) ~= "table" then
-      return nil, errors.invalid(string.format("criteria[%d] must be a table {key, name, criterion}", i))
+      return nil,
+        errors.invalid(string.format("criteria[%d] must be a table {key, name, criterion}", i))
     end
     for _, f in ipairs({ "key", "name", "criterion" }) do
       if type(c[f]) ~= "string" or c[f]:find("^%s*$") then
-        return nil, errors.invalid(string.format("criteria[%d].%s must be a non-empty string", i, f),
+        return nil, errors.invalid(string.format("criteria[%d].%s must be a non-empty string", i,
+          f),
           { field = "criteria" })
       end
     end
     if not c.key:match("^%a[%w_]*$") then
-      return nil, errors.invalid(string.format("criteria[%d].key %q must start with a letter and " ..
+      return nil,
+        errors.invalid(string.format("criteria[%d].key %q must start with a letter and " ..
         "hold only letters, digits and _", i, c.key), { field = "criteria" })
     end
     if seen[c.key] then
@@ -61,11 +64,13 @@ end
 local function check_string_list(name, list, max)
   for i, v in ipairs(list) do
     if type(v) ~= "string" or v == "" then
-      return nil, errors.invalid(string.format("%s[%d] must be a non-empty string", name, i), { field = name })
+      return nil, errors.invalid(string.format("%s[%d] must be a non-empty string", name, i),
+        { field = name })
     end
   end
   if max and #list > max then
-    return nil, errors.invalid(string.format("%s holds %d entries; at most %d", name, #list, max), { field = name })
+    return nil, errors.invalid(string.format("%s holds %d entries; at most %d", name, #list, max),
+      { field = name })
   end
   return true
 end
@@ -80,7 +85,8 @@ function M.create_body(p)
   if n ~= nil then
     V.type("discovery_create", 1, n, "number")
     if n % 1 ~= 0 or n < 1 or n > M.MAX_RESULTS then
-      return nil, errors.invalid("desired_num_results must be an integer in 1..250, got " .. tostring(n),
+      return nil, errors.invalid("desired_num_results must be an integer in 1..250, got " ..
+        tostring(n),
         { field = "desired_num_results" })
     end
   end
@@ -97,11 +103,15 @@ function M.create_body(p)
     if not ok then return nil, err end
   end
   ok, err = check_string_list("exclude_domains", p.exclude_domains or {})
-  if ok then ok, err = check_string_list("exclude_task_ids", p.exclude_task_ids or {}, M.MAX_EXCLUDE_TASKS) end
+  if ok then
+    ok, err = check_string_list("exclude_task_ids", p.exclude_task_ids or {}, M.MAX_EXCLUDE_TASKS)
+  end
   if not ok then return nil, err end
   return json.encode({
-    query = p.query, desired_num_results = n, criteria = p.criteria, auto_data_sources = p.auto_data_sources,
-    data_sources = p.data_sources, exclude_domains = p.exclude_domains, exclude_task_ids = p.exclude_task_ids,
+    query = p.query, desired_num_results = n, criteria = p.criteria,
+    auto_data_sources = p.auto_data_sources,
+    data_sources = p.data_sources, exclude_domains = p.exclude_domains,
+    exclude_task_ids = p.exclude_task_ids,
     table = p.table,
   })
 end
@@ -154,10 +164,13 @@ function ops.discovery_results(rt, self, id, opts)
   if not ok then return nil, err end
   opts = opts or {}
   local page
-  page, err = call(rt, data(self), { method = "GET", path = kind_of(self).path .. "/" .. http.escape(id) ..
-    "/results", query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "object" })
+  page, err = call(rt, data(self), { method = "GET", path = kind_of(self).path .. "/" ..
+    http.escape(id) ..
+    "/results", query = { offset = opts.offset,
+      limit = opts.limit }, kind = "read", expect = "object" })
   if page and type(page.results) ~= "table" then
-    return nil, errors.new("invalid_response", "results page without a results array", { status = 200 })
+    return nil, errors.new("invalid_response", "results page without a results array",
+      { status = 200 })
   end
   return page, err
 end
@@ -173,16 +186,20 @@ function ops.discovery_resume(rt, self, id, opts)
   if n ~= nil then
     V.type("discovery_resume", 2, n, "number")
     if n % 1 ~= 0 or n < 0 or n > M.MAX_RESULTS then
-      return nil, errors.invalid("desired_new_results must be an integer in 0..250", { field = "desired_new_results" })
+      return nil, errors.invalid("desired_new_results must be an integer in 0..250",
+        { field = "desired_new_results" })
     end
   end
-  return call(rt, data(self), { method = "POST", path = kind_of(self).path .. "/" .. http.escape(id) .. "/resume",
-    body = json.encode({ desired_new_results = n }), kind = "mutate", expect = "object", on_400 = "exhausted" })
+  return call(rt, data(self), { method = "POST", path = kind_of(self).path .. "/" ..
+    http.escape(id) .. "/resume",
+    body = json.encode({
+      desired_new_results = n }), kind = "mutate", expect = "object", on_400 = "exhausted" })
 end
 
 local function discovery_verdict(task, state, opts)
   if state == "done" then return "done" end
-  if state == "running" and task.is_exhausted and (opts.until_exhausted or opts.return_on_exhausted) then
+  if state == "running" and task.is_exhausted and (opts.until_exhausted
+    or opts.return_on_exhausted) then
     return "done"
   end
   if state == "failed" then
@@ -190,7 +207,8 @@ local function discovery_verdict(task, state, opts)
       { task = task, reason = task.failure_reason })
   end
   if state == nil then
-    return errors.new("invalid_response", "discovery task has an unknown status: " .. tostring(task.status),
+    return errors.new("invalid_response", "discovery task has an unknown status: " ..
+      tostring(task.status),
       { task = task })
   end
   return nil
@@ -200,7 +218,8 @@ end
 -- still be scoring); opts.until_exhausted returns as soon as is_exhausted is true.
 function ops.discovery_wait(rt, self, id_or_task, opts)
   local get = function(r, c, id) return get_by_id(r, c, id, 0) end
-  return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, get, discovery_verdict, "discovery_wait")
+  return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, get, discovery_verdict,
+    "discovery_wait")
 end
 
 M.methods = extruct.blocking_methods(ops, M.accepts)

@@ -63,10 +63,15 @@ function M.create_body(params, fname)
   if schema ~= nil then
     V.type(fname, 1, schema, "table")
     ok, err = require("deepresearch.schema").check_output_schema(schema)
-    if not ok then return nil, errors.invalid("output_schema: " .. tostring(err), { field = "output_schema" }) end
+    if not ok then
+      return nil, errors.invalid("output_schema: " .. tostring(err), { field = "output_schema" })
+    end
   end
-  local encoded, body = pcall(json.encode, { brief = params.brief, depth = params.depth, output_schema = schema })
-  if not encoded then return nil, errors.invalid("cannot encode the request: " .. tostring(body)) end
+  local encoded, body = pcall(json.encode, { brief = params.brief, depth = params.depth,
+    output_schema = schema })
+  if not encoded then
+    return nil, errors.invalid("cannot encode the request: " .. tostring(body))
+  end
   return body
 end
 
@@ -84,7 +89,8 @@ function M.match_lost_create(list, params, started, claimed)
   local depth = params.depth or "medium"
   for _, t in ipairs(list or {}) do
     local at = dates.parse_iso(t.created_at)
-    if t.brief == params.brief and (t.depth or "medium") == depth and not (claimed and claimed[t.id]) and
+    if t.brief == params.brief and (t.depth or "medium") == depth and not (claimed
+      and claimed[t.id]) and
        (not at or at >= started - M.RECONCILE_SKEW) then
       t.reconciled = true
       return t
@@ -95,12 +101,14 @@ end
 
 --- The error for a create that may or may not have made a task.
 function M.ambiguous(cause, how)
-  local what = cause.status and ("it was answered HTTP " .. cause.status .. ": " .. tostring(cause.message))
+  local what = cause.status and ("it was answered HTTP " .. cause.status .. ": " ..
+    tostring(cause.message))
     or ("its answer was lost: " .. tostring(cause.message))
   return errors.new("ambiguous", string.format(
     "the create request was sent and %s; a task may exist and may be billed. Check with %s " ..
     "before creating it again", what, how),
-    { retryable = false, attempts = cause.attempts, cause = cause, sent = true, status = cause.status,
+    { retryable = false, attempts = cause.attempts, cause = cause, sent = true,
+      status = cause.status,
       request_id = cause.request_id })
 end
 
@@ -188,7 +196,8 @@ function ops.create(rt, self, params)
   M.await_siblings(rt, key)
   local list, _, res = http.request(rt, st, { method = "GET", path = kind_of(st).path,
     query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
-  local found = M.match_lost_create(list, params, M.server_start(res, started, os.time()), rt.claimed)
+  local found = M.match_lost_create(list, params, M.server_start(res, started, os.time()),
+    rt.claimed)
   if found then
     if rt.claimed then rt.claimed[found.id] = true end
     return found
@@ -208,8 +217,12 @@ function M.check_task(t)
     if type(r) ~= "table" or not REPORT_KINDS[r.kind] then
       return "a report of unknown kind " .. tostring(type(r) == "table" and r.kind or r)
     end
-    if r.kind == "markdown" and type(r.markdown) ~= "string" then return "a markdown report without markdown" end
-    if r.kind == "schema" and type(r.fields) ~= "table" then return "a schema report without fields" end
+    if r.kind == "markdown" and type(r.markdown) ~= "string" then
+      return "a markdown report without markdown"
+    end
+    if r.kind == "schema" and type(r.fields) ~= "table" then
+      return "a schema report without fields"
+    end
   end
   return nil
 end
@@ -272,7 +285,8 @@ function ops.list(rt, self, opts)
   opts = opts or {}
   local st = data(self)
   return call(rt, st, { method = "GET", path = kind_of(st).path,
-    query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "array", check = check_list })
+    query = { offset = opts.offset,
+      limit = opts.limit }, kind = "read", expect = "array", check = check_list })
 end
 
 --- Iterates every item across pages, fetching each page when the last is used up.
@@ -312,17 +326,20 @@ function M.tasks(self, opts)
   local ok, err = V.page(opts)
   if ok and opts.limit == 0 then ok, err = nil, errors.invalid("limit must be at least 1") end
   if not ok then return M.failing_iterator(err) end
-  return M.pager(function(offset, limit) return self:list{ offset = offset, limit = limit } end, opts)
+  return M.pager(function(offset, limit) return self:list{ offset = offset, limit = limit } end,
+    opts)
 end
 
 local function research_verdict(task, state)
   if state == "done" then return "done" end
   if state == "failed" then
     return errors.new("task_failed", "task " .. tostring(task.id) .. " failed: " ..
-      tostring(task.failure_reason or "no reason given"), { reason = task.failure_reason, task = task })
+      tostring(task.failure_reason or "no reason given"), { reason = task.failure_reason,
+        task = task })
   end
   if state == nil then
-    return errors.new("invalid_response", "task " .. tostring(task.id) .. " has a status this client " ..
+    return errors.new("invalid_response", "task " .. tostring(task.id) ..
+      " has a status this client " ..
       "does not know: " .. tostring(task.status), { task = task })
   end
   return nil
@@ -363,7 +380,8 @@ end
 
 --- The account behind the token: GET /v1/user (credits, organisation).
 function ops.user(rt, self)
-  return call(rt, data(self), { method = "GET", path = "/v1/user", kind = "read", expect = "object" })
+  return call(rt, data(self), { method = "GET", path = "/v1/user", kind = "read",
+    expect = "object" })
 end
 
 --- Public methods: each op on the client's blocking runtime. A method with an entry in

@@ -8,7 +8,8 @@ local order = {} -- registered names, in registration order (the default first)
 
 -- The fields every descriptor holds (descriptors_spec checks them all).
 M.REQUIRED = { "name", "base_url", "base_env", "token_env", "token_option", "auth_header",
-  "auth_prefix", "parse_error", "kinds", "module", "limits", "operations", "recovery", "list_paging",
+  "auth_prefix", "parse_error", "kinds", "module", "limits", "operations", "recovery",
+  "list_paging",
   "report", "cost", "cli", "worker" }
 M.REQUIRED_KIND = { "path", "id_field", "states", "progress", "failure_field", "label" }
 M.REQUIRED_CLI = { "name", "flags", "describe", "columns", "create", "list", "summary" }

@@ -16,9 +16,11 @@ M.MODES = { "fast", "standard", "heavy", "max", "lite" }
 M.MAX_QUERY = require("deepresearch.providers.limits").valyu.brief
 M.MAX_STRATEGY_AND_FORMAT = require("deepresearch.providers.limits").valyu.strategy_and_format
 M.NONCE_KEY = "deepresearch_nonce"
-local LIST_LIMITS = { urls = 10, files = 10, deliverables = 10, mcp_servers = 5, previous_reports = 3 }
+local LIST_LIMITS = { urls = 10, files = 10, deliverables = 10, mcp_servers = 5,
+  previous_reports = 3 }
 -- Options passed through as given (documented by Valyu; see CONTRACT B.2).
-local PASS = { "mode", "output_formats", "research_strategy", "report_format", "search", "urls", "files",
+local PASS = { "mode", "output_formats", "research_strategy", "report_format", "search", "urls",
+  "files",
   "deliverables", "mcp_servers", "tools", "previous_reports", "webhook_url", "alert_email",
   "brand_collection_id", "metadata", "hitl", "workflow_id", "workflow_params", "workflow_version",
   "code_execution" }
@@ -27,7 +29,8 @@ local PASS = { "mode", "output_formats", "research_strategy", "report_format", "
 -- (query/input, strategy), each with the type CONTRACT B.2 gives it.
 local CREATE = { query = "string", input = "string", strategy = "string", mode = "string",
   output_formats = "table", research_strategy = "string", report_format = "string",
-  search = "table", urls = "table", files = "table", deliverables = "table", mcp_servers = "table", tools = "table",
+  search = "table", urls = "table", files = "table", deliverables = "table", mcp_servers = "table",
+  tools = "table",
   previous_reports = "table", webhook_url = "string", alert_email = "string|table",
   brand_collection_id = "string", metadata = "table", hitl = "table", workflow_id = "string",
   workflow_params = "table", workflow_version = "number", code_execution = "boolean" }
@@ -51,12 +54,16 @@ local function check_formats(formats)
     if type(f) == "table" then
       schema = true
       if f.type ~= "object" then
-        return nil, errors.invalid(string.format("output_formats[%d]: a JSON schema needs type = \"object\"", i))
+        return nil,
+          errors.invalid(string.format("output_formats[%d]: a JSON schema needs type = \"object\"",
+          i))
       end
     elseif f == "markdown" or f == "pdf" then
       doc = true
     elseif f ~= "toon" then
-      return nil, errors.invalid(string.format("output_formats[%d] must be \"markdown\", \"pdf\", \"toon\" " ..
+      return nil,
+        errors.invalid(string.format("output_formats[%d] must be \"markdown\", \"pdf\", " ..
+        "\"toon\" " ..
         "or a JSON schema, got %q", i, tostring(f)), { field = "output_formats" })
     end
   end
@@ -71,7 +78,9 @@ local function check_create(p)
   local q = p.query or p.input
   if p.workflow_id ~= nil then
     if q or p.research_strategy or p.report_format then
-      return nil, errors.invalid("workflow_id cannot be combined with query, research_strategy or report_format",
+      return nil,
+        errors.invalid("workflow_id cannot be combined with query, research_strategy or " ..
+        "report_format",
         { field = "workflow_id", server_code = "workflow_and_freeform_mutually_exclusive" })
     end
   else
@@ -85,14 +94,16 @@ local function check_create(p)
   end
   local combined = #(p.research_strategy or p.strategy or "") + #(p.report_format or "")
   if combined > M.MAX_STRATEGY_AND_FORMAT then
-    return nil, errors.invalid(string.format("research_strategy and report_format combined length (%d) " ..
+    return nil,
+      errors.invalid(string.format("research_strategy and report_format combined length (%d) " ..
       "exceeds 15,000 character limit", combined), { field = "research_strategy" })
   end
   for name, max in pairs(LIST_LIMITS) do
     if p[name] ~= nil then
       V.type("create", 1, p[name], "table")
       if #p[name] > max then
-        return nil, errors.invalid(string.format("%s holds %d entries; at most %d", name, #p[name], max),
+        return nil, errors.invalid(string.format("%s holds %d entries; at most %d", name, #p[name],
+          max),
           { field = name })
       end
     end
@@ -125,7 +136,9 @@ function M.create_body(p)
   meta[M.NONCE_KEY] = nonce
   body.metadata = meta
   local encoded, text = pcall(json.encode, body)
-  if not encoded then return nil, errors.invalid("cannot encode the request: " .. tostring(text)) end
+  if not encoded then
+    return nil, errors.invalid("cannot encode the request: " .. tostring(text))
+  end
   return text, nonce
 end
 
@@ -138,7 +151,8 @@ end
 -- claimed: ids other creates of the same poller returned (a server that does not echo
 -- metadata leaves only the query to match on).
 local function reconcile(rt, self, query, mode, nonce, started)
-  local list, _, res = http.request(rt, data(self), { method = "GET", path = "/v1/deepresearch/list",
+  local list, _, res = http.request(rt, data(self), { method = "GET",
+    path = "/v1/deepresearch/list",
     query = { limit = 20 }, kind = "read", expect = "array" })
   started = extruct.server_start(res, started, os.time())
   local claimed = rt.claimed or {}
@@ -199,7 +213,8 @@ function ops.get(rt, self, id)
   local err
   id, err = V.id("get", id)
   if not id then return nil, err end
-  return call(rt, data(self), { method = "GET", path = status_path(self, id), kind = "read", expect = "object" })
+  return call(rt, data(self), { method = "GET", path = status_path(self, id), kind = "read",
+    expect = "object" })
 end
 
 function ops.list(rt, self, opts)
@@ -216,7 +231,8 @@ local function mutate(rt, self, fname, id, suffix, method, body)
   local err
   id, err = V.id(fname, id)
   if not id then return nil, err end
-  return call(rt, data(self), { method = method, path = kind_of(self).path .. "/" .. http.escape(id) .. suffix,
+  return call(rt, data(self), { method = method, path = kind_of(self).path .. "/" ..
+    http.escape(id) .. suffix,
     body = body, kind = "mutate", expect = "object" })
 end
 
@@ -226,7 +242,8 @@ function ops.delete(rt, self, id) return mutate(rt, self, "delete", id, "/delete
 function ops.update(rt, self, id, instruction)
   V.type("update", 2, instruction, "string")
   if instruction:find("^%s*$") then return nil, errors.invalid("instruction must not be empty") end
-  return mutate(rt, self, "update", id, "/update", "POST", json.encode({ instruction = instruction }))
+  return mutate(rt, self, "update", id, "/update", "POST",
+    json.encode({ instruction = instruction }))
 end
 
 local function valyu_verdict(task, state)
@@ -236,7 +253,8 @@ local function valyu_verdict(task, state)
       tostring(task.error or "no reason given"), { reason = task.error, task = task })
   end
   if state == "cancelled" then
-    return errors.new("cancelled", "task " .. tostring(task.deepresearch_id) .. " was cancelled", { task = task })
+    return errors.new("cancelled", "task " .. tostring(task.deepresearch_id) .. " was cancelled",
+      { task = task })
   end
   if state == nil then
     return errors.new("invalid_response", "task has a status this client does not know: " ..
@@ -250,7 +268,8 @@ local function conditional_get()
   local etag, cached
   return function(rt, self, id)
     local headers = etag and { "If-None-Match: " .. etag } or nil
-    local body, err, res = http.request(rt, data(self), { method = "GET", path = status_path(self, id),
+    local body, err, res = http.request(rt, data(self), { method = "GET", path = status_path(self,
+      id),
       kind = "read", expect = "object", max_retries = 0, headers = headers, allow_304 = true })
     if err then return nil, err end
     if not body and res and res.status == 304 then
@@ -258,7 +277,8 @@ local function conditional_get()
       -- A 304 to a request that sent no ETag (or whose body we never had): nothing to
       -- reuse. A transient failure: the next poll goes without If-None-Match.
       etag = nil
-      return nil, errors.new("invalid_response", "HTTP 304 Not Modified to a status poll with no " ..
+      return nil, errors.new("invalid_response",
+        "HTTP 304 Not Modified to a status poll with no " ..
         "cached task; polling again without If-None-Match", { status = 304, retryable = true })
     end
     if res then etag = http.headers(res).etag end
@@ -268,14 +288,16 @@ local function conditional_get()
 end
 
 function ops.wait(rt, self, id_or_task, opts)
-  return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, conditional_get(), valyu_verdict, "wait")
+  return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, conditional_get(),
+    valyu_verdict, "wait")
 end
 
 function ops.run(rt, self, params)
   V.type("run", 1, params, "table")
   local task, err = ops.create(rt, self, params)
   if not task then return nil, err end
-  return ops.wait(rt, self, task.deepresearch_id, { on_progress = params.on_progress, timeout = params.timeout,
+  return ops.wait(rt, self, task.deepresearch_id, { on_progress = params.on_progress,
+    timeout = params.timeout,
     interval = params.interval, max_interval = params.max_interval })
 end
 

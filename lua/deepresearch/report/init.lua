@@ -88,7 +88,8 @@ local function valyu_view(task)
   end
   local status = present(task.status) and tostring(task.status) or nil
   if status == "failed" or status == "cancelled" then
-    v.reasons[1] = "the task " .. status .. (present(task.error) and " (" .. tostring(task.error) .. ")" or "") ..
+    v.reasons[1] = "the task " .. status .. (present(task.error) and " (" .. tostring(task.error) ..
+      ")" or "") ..
       "; this output may be partial."
   end
   local out, otype = task.output, task.output_type
@@ -109,11 +110,14 @@ end
 local function view(task)
   local r = task.report
   if type(r) == "table" then return extruct_view(r) end
-  if (task.kind == "markdown" or task.kind == "schema") and (task.markdown ~= nil or task.fields ~= nil) then
+  if (task.kind == "markdown" or task.kind == "schema") and (task.markdown ~= nil
+    or task.fields ~= nil) then
     return extruct_view(task) -- a report table passed on its own
   end
   if task.deepresearch_id ~= nil or task.output ~= nil then
-    if not present(task.output) then return no_report(task, present(task.error) and task.error or nil) end
+    if not present(task.output) then
+      return no_report(task, present(task.error) and task.error or nil)
+    end
     return valyu_view(task)
   end
   return no_report(task, present(task.failure_reason) and task.failure_reason or nil)
@@ -201,7 +205,8 @@ local function scan(text)
     local in_code = ranges[ri] and ranges[ri][1] <= s
     local nums = not in_code and parse_group(inner)
     local after = text:sub(e + 1, e + 1)
-    if nums and (after == "(" or text:sub(s - 1, s - 1) == "\\" or (after == ":" and at_line_start(text, s))
+    if nums and (after == "(" or text:sub(s - 1,
+      s - 1) == "\\" or (after == ":" and at_line_start(text, s))
       or (prev_end == s - 1 and not prev_was_citation)) then
       nums = nil
     end
@@ -342,7 +347,8 @@ local function lay_out(value, path, level, basis, out)
   for _, k in ipairs(keys) do
     local x = value[k]
     local key = path and path .. "." .. tostring(k) or tostring(k)
-    out[#out + 1] = level <= 6 and string.rep("#", level) .. " " .. tostring(k) or "**" .. tostring(k) .. "**"
+    out[#out + 1] = level <= 6 and string.rep("#", level) .. " " .. tostring(k) or "**" ..
+      tostring(k) .. "**"
     if type(x) == "table" and next(x) ~= nil and not is_sequence(x) then
       out[#out + 1] = cite_line(basis[key])
       lay_out(x, key, level + 1, basis, out)
@@ -411,7 +417,8 @@ function M.render(task, opts)
   argcheck("render", 2, opts, "table", true)
   local style = opts and opts.style or "footnotes"
   if not STYLES[style] then
-    error(string.format("bad argument #2 to 'render' (style must be footnotes, inline or plain, got %s)",
+    error(string.format("bad argument #2 to 'render' (style must be footnotes, inline or plain, " ..
+      "got %s)",
       tostring(style)), 2)
   end
   local v, err = view(task)
@@ -428,7 +435,8 @@ function M.render(task, opts)
   if #cites.dangling > 0 then
     local marks = {}
     for i, n in ipairs(cites.dangling) do marks[i] = "[" .. num(n) .. "]" end
-    parts[#parts + 1] = string.format("%sWarning: citation%s %s %s no matching source.", markdown and "> " or "",
+    parts[#parts + 1] = string.format("%sWarning: citation%s %s %s no matching source.",
+      markdown and "> " or "",
       #marks > 1 and "s" or "", table.concat(marks, ", "), #marks > 1 and "have" or "has")
   end
 
@@ -467,7 +475,8 @@ function M.render(task, opts)
   end
   if markdown and #cites.unused > 0 then
     local lines = { #cites.list > #cites.dangling and "Other sources:" or "Sources:", "" }
-    for _, s in ipairs(cites.unused) do lines[#lines + 1] = source_line("- [" .. num(s.n) .. "] ", s) end
+    for _, s in ipairs(cites.unused) do lines[#lines + 1] = source_line("- [" .. num(s.n) .. "] ",
+      s) end
     parts[#parts + 1] = table.concat(lines, "\n")
   elseif not markdown and #v.sources > 0 then
     local lines = { "Sources" }
@@ -493,12 +502,15 @@ end
 function M.load(path)
   argcheck("load", 1, path, "string")
   local f, msg = io.open(path, "rb")
-  if not f then return nil, errors.new("io", "cannot read task file: " .. tostring(msg), { path = path }) end
+  if not f then
+    return nil, errors.new("io", "cannot read task file: " .. tostring(msg), { path = path })
+  end
   local text = f:read("*a")
   f:close()
   local value, why = json.decode(text or "")
   if value == nil then
-    return nil, errors.new("decode", path .. " is not valid JSON: " .. tostring(why), { path = path })
+    return nil, errors.new("decode", path .. " is not valid JSON: " .. tostring(why),
+      { path = path })
   end
   if type(value) ~= "table" or value == json.null or json.is_array_marked(value) or
     (next(value) ~= nil and is_sequence(value)) then

@@ -72,7 +72,8 @@ local function resolve_token(st)
     return nil, errors.new("unauthorized", "the token must be a string, got " .. type(t))
   end
   if t:find("[%c\128-\255 ]") then
-    return nil, errors.invalid("the token contains spaces or control characters; refusing to send it")
+    return nil,
+      errors.invalid("the token contains spaces or control characters; refusing to send it")
   end
   if type(st.token) == "string" then st.checked_token = t end
   return t
@@ -125,7 +126,9 @@ local function status_code(status, info, req)
   end
   if status == 402 then
     local c = info.server_code
-    if c == "plan_required" or c == "insufficient_credits" or c == "payment_failed" then return c end
+    if c == "plan_required" or c == "insufficient_credits" or c == "payment_failed" then
+      return c
+    end
     return "insufficient_credits"
   end
   if status == 404 then return "not_found" end
@@ -176,7 +179,8 @@ local function classify(st, res, req)
     local what = res.decode_error and snippet(res.raw) or problem or
       ("JSON of the wrong shape (" .. type(body) .. ")")
     return nil, errors.new("invalid_response", string.format("%s %s answered HTTP %d with %s",
-      req.method, req.path, status, what), { status = status, request_id = M.headers(res)["x-request-id"] })
+      req.method, req.path, status, what), {
+        status = status, request_id = M.headers(res)["x-request-id"] })
   end
   if status == 304 then
     return nil, errors.new("invalid_response", req.method .. " " .. req.path ..
@@ -219,8 +223,10 @@ function M.warn_clear_proxy(base_url, proxy)
   end
   if via == nil or via == "" then return end
   proxy_warned = true
-  io.stderr:write(string.format("deepresearch: warning: %s is plain http:// and goes through the proxy %s: " ..
-    "the API token travels to the proxy in clear; use https://\n", M.redact_url(base_url), M.redact_url(via)))
+  io.stderr:write(string.format("deepresearch: warning: %s is plain http:// and goes through " ..
+    "the proxy %s: " ..
+    "the API token travels to the proxy in clear; use https://\n", M.redact_url(base_url),
+      M.redact_url(via)))
 end
 
 local function log(req, spec, res, elapsed, attempt)

@@ -22,7 +22,8 @@ M.SLICE_MS = 100
 -- inside an operation (on_progress, a token function) and cannot be resumed sensibly.
 -- SLICE: the guard (below) hands control back between slices of a wait.
 local SEND, SLEEP, SLICE = {}, {}, {}
-local FOREIGN_YIELD = "on_progress (or a token function) yielded inside a deepresearch poller operation; " ..
+local FOREIGN_YIELD =
+  "on_progress (or a token function) yielded inside a deepresearch poller operation; " ..
   "callbacks must not yield"
 
 local Poller = {}
@@ -65,7 +66,8 @@ end
 local function check_max_connections(fname, v)
   if v == nil then return end
   if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > M.MAX_CONNECTIONS then
-    error(string.format("bad option 'max_connections' to '%s' (an integer from 1 to %d expected, got %s)",
+    error(string.format("bad option 'max_connections' to '%s' (an integer from 1 to %d " ..
+      "expected, got %s)",
       fname, M.MAX_CONNECTIONS, type(v) == "number" and tostring(v) or type(v)), 3)
   end
 end
@@ -102,7 +104,8 @@ function M.poller(self, opts)
     qhead = 1,
     qtail = 0,
     timers = {},   -- sorted by .at: { at = seconds, op = operation }
-    arrived = {},  -- results libcurl gave back, kept until their operations have them (see _deliver)
+    -- results libcurl gave back, kept until their operations have them (see _deliver)
+    arrived = {},
     ended_ops = setmetatable({}, { __mode = "k" }), -- coroutines of operations ended by an error
     ready = {},    -- finished operations whose callbacks have not run yet
     raised = {},   -- errors to raise at the end of this step
@@ -156,7 +159,8 @@ local function closed_error(spec)
   local in_flight = spec ~= nil
   local msg = "the client was closed; this operation was cancelled"
   if in_flight and spec.kind == "create" then
-    msg = msg .. " while its create request was in flight: a task may exist (check with client:list)"
+    msg = msg ..
+      " while its create request was in flight: a task may exist (check with client:list)"
   elseif not in_flight then
     msg = msg .. " before its next request was sent"
   end
@@ -255,7 +259,8 @@ function Poller:_pump()
           self.active = self.active + 1
         else -- a request the transport refuses (out of memory): end op, unwinding it first
           self:_fail(op, id)
-          self:_resume(op, { error = "cancelled", sent = false, message = "not sent: " .. tostring(id) })
+          self:_resume(op, { error = "cancelled", sent = false, message = "not sent: " ..
+            tostring(id) })
         end
       end
     end
@@ -268,7 +273,9 @@ end
 -- Argument type errors raise here, at once. extra: { gate = fn } (create only).
 function Poller:_spawn(name, cb, extra, ...)
   if self.closed then error("attempt to use a closed deepresearch.poller", 3) end
-  if self:_client_gone() then error("attempt to use a deepresearch.poller whose client is closed", 3) end
+  if self:_client_gone() then
+    error("attempt to use a deepresearch.poller whose client is closed", 3)
+  end
   local op_fn = self.ops_of[name]
   if not op_fn then error("this provider has no operation '" .. name .. "'", 3) end
   V.type(name, 2, cb, "function", true)
@@ -549,7 +556,8 @@ function M.create_all(self, list, opts)
     if type(params) == "table" then
       if fields then options.check("create_all", params, fields, 2) end
     elseif type(params) ~= "string" then
-      error(string.format("bad argument #1 to 'create_all' (list[%d]: a table or string expected, " ..
+      error(string.format("bad argument #1 to 'create_all' (list[%d]: a table or string " ..
+        "expected, " ..
         "got %s)", i, type(params)), 2)
     end
   end

@@ -93,7 +93,8 @@ function Waiter:observe(task, err)
       err.message = string.format("%s (%d polls in a row failed)", err.message, self.failures)
       return "error", err
     end
-    delay = math.max(retry.delay(self.failures, err, self.ctx.policy or retry.defaults), self.next_delay())
+    delay = math.max(retry.delay(self.failures, err, self.ctx.policy or retry.defaults),
+      self.next_delay())
   end
   local remaining = self.timeout - (clock.now() - self.start)
   if remaining <= 0 then

@@ -42,7 +42,8 @@ local check_node
 local function check_type(s, path)
   local t = s.type
   if t == nil then
-    if s.enum ~= nil or s.const ~= nil or s.anyOf ~= nil or s.oneOf ~= nil or s.allOf ~= nil or s["$ref"] then
+    if s.enum ~= nil or s.const ~= nil or s.anyOf ~= nil or s.oneOf ~= nil or s.allOf ~= nil
+      or s["$ref"] then
       return true
     end
     return nil, path .. ": no type"
@@ -55,7 +56,9 @@ local function check_type(s, path)
     return nil, path .. ": type must be a string or a non-empty list of strings"
   end
   for _, x in ipairs(t) do
-    if not KNOWN_TYPES[x] then return nil, string.format("%s: unknown type '%s'", path, tostring(x)) end
+    if not KNOWN_TYPES[x] then
+      return nil, string.format("%s: unknown type '%s'", path, tostring(x))
+    end
   end
   return true
 end
@@ -212,8 +215,12 @@ end
 
 -- A count (characters, items) against a schema's lower and upper bounds, either absent.
 local function count_bounds(list, path, n, lo, hi, word)
-  if lo and n < lo then add(list, path, string.format("expected at least %s, got %d", plural(lo, word), n)) end
-  if hi and n > hi then add(list, path, string.format("expected at most %s, got %d", plural(hi, word), n)) end
+  if lo and n < lo then
+    add(list, path, string.format("expected at least %s, got %d", plural(lo, word), n))
+  end
+  if hi and n > hi then
+    add(list, path, string.format("expected at most %s, got %d", plural(hi, word), n))
+  end
 end
 
 local function check_bounds(s, v, path, list)
@@ -232,10 +239,12 @@ local function check_bounds(s, v, path, list)
       add(list, path, string.format("expected a number <= %s, got %s", show(s.maximum), show(v)))
     end
     if type(s.exclusiveMinimum) == "number" and v <= s.exclusiveMinimum then
-      add(list, path, string.format("expected a number > %s, got %s", show(s.exclusiveMinimum), show(v)))
+      add(list, path, string.format("expected a number > %s, got %s", show(s.exclusiveMinimum),
+        show(v)))
     end
     if type(s.exclusiveMaximum) == "number" and v >= s.exclusiveMaximum then
-      add(list, path, string.format("expected a number < %s, got %s", show(s.exclusiveMaximum), show(v)))
+      add(list, path, string.format("expected a number < %s, got %s", show(s.exclusiveMaximum),
+        show(v)))
     end
   end
 end
@@ -316,7 +325,8 @@ validate_node = function(s, v, path, list)
       else
         names[1] = s.type
       end
-      add(list, path, string.format("expected %s, got %s", table.concat(names, " or "), json_type(v)))
+      add(list, path, string.format("expected %s, got %s", table.concat(names, " or "),
+        json_type(v)))
       return
     end
   end
@@ -343,7 +353,8 @@ validate_node = function(s, v, path, list)
 end
 
 --- Checks value against schema (builder or plain table). Returns true, or false and a list of
--- violations {path, message}; tostring(violation) is its message ("angles[2]: expected string, got number").
+-- violations {path, message}; tostring(violation) is its message ("angles[2]: expected string, got
+-- number").
 function M.validate(schema, value)
   if type(schema) ~= "table" then
     error(string.format("bad argument #1 to 'validate' (schema expected, got %s)", type(schema)), 2)

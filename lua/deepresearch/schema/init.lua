@@ -17,9 +17,11 @@ end
 M.is_schema = is_node
 
 -- Lua option names (snake_case) to JSON Schema keywords, by the kinds that accept them.
-local COMMON = { description = "description", title = "title", default = "default", examples = "examples" }
+local COMMON = { description = "description", title = "title", default = "default",
+  examples = "examples" }
 local KIND_OPTIONS = {
-  string = { min_length = "minLength", max_length = "maxLength", pattern = "pattern", format = "format" },
+  string = { min_length = "minLength", max_length = "maxLength", pattern = "pattern",
+  format = "format" },
   number = { minimum = "minimum", maximum = "maximum", exclusive_minimum = "exclusiveMinimum",
     exclusive_maximum = "exclusiveMaximum", multiple_of = "multipleOf" },
   array = { min_items = "minItems", max_items = "maxItems", unique_items = "uniqueItems" },
@@ -50,7 +52,8 @@ local function read_options(fname, kind, opts, skip)
   if opts == nil then return out, optional end
   if type(opts) == "string" then return { description = opts }, optional end
   if type(opts) ~= "table" or is_node(opts) then
-    error(string.format("bad argument to '%s' (options table expected, got %s)", fname, type(opts)), 3)
+    error(string.format("bad argument to '%s' (options table expected, got %s)", fname, type(opts)),
+      3)
   end
   local allowed = KIND_OPTIONS[kind]
   for k, v in pairs(opts) do
@@ -73,11 +76,13 @@ local function read_options(fname, kind, opts, skip)
         end
         local want = OPTION_TYPES[name]
         if want and type(v) ~= want then
-          error(string.format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), fname, want,
+          error(string.format("bad option '%s' to '%s' (%s expected, got %s)", tostring(k), fname,
+            want,
             type(v)), 3)
         end
         if name == "additionalProperties" and type(v) ~= "boolean" and type(v) ~= "table" then
-          error(string.format("bad option '%s' to '%s' (boolean or schema expected)", tostring(k), fname), 3)
+          error(string.format("bad option '%s' to '%s' (boolean or schema expected)", tostring(k),
+            fname), 3)
         end
         out[name] = v
       end
@@ -120,7 +125,8 @@ function M.enum(values, opts)
   for i = 1, n do
     local v = values[i]
     if type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
-      error(string.format("bad argument #1 to 'enum' (value %d must be a string, number or boolean)", i), 2)
+      error(string.format("bad argument #1 to 'enum' (value %d must be a string, number or " ..
+        "boolean)", i), 2)
     end
     list[i] = v
   end
@@ -154,20 +160,24 @@ function M.object(fields, opts)
   end
   local props = {}
   local function is_option(k, v)
-    return OBJECT_OPTION_KEYS[k] and type(v) ~= "table" or (k == "additional_properties" and is_node(v))
+    return OBJECT_OPTION_KEYS[k] and type(v) ~= "table" or (k == "additional_properties"
+      and is_node(v))
   end
   for k, v in pairs(fields) do
     if not is_option(k, v) then
       if type(k) ~= "string" then
-        error(string.format("bad argument #1 to 'object' (field names must be strings, got %s)", type(k)), 2)
+        error(string.format("bad argument #1 to 'object' (field names must be strings, got %s)",
+          type(k)), 2)
       end
       if type(v) ~= "table" then
-        error(string.format("bad argument #1 to 'object' (field '%s' must be a schema, got %s)", k, type(v)), 2)
+        error(string.format("bad argument #1 to 'object' (field '%s' must be a schema, got %s)", k,
+          type(v)), 2)
       end
       props[k] = v
     end
   end
-  local o, optional = read_options("object", "object", fields, function(k, v) return not is_option(k, v) end)
+  local o, optional = read_options("object", "object", fields, function(k,
+    v) return not is_option(k, v) end)
   local o2, optional2 = read_options("object", "object", opts)
   for k, v in pairs(o2) do o[k] = v end
   return new("object", o, optional or optional2, { props = props })
@@ -264,10 +274,12 @@ end
 -- Encoding that knows which keywords hold schemas, which hold lists and which hold plain
 -- values, so that no empty table is encoded as the wrong JSON type.
 
-local SCHEMA_MAPS = { properties = true, patternProperties = true, definitions = true, ["$defs"] = true,
+local SCHEMA_MAPS = { properties = true, patternProperties = true, definitions = true,
+  ["$defs"] = true,
   dependentSchemas = true }
 local SCHEMA_LISTS = { anyOf = true, oneOf = true, allOf = true, prefixItems = true }
-local SCHEMA_ONE = { ["not"] = true, contains = true, ["if"] = true, ["then"] = true, ["else"] = true,
+local SCHEMA_ONE = { ["not"] = true, contains = true, ["if"] = true, ["then"] = true,
+  ["else"] = true,
   propertyNames = true, additionalItems = true, unevaluatedProperties = true }
 local VALUE_LISTS = { required = true, enum = true, examples = true, type = true }
 
@@ -277,7 +289,8 @@ local function sorted_keys(t, where)
   local keys = {}
   for k in pairs(t) do
     if type(k) ~= "string" then
-      error(string.format("schema.encode: %s has a %s key; JSON object keys are strings", where, type(k)), 0)
+      error(string.format("schema.encode: %s has a %s key; JSON object keys are strings", where,
+        type(k)), 0)
     end
     keys[#keys + 1] = k
   end
@@ -336,7 +349,8 @@ encode_schema = function(s, out, where)
       encode_list(v, out, at, encode_schema)
     elseif k == "items" and type(v) == "table" and not is_node(v) and v[1] ~= nil then
       encode_list(v, out, at, encode_schema) -- tuple form
-    elseif k == "items" or ((SCHEMA_ONE[k] or k == "additionalProperties") and type(v) ~= "boolean") then
+    elseif k == "items" or ((SCHEMA_ONE[k] or k == "additionalProperties")
+      and type(v) ~= "boolean") then
       encode_schema(v, out, at)
     elseif VALUE_LISTS[k] and (k ~= "type" or type(v) == "table") then
       encode_list(v, out, at, encode_value)

@@ -64,7 +64,9 @@ function M.parse(argv)
       if v == nil then return nil, "missing value for --" .. name end
       if NUMBERS[name] then
         local n = tonumber(v)
-        if not n or n < 0 or n ~= n then return nil, "--" .. name .. " needs a number >= 0, got " .. v end
+        if not n or n < 0 or n ~= n then
+          return nil, "--" .. name .. " needs a number >= 0, got " .. v
+        end
         v = n
       end
       o[name] = v
@@ -77,7 +79,9 @@ function M.parse(argv)
     return nil, "--concurrency needs a whole number >= 1"
   end
   if o.lease and o.lease < 0.5 then return nil, "--lease must be at least 0.5 seconds" end
-  if o.queue and (o.queue == "" or o.queue:find("[%s%c]")) then return nil, "--queue needs a name without spaces" end
+  if o.queue and (o.queue == "" or o.queue:find("[%s%c]")) then
+    return nil, "--queue needs a name without spaces"
+  end
   return o
 end
 
@@ -86,7 +90,8 @@ function M.worker_options(o)
   return {
     redis_url = o["redis-url"] or os.getenv("DEEPRESEARCH_REDIS_URL") or nil,
     queue = o.queue, concurrency = o.concurrency, provider = o.provider, worker_id = o["worker-id"],
-    lease = o.lease, reconcile_grace = o["reconcile-grace"], search_window = o["search-window"], once = o.once,
+    lease = o.lease, reconcile_grace = o["reconcile-grace"], search_window = o["search-window"],
+    once = o.once,
     quiet = o.quiet,
     verbose = o.verbose, watch_pid = o["watch-pid"],
     client = { base_url = o["base-url"], timeout = o.timeout },

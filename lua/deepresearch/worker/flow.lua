@@ -46,7 +46,8 @@ end
 --- Whether a job hash (as loaded) says a create of it may have made a task that is not
 -- recorded: a create marker without its answer, or an ambiguous answer.
 function F.may_have_task(h)
-  return h.task_id == nil and (h.status == "creating" or h.status == "ambiguous" or h.ambiguous == "1")
+  return h.task_id == nil and (h.status == "creating" or h.status == "ambiguous"
+    or h.ambiguous == "1")
 end
 
 -- A time the job hash holds (ISO 8601; "seconds.micros" from before that) as epoch seconds.
@@ -114,15 +115,18 @@ function F:admit(raw, not_before)
 end
 
 local function dead_entry(self, raw, err)
-  return jobs.encode({ job = raw, error = { code = err.code, message = err.message }, worker = self.wid,
+  return jobs.encode({ job = raw, error = { code = err.code, message = err.message },
+    worker = self.wid,
     at = store_mod.timestamp() })
 end
 
 function F:dead_letter(raw, err, job_id)
   self.stats.dead = self.stats.dead + 1
-  self:log("dead letter%s: %s", job_id and (" (job " .. job_id .. ")") or "", err.message or tostring(err))
+  self:log("dead letter%s: %s", job_id and (" (job " .. job_id .. ")") or "",
+    err.message or tostring(err))
   local entry = dead_entry(self, raw, err)
-  return self:effect(function() return self.store:dead(raw, entry, job_id, jobs.error_json(err)) end)
+  return self:effect(function() return self.store:dead(raw, entry, job_id,
+    jobs.error_json(err)) end)
 end
 
 --- Where a job stands in Redis decides what happens next.
@@ -225,7 +229,8 @@ function F:created(job, g, task, err)
     return self:ambiguous(job, jobs.error_json(err))
   end
   if err.code == "invalid_request" then
-    local ok, e = self.store:dead(job.raw, dead_entry(self, job.raw, err), job.id, jobs.error_json(err))
+    local ok, e = self.store:dead(job.raw, dead_entry(self, job.raw, err), job.id,
+      jobs.error_json(err))
     if ok == nil then return nil, e end
     self.stats.dead = self.stats.dead + 1
     self:log("job %s: rejected by the API, dead-lettered: %s", job.id, err.message)
@@ -238,7 +243,8 @@ function F:created(job, g, task, err)
     if r == "lost" then return self:lost(job) end
     if r == "settled" then return self:resume(job) end
     local delay = backoff(job.attempts)
-    self:log("job %s: create refused, nothing made (%s); again in %.1fs", job.id, tostring(err), delay)
+    self:log("job %s: create refused, nothing made (%s); again in %.1fs", job.id, tostring(err),
+      delay)
     return self:later(job, delay, F.create)
   end
   return self:finish(job, "failed", { error = jobs.error_json(err) })
@@ -281,18 +287,22 @@ end
 -- exist, or that this create made nothing (its marker cleared: the new owner may create).
 function F:late_answer(job, g, task, err)
   if task then
-    self:log("job %s: its create answered (task %s) after the job was taken over; recording it", job.id,
+    self:log("job %s: its create answered (task %s) after the job was taken over; recording it",
+      job.id,
       tostring(task[self.provider.id_field]))
   end
   local function write()
     if task then
       local id = task[self.provider.id_field]
-      local r, v = self.store:record_task(job, id, jobs.created_epoch(task), task.status, task.reconciled)
+      local r, v = self.store:record_task(job, id, jobs.created_epoch(task), task.status,
+        task.reconciled)
       if r == "other" then
-        self:log("job %s: task %s is recorded for it already; task %s, answered late, is a duplicate " ..
+        self:log("job %s: task %s is recorded for it already; task %s, answered late, is a " ..
+          "duplicate " ..
           "(paid for: use or cancel it by hand)", job.id, tostring(v), tostring(id))
       elseif r == "claimed" then
-        self:log("job %s: task %s, answered late, is recorded for job %s", job.id, tostring(id), tostring(v))
+        self:log("job %s: task %s, answered late, is recorded for job %s", job.id, tostring(id),
+          tostring(v))
       end
       return r
     end
@@ -319,7 +329,8 @@ function F:record(job, task, reconciled)
   if r == "ok" then
     -- While stopping after Ctrl-C the id is shown whatever the verbosity: the task is paid for.
     local say = self.draining and self.log or self.debug
-    say(self, "job %s: task %s%s", job.id, id, (reconciled or task.reconciled) and " (reconciled)" or "")
+    say(self, "job %s: task %s%s", job.id,
+      id, (reconciled or task.reconciled) and " (reconciled)" or "")
     return self:wait(job, id)
   end
   if r == "other" then
@@ -365,18 +376,23 @@ function F:reconcile(job)
     now, err = self.store:time()
     if not now then return nil, err end
     local grace = self.opts.reconcile_grace
-    local ready = math.max((epoch(h.creating_at) or 0) + grace, (epoch(h.ambiguous_at) or 0) + grace,
+    local ready = math.max((epoch(h.creating_at) or 0) + grace, (epoch(h.ambiguous_at)
+      or 0) + grace,
       job.not_before or 0)
     if h.ambiguous ~= "1" then
       -- A marker without its answer: recorded as ambiguous, so that every worker and person
       -- sees a task may exist (and the gate refuses every create), as long as that marker stands.
       local r, e2 = self.store:note(job, "ambiguous", jobs.error_json({ code = "ambiguous",
-        message = string.format("a create was about to be sent at %s by worker %s and its answer was never " ..
-          "recorded; a task may exist and may be billed", tostring(h.creating_at), tostring(h.worker)) }),
+        message =
+          string.format("a create was about to be sent at %s by worker %s and its answer was " ..
+          "never " ..
+          "recorded; a task may exist and may be billed", tostring(h.creating_at),
+            tostring(h.worker)) }),
         h.status == "creating" and h.creating_at or nil)
       if not r then return nil, e2 end
       if r ~= "ok" then return self:resume(job) end -- settled or changed meanwhile
-      self:log("job %s: its create (%s) may have made a task; searching for it, never creating it again",
+      self:log("job %s: its create (%s) may have made a task; searching for it, never creating " ..
+        "it again",
         job.id, tostring(h.creating_at))
     end
     s = { ok = 0, failed = 0 }
@@ -399,7 +415,8 @@ function F:reconcile(job)
             s.failed = s.failed + 1
           end
           local delay = backoff(s.failed, F.MAX_SEARCH_DELAY)
-          self:log("job %s: listing tasks to find its task failed (%s); again in %.1fs", job.id, tostring(lerr),
+          self:log("job %s: listing tasks to find its task failed (%s); again in %.1fs", job.id,
+            tostring(lerr),
             delay)
           return self:later(job, delay, F.reconcile)
         end
@@ -430,7 +447,8 @@ end
 
 function F:reconciled(job, matches)
   -- Oldest first: the task nearest after the marker is the one this job's first create made.
-  table.sort(matches, function(a, b) return (jobs.created_epoch(a) or 0) < (jobs.created_epoch(b) or 0) end)
+  table.sort(matches, function(a,
+    b) return (jobs.created_epoch(a) or 0) < (jobs.created_epoch(b) or 0) end)
   for _, t in ipairs(matches) do
     local id = t[self.provider.id_field]
     local r, v = self.store:record_task(job, id, jobs.created_epoch(t), t.status, true)
@@ -449,7 +467,8 @@ function F:reconciled(job, matches)
   local s, window = job.search, self.opts.search_window
   local now = self.now()
   if s.ok >= F.MIN_SEARCHES and now >= s.from + window then
-    self:log("job %s: no task found in %d searches over %.0fs after a create that may have made one; set aside " ..
+    self:log("job %s: no task found in %d searches over %.0fs after a create that may have made " ..
+      "one; set aside " ..
       "as ambiguous for a person (docs/worker.md)", job.id, s.ok, now - s.from)
     return self:finish(job, "ambiguous", { error = h.error })
   end
@@ -482,7 +501,8 @@ function F:waited(job, task, err)
   end
   if err.code == "task_failed" then
     return self:finish(job, "failed", { task = err.task and jobs.encode_task(err.task) or nil,
-      error = jobs.error_json(err), task_id = job.task_id, task_status = err.task and err.task.status })
+      error = jobs.error_json(err), task_id = job.task_id, task_status = err.task
+        and err.task.status })
   end
   if WAIT_AGAIN[err.code] or err.retryable then
     job.attempts = job.attempts + 1
@@ -491,7 +511,8 @@ function F:waited(job, task, err)
     if r == "lost" then return self:lost(job) end
     if r == "settled" then return self:resume(job) end
     local delay = backoff(job.attempts)
-    self:log("job %s: waiting on task %s failed (%s); again in %.1fs", job.id, job.task_id, tostring(err), delay)
+    self:log("job %s: waiting on task %s failed (%s); again in %.1fs", job.id, job.task_id,
+      tostring(err), delay)
     return self:later(job, delay, function() return self:wait(job, job.task_id) end)
   end
   return self:finish(job, "failed", { error = jobs.error_json(err), task_id = job.task_id })
@@ -511,7 +532,8 @@ function F:finish(job, status, fields)
   self:forget(job)
   if wrote then
     self.stats[status] = (self.stats[status] or 0) + 1
-    self:debug("job %s: %s%s", job.id, status, job.task_id and (" (task " .. job.task_id .. ")") or "")
+    self:debug("job %s: %s%s", job.id, status, job.task_id and (" (task " .. job.task_id ..
+      ")") or "")
   end
   return true
 end

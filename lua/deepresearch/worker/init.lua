@@ -40,7 +40,8 @@ local function own_pid()
   return pid or 0
 end
 
---- opts: redis_url, queue, concurrency, provider, worker_id, lease, reconcile_grace, search_window, once,
+--- opts: redis_url, queue, concurrency, provider, worker_id, lease, reconcile_grace, search_window,
+--- once,
 -- client (options for dr.client), wait (options for the waits: interval, max_interval, timeout),
 -- stderr (a file, default io.stderr), quiet, verbose, now (clock, for tests)
 function M.new(opts)
@@ -48,13 +49,16 @@ function M.new(opts)
   local o = {}
   for k, v in pairs(M.defaults) do o[k] = v end
   for k, v in pairs(opts) do o[k] = v end
-  if not jobs.providers[o.provider] then return nil, "unknown provider: " .. tostring(o.provider) end
+  if not jobs.providers[o.provider] then
+    return nil, "unknown provider: " .. tostring(o.provider)
+  end
   local pid = own_pid()
   local w = setmetatable({
     opts = o, provider = jobs.providers[o.provider], provider_name = o.provider,
     wid = o.worker_id or (hostname() .. "-" .. pid), pid = pid,
     now = o.now or core.now, out = o.stderr or io.stderr,
-    jobs = {}, count = 0, pending_ops = {}, stats = { done = 0, failed = 0, dead = 0, ambiguous = 0 },
+    jobs = {}, count = 0, pending_ops = {}, stats = { done = 0, failed = 0, dead = 0,
+    ambiguous = 0 },
     next_heartbeat = 0, next_reap = 0, no_reap_until = 0, next_once_check = 0, next_status = 0,
     adopted = false,
     -- A create's request is not written later than this before its renewed lease runs out
@@ -119,13 +123,15 @@ function Worker:keep_lease(now)
     f:close()
   end
   local first = not self.lease_taken
-  local state, left, t = self.store:heartbeat(self.lease_value, self.opts.lease, first and "start" or "renew")
+  local state, left, t = self.store:heartbeat(self.lease_value, self.opts.lease,
+    first and "start" or "renew")
   if not state then
     self.next_heartbeat = now + 0.05
     return false
   end
   if state == 2 and not first then
-    self:log("worker id %s is now used by another process; this one lets its jobs go and stops", self.wid)
+    self:log("worker id %s is now used by another process; this one lets its jobs go and stops",
+      self.wid)
     self.usurped = true
     for _, job in pairs(self.jobs) do self:forget(job) end
     return false
@@ -171,7 +177,8 @@ function Worker:reap(now)
   local moved, dead, t = self.store:reap()
   if not moved then return end
   self.next_reap = now + self.opts.lease / 2
-  for _, w in ipairs(dead) do self:log("worker %s lost its lease; took over %d job(s)", w, #moved) end
+  for _, w in ipairs(dead) do self:log("worker %s lost its lease; took over %d job(s)", w,
+    #moved) end
   -- Their leases had expired by t: a create they sent has landed by t + grace.
   for _, raw in ipairs(moved) do self:admit(raw, t + self.opts.reconcile_grace) end
 end
@@ -326,7 +333,8 @@ function Worker:stop_interrupted()
   self.draining = true
   local list = sending(self)
   if #list > 0 then
-    self:log("interrupted: taking no more jobs; waiting up to %gs for %d create(s) already sent to be " ..
+    self:log("interrupted: taking no more jobs; waiting up to %gs for %d create(s) already sent " ..
+      "to be " ..
       "answered and recorded (Ctrl-C again quits at once)", M.DRAIN_SECONDS, #list)
   else
     self:log("interrupted: no create in flight; stopping")
@@ -334,20 +342,26 @@ function Worker:stop_interrupted()
   local deadline = core.now() + M.DRAIN_SECONDS
   while (sending(self)[1] or self.pending_ops[1]) and core.now() < deadline do
     local ok, err = pcall(self.drain_turn, self)
-    if not ok and not is_interrupt(err) then self:log("internal error while stopping: %s", tostring(err)) end
+    if not ok and not is_interrupt(err) then
+      self:log("internal error while stopping: %s", tostring(err))
+    end
   end
   for _, job in ipairs(sending(self)) do
     if job.answered then
-      self:log("job %s: its task is %s (created; not recorded: redis unavailable). The next worker to hold " ..
+      self:log("job %s: its task is %s (created; not recorded: redis unavailable). The next " ..
+        "worker to hold " ..
         "the job finds it by listing before creating anything", job.id, job.answered)
     else
-      self:log("job %s: its create was sent and not answered in time; a task may exist. The job stays " ..
-        "\"creating\": the next worker to hold it searches for the task and never creates it again " ..
+      self:log("job %s: its create was sent and not answered in time; a task may exist. The job " ..
+        "stays " ..
+        "\"creating\": the next worker to hold it searches for the task and never creates it " ..
+          "again " ..
         "(not found within --search-window, the job is set aside as ambiguous)", job.id)
     end
   end
   if self.count > 0 then
-    self:log("stopped: %d job(s) stay with worker id %s (restart with --worker-id %s to resume them at once)",
+    self:log("stopped: %d job(s) stay with worker id %s (restart with --worker-id %s to resume " ..
+      "them at once)",
       self.count, self.wid, self.wid)
   end
   self.poller:close()

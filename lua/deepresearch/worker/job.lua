@@ -52,7 +52,9 @@ function M.parse(raw, provider_name)
     return nil, errors.invalid("the job must be a JSON object")
   end
   local id = v.id
-  if type(id) == "number" and id % 1 == 0 and id >= 0 and id < 2 ^ 53 then id = string.format("%d", id) end
+  if type(id) == "number" and id % 1 == 0 and id >= 0 and id < 2 ^ 53 then
+    id = string.format("%d", id)
+  end
   if type(id) ~= "string" or id == "" or #id > M.MAX_ID or id:find("[%c%s]") then
     return nil, errors.invalid("the job needs an id: a string of 1.." .. M.MAX_ID ..
       " characters without spaces, chosen by the producer")
@@ -63,7 +65,8 @@ function M.parse(raw, provider_name)
   if v.output_schema ~= nil and type(v.output_schema) ~= "table" then
     return bad("output_schema must be a JSON object")
   end
-  local job = { raw = raw, id = id, brief = v.brief, depth = v.depth, output_schema = v.output_schema,
+  local job = { raw = raw, id = id, brief = v.brief, depth = v.depth,
+    output_schema = v.output_schema,
     valyu = v.valyu }
   job.params = provider.params(job)
   local ok, body, err = pcall(provider.validate, job.params)
@@ -92,7 +95,8 @@ local function fallback_report(task)
   elseif r.fields ~= nil then
     out[1] = "```json\n" .. M.encode(r.fields) .. "\n```\n"
   end
-  local sources = type(r.sources) == "table" and r.sources or (type(task.sources) == "table" and task.sources) or {}
+  local sources = type(r.sources) == "table" and r.sources or (type(task.sources) == "table"
+    and task.sources) or {}
   if #sources > 0 then
     out[#out + 1] = "\n## Sources\n"
     for i, s in ipairs(sources) do

@@ -100,7 +100,8 @@ function Conn:_down(msg)
   self.client = nil
   self.failures = self.failures + 1
   -- reconnects: about 0.1 s after the first failure, doubling up to max_backoff
-  self.retry_at = self.now() + policy.backoff(self.failures, { base_delay = 0.1, max_delay = self.max_backoff })
+  self.retry_at = self.now() + policy.backoff(self.failures, { base_delay = 0.1,
+    max_delay = self.max_backoff })
   if self.failures == 1 and self.on_state then self.on_state(false, clean(msg)) end
   return nil, clean(msg)
 end
@@ -109,7 +110,8 @@ function Conn:connect()
   if self.client then return true end
   if self.now() < self.retry_at then return nil, "redis unavailable (reconnecting)" end
   local cfg = self.cfg
-  local ok, client = pcall(redis.connect, { host = cfg.host, port = cfg.port, timeout = self.timeout })
+  local ok, client = pcall(redis.connect, { host = cfg.host, port = cfg.port,
+    timeout = self.timeout })
   if not ok then return self:_down(client) end
   self.client = client
   local setup = {}

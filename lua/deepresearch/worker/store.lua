@@ -47,7 +47,8 @@ M.iso = assert(load(ISO .. " return iso", "=iso"))()
 function M.iso_of(t)
   local sec = math.floor(t)
   local usec = math.floor((t - sec) * 1e6 + 0.5)
-  if usec >= 1000000 then sec, usec = sec + 1, usec - 1000000 end -- .9999997 rounds into the next second
+  -- .9999997 rounds into the next second
+  if usec >= 1000000 then sec, usec = sec + 1, usec - 1000000 end
   return M.iso(sec, usec)
 end
 
@@ -74,7 +75,8 @@ Store.__index = Store
 
 function M.new(conn, queue, worker_id, opts)
   opts = opts or {}
-  return setmetatable({ conn = conn, q = queue, wid = worker_id, events_max = opts.events_max or 100000 },
+  return setmetatable({ conn = conn, q = queue, wid = worker_id,
+    events_max = opts.events_max or 100000 },
     Store)
 end
 
@@ -181,7 +183,8 @@ return { moved, dead, t[1], t[2] }
 --- Takes over the jobs of dead workers. Returns moved job texts, the dead worker ids and
 -- Redis's time (every lease behind a moved job had expired by then).
 function Store:reap()
-  local r, err = self.conn:eval(REAP, { self:key("workers"), self:processing() }, { self.q, self.wid })
+  local r, err = self.conn:eval(REAP, { self:key("workers"), self:processing() }, { self.q,
+    self.wid })
   if not r then return nil, err end
   return r[1] or {}, r[2] or {}, tonumber(r[3]) + tonumber(r[4]) / 1e6
 end
@@ -327,7 +330,8 @@ return 'ok'
 
 --- kind: "ambiguous" | "retrying" | "waiting"; marker (optional, with "ambiguous"): the
 -- creating_at of the create marker this note is about. Returns "ok", "settled" (the job has
--- its task or has ended), "lost" (no longer held here), "changed" (the marker is gone), or nil, err.
+-- its task or has ended), "lost" (no longer held here), "changed" (the marker is gone), or nil,
+-- err.
 function Store:note(job, kind, err_json, marker)
   return self.conn:eval(NOTE, { self:job_key(job.id), self:processing() },
     { job.raw, kind, err_json, job.id, marker or "" })
@@ -355,7 +359,8 @@ return 'ok'
 --- marker: the creating_at this process's gate wrote. Returns "ok", "settled", "lost" (the
 -- marker was cleared, but another worker holds the job now), or nil, err.
 function Store:clear_marker(job, marker, err_json)
-  return self.conn:eval(CLEAR_MARKER, { self:job_key(job.id), self:processing() }, { job.raw, marker, err_json })
+  return self.conn:eval(CLEAR_MARKER, { self:job_key(job.id), self:processing() }, { job.raw,
+    marker, err_json })
 end
 
 -- The end of a job: result and event written, job released, in one step. A job
@@ -409,7 +414,8 @@ return 1
 ]]
 
 function Store:dead(raw, entry_json, job_id, err_json)
-  return self.conn:eval(DEAD, { self:key("dead"), self:processing(), self:key("events"), self:key("stats") },
+  return self.conn:eval(DEAD, { self:key("dead"), self:processing(), self:key("events"),
+    self:key("stats") },
     { raw, entry_json, job_id or "", err_json, self.q, self.events_max })
 end
 

@@ -112,7 +112,8 @@ function D.cli.summary(task, fmt)
     { "iterations", task.iterations }, { "agents", task.agents }, { "sources", task.sources },
     { "owner", task.owner and task.owner.email },
     { "schema", task.output_schema and "yes" or nil },
-    { "report", report and (report.kind .. ((report.sources and (", " .. #report.sources .. " sources")) or ""))
+    { "report", report and (report.kind .. ((report.sources and (", " .. #report.sources ..
+      " sources")) or ""))
       or nil },
     { "degraded", type(reasons) == "table" and #reasons > 0 and fmt.lines_of(reasons) or nil },
     { "failure", task.failure_reason },
@@ -125,7 +126,8 @@ end
 D.worker = {
   id_field = "id",
   module = D.module,
-  params = function(j) return { brief = j.brief, depth = j.depth, output_schema = j.output_schema } end,
+  params = function(j) return { brief = j.brief, depth = j.depth,
+  output_schema = j.output_schema } end,
   validate = function(p) return require(D.module).create_body(p, "create") end,
   -- Whether a listed task is what this job's create would have made.
   matches = function(task, j)

@@ -2,7 +2,8 @@
 -- Pure Lua: no core, no CLI. The registry is deepresearch.providers (providers/init.lua).
 local limits = require "deepresearch.providers.limits"
 
--- Valyu: {"success": false, "error": "..."} or {"error": "validation_failed", "message": ..., "errors": [...]}.
+-- Valyu: {"success": false, "error": "..."} or {"error": "validation_failed", "message": ...,
+-- "errors": [...]}.
 local function valyu_error(body)
   local info = {}
   if type(body) ~= "table" then return info end
@@ -19,7 +20,8 @@ local function valyu_error(body)
     info.fields = fields
   end
   info.message = msg and tostring(msg) or nil
-  info.server_code = type(body.error) == "string" and body.error:match("^[%l_]+$") and body.error or nil
+  info.server_code = type(body.error) == "string" and body.error:match("^[%l_]+$") and body.error
+    or nil
   info.details = body
   -- Valyu's documented error bodies say success = false, or name a snake_case error code
   -- (validation_failed); a gateway's {"error": "Service Unavailable"} is neither.
@@ -71,7 +73,8 @@ D.cli = {
 }
 
 function D.cli.create(client, text, opts, schema)
-  return client:create{ query = text, mode = opts.mode, output_formats = schema and { schema } or nil }
+  return client:create{ query = text, mode = opts.mode,
+    output_formats = schema and { schema } or nil }
 end
 
 function D.cli.list(client, opts)
@@ -83,7 +86,8 @@ function D.cli.summary(task, fmt)
   return {
     { "id", task.deepresearch_id }, { "status", task.status }, { "mode", task.mode },
     { "created", fmt.when(task.created_at) }, { "completed", fmt.when(task.completed_at) },
-    { "step", p and p.current_step ~= nil and (fmt.shown(p.current_step) .. "/" .. fmt.shown(p.total_steps))
+    { "step", p and p.current_step ~= nil and (fmt.shown(p.current_step) .. "/" ..
+      fmt.shown(p.total_steps))
       or nil },
     { "messages", type(task.messages) == "table" and #task.messages or nil },
     { "output", task.output_type },
@@ -118,7 +122,8 @@ D.worker = {
   end,
   progress = function(task)
     local pr = type(task.progress) == "table" and task.progress or {}
-    return { task_status = task.status, agents = pr.current_step, sources = type(task.sources) == "table"
+    return { task_status = task.status, agents = pr.current_step,
+      sources = type(task.sources) == "table"
       and #task.sources or nil, iterations = pr.total_steps }
   end,
 }
