@@ -1,5 +1,6 @@
 -- What every Lua contender shares: clocks, the argument list, and the timed loop.
--- A contender is `lua bench/<name>.lua BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES`
+-- A contender is
+-- `lua bench/<name>.lua BASE_URL SMALL_ID BIG_ID N_SMALL N_BIG N_LIST WARMUP BATCHES`
 -- and prints "<payload> <n> <wall s> <cpu s> <check>" per batch, like bench/floor.c: small and
 -- big in BATCHES batches, the list page one GET per batch.
 local M = {}

@@ -62,13 +62,13 @@ local function encode(v, buf)
   return buf
 end
 
-local COMPANIES = { "Flexport", "Acme Logistics", "Globex Freight", "Nordhafen Shipping", "Café Logística",
-  "Initech Cargo", "Umbrella Transit", "Stark Supply" }
-local TOPICS = { "overview", "pricing", "customers", "funding", "leadership", "product", "news", "reviews",
-  "competitors", "hiring", "filings", "partners" }
+local COMPANIES = { "Flexport", "Acme Logistics", "Globex Freight", "Nordhafen Shipping",
+  "Café Logística", "Initech Cargo", "Umbrella Transit", "Stark Supply" }
+local TOPICS = { "overview", "pricing", "customers", "funding", "leadership", "product", "news",
+  "reviews", "competitors", "hiring", "filings", "partners" }
 local SECTIONS = { "Summary", "Company overview", "Market position", "Customers and segments",
-  "Recent developments", "Leadership", "Technology and product", "Financials", "Risks", "Open questions",
-  "Recommendation" }
+  "Recent developments", "Leadership", "Technology and product", "Financials", "Risks",
+  "Open questions", "Recommendation" }
 local SENTENCES = {
   "%s is an established player in its segment and has grown steadily over the last two years",
   "Public filings and press coverage describe %s's core product line in some detail",
@@ -119,14 +119,17 @@ local function sources(r, company, k)
   local list = {}
   for i = 1, k do
     local topic = pick(r, TOPICS)
-    list[i] = { "id", i, "url", string.format("https://source-%d.example/%s/%s-%d", i, slug, topic, r(9999)),
-      "title", string.format("%s %s — %s", company, topic, pick(r, { "press release", "analyst note",
+    list[i] = { "id", i, "url",
+      string.format("https://source-%d.example/%s/%s-%d", i, slug, topic, r(9999)),
+      "title",
+      string.format("%s %s — %s", company, topic, pick(r, { "press release", "analyst note",
         "customer review", "filing", "interview", "job posting" })) }
   end
   return { array = list }
 end
 
-local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research %s: their " ..
+local BRIEF =
+  "We sell freight-visibility software to mid-market logistics firms. Research %s: their " ..
   "current tooling, leadership changes and public statements in the last 12 months."
 
 local function iso(t)
@@ -143,10 +146,11 @@ local function task(r, id, status, created, opts)
       "sources", sources(r, company, nsrc), "degradation_reasons", { array = {} } }
   end
   return { "id", id, "created_at", iso(created), "updated_at", iso(created + 300 + r(900)),
-    "status", status, "brief", opts.brief or string.format(BRIEF, company), "depth", opts.depth or "medium",
+    "status", status, "brief", opts.brief or string.format(BRIEF, company),
+    "depth", opts.depth or "medium",
     "iterations", math.floor((agents + 4) / 5), "agents", agents, "sources", nsrc,
-    "owner", { "id", "u1", "email", "alice@acme.test" }, "output_schema", NULL, "failure_reason", NULL,
-    "report", report }
+    "owner", { "id", "u1", "email", "alice@acme.test" }, "output_schema", NULL, "failure_reason",
+    NULL, "report", report }
 end
 
 local function uuid(r)
@@ -157,7 +161,8 @@ local function uuid(r)
     s[i] = hex:sub(k, k)
   end
   local x = table.concat(s)
-  return x:sub(1, 8) .. "-" .. x:sub(9, 12) .. "-4" .. x:sub(14, 16) .. "-a" .. x:sub(18, 20) .. "-" .. x:sub(21, 32)
+  return x:sub(1, 8) .. "-" .. x:sub(9, 12) .. "-4" .. x:sub(14, 16) .. "-a" .. x:sub(18, 20) ..
+    "-" .. x:sub(21, 32)
 end
 
 local function write(name, value, check)
@@ -182,7 +187,8 @@ local function page(n, seed)
   local pr = rng(seed)
   local items = {}
   for i = 1, n do
-    items[i] = task(pr, uuid(pr), "done", T0 - i * 3600, { agents = 10 + pr(40), sources = 60 + pr(80),
+    items[i] = task(pr, uuid(pr), "done", T0 - i * 3600,
+      { agents = 10 + pr(40), sources = 60 + pr(80),
       markdown_bytes = 42000 + pr(32000), depth = pick(pr, { "medium", "high", "xhigh" }) })
   end
   return { array = items }

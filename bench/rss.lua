@@ -10,5 +10,5 @@ local dr = require "deepresearch"
 local c = dr.client { base_url = assert(arg[1], "usage: rss.lua BASE_URL"), token = "t" }
 local before = common.status_kb("VmRSS")
 local page = assert(c:list { limit = 75 })
-io.write(string.format("rss 0 %d %d %d %d\n", before, common.status_kb("VmHWM"), common.status_kb("VmRSS"),
-  #page))
+io.write(string.format("rss 0 %d %d %d %d\n", before, common.status_kb("VmHWM"),
+  common.status_kb("VmRSS"), #page))

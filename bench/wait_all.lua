@@ -25,7 +25,8 @@ local function control(method, path, body)
     source = body and ltn12.source.string(body) or nil,
     headers = body and { ["content-type"] = "application/json", ["content-length"] = #body } or nil,
   }
-  assert(ok and code == 200, "simulator control " .. method .. " " .. path .. ": " .. tostring(code))
+  assert(ok and code == 200, "simulator control " .. method .. " " .. path .. ": " ..
+    tostring(code))
   return cjson.decode(table.concat(out))
 end
 
@@ -35,7 +36,8 @@ control("POST", "/_sim/config", cjson.encode { extruct = { duration = { medium =
 local c = dr.client { base_url = url, token = "test-token" }
 local briefs = {}
 for i = 1, n do
-  briefs[i] = string.format("Research logistics company %d (company-%d.example): tooling, leadership " ..
+  briefs[i] =
+    string.format("Research logistics company %d (company-%d.example): tooling, leadership " ..
     "changes and public statements in the last 12 months.", i, i)
 end
 local tasks, errs = c:create_all(briefs, { depth = "medium" })
@@ -47,7 +49,8 @@ for i, t in ipairs(tasks) do ids[i] = t.id end
 control("DELETE", "/_sim/requests")
 local t_start = control("GET", "/_sim/clock").now
 local w0, c0 = common.wall(), common.cpu()
-local done, failed = c:wait_all(ids, { max_connections = 8, interval = 2 / speed, max_interval = 30 / speed })
+local done, failed = c:wait_all(ids,
+  { max_connections = 8, interval = 2 / speed, max_interval = 30 / speed })
 local w1, c1 = common.wall(), common.cpu()
 
 local gets, conns = 0, {}
@@ -66,5 +69,6 @@ for _, t in pairs(done) do
   expected = expected + report.polls_for(wait.schedule(), finished - t_start)
 end
 for id, e in pairs(failed) do io.stderr:write("wait_all: ", id, ": ", tostring(e), "\n") end
-io.write(string.format("wait_all %d %d %d %d %d %.6f %.6f\n", n, ndone, gets, expected, nconn, c1 - c0, w1 - w0))
+io.write(string.format("wait_all %d %d %d %d %d %.6f %.6f\n", n, ndone, gets, expected, nconn,
+  c1 - c0, w1 - w0))
 c:close()

@@ -8,8 +8,8 @@ local o = common.args()
 local urls = common.urls(o)
 
 local function get(url)
-  local p = assert(io.popen("curl -sSf -H 'Authorization: Bearer t' -H 'Accept: application/json' '" ..
-    url .. "'", "r"))
+  local p = assert(io.popen(
+    "curl -sSf -H 'Authorization: Bearer t' -H 'Accept: application/json' '" .. url .. "'", "r"))
   local body = p:read("*a")
   local ok = p:close()
   if not ok then error("curl failed for " .. url) end

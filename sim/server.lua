@@ -25,7 +25,8 @@ while i <= #arg do
   local key = a:match("^%-%-([%w%-]+)$")
   if key == "quiet" then
     opts.quiet = true
-  elseif key == "host" or key == "port" or key == "speed" or key == "seed" or key == "watch-pid" then
+  elseif key == "host" or key == "port" or key == "speed" or key == "seed"
+    or key == "watch-pid" then
     local v = arg[i + 1]
     if not v then usage("missing value for " .. a) end
     if key ~= "host" and not tonumber(v) then usage("not a number: " .. a .. " " .. v) end
@@ -40,13 +41,15 @@ if opts.host ~= "127.0.0.1" and opts.host ~= "localhost" and opts.host ~= "::1" 
   usage("the simulator listens on the loopback only")
 end
 
-local app = simulator.new({ seed = math.tointeger(opts.seed) or 1, speed = opts.speed, quiet = opts.quiet })
+local app = simulator.new({ seed = math.tointeger(opts.seed) or 1, speed = opts.speed,
+  quiet = opts.quiet })
 app:use("simulator.extruct")
 app:use("simulator.discovery")
 app:use("simulator.valyu", true)
 app:start()
 
-local watch = opts["watch-pid"] and string.format("/proc/%d/stat", math.tointeger(opts["watch-pid"]))
+local watch = opts["watch-pid"]
+  and string.format("/proc/%d/stat", math.tointeger(opts["watch-pid"]))
 local last_check = 0
 local server, err
 server, err = http.new({

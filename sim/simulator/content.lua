@@ -86,21 +86,27 @@ function M.sources(rng, target, k)
     "reviews", "competitors", "hiring", "filings", "partners" }
   local list, slug = {}, M.slug(target)
   for i = 1, k do
-    list[i] = { id = i, url = string.format("https://source-%d.example/%s-%s", i, slug, rng:pick(topics)) }
+    list[i] = { id = i,
+      url = string.format("https://source-%d.example/%s-%s", i, slug, rng:pick(topics)) }
   end
   return list
 end
 
 local SECTIONS = {
-  { "Summary", { "%s is an established player in its segment", "%s has grown steadily over the last two years",
+  { "Summary",
+    { "%s is an established player in its segment", "%s has grown steadily over the last two years",
     "The evidence on %s points to a focused, well-funded organisation" } },
   { "Company overview", { "%s sells primarily to mid-market and enterprise customers",
-    "Public filings and press coverage describe %s's core product line", "%s's leadership team has been stable" } },
+    "Public filings and press coverage describe %s's core product line",
+    "%s's leadership team has been stable" } },
   { "Market position", { "Analysts place %s among the top vendors in its category",
-    "Competitors frequently benchmark themselves against %s", "%s's pricing sits slightly above the median" } },
+    "Competitors frequently benchmark themselves against %s",
+    "%s's pricing sits slightly above the median" } },
   { "Recent developments", { "%s announced new partnerships this year",
-    "Hiring data suggests %s is expanding its engineering team", "%s shipped a major release recently" } },
-  { "Risks", { "Customer concentration is a risk for %s", "Regulatory changes could affect %s's margins",
+    "Hiring data suggests %s is expanding its engineering team",
+    "%s shipped a major release recently" } },
+  { "Risks",
+    { "Customer concentration is a risk for %s", "Regulatory changes could affect %s's margins",
     "Several reviewers mention support delays at %s" } },
   { "Open questions", { "It is unclear how %s will fund its next phase of growth",
     "Independent data on %s's retention is scarce" } },
@@ -150,8 +156,8 @@ function M.sorted_keys(t)
   return keys
 end
 
-local TYPES = { object = true, array = true, string = true, integer = true, number = true, boolean = true,
-  null = true }
+local TYPES = { object = true, array = true, string = true, integer = true, number = true,
+  boolean = true, null = true }
 
 local function is_object(v)
   return type(v) == "table" and (next(v) == nil or v[1] == nil)
@@ -172,7 +178,8 @@ local function problem(s, where, depth)
     end
   elseif t ~= nil then
     if not TYPES[t] then return where .. ' has unknown type "' .. tostring(t) .. '"' end
-  elseif s.enum == nil and s.const == nil and s.anyOf == nil and s.oneOf == nil and s.properties == nil then
+  elseif s.enum == nil and s.const == nil and s.anyOf == nil and s.oneOf == nil
+    and s.properties == nil then
     return where .. ' needs a "type"'
   end
   if s.properties ~= nil then
@@ -183,9 +190,13 @@ local function problem(s, where, depth)
     end
   end
   if s.required ~= nil then
-    if not is_list(s.required) then return where .. ".required must be an array of property names" end
+    if not is_list(s.required) then
+      return where .. ".required must be an array of property names"
+    end
     for _, name in ipairs(s.required) do
-      if type(name) ~= "string" then return where .. ".required must be an array of property names" end
+      if type(name) ~= "string" then
+        return where .. ".required must be an array of property names"
+      end
       if type(s.properties) ~= "table" or s.properties[name] == nil then
         return where .. '.required names "' .. name .. '", which is not in properties'
       end
@@ -197,7 +208,9 @@ local function problem(s, where, depth)
   end
   for _, key in ipairs({ "anyOf", "oneOf" }) do
     if s[key] ~= nil then
-      if type(s[key]) ~= "table" or s[key][1] == nil then return where .. "." .. key .. " must be a non-empty array" end
+      if type(s[key]) ~= "table" or s[key][1] == nil then
+        return where .. "." .. key .. " must be a non-empty array"
+      end
       for i, sub in ipairs(s[key]) do
         local p = problem(sub, where .. "." .. key .. "[" .. (i - 1) .. "]", depth + 1)
         if p then return p end
@@ -225,12 +238,15 @@ function M.unusable(brief, cfg)
     reasons[#reasons + 1] = "the brief was flagged as unusable input"
   end
   if cfg.reject_heuristic and not M.target(brief) then
-    reasons[#reasons + 1] = "no identifiable research target (no company, person, product or organisation is named)"
+    reasons[#reasons + 1] =
+      "no identifiable research target (no company, person, product or organisation is named)"
     reasons[#reasons + 1] = "no website, domain or URL is given"
   end
   if #reasons == 0 then return nil end
-  return "Brief rejected: " .. table.concat(reasons, "; ") .. ". Suggestions: name the company or organisation "
-    .. "to research (for example \"Acme Corp\"), add its website (for example acme.com), and say what decision "
+  return "Brief rejected: " .. table.concat(reasons, "; ") ..
+    ". Suggestions: name the company or organisation "
+    .. "to research (for example \"Acme Corp\"), add its website (for example acme.com), and say "
+    .. "what decision "
     .. "the research should inform and over what time window."
 end
 
@@ -283,7 +299,8 @@ function M.value(rng, schema, target, name, json)
   local s = string.format("%s of %s", (name or "value"):gsub("_", " "), target)
   if schema.format == "date" then s = "2025-0" .. rng:random(1, 9) .. "-1" .. rng:random(0, 9)
   elseif schema.format == "date-time" then s = "2025-06-1" .. rng:random(0, 9) .. "T12:00:00Z"
-  elseif schema.format == "uri" or schema.format == "url" then s = "https://" .. M.slug(target) .. ".example/"
+  elseif schema.format == "uri" or schema.format == "url" then
+    s = "https://" .. M.slug(target) .. ".example/"
   elseif schema.format == "email" then s = "info@" .. M.slug(target) .. ".example" end
   local min, max = math.tointeger(schema.minLength) or 0, math.tointeger(schema.maxLength)
   if utf8.len(s) and utf8.len(s) < min then s = s .. string.rep(".", min - utf8.len(s)) end
@@ -291,16 +308,20 @@ function M.value(rng, schema, target, name, json)
   return s
 end
 
-local NAME_A = { "Nor", "Vel", "Quan", "Bright", "Hex", "Lum", "Cor", "Stra", "Ard", "Pol", "Tern", "Mav" }
-local NAME_B = { "ex", "ora", "tix", "wave", "grid", "io", "ata", "ent", "ium", "ly", "sys", "forge" }
+local NAME_A = { "Nor", "Vel", "Quan", "Bright", "Hex", "Lum", "Cor", "Stra", "Ard", "Pol", "Tern",
+  "Mav" }
+local NAME_B = { "ex", "ora", "tix", "wave", "grid", "io", "ata", "ent", "ium", "ly", "sys",
+  "forge" }
 local PLACES = { { "US", "California", "San Francisco" }, { "US", "New York", "New York" },
   { "DE", "Bavaria", "Munich" }, { "GB", "England", "London" }, { "FR", "Ile-de-France", "Paris" },
-  { "US", "Texas", "Austin" }, { "NL", "North Holland", "Amsterdam" }, { "SE", "Stockholm", "Stockholm" } }
+  { "US", "Texas", "Austin" }, { "NL", "North Holland", "Amsterdam" },
+  { "SE", "Stockholm", "Stockholm" } }
 M.SIZES = { "1-10", "11-50", "51-200", "201-500", "501-1000", "1001-5000", "5001-10000", "10001+" }
 
 --- A fictional company (the n-th of a pool); `query` flavours its description.
 function M.company(rng, n, query)
-  local name = rng:pick(NAME_A) .. rng:pick(NAME_B) .. " " .. rng:pick({ "Labs", "AI", "Systems", "GmbH", "Inc" })
+  local name = rng:pick(NAME_A) .. rng:pick(NAME_B) .. " " ..
+    rng:pick({ "Labs", "AI", "Systems", "GmbH", "Inc" })
   local place = rng:pick(PLACES)
   local domain = M.slug(name:match("^%S+")) .. n .. "." .. rng:pick({ "com", "io", "ai", "de" })
   return {
@@ -314,11 +335,15 @@ function M.company(rng, n, query)
 end
 
 local CRITERIA = {
-  { "fit", "Product fit", "The company offers a product that directly matches the search description." },
-  { "size", "Company size", "The company has between 11 and 1000 employees according to public data." },
+  { "fit", "Product fit",
+    "The company offers a product that directly matches the search description." },
+  { "size", "Company size",
+    "The company has between 11 and 1000 employees according to public data." },
   { "region", "Region", "The company is headquartered in the region named in the search, if any." },
-  { "traction", "Traction", "The company shows signs of commercial traction such as customers or funding." },
-  { "activity", "Recent activity", "The company has published news, releases or job posts in the last year." },
+  { "traction", "Traction",
+    "The company shows signs of commercial traction such as customers or funding." },
+  { "activity", "Recent activity",
+    "The company has published news, releases or job posts in the last year." },
 }
 
 --- 2..5 criteria generated for a query (when the caller gave none).

@@ -9,9 +9,9 @@ local extruct = require "simulator.extruct"
 local M = {}
 
 local DEFAULTS = {
-  pool = 60, start_delay = 5, interval = 2, enrich_lag = 10, eval_lag = 10, exhaust_lag = 30, resume_min = 5,
-  pass_rate = 0.8, fit_rate = 0.5, results = "high_fit", list_scope = "org", fail_pattern = "%[fail%]",
-  fail_after = 20, max_exclusions = 1000,
+  pool = 60, start_delay = 5, interval = 2, enrich_lag = 10, eval_lag = 10, exhaust_lag = 30,
+  resume_min = 5, pass_rate = 0.8, fit_rate = 0.5, results = "high_fit", list_scope = "org",
+  fail_pattern = "%[fail%]", fail_after = 20, max_exclusions = 1000,
 }
 M.DEFAULTS = DEFAULTS
 
@@ -22,7 +22,8 @@ local app, st
 
 -- Exclusions ----------------------------------------------------------------------------------
 
-local SECOND_LEVEL = { co = true, com = true, org = true, net = true, ac = true, gov = true, edu = true }
+local SECOND_LEVEL = { co = true, com = true, org = true, net = true, ac = true, gov = true,
+  edu = true }
 
 --- "https://www.Acme.com/about" -> "acme.com" (registered domain; co.uk-style suffixes kept).
 function M.normalise_domain(s)
@@ -113,7 +114,8 @@ local function row(task, c)
         g >= 4 and "strong public evidence." or "limited or contrary evidence.") }
   end
   return {
-    id = c.id, task_id = task.id, company_name = c.company_name, company_description = c.company_description,
+    id = c.id, task_id = task.id, company_name = c.company_name,
+    company_description = c.company_description,
     company_website = c.company_website, relevance = c.relevance, created_at = app:iso(c.t_eval),
     company_profile_id = c.profile_id or app.null, source = c.source, scores = scores,
     founding_year = c.founding_year or app.null, employee_count = c.employee_count,
@@ -125,7 +127,8 @@ end
 local function build_pool(task, excluded)
   local cfg, r = app.config.discovery, content.rng(task.seed)
   local k, need = #task.criteria, math.ceil(0.75 * #task.criteria)
-  local sources = task.data_sources and not task.auto and task.data_sources or { "web_search", "linkedin", "maps" }
+  local sources = task.data_sources and not task.auto and task.data_sources
+    or { "web_search", "linkedin", "maps" }
   for n = 1, cfg.pool do
     local c = content.company(r, n, task.query)
     c.id, c.pass, c.fit = r:uuid(), r:random() < cfg.pass_rate, r:random() < cfg.fit_rate
@@ -152,17 +155,21 @@ local function int_field(value, loc, default, lo, hi, errors)
   local item = app.error_item
   if value == nil or value == app.null then return default end
   local v = type(value) == "number" and math.tointeger(value)
-    or (type(value) == "string" and value:match("^%s*[+-]?%d+%s*$") and math.tointeger(tonumber(value)))
+    or (type(value) == "string" and value:match("^%s*[+-]?%d+%s*$")
+      and math.tointeger(tonumber(value)))
   if not v then
     errors[#errors + 1] = type(value) == "number"
-      and item("int_from_float", loc, "Input should be a valid integer, got a number with a fractional part", value)
-      or item(type(value) == "string" and "int_parsing" or "int_type", loc, "Input should be a valid integer", value)
+      and item("int_from_float", loc,
+        "Input should be a valid integer, got a number with a fractional part", value)
+      or item(type(value) == "string" and "int_parsing" or "int_type", loc,
+        "Input should be a valid integer", value)
   elseif v < lo then
-    errors[#errors + 1] = item("greater_than_equal", loc, "Input should be greater than or equal to " .. lo, value,
+    errors[#errors + 1] = item("greater_than_equal", loc,
+      "Input should be greater than or equal to " .. lo, value,
       { ge = lo })
   elseif v > hi then
-    errors[#errors + 1] = item("less_than_equal", loc, "Input should be less than or equal to " .. hi, value,
-      { le = hi })
+    errors[#errors + 1] = item("less_than_equal", loc,
+      "Input should be less than or equal to " .. hi, value, { le = hi })
   end
   return v
 end
@@ -184,8 +191,8 @@ local function string_at(parent, key, loc, errors, min)
   elseif type(value) ~= "string" then
     errors[#errors + 1] = item("string_type", loc, "Input should be a valid string", value)
   elseif min and #value:gsub("^%s+", ""):gsub("%s+$", "") < min then
-    errors[#errors + 1] = item("string_too_short", loc, "String should have at least 1 character", value,
-      { min_length = 1 })
+    errors[#errors + 1] = item("string_too_short", loc, "String should have at least 1 character",
+      value, { min_length = 1 })
   else
     return value
   end
@@ -198,10 +205,12 @@ local function create_body(req)
   errors = {}
   local out = {}
   out.query = string_at(body, "query", { "body", "query" }, errors, 1)
-  out.desired = int_field(body.desired_num_results, { "body", "desired_num_results" }, 100, 1, 250, errors)
+  out.desired = int_field(body.desired_num_results, { "body", "desired_num_results" }, 100, 1, 250,
+    errors)
   if body.table ~= nil and body.table ~= app.null then
     if type(body.table) ~= "table" then
-      errors[#errors + 1] = item("dict_type", { "body", "table" }, "Input should be a valid dictionary", body.table)
+      errors[#errors + 1] = item("dict_type", { "body", "table" },
+        "Input should be a valid dictionary", body.table)
     else
       out.table_id = string_at(body.table, "id", { "body", "table", "id" }, errors)
     end
@@ -209,14 +218,14 @@ local function create_body(req)
   out.auto = body.auto_data_sources
   if out.auto == nil or out.auto == app.null then out.auto = true end
   if type(out.auto) ~= "boolean" then
-    errors[#errors + 1] = item("bool_type", { "body", "auto_data_sources" }, "Input should be a valid boolean",
-      out.auto)
+    errors[#errors + 1] = item("bool_type", { "body", "auto_data_sources" },
+      "Input should be a valid boolean", out.auto)
   end
   out.data_sources = list_of(body.data_sources, { "body", "data_sources" }, errors)
   for i, v in ipairs(out.data_sources or {}) do
     if not SOURCES[v] then
-      errors[#errors + 1] = item("enum", { "body", "data_sources", i - 1 }, "Input should be " .. SOURCES_MSG, v,
-        { expected = SOURCES_MSG })
+      errors[#errors + 1] = item("enum", { "body", "data_sources", i - 1 },
+        "Input should be " .. SOURCES_MSG, v, { expected = SOURCES_MSG })
     end
   end
   local criteria = list_of(body.criteria, { "body", "criteria" }, errors)
@@ -232,8 +241,8 @@ local function create_body(req)
         end
         if seen[c.key] then
           local why = "criteria keys must be unique (duplicate key '" .. tostring(c.key) .. "')"
-          errors[#errors + 1] = item("value_error", { "body", "criteria" }, "Value error, " .. why, criteria,
-            { error = why })
+          errors[#errors + 1] = item("value_error", { "body", "criteria" }, "Value error, " .. why,
+            criteria, { error = why })
         end
         seen[c.key] = true
       end
@@ -244,10 +253,12 @@ local function create_body(req)
   for i in ipairs(out.exclude_domains) do
     string_at(out.exclude_domains, i, { "body", "exclude_domains", i - 1 }, errors)
   end
-  out.exclude_task_ids = list_of(body.exclude_task_ids, { "body", "exclude_task_ids" }, errors) or {}
+  out.exclude_task_ids = list_of(body.exclude_task_ids, { "body", "exclude_task_ids" }, errors)
+    or {}
   if #out.exclude_task_ids > 100 then
     errors[#errors + 1] = item("too_long", { "body", "exclude_task_ids" },
-      "List should have at most 100 items after validation, not " .. #out.exclude_task_ids, out.exclude_task_ids,
+      "List should have at most 100 items after validation, not " .. #out.exclude_task_ids,
+      out.exclude_task_ids,
       { field_type = "List", max_length = 100, actual_length = #out.exclude_task_ids })
   end
   if #errors > 0 then return nil, errors end
@@ -275,14 +286,18 @@ local function create(req, user)
   if errors then return 422, { detail = errors } end
   if user.plan ~= "pro" then return 402, { detail = { error = "plan_required" } } end
   local cfg, now = app.config.discovery, req.now
-  local task = { id = app:uuid(), seed = app:random(1, 2147483647), user = user, org_id = user.org_id,
+  local task = { id = app:uuid(), seed = app:random(1, 2147483647), user = user,
+    org_id = user.org_id,
     query = input.query, desired = input.desired, table_id = input.table_id, auto = input.auto,
-    data_sources = input.data_sources, created = now, start = now + cfg.start_delay, floor = now, pool = {},
-    scheduled = 0 }
+    data_sources = input.data_sources, created = now, start = now + cfg.start_delay, floor = now,
+    pool = {}, scheduled = 0 }
   task.criteria = input.criteria or content.criteria(content.rng(task.seed + 7), input.query)
   local excluded, list = {}, {}
   local function exclude(d)
-    if d ~= "" and not excluded[d] and #list < cfg.max_exclusions then excluded[d] = true; list[#list + 1] = d end
+    if d ~= "" and not excluded[d] and #list < cfg.max_exclusions then
+      excluded[d] = true
+      list[#list + 1] = d
+    end
   end
   for _, d in ipairs(input.exclude_domains) do exclude(M.normalise_domain(d)) end
   for _, id in ipairs(input.exclude_task_ids) do
@@ -295,7 +310,9 @@ local function create(req, user)
   table.sort(list)
   task.exclude = list
   build_pool(task, excluded)
-  if cfg.fail_pattern and input.query:find(cfg.fail_pattern) then task.failed_at = task.start + cfg.fail_after end
+  if cfg.fail_pattern and input.query:find(cfg.fail_pattern) then
+    task.failed_at = task.start + cfg.fail_after
+  end
   schedule(task, task.start)
   st.tasks[#st.tasks + 1] = task
   st.by_id[task.id] = task
@@ -330,7 +347,9 @@ local function results(req, user)
   local v = view(task, req.now)
   table.sort(v.rows, by_relevance)
   local body, rows = M.serialize(task, req.now, v), {}
-  for i = offset + 1, math.min(#v.rows, offset + limit) do rows[#rows + 1] = row(task, v.rows[i]) end
+  for i = offset + 1, math.min(#v.rows, offset + limit) do
+    rows[#rows + 1] = row(task, v.rows[i])
+  end
   body.results = app.array(rows)
   return 200, body
 end
@@ -345,12 +364,14 @@ local function resume(req, user)
     if not body then return 422, { detail = errors } end
   end
   local errors = {}
-  local n = int_field(body.desired_new_results, { "body", "desired_new_results" }, 25, 0, 250, errors)
+  local n = int_field(body.desired_new_results, { "body", "desired_new_results" }, 25, 0, 250,
+    errors)
   if #errors > 0 then return 422, { detail = errors } end
   if user.plan ~= "pro" then return 402, { detail = { error = "plan_required" } } end
   local now = req.now
   if view(task, now).exhausted then
-    return 400, { detail = "Task is exhausted: no more candidates are available. Create a new task instead." }
+    return 400,
+      { detail = "Task is exhausted: no more candidates are available. Create a new task instead." }
   end
   task.desired = math.min(250, task.desired + n)
   task.failed_at = nil
@@ -365,14 +386,18 @@ local function list(req, user)
   if not offset then return 422, limit end
   local org_scope, mine = app.config.discovery.list_scope == "org", {}
   for _, task in ipairs(st.tasks) do
-    if task.user == user or (org_scope and task.org_id == user.org_id) then mine[#mine + 1] = task end
+    if task.user == user or (org_scope and task.org_id == user.org_id) then
+      mine[#mine + 1] = task
+    end
   end
   table.sort(mine, function(a, b)
     if a.created ~= b.created then return a.created > b.created end
     return a.id > b.id
   end)
   local out = {}
-  for i = offset + 1, math.min(#mine, offset + limit) do out[#out + 1] = M.serialize(mine[i], req.now) end
+  for i = offset + 1, math.min(#mine, offset + limit) do
+    out[#out + 1] = M.serialize(mine[i], req.now)
+  end
   return 200, app.array(out)
 end
 

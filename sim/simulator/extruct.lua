@@ -17,13 +17,16 @@ local DEFAULTS = {
   create_status = 200,
   orgs = { org_acme = "Acme", org_globex = "Globex", org_free = "Free Org", org_poor = "Poor Org" },
   tokens = {
-    ["test-token"] = { user_id = "u1", email = "alice@acme.test", org_id = "org_acme", plan = "pro", credits = 10000 },
-    ["teammate-token"] = { user_id = "u2", email = "bob@acme.test", org_id = "org_acme", plan = "pro",
+    ["test-token"] = { user_id = "u1", email = "alice@acme.test", org_id = "org_acme", plan = "pro",
       credits = 10000 },
-    ["other-org-token"] = { user_id = "u3", email = "eve@globex.test", org_id = "org_globex", plan = "pro",
+    ["teammate-token"] = { user_id = "u2", email = "bob@acme.test", org_id = "org_acme",
+      plan = "pro", credits = 10000 },
+    ["other-org-token"] = { user_id = "u3", email = "eve@globex.test", org_id = "org_globex",
+      plan = "pro", credits = 10000 },
+    ["free-token"] = { user_id = "u4", email = "fred@free.test", org_id = "org_free", plan = "free",
       credits = 10000 },
-    ["free-token"] = { user_id = "u4", email = "fred@free.test", org_id = "org_free", plan = "free", credits = 10000 },
-    ["poor-token"] = { user_id = "u5", email = "pat@poor.test", org_id = "org_poor", plan = "pro", credits = 30 },
+    ["poor-token"] = { user_id = "u5", email = "pat@poor.test", org_id = "org_poor", plan = "pro",
+      credits = 30 },
   },
 }
 M.DEFAULTS = DEFAULTS
@@ -66,13 +69,16 @@ end
 function M.authenticate(req)
   local h = req.headers.authorization
   if not h or h:match("^%s*$") then
-    if app.config.auth_missing_status == 403 then return nil, 403, { detail = "Not authenticated" } end
+    if app.config.auth_missing_status == 403 then
+      return nil, 403, { detail = "Not authenticated" }
+    end
     return nil, 401, { detail = "Not authenticated" }, { ["WWW-Authenticate"] = "Bearer" }
   end
   local token = h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+)%s*$")
   local user = token and lookup(token)
   if not user then
-    return nil, 401, { detail = "Invalid authentication credentials" }, { ["WWW-Authenticate"] = "Bearer" }
+    return nil, 401, { detail = "Invalid authentication credentials" },
+      { ["WWW-Authenticate"] = "Bearer" }
   end
   return user
 end
@@ -105,8 +111,10 @@ local function fail(task, t, reason)
 end
 
 local function insufficient(task)
-  return string.format("Insufficient credits: the credit balance reached 0 after %d agents, so the research "
-    .. "could not continue. The %d credits charged were refunded. Add credits or retry at a lower depth.",
+  return string.format(
+    "Insufficient credits: the credit balance reached 0 after %d agents, so the research "
+    .. "could not continue. The %d credits charged were refunded. "
+    .. "Add credits or retry at a lower depth.",
     task.agents, task.charged)
 end
 
@@ -147,11 +155,14 @@ end
 local function plan(task, cfg)
   local r = content.rng(task.seed)
   local depth, budget = task.depth, task.budget
-  local d = (cfg.duration[depth] or 240) * (cfg.duration_scale or 1) * (1 + (r:random() * 2 - 1) * cfg.jitter)
+  local d = (cfg.duration[depth] or 240) * (cfg.duration_scale or 1)
+    * (1 + (r:random() * 2 - 1) * cfg.jitter)
   task.start = task.created + cfg.start_delay
   task.finish = task.start + d
   local final = budget
-  if r:random() >= cfg.full_budget_share then final = r:random(math.max(1, math.ceil(budget * 0.3)), budget) end
+  if r:random() >= cfg.full_budget_share then
+    final = r:random(math.max(1, math.ceil(budget * 0.3)), budget)
+  end
   task.final_agents = math.max(1, final)
   task.times, task.yields = {}, {}
   local spa = cfg.sources_per_agent
@@ -161,7 +172,9 @@ local function plan(task, cfg)
   end
   task.reject = content.unusable(task.brief, cfg)
   task.reject_at = task.created + cfg.reject_delay
-  if cfg.fail_pattern and task.brief:find(cfg.fail_pattern) then task.fail_after = (task.final_agents + 1) // 2 end
+  if cfg.fail_pattern and task.brief:find(cfg.fail_pattern) then
+    task.fail_after = (task.final_agents + 1) // 2
+  end
 end
 
 -- Serialisation -------------------------------------------------------------------------------
@@ -173,14 +186,16 @@ local function report(task)
     local target = content.target(task.brief) or "the research target"
     cache = { sources = content.sources(r, target, task.sources) }
     if task.schema then
-      cache.fields = content.value(r, task.schema, target, nil, { null = app.null, array = app.array })
+      cache.fields = content.value(r, task.schema, target, nil,
+        { null = app.null, array = app.array })
       cache.basis = {}
       for _, key in ipairs(content.sorted_keys(cache.fields)) do
         local a, b = r:random(task.sources), r:random(task.sources)
         cache.basis[key] = a == b and { a } or { math.min(a, b), math.max(a, b) }
       end
     else
-      cache.markdown = content.markdown(r, target, task.sources, ({ medium = 4, high = 5, xhigh = 7 })[task.depth])
+      cache.markdown = content.markdown(r, target,
+        task.sources, ({ medium = 4, high = 5, xhigh = 7 })[task.depth])
     end
     task.report_cache = cache
   end
@@ -194,7 +209,8 @@ local function report(task)
     return { kind = "schema", fields = cache.fields, basis = cache.basis, sources = cache.sources,
       degradation_reasons = degradation }
   end
-  return { kind = "markdown", markdown = cache.markdown, sources = cache.sources, degradation_reasons = degradation }
+  return { kind = "markdown", markdown = cache.markdown, sources = cache.sources,
+    degradation_reasons = degradation }
 end
 
 --- The DeepResearchTask object as served (A.2.4).
@@ -226,12 +242,15 @@ local function create_body(req)
   if brief == nil then
     errors[#errors + 1] = item("missing", { "body", "brief" }, "Field required", body)
   elseif type(brief) ~= "string" then
-    errors[#errors + 1] = item("string_type", { "body", "brief" }, "Input should be a valid string", brief)
+    errors[#errors + 1] = item("string_type", { "body", "brief" }, "Input should be a valid string",
+      brief)
   elseif brief == "" then
-    errors[#errors + 1] = item("string_too_short", { "body", "brief" }, "String should have at least 1 character",
+    errors[#errors + 1] = item("string_too_short", { "body", "brief" },
+      "String should have at least 1 character",
       brief, { min_length = 1 })
   elseif utf8_len(brief) > 20000 then
-    errors[#errors + 1] = item("string_too_long", { "body", "brief" }, "String should have at most 20000 characters",
+    errors[#errors + 1] = item("string_too_long", { "body", "brief" },
+      "String should have at most 20000 characters",
       brief, { max_length = 20000 })
   end
   local depth = body.depth
@@ -245,12 +264,13 @@ local function create_body(req)
   if schema == app.null then
     schema = nil
   elseif schema ~= nil and type(schema) ~= "table" then
-    errors[#errors + 1] = item("dict_type", { "body", "output_schema" }, "Input should be a valid dictionary", schema)
+    errors[#errors + 1] = item("dict_type", { "body", "output_schema" },
+      "Input should be a valid dictionary", schema)
   elseif schema ~= nil then
     local why = content.schema_problem(schema)
     if why then
-      errors[#errors + 1] = item("value_error", { "body", "output_schema" }, "Value error, " .. why, schema,
-        { error = why })
+      errors[#errors + 1] = item("value_error", { "body", "output_schema" }, "Value error, " .. why,
+        schema, { error = why })
     end
   end
   if #errors > 0 then return nil, errors end
@@ -288,9 +308,11 @@ local function create(req, user)
       available_credits = user.balance } }
   end
   st.seq = st.seq + 1
-  local task = { id = app:uuid(), seed = app:random(1, 2147483647), seq = st.seq, user = user, org_id = user.org_id,
+  local task = { id = app:uuid(), seed = app:random(1, 2147483647), seq = st.seq, user = user,
+    org_id = user.org_id,
     brief = input.brief, depth = input.depth, schema = input.output_schema, budget = budget,
-    created = req.now, updated = req.now, status = "created", iterations = 0, agents = 0, sources = 0, charged = 0 }
+    created = req.now, updated = req.now, status = "created", iterations = 0, agents = 0,
+    sources = 0, charged = 0 }
   plan(task, cfg)
   st.tasks[#st.tasks + 1] = task
   st.by_id[task.id] = task
@@ -303,7 +325,9 @@ end
 local function get(req, user)
   local task = st.by_id[req.params.id]
   if not task then return 404, { detail = "Task not found" } end
-  if task.org_id ~= user.org_id then return 403, { detail = "You do not have access to this task" } end
+  if task.org_id ~= user.org_id then
+    return 403, { detail = "You do not have access to this task" }
+  end
   return 200, M.serialize(task)
 end
 
@@ -317,36 +341,48 @@ local function list(req, user)
   if errors then return 422, { detail = errors } end
   local scope, mine = app.config.extruct.list_scope, {}
   for _, task in ipairs(st.tasks) do
-    if task.user == user or (scope == "org" and task.org_id == user.org_id) then mine[#mine + 1] = task end
+    if task.user == user or (scope == "org" and task.org_id == user.org_id) then
+      mine[#mine + 1] = task
+    end
   end
   table.sort(mine, newest_first)
   local out = {}
-  for i = page.offset + 1, math.min(#mine, page.offset + page.limit) do out[#out + 1] = M.serialize(mine[i]) end
+  for i = page.offset + 1, math.min(#mine, page.offset + page.limit) do
+    out[#out + 1] = M.serialize(mine[i])
+  end
   return 200, app.array(out)
 end
 
 local function user_info(_, user)
   local org = user.org_id
   return 200, { user_id = user.id, email = user.email, available_credits = user.balance,
-    organization_id = org, organization_name = org_name(org), organization_slug = content.slug(org_name(org)),
+    organization_id = org, organization_name = org_name(org),
+    organization_slug = content.slug(org_name(org)),
     organization_is_active = true }
 end
 
 local function billing(_, user)
-  return 200, { subscription = { requires_subscription = user.plan ~= "pro", plan_tier = user.plan },
+  return 200,
+    { subscription = { requires_subscription = user.plan ~= "pro", plan_tier = user.plan },
     user = { user_id = user.id, organization_id = user.org_id, organization_is_active = true } }
 end
 
 local function add_token(req)
   local b = type(req.json) == "table" and req.json or {}
-  if type(b.token) ~= "string" or b.token == "" then return 400, { detail = "token (a string) is required" } end
+  if type(b.token) ~= "string" or b.token == "" then
+    return 400, { detail = "token (a string) is required" }
+  end
   local existing = st.by_token[b.token]
-  local spec = { user_id = b.user_id or (existing and existing.id) or ("u_" .. content.slug(b.token)),
-    email = b.email, org_id = b.org_id, plan = b.plan, credits = b.credits, payment_failed = b.payment_failed }
+  local spec = { user_id = b.user_id or (existing and existing.id)
+    or ("u_" .. content.slug(b.token)),
+    email = b.email, org_id = b.org_id, plan = b.plan, credits = b.credits,
+    payment_failed = b.payment_failed }
   if type(spec.credits) ~= "number" and not st.users[spec.user_id] then spec.credits = 10000 end
   local u = ensure_user(spec)
   st.by_token[b.token] = u
-  return 200, { user_id = u.id, email = u.email, org_id = u.org_id, plan = u.plan, available_credits = u.balance }
+  return 200,
+    { user_id = u.id, email = u.email, org_id = u.org_id, plan = u.plan,
+    available_credits = u.balance }
 end
 
 local function expose()
@@ -354,7 +390,8 @@ local function expose()
   local tasks, users, billing_ = {}, {}, {}
   for i, task in ipairs(st.tasks) do
     tasks[i] = M.serialize(task)
-    billing_[task.id] = { charged = task.charged, refunded = task.refunded or 0, user_id = task.user.id }
+    billing_[task.id] = { charged = task.charged, refunded = task.refunded or 0,
+      user_id = task.user.id }
   end
   for _, id in ipairs(st.user_order) do
     local u = st.users[id]
@@ -369,7 +406,8 @@ function M.install(a)
   app.config.extruct = {}
   for k, v in pairs(DEFAULTS) do app.config.extruct[k] = v end
   app:on_reset(function()
-    st = { users = {}, user_order = {}, by_token = {}, tasks = {}, by_id = {}, heap = {}, seq = 0, creates = 0 }
+    st = { users = {}, user_order = {}, by_token = {}, tasks = {}, by_id = {}, heap = {}, seq = 0,
+      creates = 0 }
     local tokens = {}
     for token in pairs(app.config.extruct.tokens) do tokens[#tokens + 1] = token end
     table.sort(tokens)

@@ -17,7 +17,8 @@ local KINDS = {
 M.KINDS = KINDS
 
 local HTML_502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-  .. "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+  .. "<center><h1>502 Bad "
+  .. "Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 
 function M.new()
   return setmetatable({ list = {}, next_id = 0 }, Registry)
@@ -26,7 +27,9 @@ end
 --- Validates and stores a fault; returns its id or nil, message.
 function Registry:add(f)
   if type(f) ~= "table" then return nil, "a fault is a JSON object" end
-  if f.kind ~= nil and not KINDS[f.kind] then return nil, "unknown fault kind: " .. tostring(f.kind) end
+  if f.kind ~= nil and not KINDS[f.kind] then
+    return nil, "unknown fault kind: " .. tostring(f.kind)
+  end
   local status = f.status ~= nil and math.tointeger(f.status)
   if f.status ~= nil and (not status or status < 100 or status > 599) then
     return nil, "status must be an integer 100..599"
@@ -134,7 +137,8 @@ local function big_body(real, size, encode)
   local copy = {}
   for k, v in pairs(task) do copy[k] = v end
   copy.status = "done"
-  copy.report = { kind = "markdown", markdown = "", sources = { { id = 1, url = "https://source-1.example/big" } },
+  copy.report = { kind = "markdown", markdown = "",
+    sources = { { id = 1, url = "https://source-1.example/big" } },
     degradation_reasons = { "Padded by the simulator's big fault." } }
   local base = encode(copy)
   copy.report.markdown = string.rep("x", math.max(0, (size or 1048576) - #base))
@@ -162,17 +166,22 @@ local function apply(f, req, real, encode)
   elseif kind == "empty" then
     resp = { status = 200, headers = { { "Content-Type", "application/json" } }, body = "" }
   elseif kind == "invalid_json" then
-    resp = { status = 200, headers = { { "Content-Type", "application/json" } }, body = '{"id": "abc", ' }
+    resp = { status = 200, headers = { { "Content-Type", "application/json" } },
+      body = '{"id": "abc", ' }
   elseif kind == "invalid_utf8" then
     local body = real and real.body or '{"id":"sim-fault","status":"in_progress","brief":"x"}'
-    local s = string_value(body, "brief") or string_value(body, "query") or string_value(body, "detail")
+    local s = string_value(body, "brief") or string_value(body, "query")
+      or string_value(body, "detail")
       or string_value(body, "id")
-    body = s and (body:sub(1, s) .. "\xff\xfe" .. body:sub(s + 1)) or '{"detail":"bad \xff\xfe bytes"}'
+    body = s and (body:sub(1, s) .. "\xff\xfe" .. body:sub(s + 1))
+      or '{"detail":"bad \xff\xfe bytes"}'
     resp = { status = 200, headers = { { "Content-Type", "application/json" } }, body = body }
   elseif kind == "wrong_shape" then
-    resp = { status = 200, headers = { { "Content-Type", "application/json" } }, body = '"just a string"' }
+    resp = { status = 200, headers = { { "Content-Type", "application/json" } },
+      body = '"just a string"' }
   elseif kind == "big" then
-    resp = { status = 200, headers = { { "Content-Type", "application/json" } }, body = big_body(real, f.size, encode) }
+    resp = { status = 200, headers = { { "Content-Type", "application/json" } },
+      body = big_body(real, f.size, encode) }
   elseif kind == "control_chars" then
     resp.body = raw_controls(resp.body)
   elseif kind == "drip" then

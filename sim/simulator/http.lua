@@ -113,7 +113,8 @@ end
 
 local function head(resp, body_len)
   local status = resp.status or 200
-  local lines = { string.format("HTTP/1.1 %d %s", status, resp.reason or REASONS[status] or "Unknown") }
+  local reason = resp.reason or REASONS[status] or "Unknown"
+  local lines = { string.format("HTTP/1.1 %d %s", status, reason) }
   for _, h in ipairs(resp.headers or {}) do lines[#lines + 1] = h[1] .. ": " .. h[2] end
   if not resp.no_length then lines[#lines + 1] = "Content-Length: " .. body_len end
   if resp.close then lines[#lines + 1] = "Connection: close" end
@@ -193,7 +194,10 @@ function Server:parse(conn)
     local method, target, version, headers = parse_head(buf:sub(1, e + 1))
     if not method then bad_request(self, conn, 400, "Malformed request"); return end
     local len = tonumber(headers["content-length"] or "0")
-    if not len or len < 0 or len > MAX_BODY then bad_request(self, conn, 400, "Bad Content-Length"); return end
+    if not len or len < 0 or len > MAX_BODY then
+      bad_request(self, conn, 400, "Bad Content-Length")
+      return
+    end
     if #buf < e + 3 + len then
       if not conn.continued and (headers.expect or ""):lower() == "100-continue" then
         conn.continued = true
@@ -204,7 +208,8 @@ function Server:parse(conn)
     conn.inbuf = buf:sub(e + 4 + len)
     conn.continued = false
     local connection = (headers.connection or ""):lower()
-    if connection:find("close", 1, true) or (version == "1.0" and not connection:find("keep-alive", 1, true)) then
+    if connection:find("close", 1, true)
+      or (version == "1.0" and not connection:find("keep-alive", 1, true)) then
       conn.close_after = true
     end
     local path = target:match("^[^?]*")
@@ -244,8 +249,8 @@ function Server:accept()
     client:settimeout(0)
     client:setoption("tcp-nodelay", true)
     self.serial = self.serial + 1
-    self.list[#self.list + 1] = { sock = client, serial = self.serial, inbuf = "", out = {}, out_i = 1,
-      requests = 0, last = now() }
+    self.list[#self.list + 1] = { sock = client, serial = self.serial, inbuf = "", out = {},
+      out_i = 1, requests = 0, last = now() }
     if #self.list >= 1000 then return end -- stay below FD_SETSIZE
   end
 end
@@ -284,7 +289,9 @@ function Server:step(max_wait)
   end
   t = now()
   local due = {}
-  while self.timers[1] and self.timers[1].at <= t do due[#due + 1] = table.remove(self.timers, 1) end
+  while self.timers[1] and self.timers[1].at <= t do
+    due[#due + 1] = table.remove(self.timers, 1)
+  end
   for _, timer in ipairs(due) do timer.fn() end
   if self.on_tick then self.on_tick() end
 end

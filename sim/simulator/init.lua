@@ -65,7 +65,8 @@ local function merge(dst, src)
   for k, v in pairs(src) do
     if v == json.null then
       dst[k] = nil
-    elseif type(v) == "table" and not is_array(v) and type(dst[k]) == "table" and not is_array(dst[k]) then
+    elseif type(v) == "table" and not is_array(v) and type(dst[k]) == "table"
+      and not is_array(dst[k]) then
       merge(dst[k], v)
     else
       dst[k] = deep_copy(v)
@@ -77,8 +78,8 @@ M.merge = merge
 function M.new(opts)
   opts = opts or {}
   local app = setmetatable({
-    null = json.null, empty_array = EMPTY, routes = {}, resets = {}, exposed = {}, expose_order = {},
-    config = { auth_missing_status = 401, log_limit = 100000 },
+    null = json.null, empty_array = EMPTY, routes = {}, resets = {}, exposed = {},
+    expose_order = {}, config = { auth_missing_status = 401, log_limit = 100000 },
     initial = { seed = opts.seed or 1, speed = opts.speed or 1 },
     clock = clock_mod.new(opts.speed or 1), faults = faults_mod.new(), quiet = opts.quiet,
   }, App)
@@ -89,7 +90,8 @@ end
 
 --- pattern like "/v1/deep_research_tasks/:id"; `:name` matches one percent-decoded segment.
 function App:route(method, pattern, handler)
-  self.routes[#self.routes + 1] = { method = method:upper(), segs = split(pattern), handler = handler }
+  self.routes[#self.routes + 1] = { method = method:upper(), segs = split(pattern),
+    handler = handler }
 end
 
 function App:on_reset(fn) self.resets[#self.resets + 1] = fn end
@@ -109,7 +111,8 @@ function App:uuid() return self.rng:uuid() end
 function App:random(m, n) return self.rng:random(m, n) end
 --- An independent generator (same seed ⇒ same stream), for lazily generated content.
 function App.rng_for(_, seed) return content.rng(seed) end
---- t, or the empty-array sentinel when t is empty, so it encodes as []. app.array(t) or app:array(t).
+--- t, or the empty-array sentinel when t is empty, so it encodes as [].
+--- app.array(t) or app:array(t).
 function App.array(a, b)
   local t = getmetatable(a) == App and b or a
   return (t == nil or next(t) == nil) and EMPTY or t
@@ -119,7 +122,8 @@ function App.decode(_, s) return json.decode(s) end
 
 --- A pydantic-v2 style 422 item (FastAPI's validation error shape, CONTRACT A.2.1).
 function App.error_item(kind, loc, msg, input, ctx)
-  return { type = kind, loc = loc, msg = msg, input = input == nil and json.null or input, ctx = ctx }
+  return { type = kind, loc = loc, msg = msg, input = input == nil and json.null or input,
+    ctx = ctx }
 end
 local item = App.error_item
 
@@ -128,7 +132,8 @@ function App.json_body(_, req)
   if req.body == "" then return nil, { item("missing", { "body" }, "Field required", nil) } end
   if req.json_error then
     local pos = tonumber(req.json_error:match("character (%d+)")) or 1
-    return nil, { item("json_invalid", { "body", pos - 1 }, "JSON decode error", {}, { error = "Expecting value" }) }
+    return nil, { item("json_invalid", { "body", pos - 1 }, "JSON decode error", {},
+      { error = "Expecting value" }) }
   end
   if type(req.json) ~= "table" then
     return nil, { item("model_attributes_type", { "body" },
@@ -147,8 +152,8 @@ function App.query_int(_, req, name, default, min)
       "Input should be a valid integer, unable to parse string as an integer", raw)
   end
   if min and v < min then
-    return nil, item("greater_than_equal", { "query", name }, "Input should be greater than or equal to " .. min,
-      raw, { ge = min })
+    return nil, item("greater_than_equal", { "query", name },
+      "Input should be greater than or equal to " .. min, raw, { ge = min })
   end
   return v
 end
@@ -281,14 +286,16 @@ function App:handle(raw, conn)
     if resp.dup_request_id then resp.headers[#resp.headers + 1] = { "X-Request-Id", id } end
     self.log[#self.log + 1] = { i = n, id = id, method = req.method, path = req.raw_path,
       status = resp.status or 0, conn = conn.serial, t = self:now(), bytes = #(resp.body or ""),
-      fault = resp.fault, route = req.path, headers = req.headers, body = (req.body or ""):sub(1, 8192) }
+      fault = resp.fault, route = req.path, headers = req.headers,
+      body = (req.body or ""):sub(1, 8192) }
     local limit = math.tointeger(self.config.log_limit) or 100000
     if #self.log > limit then -- drop the oldest half
       local keep = limit // 2
       self.log = table.move(self.log, #self.log - keep + 1, #self.log, 1, {})
     end
     if not self.quiet then
-      io.stderr:write(string.format("%s %s %s -> %s\n", id, req.method, req.raw_path, tostring(resp.status)))
+      io.stderr:write(string.format("%s %s %s -> %s\n", id, req.method, req.raw_path,
+        tostring(resp.status)))
     end
     return resp
   end
@@ -304,7 +311,8 @@ end
 
 function App:state()
   local stats = self.server and self.server.stats or { accepted = 0, open = 0, max_open = 0 }
-  local state = { now = self:now(), speed = self.clock.speed, seed = self.seed, counters = self.counters,
+  local state = { now = self:now(), speed = self.clock.speed, seed = self.seed,
+    counters = self.counters,
     connections = { accepted = stats.accepted, open = stats.open, max_open = stats.max_open },
     requests = App.array(self.log) }
   for _, name in ipairs(self.expose_order) do state[name] = self.exposed[name]() end
@@ -323,7 +331,9 @@ end
 
 local function control_body(req)
   if req.json_error then return nil, { detail = "invalid JSON: " .. req.json_error } end
-  if req.json ~= nil and type(req.json) ~= "table" then return nil, { detail = "body must be a JSON object" } end
+  if req.json ~= nil and type(req.json) ~= "table" then
+    return nil, { detail = "body must be a JSON object" }
+  end
   return req.json or {}
 end
 
@@ -347,7 +357,9 @@ function M.install_control(app)
     app:reset(body)
     return 200, { ok = true, now = app:now(), speed = app.clock.speed, seed = app.seed }
   end))
-  app:route("GET", "/_sim/clock", function() return 200, { now = app:now(), speed = app.clock.speed } end)
+  app:route("GET", "/_sim/clock", function()
+    return 200, { now = app:now(), speed = app.clock.speed }
+  end)
   app:route("POST", "/_sim/clock", with_body(function(body)
     local ok, err = true, nil
     if body.speed ~= nil then ok, err = app.clock:set_speed(body.speed) end

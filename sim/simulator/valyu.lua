@@ -35,7 +35,8 @@ local DEFAULTS = {
   list_default_limit = 10,
   hitl_timeout = 600,          -- seconds before a HITL checkpoint auto-continues
   default_balance = 100,       -- USD, for organisations not listed in `orgs`
-  status_metadata = false,     -- echo the create metadata in status bodies too (undocumented upstream)
+  -- echo the create metadata in status bodies too (undocumented upstream)
+  status_metadata = false,
 }
 
 local MESSAGES = {
@@ -125,7 +126,9 @@ function M.install(app)
     local o = c.orgs[org]
     if o and tonumber(o.balance) then return tonumber(o.balance) end
     for _, k in pairs(c.keys) do
-      if type(k) == "table" and k.org == org and tonumber(k.balance) then return tonumber(k.balance) end
+      if type(k) == "table" and k.org == org and tonumber(k.balance) then
+        return tonumber(k.balance)
+      end
     end
     return tonumber(c.default_balance) or 100
   end
@@ -134,7 +137,9 @@ function M.install(app)
   local function auth(req)
     local key = req.headers["x-api-key"]
     local entry = type(key) == "string" and cfg().keys[key]
-    if type(entry) ~= "table" or entry.disabled or type(entry.org) ~= "string" then return nil, 401 end
+    if type(entry) ~= "table" or entry.disabled or type(entry.org) ~= "string" then
+      return nil, 401
+    end
     if entry.permission == false then return nil, 403 end
     return entry.org
   end
@@ -194,24 +199,28 @@ function M.install(app)
     end
     if not r then return validation_failure(errs) end
     local c = cfg()
-    local extra = tonumber(c.retry_after) and { ["Retry-After"] = tostring(math.floor(c.retry_after)) } or nil
+    local extra = tonumber(c.retry_after)
+      and { ["Retry-After"] = tostring(math.floor(c.retry_after)) } or nil
     if c.billing_unavailable then return fail(503, nil, extra) end
-    if tasks.available_cents(sim, org, start_balance(org)) < tasks.PRICE_CENTS[r.mode] then return fail(402) end
+    if tasks.available_cents(sim, org, start_balance(org)) < tasks.PRICE_CENTS[r.mode] then
+      return fail(402)
+    end
 
     local seed = app:random(1, 2147483646)
     local id = app:uuid()
-    local task = tasks.create(sim, org, r, now, seed, id, base_url(req) .. "/v1/deepresearch/tasks/" .. id)
+    local task = tasks.create(sim, org, r, now, seed, id, base_url(req) ..
+      "/v1/deepresearch/tasks/" .. id)
     tasks.settle(sim, now)
     app:count("valyu.tasks_created")
     local out = {
-      deepresearch_id = id, status = task.status == "queued" and "queued" or "running", mode = task.mode,
-      created_at = sim.iso(now), metadata = task.metadata, public = false,
+      deepresearch_id = id, status = task.status == "queued" and "queued" or "running",
+      mode = task.mode, created_at = sim.iso(now), metadata = task.metadata, public = false,
       webhook_secret = task.webhook_secret, brand_collection_id = r.brand_collection_id,
     }
     if task.status == "queued" then
       out.message = string.format(
-        "Task queued: your organization already has %d concurrent tasks running; it will start when one finishes",
-        sim.concurrency(org))
+        "Task queued: your organization already has %d concurrent tasks running; it will start " ..
+        "when one finishes", sim.concurrency(org))
     end
     return reply(200, out)
   end))
@@ -259,8 +268,8 @@ function M.install(app)
     local out = json.array()
     for i = 1, math.min(limit, #mine) do
       local t = mine[i]
-      out[i] = { deepresearch_id = t.id, query = t.query, status = t.status, created_at = sim.iso(t.created_at),
-        public = t.public }
+      out[i] = { deepresearch_id = t.id, query = t.query, status = t.status,
+        created_at = sim.iso(t.created_at), public = t.public }
     end
     return reply(200, out)
   end))
@@ -272,16 +281,19 @@ function M.install(app)
     tasks.cancel(sim, task, now)
     tasks.settle(sim, now)
     app:count("valyu.tasks_cancelled")
-    return reply(200, { success = true, message = "Task cancelled successfully", deepresearch_id = task.id })
+    return reply(200,
+      { success = true, message = "Task cancelled successfully", deepresearch_id = task.id })
   end, true))
 
   app:route("DELETE", "/v1/deepresearch/tasks/:id/delete", api(function(_, _, _, task)
     if not tasks.TERMINAL[task.status] then
-      return fail(400, string.format("Task cannot be deleted while %s; cancel it first", task.status))
+      return fail(400,
+        string.format("Task cannot be deleted while %s; cancel it first", task.status))
     end
     sim.tasks[task.id] = nil
     app:count("valyu.tasks_deleted")
-    return reply(200, { success = true, message = "Task deleted successfully", deepresearch_id = task.id })
+    return reply(200,
+      { success = true, message = "Task deleted successfully", deepresearch_id = task.id })
   end, true))
 
   app:route("POST", "/v1/deepresearch/tasks/:id/update", api(function(req, _, now, task)
@@ -307,7 +319,8 @@ function M.install(app)
 
   app:route("POST", "/v1/deepresearch/tasks/:id/respond", api(function(req, _, now, task)
     local body = body_of(req)
-    if type(body) ~= "table" or type(body.interaction_id) ~= "string" or type(body.response) ~= "table" then
+    if type(body) ~= "table" or type(body.interaction_id) ~= "string"
+      or type(body.response) ~= "table" then
       return fail(400, "interaction_id (string) and response (object) are required")
     end
     if task.status ~= "awaiting_input" then
@@ -327,7 +340,8 @@ function M.install(app)
       return fail(400, "public (boolean) is required")
     end
     task.public = body.public
-    return reply(200, { success = true, message = "Task visibility updated", deepresearch_id = task.id,
+    return reply(200,
+      { success = true, message = "Task visibility updated", deepresearch_id = task.id,
       public = task.public })
   end, true))
 
@@ -349,10 +363,11 @@ function M.install(app)
       for _, d in ipairs(task.deliverables or {}) do
         if d.id == req.params.asset_id and d.status == "completed" then
           if d.type == "csv" then
-            return 200, "source,url\n" .. task.sources[1].title:gsub(",", " ") .. "," .. task.sources[1].url .. "\n",
-              { ["Content-Type"] = "text/csv" }
+            return 200, "source,url\n" .. task.sources[1].title:gsub(",", " ") .. "," ..
+              task.sources[1].url .. "\n", { ["Content-Type"] = "text/csv" }
           end
-          return 200, "simulated " .. d.type .. " deliverable\n", { ["Content-Type"] = "application/octet-stream" }
+          return 200, "simulated " .. d.type .. " deliverable\n",
+            { ["Content-Type"] = "application/octet-stream" }
         end
       end
     end
@@ -368,9 +383,11 @@ function M.install(app)
       local t = sim.tasks[id]
       list[i] = {
         deepresearch_id = id, org = t.org, status = t.status, mode = t.mode, query = t.query,
-        created_at = sim.iso(t.created_at), started_at = t.started_at and sim.iso(t.started_at) or nil,
+        created_at = sim.iso(t.created_at),
+        started_at = t.started_at and sim.iso(t.started_at) or nil,
         ended_at = t.ended_at and sim.iso(t.ended_at) or nil, public = t.public,
-        current_step = t.started_at and tasks.current_step(t, app:now()) or 0, total_steps = t.total_steps,
+        current_step = t.started_at and tasks.current_step(t, app:now()) or 0,
+        total_steps = t.total_steps,
         cost = t.cost_cents / 100, held = t.held / 100, instructions = #t.instructions,
         messages = #t.messages, webhook_url = t.webhook_url,
       }

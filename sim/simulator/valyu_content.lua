@@ -38,8 +38,8 @@ end
 function Rng:uuid()
   local h = self:hex(32)
   local variant = string.format("%x", 8 + self:int(0, 3))
-  return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-4" .. h:sub(14, 16) .. "-" .. variant .. h:sub(18, 20)
-    .. "-" .. h:sub(21, 32)
+  return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-4" .. h:sub(14, 16) .. "-" .. variant
+    .. h:sub(18, 20) .. "-" .. h:sub(21, 32)
 end
 
 -- UTF-8 aware helpers (queries are user text; invalid UTF-8 falls back to bytes).
@@ -115,8 +115,8 @@ function M.plan(rng, query, mode)
     local angle = ANGLES[(i - 1) % #ANGLES + 1]
     sources[i] = {
       title = string.format("%s: %s (%s)", pub[2], topic, angle),
-      url = string.format("https://%s/%s/%s-%s", pub[1], angle:gsub("%s", "-"):gsub("[^%w%-]", ""), slug,
-        rng:hex(6)),
+      url = string.format("https://%s/%s/%s-%s", pub[1], angle:gsub("%s", "-"):gsub("[^%w%-]", ""),
+        slug, rng:hex(6)),
       snippet = string.format("%s on %s: %s.", pub[2], angle, clip(topic, 60)),
       source = pub[3],
       category = pub[3],
@@ -145,12 +145,14 @@ function M.markdown(content, sources, opts)
   end
   lines[#lines + 1] = "## Summary"
   lines[#lines + 1] = ""
-  lines[#lines + 1] = string.format("This report examines %s across %d sources [1].", content.topic, #sources)
+  lines[#lines + 1] = string.format("This report examines %s across %d sources [1].", content.topic,
+    #sources)
   lines[#lines + 1] = ""
   lines[#lines + 1] = "## Findings"
   for i, s in ipairs(sources) do
     lines[#lines + 1] = ""
-    lines[#lines + 1] = string.format("### %d. %s", i, ANGLES[(i - 1) % #ANGLES + 1]:gsub("^%l", string.upper))
+    lines[#lines + 1] = string.format("### %d. %s", i,
+      ANGLES[(i - 1) % #ANGLES + 1]:gsub("^%l", string.upper))
     local also = (i < #sources) and string.format(" [%d]", i + 1) or ""
     lines[#lines + 1] = string.format("%s [%d].%s", s.snippet, i, also)
   end

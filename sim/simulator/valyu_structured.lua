@@ -21,7 +21,8 @@ local function resolve(root, schema)
     local node = root
     for part in schema["$ref"]:gsub("^#/?", ""):gmatch("[^/]+") do
       part = part:gsub("~1", "/"):gsub("~0", "~")
-      node = type(node) == "table" and (node[part] or node[tonumber(part) and tonumber(part) + 1]) or nil
+      node = type(node) == "table" and (node[part] or node[tonumber(part) and tonumber(part) + 1])
+        or nil
     end
     schema, seen = node, seen + 1
   end
@@ -44,8 +45,12 @@ local function merge_all(root, schema)
       end
     end
   end
-  if schema.properties then for pk, pv in pairs(schema.properties) do out.properties[pk] = pv end end
-  if schema.required then for _, r in ipairs(schema.required) do out.required[#out.required + 1] = r end end
+  if schema.properties then
+    for pk, pv in pairs(schema.properties) do out.properties[pk] = pv end
+  end
+  if schema.required then
+    for _, r in ipairs(schema.required) do out.required[#out.required + 1] = r end
+  end
   return out
 end
 
@@ -116,9 +121,13 @@ local generate
 local function generate_object(ctx, schema, depth, salt)
   local out = {}
   local required = {}
-  for _, r in ipairs(type(schema.required) == "table" and schema.required or {}) do required[r] = true end
+  for _, r in ipairs(type(schema.required) == "table" and schema.required or {}) do
+    required[r] = true
+  end
   local names = {}
-  for name in pairs(type(schema.properties) == "table" and schema.properties or {}) do names[#names + 1] = name end
+  for name in pairs(type(schema.properties) == "table" and schema.properties or {}) do
+    names[#names + 1] = name
+  end
   table.sort(names)
   for i, name in ipairs(names) do
     if depth < 6 or required[name] then
@@ -134,7 +143,9 @@ end
 local function generate_array(ctx, schema, depth, salt, key)
   local out = json.array()
   local prefix, items = schema.prefixItems, schema.items
-  if type(items) == "table" and items[1] ~= nil then prefix, items = items, schema.additionalItems end
+  if type(items) == "table" and items[1] ~= nil then
+    prefix, items = items, schema.additionalItems
+  end
   local n = depth < 6 and 2 or 0
   if type(prefix) == "table" then n = #prefix else prefix = nil end
   n = math.max(n, tonumber(schema.minItems) or 0)
@@ -183,7 +194,8 @@ end
 
 local function toon_scalar(v)
   if type(v) == "string" then
-    if v == "" or v:find('[,:"\n%[%]{}]') or v:find("^%s") or v:find("%s$") or v == "true" or v == "false"
+    if v == "" or v:find('[,:"\n%[%]{}]') or v:find("^%s") or v:find("%s$") or v == "true"
+      or v == "false"
         or v == "null" or tonumber(v) then
       return json.encode(v)
     end

@@ -1,9 +1,9 @@
 -- Valyu DeepResearch task lifecycle, settled lazily against the virtual clock.
 -- A task holds `work` (virtual seconds of research done when its current run segment began) and
 -- `seg_start` (when that segment began; nil while queued or waiting for a human). Every change
--- (checkpoint, failure, completion, HITL timeout) is an event at a computable time; settle() replays
--- the due events in time order, starting queued tasks as slots free, so the answer does not depend on
--- when anyone polled.
+-- (checkpoint, failure, completion, HITL timeout) is an event at a computable time; settle()
+-- replays the due events in time order, starting queued tasks as slots free, so the answer does
+-- not depend on when anyone polled.
 local json = require("simulator.valyu_json")
 local content = require("simulator.valyu_content")
 local structured = require("simulator.valyu_structured")
@@ -16,7 +16,8 @@ M.TERMINAL = { completed = true, failed = true, cancelled = true }
 
 -- HITL checkpoints in the order a task meets them, at a fraction of its work.
 local CHECKPOINTS = {
-  { "planning_questions", 0 }, { "plan_review", 0 }, { "source_review", 0.4 }, { "outline_review", 0.8 },
+  { "planning_questions", 0 }, { "plan_review", 0 }, { "source_review", 0.4 },
+  { "outline_review", 0.8 },
 }
 
 function M.new_state()
@@ -83,7 +84,8 @@ local function sync_messages(task, t, final)
   while task.steps_logged < step do
     task.steps_logged = task.steps_logged + 1
     local s = task.steps_logged
-    task.messages[#task.messages + 1] = { role = "assistant", type = "step", step = s, content = step_text(task, s) }
+    task.messages[#task.messages + 1] = { role = "assistant", type = "step", step = s,
+      content = step_text(task, s) }
   end
 end
 
@@ -147,7 +149,8 @@ end
 function apply.timeout(_, task, t)
   local i = task.interaction
   task.hitl_history[#task.hitl_history + 1] = {
-    interaction_id = i.interaction_id, type = i.type, created_at = i.created_at, auto_continued = true,
+    interaction_id = i.interaction_id, type = i.type, created_at = i.created_at,
+    auto_continued = true,
   }
   resume(task, t)
 end
@@ -157,7 +160,8 @@ function apply.fail(sim, task, t)
   task.work = work_at(task, t)
   local step = step_for(task, task.work)
   finish(sim, task, t, "failed")
-  task.error = string.format("Research failed at step %d of %d: the research agent hit an unrecoverable error",
+  task.error =
+    string.format("Research failed at step %d of %d: the research agent hit an unrecoverable error",
     step, task.total_steps)
   partial_output(task, task.work / task.duration, step)
   release(sim, task, sim.cfg().refund_on_failure ~= false)
@@ -176,8 +180,8 @@ function apply.complete(sim, task, t)
     task.output = task.output_kind == "toon" and structured.toon(value) or value
   end
   if task.deliverables_requested then
-    task.deliverables = content.deliverables(task.rng, task.deliverables_requested, task.url, sim.unix(t),
-      task.asset_token)
+    task.deliverables = content.deliverables(task.rng, task.deliverables_requested, task.url,
+      sim.unix(t), task.asset_token)
   end
   release(sim, task, false)
   sim.count("valyu.tasks_completed")
@@ -213,7 +217,9 @@ local function fill(sim, org, t)
   while used < limit do
     local first
     for _, task in pairs(sim.active) do
-      if task.org == org and task.status == "queued" and (not first or task.seq < first.seq) then first = task end
+      if task.org == org and task.status == "queued" and (not first or task.seq < first.seq) then
+        first = task
+      end
     end
     if not first then return end
     start(sim, first, t)
@@ -252,7 +258,8 @@ function M.create(sim, org, req, now, seed, id, url)
   local task = {
     id = id, seq = sim.seq, org = org, query = req.query, mode = req.mode,
     total_steps = M.TOTAL_STEPS[req.mode], created_at = now, status = "queued", work = 0,
-    output_formats = req.output_formats, output_kind = req.output_kind, schema = req.schema, pdf = req.pdf,
+    output_formats = req.output_formats, output_kind = req.output_kind, schema = req.schema,
+    pdf = req.pdf,
     metadata = req.metadata, public = false, deliverables_requested = req.deliverables,
     webhook_url = req.webhook_url,
     messages = json.array(), steps_logged = 0, instructions = {}, rng = rng, url = url,
@@ -306,8 +313,8 @@ end
 function M.respond(task, now, response)
   local i = task.interaction
   task.hitl_history[#task.hitl_history + 1] = {
-    interaction_id = i.interaction_id, type = i.type, created_at = i.created_at, auto_continued = false,
-    response = response,
+    interaction_id = i.interaction_id, type = i.type, created_at = i.created_at,
+    auto_continued = false, response = response,
   }
   resume(task, now)
 end
@@ -322,7 +329,8 @@ end
 function M.status_body(sim, task, now)
   local b = {
     deepresearch_id = task.id, status = task.status, query = task.query, mode = task.mode,
-    created_at = sim.iso(task.created_at), output_formats = task.output_formats, public = task.public,
+    created_at = sim.iso(task.created_at), output_formats = task.output_formats,
+    public = task.public,
   }
   -- Not documented on the status body (create echoes it); opt-in for clients that look for it.
   if sim.cfg().status_metadata then b.metadata = task.metadata end

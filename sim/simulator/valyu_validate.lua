@@ -13,10 +13,12 @@ M.WORKFLOW_CONFLICT = "workflow_and_freeform_mutually_exclusive"
 
 -- The Rust crate (0.2.1) still sends camelCase option keys; accept them as aliases.
 local CAMEL = {
-  outputFormats = "output_formats", researchStrategy = "research_strategy", reportFormat = "report_format",
-  mcpServers = "mcp_servers", codeExecution = "code_execution", previousReports = "previous_reports",
+  outputFormats = "output_formats", researchStrategy = "research_strategy",
+  reportFormat = "report_format", mcpServers = "mcp_servers", codeExecution = "code_execution",
+  previousReports = "previous_reports",
   webhookUrl = "webhook_url", alertEmail = "alert_email", brandCollectionId = "brand_collection_id",
-  workflowId = "workflow_id", workflowParams = "workflow_params", workflowVersion = "workflow_version",
+  workflowId = "workflow_id", workflowParams = "workflow_params",
+  workflowVersion = "workflow_version",
 }
 
 local LIMITS = { urls = 10, files = 10, deliverables = 10, mcp_servers = 5, previous_reports = 3 }
@@ -58,7 +60,9 @@ end
 -- ({code, key, message}); `status` is set on the list when it is not 400 (unknown workflow: 404).
 function M.create(body)
   local errs = {}
-  local function add(code, key, message) errs[#errs + 1] = { code = code, key = key, message = message } end
+  local function add(code, key, message)
+    errs[#errs + 1] = { code = code, key = key, message = message }
+  end
 
   if not is_object(body) then
     add("invalid_body", "body", "Request body must be a JSON object")
@@ -102,8 +106,8 @@ function M.create(body)
   if mode == nil then mode = "standard" end
   if mode == "lite" then mode = "standard" end
   if not M.MODES[mode] then
-    add("invalid_value", "mode", string.format('Invalid mode "%s": must be one of fast, standard, heavy, max',
-      tostring(mode)))
+    add("invalid_value", "mode", string.format(
+      'Invalid mode "%s": must be one of fast, standard, heavy, max', tostring(mode)))
   end
 
   local combined = 0
@@ -118,7 +122,8 @@ function M.create(body)
   end
   if combined > M.MAX_STRATEGY_AND_FORMAT then
     add("too_long", "research_strategy", string.format(
-      "research_strategy and report_format combined length (%d) exceeds 15,000 character limit", combined))
+      "research_strategy and report_format combined length (%d) exceeds 15,000 character limit",
+      combined))
   end
 
   for _, key in ipairs(LIMIT_ORDER) do
@@ -149,7 +154,8 @@ function M.create(body)
           add("invalid_type", key .. ".context", key .. ".context must be a string")
         elseif content.length(f.context) > M.MAX_FILE_CONTEXT then
           add("too_long", key .. ".context", string.format(
-            "File context exceeds 10,000 character limit (%d characters)", content.length(f.context)))
+            "File context exceeds 10,000 character limit (%d characters)",
+            content.length(f.context)))
         end
       end
     end
@@ -159,7 +165,8 @@ function M.create(body)
       local key = string.format("deliverables[%d]", i - 1)
       if is_object(d) then
         if not DELIVERABLE_TYPES[d.type] then
-          add("invalid_value", key .. ".type", key .. ".type must be one of csv, xlsx, pptx, docx, pdf")
+          add("invalid_value", key .. ".type",
+            key .. ".type must be one of csv, xlsx, pptx, docx, pdf")
         end
         if type(d.description) ~= "string" then
           add("missing_param", key .. ".description", key .. ".description is required")
@@ -181,19 +188,24 @@ function M.create(body)
   if is_array(b.previous_reports) then
     for i, id in ipairs(b.previous_reports) do
       if type(id) ~= "string" then
-        add("invalid_type", string.format("previous_reports[%d]", i - 1), "previous_reports must contain task ids")
+        add("invalid_type", string.format("previous_reports[%d]", i - 1),
+          "previous_reports must contain task ids")
       end
     end
   end
 
-  if b.webhook_url ~= nil and (type(b.webhook_url) ~= "string" or not b.webhook_url:find("^https://[^%s]+$")) then
+  if b.webhook_url ~= nil
+    and (type(b.webhook_url) ~= "string" or not b.webhook_url:find("^https://[^%s]+$")) then
     add("invalid_value", "webhook_url", "webhook_url must be an HTTPS URL")
   end
   if b.alert_email ~= nil then
     local ae = b.alert_email
     if is_object(ae) then
-      if type(ae.email) ~= "string" then add("missing_param", "alert_email.email", "alert_email.email is required") end
-      if ae.custom_url ~= nil and (type(ae.custom_url) ~= "string" or not ae.custom_url:find("{id}", 1, true)) then
+      if type(ae.email) ~= "string" then
+        add("missing_param", "alert_email.email", "alert_email.email is required")
+      end
+      if ae.custom_url ~= nil
+        and (type(ae.custom_url) ~= "string" or not ae.custom_url:find("{id}", 1, true)) then
         add("invalid_value", "alert_email.custom_url", "alert_email.custom_url must contain {id}")
       end
     elseif type(ae) ~= "string" then
@@ -215,11 +227,13 @@ function M.create(body)
       elseif is_object(f) then schemas, schema = schemas + 1, f
       else
         add("invalid_value", "output_formats", string.format(
-          'Unknown output format "%s": use markdown, pdf, toon or a JSON schema object', tostring(f)))
+          'Unknown output format "%s": use markdown, pdf, toon or a JSON schema object',
+          tostring(f)))
       end
     end
     if schemas > 0 and text then
-      add("invalid_value", "output_formats", "A JSON schema output format cannot be combined with markdown or pdf")
+      add("invalid_value", "output_formats",
+        "A JSON schema output format cannot be combined with markdown or pdf")
     elseif schemas > 1 then
       add("invalid_value", "output_formats", "output_formats can contain at most one JSON schema")
     elseif toon and schemas == 0 then
@@ -235,21 +249,27 @@ function M.create(body)
       for k, v in pairs(b.metadata) do
         local tv = type(v)
         if tv ~= "string" and tv ~= "number" and tv ~= "boolean" then
-          add("invalid_value", "metadata." .. k, "metadata values must be strings, numbers or booleans")
+          add("invalid_value", "metadata." .. k,
+            "metadata values must be strings, numbers or booleans")
         end
       end
     end
   end
-  if b.hitl ~= nil and not is_object(b.hitl) then add("invalid_type", "hitl", "hitl must be an object") end
-  if is_object(b.search) and b.search.included_sources ~= nil and b.search.excluded_sources ~= nil then
+  if b.hitl ~= nil and not is_object(b.hitl) then
+    add("invalid_type", "hitl", "hitl must be an object")
+  end
+  if is_object(b.search) and b.search.included_sources ~= nil
+    and b.search.excluded_sources ~= nil then
     add("invalid_value", "search", "included_sources and excluded_sources are mutually exclusive")
   end
 
   if #errs > 0 then return nil, errs end
   return {
-    query = query, mode = mode, output_formats = formats, output_kind = kind, schema = schema, pdf = pdf,
+    query = query, mode = mode, output_formats = formats, output_kind = kind, schema = schema,
+    pdf = pdf,
     metadata = b.metadata or {}, webhook_url = b.webhook_url, deliverables = b.deliverables,
-    hitl = b.hitl or {}, brand_collection_id = type(b.brand_collection_id) == "string" and b.brand_collection_id or nil,
+    hitl = b.hitl or {}, brand_collection_id = type(b.brand_collection_id) == "string"
+      and b.brand_collection_id or nil,
   }
 end
 
