@@ -21,7 +21,7 @@ local errors = require "deepresearch.base.errors"
 local providers = require "deepresearch.providers"
 local clock = require "deepresearch.runtime.clock"
 local retry = require "deepresearch.base.policy"
-local V = require "deepresearch.base.validate"
+local validate = require "deepresearch.base.validate"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
 local options = require "deepresearch.base.options"
@@ -82,14 +82,14 @@ local method_tables = {}
 -- Closing a client first ends its pollers' operations (err.code "closed", see many.lua), so that
 -- none of them sends another request. __gc needs no such step: a poller holds its client.
 local function close_client(self)
-  local st = http.state(self)
-  if not handle_closed(st.handle) then
-    local pollers = st.pollers
+  local state = http.state(self)
+  if not handle_closed(state.handle) then
+    local pollers = state.pollers
     if pollers then
       for p in pairs(pollers) do p:_client_closed() end
     end
   end
-  return handle_close(st.handle)
+  return handle_close(state.handle)
 end
 
 local function client_closed(self) return handle_closed(http.state(self).handle) end
@@ -126,9 +126,9 @@ local function methods_for(p)
 end
 
 local function client_tostring(self)
-  local st = http.state(self)
-  return string.format("deepresearch.client (%s, %s)%s", st.provider.name,
-    http.redact_url(st.base_url), handle_closed(st.handle) and " (closed)" or "")
+  local state = http.state(self)
+  return string.format("deepresearch.client (%s, %s)%s", state.provider.name,
+    http.redact_url(state.base_url), handle_closed(state.handle) and " (closed)" or "")
 end
 
 -- One metatable per provider: __index is its method table itself (client:get is the hot path).
@@ -209,7 +209,7 @@ end
 
 --- Creates a client. See README "Configuration" for every option and its default.
 function M.client(opts)
-  V.type("client", 1, opts, "table", true)
+  validate.type("client", 1, opts, "table", true)
   opts = opts or {}
   check_options(opts)
   local name = opts.provider or providers.default_name()
@@ -230,23 +230,23 @@ function M.client(opts)
       http.redact_url(base)), 2)
   end
   local handle = core.new_client(opts)
-  local st = handle_data(handle)
-  st.handle = handle
-  st.provider = p
-  st.modules = modules_of(p) -- the poller runs the same operations
-  st.token = token or os.getenv(p.token_env)
-  st.base_url = base:gsub("/+$", "")
-  st.user_agent = (opts.user_agent and (opts.user_agent .. " ") or "") ..
+  local state = handle_data(handle)
+  state.handle = handle
+  state.provider = p
+  state.modules = modules_of(p) -- the poller runs the same operations
+  state.token = token or os.getenv(p.token_env)
+  state.base_url = base:gsub("/+$", "")
+  state.user_agent = (opts.user_agent and (opts.user_agent .. " ") or "") ..
     "deepresearch-lua/" .. core.version .. " libcurl/" .. core.curl_version
-  st.max_retries = opts.max_retries or retry.defaults.max_retries
-  st.max_retry_after = opts.max_retry_after or retry.defaults.max_retry_after
-  st.base_delay = opts.base_delay
-  st.max_delay = opts.max_delay
-  st.clock = opts.clock or clock.default
-  st.options = opts
-  http.warn_clear_proxy(st.base_url, opts.proxy)
+  state.max_retries = opts.max_retries or retry.defaults.max_retries
+  state.max_retry_after = opts.max_retry_after or retry.defaults.max_retry_after
+  state.base_delay = opts.base_delay
+  state.max_delay = opts.max_delay
+  state.clock = opts.clock or clock.default
+  state.options = opts
+  http.warn_clear_proxy(state.base_url, opts.proxy)
   local client = setmetatable({}, client_mt(p))
-  states[client] = st
+  states[client] = state
   return client
 end
 

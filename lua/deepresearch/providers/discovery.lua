@@ -2,7 +2,7 @@
 local errors = require "deepresearch.base.errors"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
-local V = require "deepresearch.base.validate"
+local validate = require "deepresearch.base.validate"
 local extruct = require "deepresearch.providers.extruct"
 local options = require "deepresearch.base.options"
 
@@ -77,13 +77,14 @@ end
 
 --- Validates discovery_create parameters; returns the JSON body or nil, err.
 function M.create_body(p)
-  V.type("discovery_create", 1, p, "table")
-  V.type("discovery_create", 1, p.query, "string")
-  local ok, err = V.text("query", p.query, require("deepresearch.providers.limits").discovery.brief)
+  validate.type("discovery_create", 1, p, "table")
+  validate.type("discovery_create", 1, p.query, "string")
+  local ok, err = validate.text("query", p.query,
+    require("deepresearch.providers.limits").discovery.brief)
   if not ok then return nil, err end
   local n = p.desired_num_results
   if n ~= nil then
-    V.type("discovery_create", 1, n, "number")
+    validate.type("discovery_create", 1, n, "number")
     if n % 1 ~= 0 or n < 1 or n > M.MAX_RESULTS then
       return nil, errors.invalid("desired_num_results must be an integer in 1..250, got " ..
         tostring(n),
@@ -91,15 +92,15 @@ function M.create_body(p)
     end
   end
   for _, f in ipairs({ "criteria", "data_sources", "exclude_domains", "exclude_task_ids" }) do
-    V.type("discovery_create", 1, p[f], "table", true)
+    validate.type("discovery_create", 1, p[f], "table", true)
   end
-  V.type("discovery_create", 1, p.auto_data_sources, "boolean", true)
+  validate.type("discovery_create", 1, p.auto_data_sources, "boolean", true)
   if p.criteria then
     ok, err = check_criteria(p.criteria)
     if not ok then return nil, err end
   end
   for _, src in ipairs(p.data_sources or {}) do
-    ok, err = V.enum("data_sources", src, M.DATA_SOURCES)
+    ok, err = validate.enum("data_sources", src, M.DATA_SOURCES)
     if not ok then return nil, err end
   end
   ok, err = check_string_list("exclude_domains", p.exclude_domains or {})
@@ -122,49 +123,50 @@ local function check_created(t)
   return nil
 end
 
-function ops.discovery_create(rt, self, params)
+function ops.discovery_create(runtime, self, params)
   local body, err = M.create_body(params)
   if not body then return nil, err end
   local task
-  task, err = call(rt, data(self), { method = "POST", path = kind_of(self).path, body = body,
+  task, err = call(runtime, data(self), { method = "POST", path = kind_of(self).path, body = body,
     kind = "create", expect = "object", check = check_created })
   if task or not extruct.maybe_created(err) then return task, err end
   return nil, extruct.unresolved(err, "client:discovery_list{limit = 10}")
 end
 
-local function get_by_id(rt, self, id, retries)
-  return call(rt, data(self), { method = "GET", path = kind_of(self).path .. "/" .. http.escape(id),
+local function get_by_id(runtime, self, id, retries)
+  return call(runtime, data(self), { method = "GET", path = kind_of(self).path .. "/" ..
+    http.escape(id),
     kind = "read", expect = "object", max_retries = retries })
 end
 
-function ops.discovery_get(rt, self, id)
+function ops.discovery_get(runtime, self, id)
   local err
-  id, err = V.id("discovery_get", id)
+  id, err = validate.id("discovery_get", id)
   if not id then return nil, err end
-  return get_by_id(rt, self, id)
+  return get_by_id(runtime, self, id)
 end
 
-function ops.discovery_list(rt, self, opts)
-  V.type("discovery_list", 1, opts, "table", true)
-  local ok, err = V.page(opts)
+function ops.discovery_list(runtime, self, opts)
+  validate.type("discovery_list", 1, opts, "table", true)
+  local ok, err = validate.page(opts)
   if not ok then return nil, err end
   opts = opts or {}
-  return call(rt, data(self), { method = "GET", path = kind_of(self).path,
+  return call(runtime, data(self), { method = "GET", path = kind_of(self).path,
     query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "array" })
 end
 
 --- One page of results: the task object plus `results`, ordered by relevance.
-function ops.discovery_results(rt, self, id, opts)
+function ops.discovery_results(runtime, self, id, opts)
   local err
-  id, err = V.id("discovery_results", id)
+  id, err = validate.id("discovery_results", id)
   if not id then return nil, err end
-  V.type("discovery_results", 2, opts, "table", true)
+  validate.type("discovery_results", 2, opts, "table", true)
   local ok
-  ok, err = V.page(opts)
+  ok, err = validate.page(opts)
   if not ok then return nil, err end
   opts = opts or {}
   local page
-  page, err = call(rt, data(self), { method = "GET", path = kind_of(self).path .. "/" ..
+  page, err = call(runtime, data(self), { method = "GET", path = kind_of(self).path .. "/" ..
     http.escape(id) ..
     "/results", query = { offset = opts.offset,
       limit = opts.limit }, kind = "read", expect = "object" })
@@ -176,21 +178,21 @@ function ops.discovery_results(rt, self, id, opts)
 end
 
 --- Asks a task for more results; 400 on an exhausted task is the error code `exhausted`.
-function ops.discovery_resume(rt, self, id, opts)
+function ops.discovery_resume(runtime, self, id, opts)
   local err
-  id, err = V.id("discovery_resume", id)
+  id, err = validate.id("discovery_resume", id)
   if not id then return nil, err end
-  V.type("discovery_resume", 2, opts, "table", true)
+  validate.type("discovery_resume", 2, opts, "table", true)
   opts = opts or {}
   local n = opts.desired_new_results
   if n ~= nil then
-    V.type("discovery_resume", 2, n, "number")
+    validate.type("discovery_resume", 2, n, "number")
     if n % 1 ~= 0 or n < 0 or n > M.MAX_RESULTS then
       return nil, errors.invalid("desired_new_results must be an integer in 0..250",
         { field = "desired_new_results" })
     end
   end
-  return call(rt, data(self), { method = "POST", path = kind_of(self).path .. "/" ..
+  return call(runtime, data(self), { method = "POST", path = kind_of(self).path .. "/" ..
     http.escape(id) .. "/resume",
     body = json.encode({
       desired_new_results = n }), kind = "mutate", expect = "object", on_400 = "exhausted" })
@@ -216,9 +218,9 @@ end
 
 --- Waits until done or failed (by default even when is_exhausted: the last candidates may
 -- still be scoring); opts.until_exhausted returns as soon as is_exhausted is true.
-function ops.discovery_wait(rt, self, id_or_task, opts)
+function ops.discovery_wait(runtime, self, id_or_task, opts)
   local get = function(r, c, id) return get_by_id(r, c, id, 0) end
-  return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, get, discovery_verdict,
+  return extruct.wait_on(runtime, self, kind_of(self), id_or_task, opts, get, discovery_verdict,
     "discovery_wait")
 end
 

@@ -4,7 +4,7 @@
 local errors = require "deepresearch.base.errors"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
-local V = require "deepresearch.base.validate"
+local validate = require "deepresearch.base.validate"
 local dates = require "deepresearch.base.dates"
 local waitloop = require "deepresearch.runtime.wait"
 local options = require "deepresearch.base.options"
@@ -34,11 +34,11 @@ M.accepts = {
   wait = { id = true, opts = 2, fields = M.WAIT },
 }
 
-local function kind_of(st) return st.provider.kinds.research end
+local function kind_of(state) return state.provider.kinds.research end
 
 -- http.request returns a third value (the raw result) callers do not need.
-local function call(rt, st, req)
-  local body, err = http.request(rt, st, req)
+local function call(runtime, state, req)
+  local body, err = http.request(runtime, state, req)
   return body, err
 end
 M.call = call
@@ -50,18 +50,18 @@ end
 
 --- Validates create parameters; returns the JSON body or nil, err. Raises on wrong types.
 function M.create_body(params, fname)
-  V.type(fname, 1, params, "table")
-  V.type(fname, 1, params.brief, "string")
-  local ok, err = V.text("brief", params.brief, M.MAX_BRIEF)
+  validate.type(fname, 1, params, "table")
+  validate.type(fname, 1, params.brief, "string")
+  local ok, err = validate.text("brief", params.brief, M.MAX_BRIEF)
   if not ok then return nil, err end
   if params.depth ~= nil then
-    V.type(fname, 1, params.depth, "string")
-    ok, err = V.enum("depth", params.depth, M.DEPTHS)
+    validate.type(fname, 1, params.depth, "string")
+    ok, err = validate.enum("depth", params.depth, M.DEPTHS)
     if not ok then return nil, err end
   end
   local schema = schema_table(params.output_schema)
   if schema ~= nil then
-    V.type(fname, 1, schema, "table")
+    validate.type(fname, 1, schema, "table")
     ok, err = require("deepresearch.schema").check_output_schema(schema)
     if not ok then
       return nil, errors.invalid("output_schema: " .. tostring(err), { field = "output_schema" })
@@ -142,12 +142,12 @@ M.sibling_key = sibling_key
 
 --- Counts a create of key that waits for its answer (delta 1) or has it (-1), by the poller
 -- operation (coroutine) sending it, so that one ended by an error is not waited for.
-function M.sending(rt, key, delta)
-  if not rt.claimed then return end -- the blocking client sends one create at a time
-  local s = rt.sending
+function M.sending(runtime, key, delta)
+  if not runtime.claimed then return end -- the blocking client sends one create at a time
+  local s = runtime.sending
   if not s then
     s = {}
-    rt.sending = s
+    runtime.sending = s
   end
   local senders = s[key]
   if not senders then
@@ -164,42 +164,42 @@ end
 -- that yielded, a closed client: rt.ended says so) is not waited for at all.
 M.SIBLING_WAIT = 600
 
-local function siblings_sending(rt, senders)
+local function siblings_sending(runtime, senders)
   if not senders then return false end
   for co in pairs(senders) do
-    if not (rt.ended and rt.ended(co)) then return true end
+    if not (runtime.ended and runtime.ended(co)) then return true end
   end
   return false
 end
 
 --- Sleeps (yielding, in a poller) until no sibling create of key waits for its answer.
-function M.await_siblings(rt, key)
-  local s = rt.sending
+function M.await_siblings(runtime, key)
+  local s = runtime.sending
   if not s then return end
-  local deadline = rt.now() + M.SIBLING_WAIT
-  while siblings_sending(rt, s[key]) and rt.now() < deadline do rt.sleep(0.05) end
+  local deadline = runtime.now() + M.SIBLING_WAIT
+  while siblings_sending(runtime, s[key]) and runtime.now() < deadline do runtime.sleep(0.05) end
 end
 
-function ops.create(rt, self, params)
-  local st = data(self)
+function ops.create(runtime, self, params)
+  local state = data(self)
   local body, err = M.create_body(params, "create")
   if not body then return nil, err end
   local started = os.time()
   local key = sibling_key(params)
-  M.sending(rt, key, 1)
+  M.sending(runtime, key, 1)
   local task
-  task, err = call(rt, st, { method = "POST", path = kind_of(st).path, body = body,
+  task, err = call(runtime, state, { method = "POST", path = kind_of(state).path, body = body,
     kind = "create", expect = "object", check = M.check_task })
-  M.sending(rt, key, -1)
-  if task and rt.claimed then rt.claimed[task.id] = true end
+  M.sending(runtime, key, -1)
+  if task and runtime.claimed then runtime.claimed[task.id] = true end
   if task or not M.maybe_created(err) then return task, err end
-  M.await_siblings(rt, key)
-  local list, _, res = http.request(rt, st, { method = "GET", path = kind_of(st).path,
+  M.await_siblings(runtime, key)
+  local list, _, res = http.request(runtime, state, { method = "GET", path = kind_of(state).path,
     query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
   local found = M.match_lost_create(list, params, M.server_start(res, started, os.time()),
-    rt.claimed)
+    runtime.claimed)
   if found then
-    if rt.claimed then rt.claimed[found.id] = true end
+    if runtime.claimed then runtime.claimed[found.id] = true end
     return found
   end
   return nil, M.unresolved(err, "client:list{limit = 10} (newest first) for this brief")
@@ -243,48 +243,48 @@ local function check_list(list)
   return nil
 end
 
-local function get_req(st, id, retries)
-  return { method = "GET", path = kind_of(st).path .. "/" .. http.escape(id), kind = "read",
+local function get_req(state, id, retries)
+  return { method = "GET", path = kind_of(state).path .. "/" .. http.escape(id), kind = "read",
     expect = "object", max_retries = retries, check = M.check_full_task }
 end
 
-local function get_by_id(rt, self, id, retries)
-  local st = data(self)
-  return call(rt, st, get_req(st, id, retries))
+local function get_by_id(runtime, self, id, retries)
+  local state = data(self)
+  return call(runtime, state, get_req(state, id, retries))
 end
 
 -- A client keeps the request of each id it GETs (up to GET_CACHE ids, then starts over):
 -- polls repeat the same GET, and an id found here was validated and escaped before.
 local GET_CACHE = 64
 
-local function get_cached(rt, st, id)
-  local cache = st.get_reqs
+local function get_cached(runtime, state, id)
+  local cache = state.get_reqs
   local req = cache and cache[id]
   if not req then
     local err
-    id, err = V.id("get", id)
+    id, err = validate.id("get", id)
     if not id then return nil, err end
-    req = get_req(st, id)
+    req = get_req(state, id)
     req.reuse = true -- http.prepare keeps its transport spec on it
-    if not cache or st.get_count >= GET_CACHE then
+    if not cache or state.get_count >= GET_CACHE then
       cache = {}
-      st.get_reqs, st.get_count = cache, 0
+      state.get_reqs, state.get_count = cache, 0
     end
-    cache[id], st.get_count = req, st.get_count + 1
+    cache[id], state.get_count = req, state.get_count + 1
   end
-  local body, err = http.request(rt, st, req)
+  local body, err = http.request(runtime, state, req)
   return body, err
 end
 
-function ops.get(rt, self, id) return get_cached(rt, data(self), id) end
+function ops.get(runtime, self, id) return get_cached(runtime, data(self), id) end
 
-function ops.list(rt, self, opts)
-  V.type("list", 1, opts, "table", true)
-  local ok, err = V.page(opts)
+function ops.list(runtime, self, opts)
+  validate.type("list", 1, opts, "table", true)
+  local ok, err = validate.page(opts)
   if not ok then return nil, err end
   opts = opts or {}
-  local st = data(self)
-  return call(rt, st, { method = "GET", path = kind_of(st).path,
+  local state = data(self)
+  return call(runtime, state, { method = "GET", path = kind_of(state).path,
     query = { offset = opts.offset,
       limit = opts.limit }, kind = "read", expect = "array", check = check_list })
 end
@@ -321,9 +321,9 @@ function M.failing_iterator(err)
 end
 
 function M.tasks(self, opts)
-  V.type("tasks", 1, opts, "table", true)
+  validate.type("tasks", 1, opts, "table", true)
   opts = opts or {}
-  local ok, err = V.page(opts)
+  local ok, err = validate.page(opts)
   if ok and opts.limit == 0 then ok, err = nil, errors.invalid("limit must be at least 1") end
   if not ok then return M.failing_iterator(err) end
   return M.pager(function(offset, limit) return self:list{ offset = offset, limit = limit } end,
@@ -348,16 +348,16 @@ M.research_verdict = research_verdict
 
 --- The wait loop for any provider and kind, on runtime rt.
 -- get(rt, self, id) fetches one poll without retries (the loop has its own).
-function M.wait_on(rt, self, kind, id_or_task, opts, get, verdict, fname)
-  local id, err = V.id(fname, id_or_task)
+function M.wait_on(runtime, self, kind, id_or_task, opts, get, verdict, fname)
+  local id, err = validate.id(fname, id_or_task)
   if not id then return nil, err end
-  V.type(fname, 2, opts, "table", true)
+  validate.type(fname, 2, opts, "table", true)
   opts = opts or {}
-  V.type(fname, 2, opts.on_progress, "function", true)
+  validate.type(fname, 2, opts.on_progress, "function", true)
   local ctx = {
-    clock = { now = rt.now, sleep = rt.sleep },
+    clock = { now = runtime.now, sleep = runtime.sleep },
     policy = data(self), -- the client's retry policy: max_retry_after, base_delay, max_delay
-    get = function(task_id) return get(rt, self, task_id) end,
+    get = function(task_id) return get(runtime, self, task_id) end,
     verdict = verdict,
   }
   local task
@@ -365,22 +365,24 @@ function M.wait_on(rt, self, kind, id_or_task, opts, get, verdict, fname)
   return task, err
 end
 
-function ops.wait(rt, self, id_or_task, opts)
+function ops.wait(runtime, self, id_or_task, opts)
   local get = function(r, c, id) return get_by_id(r, c, id, 0) end
-  return M.wait_on(rt, self, kind_of(data(self)), id_or_task, opts, get, research_verdict, "wait")
+  return M.wait_on(runtime, self, kind_of(data(self)), id_or_task, opts, get, research_verdict,
+    "wait")
 end
 
-function ops.run(rt, self, params)
-  V.type("run", 1, params, "table")
-  local task, err = ops.create(rt, self, params)
+function ops.run(runtime, self, params)
+  validate.type("run", 1, params, "table")
+  local task, err = ops.create(runtime, self, params)
   if not task then return nil, err end
-  return ops.wait(rt, self, task.id, { on_progress = params.on_progress, timeout = params.timeout,
+  return ops.wait(runtime, self, task.id, { on_progress = params.on_progress,
+    timeout = params.timeout,
     interval = params.interval, max_interval = params.max_interval, task = task })
 end
 
 --- The account behind the token: GET /v1/user (credits, organisation).
-function ops.user(rt, self)
-  return call(rt, data(self), { method = "GET", path = "/v1/user", kind = "read",
+function ops.user(runtime, self)
+  return call(runtime, data(self), { method = "GET", path = "/v1/user", kind = "read",
     expect = "object" })
 end
 
@@ -409,8 +411,8 @@ function M.methods.tasks(self, opts)
 end
 -- The most frequent call, without the generic wrapper's varargs and second data(self).
 function M.methods.get(self, id)
-  local st = states[self] or data(self)
-  return get_cached(st.rt or http.blocking(st), st, id)
+  local state = states[self] or data(self)
+  return get_cached(state.rt or http.blocking(state), state, id)
 end
 
 return M

@@ -2,7 +2,7 @@
 local errors = require "deepresearch.base.errors"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
-local V = require "deepresearch.base.validate"
+local validate = require "deepresearch.base.validate"
 local dates = require "deepresearch.base.dates"
 local extruct = require "deepresearch.providers.extruct"
 local options = require "deepresearch.base.options"
@@ -84,12 +84,12 @@ local function check_create(p)
         { field = "workflow_id", server_code = "workflow_and_freeform_mutually_exclusive" })
     end
   else
-    V.type("create", 1, q, "string")
-    local ok, err = V.text("query", q, M.MAX_QUERY)
+    validate.type("create", 1, q, "string")
+    local ok, err = validate.text("query", q, M.MAX_QUERY)
     if not ok then return nil, err end
   end
   if p.mode ~= nil then
-    local ok, err = V.enum("mode", p.mode, M.MODES)
+    local ok, err = validate.enum("mode", p.mode, M.MODES)
     if not ok then return nil, err end
   end
   local combined = #(p.research_strategy or p.strategy or "") + #(p.report_format or "")
@@ -100,7 +100,7 @@ local function check_create(p)
   end
   for name, max in pairs(LIST_LIMITS) do
     if p[name] ~= nil then
-      V.type("create", 1, p[name], "table")
+      validate.type("create", 1, p[name], "table")
       if #p[name] > max then
         return nil, errors.invalid(string.format("%s holds %d entries; at most %d", name, #p[name],
           max),
@@ -112,7 +112,7 @@ local function check_create(p)
     return nil, errors.invalid("webhook_url must be an https URL", { field = "webhook_url" })
   end
   if p.output_formats ~= nil then
-    V.type("create", 1, p.output_formats, "table")
+    validate.type("create", 1, p.output_formats, "table")
     return check_formats(p.output_formats)
   end
   return true
@@ -120,8 +120,8 @@ end
 
 --- Validates create parameters; returns the body (with a nonce in metadata) and the nonce.
 function M.create_body(p)
-  V.type("create", 1, p, "table")
-  V.type("create", 1, p.metadata, "table", true)
+  validate.type("create", 1, p, "table")
+  validate.type("create", 1, p.metadata, "table", true)
   local ok, err = check_create(p)
   if not ok then return nil, err end
   local body = {}
@@ -150,12 +150,12 @@ end
 -- Looks for the task a lost create made: recent tasks with our query, then the nonce.
 -- claimed: ids other creates of the same poller returned (a server that does not echo
 -- metadata leaves only the query to match on).
-local function reconcile(rt, self, query, mode, nonce, started)
-  local list, _, res = http.request(rt, data(self), { method = "GET",
+local function reconcile(runtime, self, query, mode, nonce, started)
+  local list, _, res = http.request(runtime, data(self), { method = "GET",
     path = "/v1/deepresearch/list",
     query = { limit = 20 }, kind = "read", expect = "array" })
   started = extruct.server_start(res, started, os.time())
-  local claimed = rt.claimed or {}
+  local claimed = runtime.claimed or {}
   for _, t in ipairs(list or {}) do
     local at = dates.parse_iso(t.created_at)
     local id = t.deepresearch_id
@@ -163,7 +163,7 @@ local function reconcile(rt, self, query, mode, nonce, started)
        (not at or at >= started - extruct.RECONCILE_SKEW) then
       -- Held while its status is fetched (a poller runs other reconciles meanwhile).
       claimed[id] = true
-      local full = call(rt, data(self), { method = "GET", path = status_path(self, id),
+      local full = call(runtime, data(self), { method = "GET", path = status_path(self, id),
         kind = "read", expect = "object" })
       local meta = full and full.metadata
       if full and (full.mode == nil or full.mode == mode) and
@@ -185,7 +185,7 @@ local function check_created(t)
   return nil
 end
 
-function ops.create(rt, self, params)
+function ops.create(runtime, self, params)
   local body, nonce = M.create_body(params)
   if not body then return nil, nonce end
   local started = os.time()
@@ -194,55 +194,58 @@ function ops.create(rt, self, params)
   -- siblings of a create are the creates a reconcile could confuse with it.
   local mode = (params.mode == nil or params.mode == "lite") and "standard" or params.mode
   local key = tostring(query) .. "\0" .. mode
-  extruct.sending(rt, key, 1)
-  local task, err = call(rt, data(self), { method = "POST", path = kind_of(self).path, body = body,
+  extruct.sending(runtime, key, 1)
+  local task, err = call(runtime, data(self), { method = "POST", path = kind_of(self).path,
+    body = body,
     kind = "create", expect = "object", check = check_created })
-  extruct.sending(rt, key, -1)
-  if task and rt.claimed then rt.claimed[task.deepresearch_id] = true end
+  extruct.sending(runtime, key, -1)
+  if task and runtime.claimed then runtime.claimed[task.deepresearch_id] = true end
   if task or not extruct.maybe_created(err) then return task, err end
-  extruct.await_siblings(rt, key)
-  local found = reconcile(rt, self, query, mode, nonce, started)
+  extruct.await_siblings(runtime, key)
+  local found = reconcile(runtime, self, query, mode, nonce, started)
   if found then
-    if rt.claimed then rt.claimed[found.deepresearch_id] = true end
+    if runtime.claimed then runtime.claimed[found.deepresearch_id] = true end
     return found
   end
   return nil, extruct.unresolved(err, "client:list{limit = 10} (newest first)")
 end
 
-function ops.get(rt, self, id)
+function ops.get(runtime, self, id)
   local err
-  id, err = V.id("get", id)
+  id, err = validate.id("get", id)
   if not id then return nil, err end
-  return call(rt, data(self), { method = "GET", path = status_path(self, id), kind = "read",
+  return call(runtime, data(self), { method = "GET", path = status_path(self, id), kind = "read",
     expect = "object" })
 end
 
-function ops.list(rt, self, opts)
-  V.type("list", 1, opts, "table", true)
+function ops.list(runtime, self, opts)
+  validate.type("list", 1, opts, "table", true)
   opts = opts or {}
-  local ok, err = V.page({ limit = opts.limit }, 100)
+  local ok, err = validate.page({ limit = opts.limit }, 100)
   if ok and opts.limit == 0 then ok, err = nil, errors.invalid("limit must be in 1..100") end
   if not ok then return nil, err end
-  return call(rt, data(self), { method = "GET", path = "/v1/deepresearch/list",
+  return call(runtime, data(self), { method = "GET", path = "/v1/deepresearch/list",
     query = { limit = opts.limit }, kind = "read", expect = "array" })
 end
 
-local function mutate(rt, self, fname, id, suffix, method, body)
+local function mutate(runtime, self, fname, id, suffix, method, body)
   local err
-  id, err = V.id(fname, id)
+  id, err = validate.id(fname, id)
   if not id then return nil, err end
-  return call(rt, data(self), { method = method, path = kind_of(self).path .. "/" ..
+  return call(runtime, data(self), { method = method, path = kind_of(self).path .. "/" ..
     http.escape(id) .. suffix,
     body = body, kind = "mutate", expect = "object" })
 end
 
-function ops.cancel(rt, self, id) return mutate(rt, self, "cancel", id, "/cancel", "POST", "{}") end
-function ops.delete(rt, self, id) return mutate(rt, self, "delete", id, "/delete", "DELETE") end
+function ops.cancel(runtime, self, id) return mutate(runtime, self, "cancel", id, "/cancel", "POST",
+  "{}") end
+function ops.delete(runtime, self, id) return mutate(runtime, self, "delete", id, "/delete",
+  "DELETE") end
 
-function ops.update(rt, self, id, instruction)
-  V.type("update", 2, instruction, "string")
+function ops.update(runtime, self, id, instruction)
+  validate.type("update", 2, instruction, "string")
   if instruction:find("^%s*$") then return nil, errors.invalid("instruction must not be empty") end
-  return mutate(rt, self, "update", id, "/update", "POST",
+  return mutate(runtime, self, "update", id, "/update", "POST",
     json.encode({ instruction = instruction }))
 end
 
@@ -266,9 +269,10 @@ end
 -- Polls with If-None-Match: an unchanged task answers 304 and costs no body.
 local function conditional_get()
   local etag, cached
-  return function(rt, self, id)
+  return function(runtime, self, id)
     local headers = etag and { "If-None-Match: " .. etag } or nil
-    local body, err, res = http.request(rt, data(self), { method = "GET", path = status_path(self,
+    local body, err, res = http.request(runtime, data(self), { method = "GET",
+      path = status_path(self,
       id),
       kind = "read", expect = "object", max_retries = 0, headers = headers, allow_304 = true })
     if err then return nil, err end
@@ -287,16 +291,16 @@ local function conditional_get()
   end
 end
 
-function ops.wait(rt, self, id_or_task, opts)
-  return extruct.wait_on(rt, self, kind_of(self), id_or_task, opts, conditional_get(),
+function ops.wait(runtime, self, id_or_task, opts)
+  return extruct.wait_on(runtime, self, kind_of(self), id_or_task, opts, conditional_get(),
     valyu_verdict, "wait")
 end
 
-function ops.run(rt, self, params)
-  V.type("run", 1, params, "table")
-  local task, err = ops.create(rt, self, params)
+function ops.run(runtime, self, params)
+  validate.type("run", 1, params, "table")
+  local task, err = ops.create(runtime, self, params)
   if not task then return nil, err end
-  return ops.wait(rt, self, task.deepresearch_id, { on_progress = params.on_progress,
+  return ops.wait(runtime, self, task.deepresearch_id, { on_progress = params.on_progress,
     timeout = params.timeout,
     interval = params.interval, max_interval = params.max_interval })
 end

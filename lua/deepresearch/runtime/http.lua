@@ -14,11 +14,11 @@ M.states = states
 
 --- The private state of client; raises when client is not a deepresearch client (or was never one).
 function M.state(client)
-  local st = states[client]
-  if st == nil then
+  local state = states[client]
+  if state == nil then
     error("bad argument #1 (deepresearch.client expected, got " .. type(client) .. ")", 3)
   end
-  return st
+  return state
 end
 
 local c_methods = core.client_methods
@@ -49,14 +49,14 @@ local function query_string(q)
   return "?" .. table.concat(parts, "&")
 end
 
-function M.url(st, path, query)
-  return st.base_url .. path .. query_string(query)
+function M.url(state, path, query)
+  return state.base_url .. path .. query_string(query)
 end
 
-local function resolve_token(st)
-  local t = st.token
-  if t == st.checked_token and t ~= nil then return t end -- a string already checked
-  local p = st.provider
+local function resolve_token(state)
+  local t = state.token
+  if t == state.checked_token and t ~= nil then return t end -- a string already checked
+  local p = state.provider
   if type(t) == "function" then
     local ok, v = pcall(t)
     if not ok then
@@ -75,16 +75,16 @@ local function resolve_token(st)
     return nil,
       errors.invalid("the token contains spaces or control characters; refusing to send it")
   end
-  if type(st.token) == "string" then st.checked_token = t end
+  if type(state.token) == "string" then state.checked_token = t end
   return t
 end
 
-local function build_headers(st, token, has_body, extra)
-  local p = st.provider
+local function build_headers(state, token, has_body, extra)
+  local p = state.provider
   local h = {
     p.auth_header .. ": " .. p.auth_prefix .. token,
     "Accept: application/json",
-    "User-Agent: " .. st.user_agent,
+    "User-Agent: " .. state.user_agent,
   }
   if has_body then h[#h + 1] = "Content-Type: application/json" end
   for _, line in ipairs(extra or {}) do h[#h + 1] = line end
@@ -143,9 +143,9 @@ local function is_array(t)
   return type(t) == "table" and (t[1] ~= nil or next(t) == nil)
 end
 
-local function http_error(st, res, req)
+local function http_error(state, res, req)
   local headers = M.headers(res)
-  local info = res.body ~= nil and st.provider.parse_error(res.body) or {}
+  local info = res.body ~= nil and state.provider.parse_error(res.body) or {}
   local code = status_code(res.status, info, req)
   -- A body that is not JSON (a proxy's HTML page) is not the API speaking.
   if res.raw and res.raw ~= "" and res.body == nil then code = "invalid_response" end
@@ -164,7 +164,7 @@ local function http_error(st, res, req)
 end
 
 --- Turns a transport result into (body, nil, res) or (nil, err).
-local function classify(st, res, req)
+local function classify(state, res, req)
   if res.error then
     return nil, errors.new(res.error, res.message, { sent = res.sent })
   end
@@ -193,7 +193,7 @@ local function classify(st, res, req)
         M.headers(res).location))),
       { status = status })
   end
-  return nil, http_error(st, res, req)
+  return nil, http_error(state, res, req)
 end
 M.classify = classify
 
@@ -242,35 +242,35 @@ end
 M.set_debug = function(on) debug_on = on end
 
 -- The header list of a plain read, kept per token: most requests are polls.
-local function read_headers(st, token)
-  if st.read_headers_token ~= token then
-    st.read_headers = build_headers(st, token, false)
-    st.read_headers_token = token
+local function read_headers(state, token)
+  if state.read_headers_token ~= token then
+    state.read_headers = build_headers(state, token, false)
+    state.read_headers_token = token
   end
-  return st.read_headers
+  return state.read_headers
 end
 
 --- Prepares the transport spec for req; nil, err when the token is unusable.
 -- A req marked reuse (the same request sent again and again: polls) keeps its spec while
 -- the token, and so the header list, stays the same.
-local function prepare(st, req)
-  local token = st.token
-  if token == nil or token ~= st.checked_token then -- else a string already checked
+local function prepare(state, req)
+  local token = state.token
+  if token == nil or token ~= state.checked_token then -- else a string already checked
     local err
-    token, err = resolve_token(st)
+    token, err = resolve_token(state)
     if not token then return nil, err end
   end
   local plain = req.body == nil and req.headers == nil
   local headers
   if plain then
-    headers = st.read_headers_token == token and st.read_headers or read_headers(st, token)
+    headers = state.read_headers_token == token and state.read_headers or read_headers(state, token)
     local spec = req.spec
     if spec and spec.headers == headers then return spec end
   else
-    headers = build_headers(st, token, req.body ~= nil, req.headers)
+    headers = build_headers(state, token, req.body ~= nil, req.headers)
   end
   local spec = {
-    method = req.method, url = M.url(st, req.path, req.query), body = req.body,
+    method = req.method, url = M.url(state, req.path, req.query), body = req.body,
     headers = headers, timeout = req.timeout, fresh = req.kind ~= "read", kind = req.kind,
   }
   if req.reuse and plain then req.spec = spec end
@@ -284,9 +284,9 @@ M.SLICE_MS = 100
 local SLICE = M.SLICE_MS
 
 -- Cancels the transfer an interrupted request left in flight (it closes that connection).
-local function drop_interrupted(handle, st)
-  local rec = st.interrupted
-  st.interrupted = nil
+local function drop_interrupted(handle, state)
+  local rec = state.interrupted
+  state.interrupted = nil
   if rec.id and rec.result == nil then abandon(handle, rec.id) end
 end
 
@@ -300,24 +300,24 @@ end
 -- C side sets rec.id as the transfer starts and rec.result as its answer arrives); a record
 -- left behind is cancelled before the next request. Reads reuse one record per client; a
 -- create gets its own, also kept as st.last_create with its answer for M.settle_interrupted.
-local function transfer(handle, st, spec, req)
-  if st.interrupted then drop_interrupted(handle, st) end
+local function transfer(handle, state, spec, req)
+  if state.interrupted then drop_interrupted(handle, state) end
   local rec
   if req and req.kind == "create" then
     rec = { req = req, create = true }
-    st.last_create = rec
+    state.last_create = rec
   else
-    rec = st.read_record
+    rec = state.read_record
     if not rec then
       rec = { create = false }
-      st.read_record = rec
+      state.read_record = rec
     end
     rec.req = req
   end
-  st.interrupted = rec
+  state.interrupted = rec
   local res = raw_request(handle, spec, SLICE, rec)
   while res == nil do res = finish(handle, rec.id, SLICE, rec) end
-  st.interrupted = nil
+  state.interrupted = nil
   if not rec.create then rec.result = nil end -- a read's answer is its caller's alone
   if not res then vanished() end
   return res
@@ -332,14 +332,14 @@ end
 -- made. It answers about the client's latest create, once. stop (optional): a function polled
 -- between slices; when it returns true the wait ends at once (a second Ctrl-C).
 function M.settle_interrupted(client, seconds, stop)
-  local st = M.state(client)
-  local handle = st.handle
-  local rec = st.last_create
-  st.last_create = nil
+  local state = M.state(client)
+  local handle = state.handle
+  local rec = state.last_create
+  state.last_create = nil
   local open = not c_methods.closed(handle)
-  if open and st.interrupted then
-    local cur = st.interrupted
-    if cur ~= rec then drop_interrupted(handle, st) end
+  if open and state.interrupted then
+    local cur = state.interrupted
+    if cur ~= rec then drop_interrupted(handle, state) end
   end
   if not rec or not rec.id then return nil, false end
   local res = rec.result
@@ -350,10 +350,10 @@ function M.settle_interrupted(client, seconds, stop)
       res = finish(handle, rec.id, math.max(0, math.min(SLICE, left)), rec)
     until res ~= nil or left <= 0 or (stop and stop())
   end
-  if open and st.interrupted then drop_interrupted(handle, st) end
+  if open and state.interrupted then drop_interrupted(handle, state) end
   if open and not res then abandon(handle, rec.id) end
   if not res then return nil, true end
-  local body, err = classify(st, res, rec.req)
+  local body, err = classify(state, res, rec.req)
   if body ~= nil then return body, false end
   if not err then return nil, true end
   return nil, require("deepresearch.providers.extruct").maybe_created(err) and true or false
@@ -361,45 +361,45 @@ end
 
 --- The blocking runtime of a client: the C transport and the client's clock.
 -- The poller runs the same code with a runtime whose send and sleep yield instead.
-function M.blocking(st)
-  local rt = st.rt
-  if not rt then
-    local handle = st.handle
-    rt = {
+function M.blocking(state)
+  local runtime = state.rt
+  if not runtime then
+    local handle = state.handle
+    runtime = {
       handle = handle, -- M.request calls the transport directly
-      send = function(spec) return transfer(handle, st, spec) end,
-      sleep = function(sec) return st.clock.sleep(sec) end,
-      now = function() return st.clock.now() end,
+      send = function(spec) return transfer(handle, state, spec) end,
+      sleep = function(sec) return state.clock.sleep(sec) end,
+      now = function() return state.clock.now() end,
     }
-    st.rt = rt
+    state.rt = runtime
   end
-  return rt
+  return runtime
 end
 
 --- Sends req with the retry rules of its kind; returns body, nil, res or nil, err.
 -- req = { method, path, query, body (JSON text), kind = "read"|"create"|"mutate", expect, on_400 }
-function M.request(rt, st, req)
-  local spec, err = prepare(st, req)
+function M.request(runtime, state, req)
+  local spec, err = prepare(state, req)
   if not spec then
     err.attempts = 0
     return nil, err
   end
-  local max = req.max_retries or st.max_retries
-  local handle = rt.handle
+  local max = req.max_retries or state.max_retries
+  local handle = runtime.handle
   local attempt = 0
   while true do
     attempt = attempt + 1
     local t0 = debug_on and core.now()
     local res
-    if handle then res = transfer(handle, st, spec, req) else res = rt.send(spec) end
+    if handle then res = transfer(handle, state, spec, req) else res = runtime.send(spec) end
     if debug_on then log(req, spec, res, core.now() - t0, attempt) end
-    local body, e, r = classify(st, res, req)
+    local body, e, r = classify(state, res, req)
     if not e then return body, nil, r end
     e.attempts = attempt
     local again = retry.should_retry(req.kind, e)
     if req.kind ~= "read" then e.retryable = again or e.code == "rate_limited" end
     if attempt > max or not again then return nil, e end
-    rt.sleep(retry.delay(attempt, e, st))
+    runtime.sleep(retry.delay(attempt, e, state))
   end
 end
 

@@ -4,7 +4,7 @@
 -- uses; its runtime's send and sleep yield here instead of blocking.
 local core = require "deepresearch.core"
 local errors = require "deepresearch.base.errors"
-local V = require "deepresearch.base.validate"
+local validate = require "deepresearch.base.validate"
 local options = require "deepresearch.base.options"
 
 local data = require("deepresearch.runtime.http").state
@@ -73,8 +73,8 @@ local function check_max_connections(fname, v)
 end
 
 -- The client's own max_connections (checked when the client was made), kept in range.
-local function client_max_connections(st)
-  local v = tonumber(st.options and st.options.max_connections) or M.DEFAULT_MAX_CONNECTIONS
+local function client_max_connections(state)
+  local v = tonumber(state.options and state.options.max_connections) or M.DEFAULT_MAX_CONNECTIONS
   if v ~= v then return M.DEFAULT_MAX_CONNECTIONS end
   return math.max(1, math.min(M.MAX_CONNECTIONS, math.floor(v)))
 end
@@ -85,15 +85,15 @@ function M.poller(self, opts)
   opts = opts or {}
   options.check("poller", opts, POLLER_OPTIONS, 2)
   check_max_connections("poller", opts.max_connections)
-  local st = data(self)
-  if client_closed(st.handle) then
+  local state = data(self)
+  if client_closed(state.handle) then
     error("attempt to make a poller on a closed deepresearch.client", 2)
   end
-  local max = opts.max_connections or client_max_connections(st)
+  local max = opts.max_connections or client_max_connections(state)
   local ops_of, accepts = provider_ops(self)
   local p = setmetatable({
     client = self,
-    cp = core.new_poller(st.handle, max),
+    cp = core.new_poller(state.handle, max),
     max = max,       -- transfers handed to libcurl at once
     active = 0,      -- transfers libcurl has now
     now = opts.now or core.now,
@@ -125,8 +125,8 @@ function M.poller(self, opts)
     end,
   }
   -- Closing the client ends its pollers' operations (init.lua); weak, so a dropped poller goes.
-  st.pollers = st.pollers or setmetatable({}, { __mode = "k" })
-  st.pollers[p] = true
+  state.pollers = state.pollers or setmetatable({}, { __mode = "k" })
+  state.pollers[p] = true
   return p
 end
 
@@ -278,7 +278,7 @@ function Poller:_spawn(name, cb, extra, ...)
   end
   local op_fn = self.ops_of[name]
   if not op_fn then error("this provider has no operation '" .. name .. "'", 3) end
-  V.type(name, 2, cb, "function", true)
+  validate.type(name, 2, cb, "function", true)
   local args = { n = select("#", ...), ... }
   local op = { cb = cb, gate = extra and extra.gate }
   op.co = coroutine.create(function()

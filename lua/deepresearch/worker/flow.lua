@@ -13,13 +13,13 @@ local policy = require "deepresearch.base.policy"
 local store_mod = require "deepresearch.worker.store"
 local is_interrupt = require("deepresearch.worker.redis").is_interrupt
 
-local F = {}
+local flow = {}
 
 local LIST_LIMIT = 50
 local MAX_PAGES = 20
 local SKEW = 300 -- seconds of server clock disorder tolerated when matching a lost create
-F.MAX_SEARCH_DELAY = 30 -- seconds: the longest pause between searches for a task that may exist
-F.MIN_SEARCHES = 3 -- searches that must succeed (and find nothing) before a job is set aside
+flow.MAX_SEARCH_DELAY = 30 -- seconds: the longest pause between searches for a task that may exist
+flow.MIN_SEARCHES = 3 -- searches that must succeed (and find nothing) before a job is set aside
 
 -- Which failures allow what, and the backoff: written once, in base/policy.lua.
 -- A create is sent again only after an answer in CREATE_NOTHING_MADE (or a request that never
@@ -39,13 +39,13 @@ local function nothing_sent(err)
 end
 
 --- Whether a failed create may have made a task.
-function F.maybe_created(err)
+function flow.maybe_created(err)
   return not nothing_sent(err) and not NOTHING_MADE[err.code]
 end
 
 --- Whether a job hash (as loaded) says a create of it may have made a task that is not
 -- recorded: a create marker without its answer, or an ambiguous answer.
-function F.may_have_task(h)
+function flow.may_have_task(h)
   return h.task_id == nil and (h.status == "creating" or h.status == "ambiguous"
     or h.ambiguous == "1")
 end
@@ -57,7 +57,7 @@ end
 
 --- Runs a step now; reschedules it when Redis failed or it raised. Ctrl-C (lua.c's
 -- "interrupted!") is never swallowed: it is noted for the loop, and the step kept to finish.
-function F:try(job, fn)
+function flow:try(job, fn)
   if job.gone then return end
   local ok, res, err = pcall(fn, self, job)
   if ok and res then return end
@@ -73,17 +73,17 @@ function F:try(job, fn)
   return self:later(job, 0.2, fn)
 end
 
-function F:later(job, delay, fn)
+function flow:later(job, delay, fn)
   job.due, job.step = self.now() + delay, fn
   return true
 end
 
 -- A side effect for a job the worker does not track (bad or duplicate entries).
-function F:effect(fn)
+function flow:effect(fn)
   if self.pending_ops[1] or not fn() then self.pending_ops[#self.pending_ops + 1] = fn end
 end
 
-function F:forget(job)
+function flow:forget(job)
   if job.gone then return end
   job.gone = true
   self.jobs[job.id] = nil
@@ -91,7 +91,7 @@ function F:forget(job)
 end
 
 --- Another worker took the job over (this one was paused or cut off past its lease).
-function F:lost(job)
+function flow:lost(job)
   self:log("job %s was taken over by another worker; this one lets it go", job.id)
   self:forget(job)
   return true
@@ -100,7 +100,7 @@ end
 --- A job text just moved into this worker's processing list. not_before: the Redis time
 -- before which a create an earlier holder may have sent is not searched for (its lease
 -- expiry plus the reconcile grace).
-function F:admit(raw, not_before)
+function flow:admit(raw, not_before)
   local job, err = jobs.parse(raw, self.provider_name)
   if not job then return self:dead_letter(raw, err, err.job_id) end
   if self.jobs[job.id] then
@@ -111,7 +111,7 @@ function F:admit(raw, not_before)
   self.count = self.count + 1
   job.attempts = 0
   job.not_before = not_before
-  self:try(job, F.resume)
+  self:try(job, flow.resume)
 end
 
 local function dead_entry(self, raw, err)
@@ -120,7 +120,7 @@ local function dead_entry(self, raw, err)
     at = store_mod.timestamp() })
 end
 
-function F:dead_letter(raw, err, job_id)
+function flow:dead_letter(raw, err, job_id)
   self.stats.dead = self.stats.dead + 1
   self:log("dead letter%s: %s", job_id and (" (job " .. job_id .. ")") or "",
     err.message or tostring(err))
@@ -130,7 +130,7 @@ function F:dead_letter(raw, err, job_id)
 end
 
 --- Where a job stands in Redis decides what happens next.
-function F:resume(job)
+function flow:resume(job)
   local h, err = self.store:load(job.id)
   if not h then return nil, err end
   if h.status == "done" or h.status == "failed" then
@@ -145,14 +145,14 @@ function F:resume(job)
   end
   -- A create may have been sent (its holder stopped before recording the answer), or may have
   -- made a task (ambiguous; pushed again after it was set aside: it is searched for once more).
-  if F.may_have_task(h) then return self:reconcile(job) end
+  if flow.may_have_task(h) then return self:reconcile(job) end
   return self:create(job)
 end
 
 -- A second copy of a job (a producer that pushed it twice) while another worker's
 -- processing list holds the first: that worker, or whoever takes over its list, runs
 -- it. Returns true, false, or nil, err.
-function F:held_elsewhere(job, h)
+function flow:held_elsewhere(job, h)
   if not h.worker or h.worker == self.wid then return false end
   local pos, err, kind = self.store.conn:call("LPOS", self.store:processing(h.worker), job.raw)
   if pos == nil and kind then return nil, err end
@@ -163,7 +163,7 @@ function F:held_elsewhere(job, h)
   return false
 end
 
-function F:drop(job)
+function flow:drop(job)
   local ok, err = self.store:release(job.raw)
   if not ok then return nil, err end
   self:forget(job)
@@ -173,7 +173,7 @@ end
 --- Queues the create. Nothing is written to Redis yet: the job is marked "creating" by the
 -- gate, when the request has its connection and is about to leave. g.marker: the creating_at
 -- that gate wrote (the marker this create owns).
-function F:create(job)
+function flow:create(job)
   if self.draining then return true end
   job.attempts = job.attempts + 1
   local g = {}
@@ -198,7 +198,7 @@ end
 -- over after the lease expired knows every create of this one was written before then.
 -- A marker is passed over (forced) only when this same create wrote it: the library sends a
 -- create's request again only after an answer that proves nothing was made.
-function F:gate(job, g)
+function flow:gate(job, g)
   if job.gone or self.draining or job.gate ~= g then
     g.r = "dropped"
     return false, "the worker no longer runs this job"
@@ -219,10 +219,10 @@ function F:gate(job, g)
   return true, t0 + self.opts.lease - self.send_margin
 end
 
-function F:created(job, g, task, err)
+function flow:created(job, g, task, err)
   if task then return self:record(job, task) end
   if nothing_sent(err) then return self:not_sent(job, g, err) end
-  if F.maybe_created(err) then
+  if flow.maybe_created(err) then
     -- The task may exist: never create again blindly. The job is "ambiguous" until a search
     -- finds the task (then it is waited on) or finds nothing (then it is set aside for a person).
     self:log("job %s: %s; ambiguous until its task is found", job.id, tostring(err))
@@ -245,13 +245,13 @@ function F:created(job, g, task, err)
     local delay = backoff(job.attempts)
     self:log("job %s: create refused, nothing made (%s); again in %.1fs", job.id, tostring(err),
       delay)
-    return self:later(job, delay, F.create)
+    return self:later(job, delay, flow.create)
   end
   return self:finish(job, "failed", { error = jobs.error_json(err) })
 end
 
 --- Notes that a create may have made a task, then searches for it.
-function F:ambiguous(job, err_json)
+function flow:ambiguous(job, err_json)
   local r, e = self.store:note(job, "ambiguous", err_json)
   if not r then return nil, e end
   if r == "settled" then return self:resume(job) end
@@ -259,7 +259,7 @@ function F:ambiguous(job, err_json)
 end
 
 --- Nothing of this create left: the gate refused it, or its request was never written.
-function F:not_sent(job, g, err)
+function flow:not_sent(job, g, err)
   if g.marker then
     -- Its gate had marked the job "creating": this process alone can prove that create made
     -- nothing, so it clears its own marker before anything else (for whoever holds the job).
@@ -279,13 +279,13 @@ function F:not_sent(job, g, err)
   -- the request did not leave in time: it is queued again, through the gate again.
   local delay = r == "ok" and backoff(job.attempts, 2) or 0.2
   self:debug("job %s: create not sent (%s); again in %.1fs", job.id, tostring(err.message), delay)
-  return self:later(job, delay, F.create)
+  return self:later(job, delay, flow.create)
 end
 
 --- The answer to a create whose job this worker let go meanwhile (taken over while it was
 -- paused or cut off). It still tells the job's new owner where the task is, that one may
 -- exist, or that this create made nothing (its marker cleared: the new owner may create).
-function F:late_answer(job, g, task, err)
+function flow:late_answer(job, g, task, err)
   if task then
     self:log("job %s: its create answered (task %s) after the job was taken over; recording it",
       job.id,
@@ -306,7 +306,9 @@ function F:late_answer(job, g, task, err)
       end
       return r
     end
-    if F.maybe_created(err) then return self.store:note(job, "ambiguous", jobs.error_json(err)) end
+    if flow.maybe_created(err) then
+      return self.store:note(job, "ambiguous", jobs.error_json(err))
+    end
     if g.marker then return self.store:clear_marker(job, g.marker, jobs.error_json(err)) end
     return true
   end
@@ -321,7 +323,7 @@ function F:late_answer(job, g, task, err)
 end
 
 --- Records the task id against the job, then waits on it.
-function F:record(job, task, reconciled)
+function flow:record(job, task, reconciled)
   local id = task[self.provider.id_field]
   local r, v = self.store:record_task(job, id, jobs.created_epoch(task), task.status,
     reconciled or task.reconciled)
@@ -355,7 +357,7 @@ end
 -- for a person. The first search waits until any create in flight has surely landed: the
 -- reconcile grace after the marker, after the ambiguous answer, and after the lease of the
 -- worker this one took the job from had expired.
-function F:reconcile(job)
+function flow:reconcile(job)
   if self.draining then return true end
   local h, err = self.store:load(job.id)
   if not h then return nil, err end
@@ -364,7 +366,7 @@ function F:reconcile(job)
   local elsewhere, e = self:held_elsewhere(job, h)
   if elsewhere == nil then return nil, e end
   if elsewhere then return self:drop(job) end
-  if not F.may_have_task(h) then
+  if not flow.may_have_task(h) then
     -- The process that wrote the marker cleared it: that create is known to have made nothing.
     self:log("job %s: its earlier create is known to have made nothing; creating", job.id)
     job.search = nil
@@ -397,7 +399,7 @@ function F:reconcile(job)
     end
     s = { ok = 0, failed = 0 }
     job.search = s
-    if ready > now then return self:later(job, ready - now, F.reconcile) end
+    if ready > now then return self:later(job, ready - now, flow.reconcile) end
   end
   s.from = s.from or self.now()
   local floor = epoch(h.creating_floor)
@@ -414,11 +416,11 @@ function F:reconcile(job)
             counted = true
             s.failed = s.failed + 1
           end
-          local delay = backoff(s.failed, F.MAX_SEARCH_DELAY)
+          local delay = backoff(s.failed, flow.MAX_SEARCH_DELAY)
           self:log("job %s: listing tasks to find its task failed (%s); again in %.1fs", job.id,
             tostring(lerr),
             delay)
-          return self:later(job, delay, F.reconcile)
+          return self:later(job, delay, flow.reconcile)
         end
         local older = false
         for _, t in ipairs(list) do
@@ -445,7 +447,7 @@ function F:reconcile(job)
   return true
 end
 
-function F:reconciled(job, matches)
+function flow:reconciled(job, matches)
   -- Oldest first: the task nearest after the marker is the one this job's first create made.
   table.sort(matches, function(a,
     b) return (jobs.created_epoch(a) or 0) < (jobs.created_epoch(b) or 0) end)
@@ -463,22 +465,23 @@ function F:reconciled(job, matches)
   local h, err = self.store:load(job.id)
   if not h then return nil, err end
   if h.task_id then return self:wait(job, h.task_id) end
-  if not F.may_have_task(h) then return self:reconcile(job) end -- its marker was cleared meanwhile
+  -- its marker was cleared meanwhile
+  if not flow.may_have_task(h) then return self:reconcile(job) end
   local s, window = job.search, self.opts.search_window
   local now = self.now()
-  if s.ok >= F.MIN_SEARCHES and now >= s.from + window then
+  if s.ok >= flow.MIN_SEARCHES and now >= s.from + window then
     self:log("job %s: no task found in %d searches over %.0fs after a create that may have made " ..
       "one; set aside " ..
       "as ambiguous for a person (docs/worker.md)", job.id, s.ok, now - s.from)
     return self:finish(job, "ambiguous", { error = h.error })
   end
-  local delay = backoff(s.ok, math.min(F.MAX_SEARCH_DELAY, math.max(0.25, window / 4)))
+  local delay = backoff(s.ok, math.min(flow.MAX_SEARCH_DELAY, math.max(0.25, window / 4)))
   self:debug("job %s: search %d found no task; again in %.1fs", job.id, s.ok, delay)
-  return self:later(job, delay, F.reconcile)
+  return self:later(job, delay, flow.reconcile)
 end
 
 --- Waits on the task through the poller; progress goes to the job hash as it changes.
-function F:wait(job, task_id)
+function flow:wait(job, task_id)
   job.task_id = task_id
   if self.draining then return true end
   local w = self.opts.wait or {}
@@ -494,7 +497,7 @@ function F:wait(job, task_id)
   return true
 end
 
-function F:waited(job, task, err)
+function flow:waited(job, task, err)
   if task then
     return self:finish(job, "done", { task = jobs.encode_task(task), report = self:render(task),
       task_id = job.task_id, task_status = task.status })
@@ -518,14 +521,14 @@ function F:waited(job, task, err)
   return self:finish(job, "failed", { error = jobs.error_json(err), task_id = job.task_id })
 end
 
-function F:render(task)
+function flow:render(task)
   local ok, text = pcall(jobs.render, task)
   if ok then return text end
   if is_interrupt(text) then self.interrupted = true end
   return ""
 end
 
-function F:finish(job, status, fields)
+function flow:finish(job, status, fields)
   fields.task_id = fields.task_id or job.task_id
   local wrote, err = self.store:finish(job, status, fields)
   if wrote == nil then return nil, err end
@@ -538,4 +541,4 @@ function F:finish(job, status, fields)
   return true
 end
 
-return F
+return flow
