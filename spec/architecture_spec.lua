@@ -81,7 +81,8 @@ describe("architecture (issue 14 part 9)", function()
   setup(function() mods = library() end)
 
   it("item 9: reads requires in every form, and not in comments", function()
-    local text = "local a = require 'x.a'\nlocal b = require(\"x.b\")\nlocal c = require \"x.c\"\n" ..
+    local text = "local a = require 'x.a'\nlocal b = require(\"x.b\")\nlocal c = require " ..
+      "\"x.c\"\n" ..
       "local ok, d = pcall(require, \"x.d\")\n-- require 'x.comment'\n--[[ require 'x.block' ]]"
     assert.same({ "x.a", "x.b", "x.c", "x.d" }, M.requires(text))
     assert.is_table(mods["deepresearch.base.errors"])
@@ -95,7 +96,8 @@ describe("architecture (issue 14 part 9)", function()
       if in_part(name, "deepresearch.base") or name == "deepresearch.brief" or
          in_part(name, "deepresearch.schema") or in_part(name, "deepresearch.report") then
         for dep in pairs(reach(mods, name)) do
-          if dep == "deepresearch.core" or in_part(dep, "deepresearch.runtime") or dep == "deepresearch" then
+          if dep == "deepresearch.core" or in_part(dep, "deepresearch.runtime") or
+            dep == "deepresearch" then
             bad[#bad + 1] = name .. " -> " .. dep
           end
         end
@@ -131,7 +133,8 @@ describe("architecture (issue 14 part 9)", function()
     assert.same({}, bad)
   end)
 
-  it("item 9: the command and the worker reach providers only through the front and the registry", function()
+  it("item 9: the command and the worker reach providers only through the front and the " ..
+    "registry", function()
     local bad = {}
     for name, m in pairs(mods) do
       if in_part(name, "deepresearch.cli") or in_part(name, "deepresearch.worker") then

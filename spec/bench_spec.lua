@@ -30,7 +30,8 @@ describe("bench", function()
     end)
 
     it("renders a markdown table with right-aligned figures", function()
-      assert.equals("| a | b |\n| --- | ---: |\n| x | 1 |", report.table({ "a", "b" }, { { "x", "1" } }))
+      assert.equals(
+        "| a | b |\n| --- | ---: |\n| x | 1 |", report.table({ "a", "b" }, { { "x", "1" } }))
     end)
 
     it("replaces only the generated part of the results file", function()
@@ -103,7 +104,8 @@ describe("bench", function()
     local bin = os.tmpname()
 
     setup(function() -- the floor, with the module's conversion linked in
-      local cc = "cc -std=c99 -O1 -I/usr/include/lua5.4 $(pkg-config --cflags libcurl) -o " .. bin ..
+      local cc = "cc -std=c99 -O1 -I/usr/include/lua5.4 $(pkg-config --cflags libcurl) -o " ..
+        bin ..
         " bench/floor.c src/json.c -llua5.4 $(pkg-config --libs libcurl) -lm"
       local built = os.execute(cc) -- true on Lua 5.2+, 0 on 5.1/LuaJIT
       assert(built == true or built == 0, "cannot build bench/floor.c: " .. cc)
@@ -136,18 +138,23 @@ describe("bench", function()
       local module = request_headers(server, "lua5.4 -e \"" ..
         "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path " ..
         "package.cpath = 'build/5.4/?.so;' .. package.cpath " ..
-        "require('deepresearch').client({ base_url = '%s', token = 't', max_retries = 0 }):get('x')\"")
-      local floor = request_headers(server, bin .. " --module-headers '" .. ua .. "' %s x y 1 0 0 0 1")
+        "require('deepresearch').client({ base_url = '%s', token = 't', max_retries = 0 " ..
+        "}):get('x')\"")
+      local floor = request_headers(
+        server, bin .. " --module-headers '" .. ua .. "' %s x y 1 0 0 0 1")
       -- The floors that add the module's options and its conversion send the same lines.
-      local options = request_headers(server, bin .. " --module-options '" .. ua .. "' %s x y 1 0 0 0 1")
-      local conversion = request_headers(server, bin .. " --module-conversion '" .. ua .. "' %s x y 1 0 0 0 1")
+      local options = request_headers(
+        server, bin .. " --module-options '" .. ua .. "' %s x y 1 0 0 0 1")
+      local conversion = request_headers(
+        server, bin .. " --module-conversion '" .. ua .. "' %s x y 1 0 0 0 1")
       server:close()
       assert.same(module, floor)
       assert.same(module, options)
       assert.same(module, conversion)
       local names = {}
       for _, l in ipairs(floor) do names[#names + 1] = l:match("^[^:]+") end
-      assert.same({ "Accept-Encoding", "Accept", "Authorization", "Host", "User-Agent" }, names) -- sorted lines
+      -- sorted lines
+      assert.same({ "Accept-Encoding", "Accept", "Authorization", "Host", "User-Agent" }, names)
     end)
 
     -- Runs `bin args` (%s: the URL) with environment prefix env, answers its one request with
@@ -196,9 +203,9 @@ describe("bench", function()
     it("decodes through the module's conversion, and stops on a body that is not JSON", function()
       local args = "--module-conversion ua %s x y 1 0 0 0 1"
       -- src/json.c decodes with a private cjson.new() instance: the prelude marks its decodes.
-      local mark = "FLOOR_PRELUDE='local c = require \"cjson\" local new = c.new c.new = function() " ..
-        "local i = new() local d = i.decode i.decode = function(s) io.stderr:write(\"via-new \") " ..
-        "return d(s) end return i end' "
+      local mark = "FLOOR_PRELUDE='local c = require \"cjson\" local new = c.new c.new = " ..
+        "function() local i = new() local d = i.decode i.decode = function(s) " ..
+        "io.stderr:write(\"via-new \") return d(s) end return i end' "
       local body = '{"id":"x","agents":25,"report":null,"owner":{"a":null}}'
       local path, out, status = serve_once(args, body, mark)
       assert.equals(0, status, out)

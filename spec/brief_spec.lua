@@ -90,11 +90,13 @@ describe("brief.render", function()
   end)
 
   it("returns an error naming every placeholder without a value", function()
-    local text, err = brief.render(fixture("template_outreach.txt"), { seller = "a CRM vendor", domain = "" })
+    local text, err = brief.render(
+      fixture("template_outreach.txt"), { seller = "a CRM vendor", domain = "" })
     assert.is_nil(text)
     assert.equal("invalid_request", err.code)
     assert.same({ "company", "domain", "months" }, err.missing)
-    assert.truthy(err.message:find("no value for placeholders 'company', 'domain', 'months'", 1, true))
+    assert.truthy(
+      err.message:find("no value for placeholders 'company', 'domain', 'months'", 1, true))
     assert.truthy(tostring(err):find("company", 1, true))
   end)
 
@@ -104,7 +106,8 @@ describe("brief.render", function()
     assert.same({ "company" }, err.missing)
   end)
 
-  it("treats a missing vars table as no values and leaves text without placeholders alone", function()
+  it("treats a missing vars table as no values and leaves text without placeholders " ..
+    "alone", function()
     assert.equal("no placeholders {here}", brief.render("no placeholders {here}"))
     local _, err = brief.render("{{x}}")
     assert.same({ "x" }, err.missing)
@@ -164,8 +167,9 @@ describe("brief.lint", function()
   end
 
   it("accepts an elided [a product] and numeric [1] brackets", function()
-    local text = "We sell [a product] to mid-market logistics firms [1]. Research Flexport (flexport.com) " ..
-      "and its last 12 months of announcements, so we can decide whether to pitch them."
+    local text = "We sell [a product] to mid-market logistics firms [1]. Research Flexport " ..
+      "(flexport.com) and its last 12 months of announcements, so we can decide whether to " ..
+      "pitch them."
     assert.same({}, brief.lint(text))
   end)
 
@@ -223,8 +227,9 @@ describe("brief.lint", function()
   end)
 
   it("finds every kind of leftover placeholder, with positions", function()
-    local text = "We are {{ seller }}. Research [company] and <COMPANY NAME> and [your product] and " ..
-      "<target domain> and [TODO] and [company_name] in the last year so we can decide whether to act."
+    local text = "We are {{ seller }}. Research [company] and <COMPANY NAME> and [your product] " ..
+      "and <target domain> and [TODO] and [company_name] in the last year so we can decide " ..
+      "whether to act."
     local found = {}
     for _, f in ipairs(brief.lint(text)) do
       if f.code == "placeholder" then found[#found + 1] = text:sub(f.pos, f.pos + 2) end
@@ -233,14 +238,15 @@ describe("brief.lint", function()
   end)
 
   it("does not mistake links, citations, tags, comparisons or names for placeholders", function()
-    local text = "We are Acme Robotics. See [the deck](https://acme.example/deck) [2] [3, 5] and <b>bold</b>; " ..
-      "revenue < 5M and > 2M; a < b > c; we partner with [HubSpot] and [Acme Corp]. Research Flexport " ..
-      "in the last 12 months so we can decide whether to pitch them [sic]."
+    local text = "We are Acme Robotics. See [the deck](https://acme.example/deck) [2] [3, 5] " ..
+      "and <b>bold</b>; revenue < 5M and > 2M; a < b > c; we partner with [HubSpot] and [Acme " ..
+      "Corp]. Research Flexport in the last 12 months so we can decide whether to pitch them [sic]."
     assert.is_nil(find_code(brief.lint(text), "placeholder"))
   end)
 
   it("recognises targets by URL, domain, quotes, names and named markets", function()
-    local base = " so we can decide whether to pitch them. We are a small vendor. Cover the last 12 months."
+    local base = " so we can decide whether to pitch them. We are a small vendor. Cover the " ..
+      "last 12 months."
     local targets = {
       "Research https://example.org/team",
       "Research acme.io",
@@ -302,18 +308,22 @@ describe("brief.build", function()
   end)
 
   it("keeps a seller sentence that already states context", function()
-    local text = brief.build { seller = "We sell route planning to regional carriers.", target = "Flexport" }
-    assert.equal(1, text:find("We sell route planning to regional carriers. Research Flexport.", 1, true))
+    local text = brief.build {
+      seller = "We sell route planning to regional carriers.", target = "Flexport" }
+    assert.equal(
+      1, text:find("We sell route planning to regional carriers. Research Flexport.", 1, true))
   end)
 
   it("includes questions, focus, avoid, sources and format notes", function()
     local text = assert(brief.build {
       seller = "Acme Robotics", target = "Globex (globex.com)", goal = "choose a channel partner",
-      window = "the last 12 months", questions = { "who runs their partner programme", "What do they resell?" },
+      window = "the last 12 months",
+      questions = { "who runs their partner programme", "What do they resell?" },
       focus = "EMEA", avoid = "stock-price commentary", sources = "filings and trade press",
       format = "short sections with a risk table",
     })
-    assert.truthy(text:find("(1) Who runs their partner programme? (2) What do they resell?", 1, true))
+    assert.truthy(
+      text:find("(1) Who runs their partner programme? (2) What do they resell?", 1, true))
     assert.truthy(text:find("Focus on EMEA.", 1, true))
     assert.truthy(text:find("Leave out stock-price commentary.", 1, true))
     assert.truthy(text:find("Preferred sources: filings and trade press.", 1, true))

@@ -4,12 +4,13 @@
 local sim = require "support.sim"
 local cjson = require("cjson").new()
 
-local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research Flexport " ..
-  "(flexport.com): their current tooling, leadership changes and public statements in the last " ..
-  "12 months, so we can decide whether to pitch them this quarter."
+local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research " ..
+  "Flexport (flexport.com): their current tooling, leadership changes and public statements in " ..
+  "the last 12 months, so we can decide whether to pitch them this quarter."
 -- Lint-clean enough to be sent (warnings only), but names no target: the simulator rejects it.
-local NO_TARGET = "We sell freight-visibility software to mid-market logistics firms. Research the " ..
-  "logistics companies that might buy it in the last 12 months, so we can decide where to pitch this quarter."
+local NO_TARGET = "We sell freight-visibility software to mid-market logistics firms. Research " ..
+  "the logistics companies that might buy it in the last 12 months, so we can decide where to " ..
+  "pitch this quarter."
 local FAST = { "--interval", "0.05", "--max-interval", "0.05" }
 
 local function q(s)
@@ -64,11 +65,13 @@ describe("deepresearch command", function()
   -- o.env overrides the environment (false unsets), o.stdin is fed on standard input.
   local function cli(argv, o)
     o = o or {}
-    local env = { EXTRUCT_BASE_URL = s.url, EXTRUCT_API_TOKEN = "test-token", VALYU_BASE_URL = s.url,
+    local env = {
+      EXTRUCT_BASE_URL = s.url, EXTRUCT_API_TOKEN = "test-token", VALYU_BASE_URL = s.url,
       VALYU_API_KEY = "valyu-key", DEEPRESEARCH_TTY = false, LANG = "C" }
     for k, v in pairs(o.env or {}) do env[k] = v end
     -- The sanitizer and debug settings of the spec run are not the command's.
-    local parts = { "env", "-u LD_PRELOAD", "-u ASAN_OPTIONS", "-u LSAN_OPTIONS", "-u UBSAN_OPTIONS",
+    local parts = {
+      "env", "-u LD_PRELOAD", "-u ASAN_OPTIONS", "-u LSAN_OPTIONS", "-u UBSAN_OPTIONS",
       "-u DEEPRESEARCH_DEBUG", "-u COLUMNS" }
     local names = {}
     for k in pairs(env) do names[#names + 1] = k end
@@ -83,7 +86,8 @@ describe("deepresearch command", function()
     for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
     local errf = tmp()
     local inf = o.stdin and tmp(o.stdin) or "/dev/null"
-    local p = assert(io.popen(table.concat(parts, " ") .. " <" .. inf .. " 2>" .. errf .. "; echo \"__rc=$?\""))
+    local p = assert(
+      io.popen(table.concat(parts, " ") .. " <" .. inf .. " 2>" .. errf .. "; echo \"__rc=$?\""))
     local out = p:read("*a")
     p:close()
     local code = tonumber(out:match("__rc=(%d+)\n?$"))
@@ -108,7 +112,8 @@ describe("deepresearch command", function()
       local code, out, err = cli({ "--help" })
       assert.equals(0, code)
       assert.equals("", err)
-      for _, word in ipairs({ "run", "create", "get", "wait", "list", "report", "cancel", "brief render",
+      for _, word in ipairs({
+        "run", "create", "get", "wait", "list", "report", "cancel", "brief render",
         "brief lint", "discover", "discover results", "discover resume", "Exit codes", "130",
         "EXTRUCT_API_TOKEN", "VALYU_API_KEY" }) do
         assert.truthy(out:find(word, 1, true), word)
@@ -116,19 +121,24 @@ describe("deepresearch command", function()
     end)
 
     it("has help for every command, as --help and as `help COMMAND`", function()
-      for _, cmd in ipairs({ { "run" }, { "create" }, { "get" }, { "wait" }, { "list" }, { "report" },
-        { "cancel" }, { "brief", "render" }, { "brief", "lint" }, { "discover" }, { "discover", "get" },
+      for _, cmd in ipairs({ { "run" }, { "create" }, { "get" }, { "wait" }, { "list" },
+        { "report" },
+        { "cancel" }, { "brief", "render" }, { "brief", "lint" }, { "discover" },
+        { "discover", "get" },
         { "discover", "results" }, { "discover", "resume" } }) do
         local code, out = cli(concat(cmd, { "--help" }))
         assert.equals(0, code, table.concat(cmd, " "))
-        assert.truthy(out:find("usage: deepresearch " .. table.concat(cmd, " "), 1, true), table.concat(cmd, " "))
+        assert.truthy(
+          out:find("usage: deepresearch " .. table.concat(cmd, " "), 1, true),
+          table.concat(cmd, " "))
         assert.truthy(out:find("Exit codes", 1, true))
         local code2, out2 = cli(concat({ "help" }, cmd))
         assert.equals(0, code2)
         assert.equals(out, out2)
       end
       local _, run_help = cli({ "help", "run" })
-      for _, opt in ipairs({ "--depth", "--schema", "--json", "--timeout", "--interval", "--strict", "-f FILE" }) do
+      for _, opt in ipairs({
+        "--depth", "--schema", "--json", "--timeout", "--interval", "--strict", "-f FILE" }) do
         assert.truthy(run_help:find(opt, 1, true), opt)
       end
     end)
@@ -142,12 +152,16 @@ describe("deepresearch command", function()
     it("exits 2 on usage errors, with the message on stderr and nothing on stdout", function()
       local cases = {
         {}, { "frobnicate" }, { "run", "--frobnicate", BRIEF }, { "run", "--depth", "HIGH", BRIEF },
-        { "run" }, { "get" }, { "get", "a", "b" }, { "list", "--limit", "x" }, { "--provider", "nope", "list" },
-        { "run", "-f", "/nonexistent/brief.txt" }, { "run", "--schema", "/nonexistent.json", BRIEF },
+        { "run" }, { "get" }, { "get", "a", "b" }, { "list", "--limit", "x" },
+        { "--provider", "nope", "list" },
+        { "run", "-f", "/nonexistent/brief.txt" },
+        { "run", "--schema", "/nonexistent.json", BRIEF },
         { "cancel", "some-id" }, { "--provider", "valyu", "discover", "companies" },
-        { "--provider", "valyu", "run", "--depth", "high", BRIEF }, { "run", "--mode", "fast", BRIEF },
+        { "--provider", "valyu", "run", "--depth", "high", BRIEF },
+        { "run", "--mode", "fast", BRIEF },
         { "brief" }, { "discover", "results" }, { "wait", "some-id", "--interval", "0" },
-        { "list", "--base-url", "ftp://example.com" }, { "list", "--limit", "1.5" }, { "help", "nope" },
+        { "list", "--base-url", "ftp://example.com" }, { "list", "--limit", "1.5" },
+        { "help", "nope" },
       }
       for _, argv in ipairs(cases) do
         local code, out, err = cli(argv)
@@ -175,7 +189,8 @@ describe("deepresearch command", function()
   end)
 
   describe("run", function()
-    it("lints, creates, waits and prints the cited report on stdout; progress on stderr (exit 0)", function()
+    it("lints, creates, waits and prints the cited report on stdout; progress on stderr (exit " ..
+      "0)", function()
       local code, out, err = cli(concat({ "run", BRIEF }, FAST))
       assert.equals(0, code, err)
       local id = created_ids()[1]
@@ -234,7 +249,8 @@ describe("deepresearch command", function()
     it("takes a JSON Schema file or a Lua file with --schema", function()
       local json_file = tmp('{"type": "object", "properties": {"ceo": {"type": "string"}, ' ..
         '"tools": {"type": "array", "items": {"type": "string"}}}, "required": ["ceo"]}')
-      local code, out, err = cli(concat({ "run", BRIEF, "--schema", json_file, "--json", "-q" }, FAST))
+      local code, out, err = cli(
+        concat({ "run", BRIEF, "--schema", json_file, "--json", "-q" }, FAST))
       assert.equals(0, code, err)
       local task = cjson.decode(out)
       assert.equals("schema", task.report.kind)
@@ -244,7 +260,8 @@ describe("deepresearch command", function()
       lua_file = lua_file .. ".lua"
       tmpfiles[#tmpfiles + 1] = lua_file
       write(lua_file, 'local S = require("deepresearch").schema\n' ..
-        'return S.object{ hq = S.string{ description = "city" }, founded = S.optional(S.integer()) }')
+        'return S.object{ hq = S.string{ description = "city" }, founded = ' ..
+        'S.optional(S.integer()) }')
       code, out = cli(concat({ "run", BRIEF, "--schema", lua_file, "--json", "-q" }, FAST))
       assert.equals(0, code)
       assert.is_string(cjson.decode(out).report.fields.hq)
@@ -272,7 +289,8 @@ describe("deepresearch command", function()
     end)
 
     it("stops on lint errors (exit 2), and on warnings with --strict; nothing is sent", function()
-      local code, out, err = cli({ "run", "Research [COMPANY NAME] for us (acme.com) so we can decide." })
+      local code, out, err = cli({
+        "run", "Research [COMPANY NAME] for us (acme.com) so we can decide." })
       assert.equals(2, code)
       assert.equals("", out)
       assert.matches("error: unfilled placeholder", err)
@@ -310,7 +328,8 @@ describe("deepresearch command", function()
       assert.equals(4, code)
       assert.equals("", out)
       assert.matches("plan_required %(HTTP 402%)", err)
-      code, out, err = cli({ "run", BRIEF, "--depth", "high" }, { env = { EXTRUCT_API_TOKEN = "poor-token" } })
+      code, out, err = cli({ "run", BRIEF, "--depth", "high" },
+        { env = { EXTRUCT_API_TOKEN = "poor-token" } })
       assert.equals(4, code)
       assert.equals("", out)
       assert.matches("insufficient_credits %(HTTP 402%)", err)
@@ -339,12 +358,14 @@ describe("deepresearch command", function()
       s:reset{ speed = 1 }
       local errf, rcf, pidf, brieff = tmp(), tmp(), tmp(), tmp(BRIEF)
       os.remove(rcf)
-      local script = tmp(string.format("echo $$ > %s\nexec env -u LD_PRELOAD EXTRUCT_BASE_URL=%s " ..
-        "EXTRUCT_API_TOKEN=test-token DEEPRESEARCH_TTY=0 lua5.4 bin/deepresearch run -f %s --interval 0.05 " ..
-        ">/dev/null 2>%s\n", pidf, s.url, brieff, errf))
+      local script = tmp(string.format("echo $$ > %s\nexec env -u LD_PRELOAD " ..
+        "EXTRUCT_BASE_URL=%s EXTRUCT_API_TOKEN=test-token DEEPRESEARCH_TTY=0 lua5.4 " ..
+        "bin/deepresearch run -f %s --interval 0.05 >/dev/null 2>%s\n", pidf, s.url, brieff, errf))
       os.execute(string.format("(sh %s; echo $? > %s) </dev/null >/dev/null 2>&1 &", script, rcf))
       local deadline = os.time() + 10
-      while not slurp(errf):find("in_progress") and os.time() < deadline do os.execute("sleep 0.05") end
+      while not slurp(errf):find("in_progress") and os.time() < deadline do
+        os.execute("sleep 0.05")
+      end
       local pid = tonumber(slurp(pidf))
       assert.is_number(pid)
       os.execute("kill -INT " .. pid)
@@ -433,7 +454,8 @@ describe("deepresearch command", function()
       assert.equals("n=1\n", out3)
     end)
 
-    it("lint prints findings on stdout; exit 0 when clean, 1 on errors or (--strict) warnings", function()
+    it("lint prints findings on stdout; exit 0 when clean, 1 on errors or (--strict) " ..
+      "warnings", function()
       local good = tmp(BRIEF)
       local code, out = cli({ "brief", "lint", good })
       assert.equals(0, code)
@@ -451,7 +473,8 @@ describe("deepresearch command", function()
 
   describe("discover", function()
     it("creates and waits for a Deep Search, then prints the results table", function()
-      local code, out, err = cli(concat({ "discover", "Freight visibility software vendors in Europe", "--results",
+      local code, out, err = cli(
+        concat({ "discover", "Freight visibility software vendors in Europe", "--results",
         "5", "--criterion", "size=Mid-market:Has between 50 and 1000 employees", "--wait" }, FAST))
       assert.equals(0, code, err)
       local rows = lines(out)
@@ -462,7 +485,8 @@ describe("deepresearch command", function()
     end)
 
     it("discover prints the id; get, results --all and resume work on it", function()
-      local code, out = cli({ "discover", "Freight visibility software vendors in Europe", "--results", "3" })
+      local code, out = cli({
+        "discover", "Freight visibility software vendors in Europe", "--results", "3" })
       assert.equals(0, code)
       local id = out:match("^(%S+)\n$")
       assert.is_string(id)
@@ -489,7 +513,8 @@ describe("deepresearch command", function()
 
   describe("--provider valyu", function()
     it("runs a Valyu task with --mode and prints the report (exit 0)", function()
-      local code, out, err = cli(concat({ "--provider", "valyu", "run", "--mode", "fast", BRIEF }, FAST))
+      local code, out, err = cli(
+        concat({ "--provider", "valyu", "run", "--mode", "fast", BRIEF }, FAST))
       assert.equals(0, code, err)
       assert.is_true(is_report(out))
       assert.matches("%[%^%d+%]: https?://", out)
@@ -523,7 +548,8 @@ describe("deepresearch command", function()
     end)
 
     it("exits 4 on a bad key", function()
-      local code, _, err = cli({ "--provider", "valyu", "list" }, { env = { VALYU_API_KEY = "nope" } })
+      local code, _, err = cli({ "--provider", "valyu", "list" },
+        { env = { VALYU_API_KEY = "nope" } })
       assert.equals(4, code)
       assert.matches("unauthorized %(HTTP 401%)", err)
     end)

@@ -23,9 +23,9 @@ end
 
 local has_tmux = succeeded(os.execute("command -v tmux >/dev/null 2>&1"))
 
-local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research Flexport " ..
-  "(flexport.com): their current tooling, leadership changes and public statements in the last " ..
-  "12 months, so we can decide whether to pitch them this quarter."
+local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research " ..
+  "Flexport (flexport.com): their current tooling, leadership changes and public statements in " ..
+  "the last 12 months, so we can decide whether to pitch them this quarter."
 
 describe("deepresearch on a terminal (tmux)", function()
   if not has_tmux then
@@ -61,8 +61,9 @@ describe("deepresearch on a terminal (tmux)", function()
     local out, rc = tmp(), tmp()
     -- The pane's shell ignores SIGINT so that it lives to record the exit code; lua5.4 installs
     -- its own SIGINT handler whatever it inherits.
-    local cmd = string.format("trap '' INT; cd %s && env -u LD_PRELOAD -u COLUMNS -u DEEPRESEARCH_TTY LANG=C.UTF-8 " ..
-      "EXTRUCT_BASE_URL=%s EXTRUCT_API_TOKEN=test-token lua5.4 bin/deepresearch %s > %s; echo $? > %s; sleep 120",
+    local cmd = string.format("trap '' INT; cd %s && env -u LD_PRELOAD -u COLUMNS -u " ..
+      "DEEPRESEARCH_TTY LANG=C.UTF-8 EXTRUCT_BASE_URL=%s EXTRUCT_API_TOKEN=test-token lua5.4 " ..
+      "bin/deepresearch %s > %s; echo $? > %s; sleep 120",
       q(cwd), s.url, args, out, rc)
     tmux(string.format("new-session -d -s %s -x 120 -y 30 %s", session, q(cmd)))
     return out, rc
@@ -136,7 +137,8 @@ describe("deepresearch on a terminal (tmux)", function()
     s:reset{ speed = 1 }
     s:fault{ method = "POST", path = "/v1/deep_research_tasks", delay_ms = 1000 }
     start("run -f " .. tmp(BRIEF) .. " --interval 0.05")
-    assert.truthy(wait_for(function() return screen():find("deepresearch: creating…", 1, true) end, 10),
+    assert.truthy(
+      wait_for(function() return screen():find("deepresearch: creating…", 1, true) end, 10),
       "creating… shown while the simulator holds the create")
     assert.same({}, progress_lines(screen()))
     assert.truthy(wait_for(function() return progress_lines(screen())[1] end, 10), "progress shown")
@@ -165,8 +167,9 @@ describe("deepresearch on a terminal (tmux)", function()
     -- the task was left running, and waiting again picks it up
     assert.is_true(tasks[1].status == "created" or tasks[1].status == "in_progress")
     s:set_speed(2000)
-    local p = io.popen(string.format("env -u LD_PRELOAD EXTRUCT_BASE_URL=%s EXTRUCT_API_TOKEN=test-token " ..
-      "lua5.4 bin/deepresearch wait %s --quiet --interval 0.05 2>/dev/null; echo \"__rc=$?\"", s.url, id))
+    local p = io.popen(string.format("env -u LD_PRELOAD EXTRUCT_BASE_URL=%s " ..
+      "EXTRUCT_API_TOKEN=test-token lua5.4 bin/deepresearch wait %s --quiet --interval 0.05 " ..
+      "2>/dev/null; echo \"__rc=$?\"", s.url, id))
     local report = p:read("*a")
     p:close()
     assert.matches("__rc=0", report)

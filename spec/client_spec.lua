@@ -50,7 +50,8 @@ describe("client", function()
 
     it("raises a clear error when used after close", function()
       client:close()
-      assert.has_error(function() client:get("x") end, "attempt to use a closed deepresearch.client")
+      assert.has_error(
+        function() client:get("x") end, "attempt to use a closed deepresearch.client")
       client = env.client(s)
     end)
 
@@ -58,13 +59,13 @@ describe("client", function()
       -- A fresh interpreter: this one has loaded every module already.
       local cmd = "lua5.4 -e \"package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path " ..
         "package.cpath = 'build/5.4/?.so;' .. package.cpath " ..
-        "local c = require('deepresearch').client({ base_url = '" .. s.url .. "', token = 'test-token' }) " ..
-        "local function has(m) return package.loaded[m] and 'y' or 'n' end " ..
+        "local c = require('deepresearch').client({ base_url = '" .. s.url .. "', token = " ..
+        "'test-token' }) local function has(m) return package.loaded[m] and 'y' or 'n' end " ..
         "assert(c:list({ limit = 1 })) " ..
-        "io.write(has('deepresearch.providers.discovery'), has('deepresearch.runtime.poller'), ' ') " ..
-        "io.write(type(c.wait_all), ' ', type(c.discovery_create), ' ', type(c.nonexistent), ' ') " ..
-        "io.write(has('deepresearch.providers.discovery'), has('deepresearch.runtime.poller'), ' ', " ..
-        "type(c.close))\" 2>&1"
+        "io.write(has('deepresearch.providers.discovery'), has('deepresearch.runtime.poller'), " ..
+        "' ') io.write(type(c.wait_all), ' ', type(c.discovery_create), ' ', " ..
+        "type(c.nonexistent), ' ') io.write(has('deepresearch.providers.discovery'), " ..
+        "has('deepresearch.runtime.poller'), ' ', type(c.close))\" 2>&1"
       local p = assert(io.popen(cmd))
       local out = p:read("*a")
       p:close()
@@ -93,14 +94,16 @@ describe("client", function()
     end)
 
     it("sends output_schema with arrays intact, even an empty required list", function()
-      local schema = { type = "object", properties = { summary = { type = "string" } }, required = {} }
+      local schema = {
+        type = "object", properties = { summary = { type = "string" } }, required = {} }
       local task = dr.assert(client:create{ brief = env.BRIEF, output_schema = schema })
       local req = s:requests()[#s:requests()]
       assert.matches('"required":%[%]', req.body)
       assert.same({}, task.output_schema.required or {})
     end)
 
-    it("validates the brief before sending: empty, too long in characters, invalid UTF-8", function()
+    it("validates the brief before sending: empty, too long in characters, invalid " ..
+      "UTF-8", function()
       local before = #s:requests()
       local _, e1 = client:create{ brief = "" }
       local _, e2 = client:create{ brief = string.rep("é", 20001) }

@@ -48,11 +48,13 @@ local function install_problem()
   if not read_file(PRISM) then
     return "Prism is not installed (" .. PRISM .. " is missing): " .. INSTALL_HINT
   end
-  local pinned = (read_file(DIR .. "/package.json") or ""):match('"@stoplight/prism%-cli"%s*:%s*"([^"]+)"')
+  local pinned = (read_file(DIR .. "/package.json") or ""):match(
+    '"@stoplight/prism%-cli"%s*:%s*"([^"]+)"')
   local installed = (read_file(DIR .. "/node_modules/@stoplight/prism-cli/package.json") or "")
     :match('"version"%s*:%s*"([^"]+)"')
   if pinned and installed ~= pinned then
-    return string.format("Prism %s is installed but package.json pins %s: %s", tostring(installed), pinned,
+    return string.format(
+      "Prism %s is installed but package.json pins %s: %s", tostring(installed), pinned,
       INSTALL_HINT)
   end
   return nil
@@ -81,8 +83,8 @@ local function spawn(yaml, port)
     "cd %s || exit 1\n" ..
     "exec node_modules/.bin/prism mock -h 127.0.0.1 -p %d --errors %s >%s 2>&1 </dev/null &\n" ..
     "p=$!\necho $p\n" ..
-    "(while kill -0 $p 2>/dev/null && kill -0 %d 2>/dev/null; do sleep 1; done; kill $p 2>/dev/null) " ..
-    ">/dev/null 2>&1 </dev/null &\n",
+    "(while kill -0 $p 2>/dev/null && kill -0 %d 2>/dev/null; do sleep 1; done; kill $p " ..
+    "2>/dev/null) >/dev/null 2>&1 </dev/null &\n",
     quote(DIR), port, quote("openapi/" .. yaml), quote(log), own_pid() or 1)
   local pipe = assert(io.popen("sh -c " .. quote(script), "r"))
   local pid = tonumber(pipe:read("*l"))
@@ -110,10 +112,12 @@ function Server:wait_ready(deadline)
     end
     if not prism_alive(self.pid) then
       log = read_file(self.log) or ""
-      return nil, string.format("Prism (%s) exited before listening:\n%s", self.name, log:sub(-2000)), log
+      return nil,
+        string.format("Prism (%s) exited before listening:\n%s", self.name, log:sub(-2000)), log
     end
     if socket.gettime() > deadline then
-      return nil, string.format("Prism (%s) did not listen on port %d within %d s:\n%s", self.name, self.port,
+      return nil,
+        string.format("Prism (%s) did not listen on port %d within %d s:\n%s", self.name, self.port,
         START_TIMEOUT, (read_file(self.log) or ""):sub(-2000))
     end
     socket.sleep(0.1)
@@ -170,12 +174,14 @@ local function need(yaml)
   return srv
 end
 
---- Asserts that a client call succeeded; on failure shows the client's error and Prism's violations.
+--- Asserts that a client call succeeded; on failure shows the client's error and Prism's
+--- violations.
 local function ok(srv, what, value, err)
   if value == nil then
     socket.sleep(0.3) -- Prism logs the violation just after answering
     error(string.format("%s failed: %s (code %s, HTTP %s)\nPrism (%s) says:\n%s", what,
-      tostring(err and err.message), tostring(err and err.code), tostring(err and err.status), srv.name,
+      tostring(err and err.message), tostring(err and err.code), tostring(err and err.status),
+      srv.name,
       srv:news()), 2)
   end
   srv:news()
@@ -217,8 +223,10 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
         return
       end
     end
-    c = dr.client{ base_url = servers["extruct.yaml"].url, token = "t", timeout = 20, max_retries = 0 }
-    v = dr.client{ provider = "valyu", base_url = servers["valyu.yaml"].url, api_key = "k", timeout = 20,
+    c = dr.client{
+      base_url = servers["extruct.yaml"].url, token = "t", timeout = 20, max_retries = 0 }
+    v = dr.client{
+      provider = "valyu", base_url = servers["valyu.yaml"].url, api_key = "k", timeout = 20,
       max_retries = 0 }
   end)
 
@@ -232,7 +240,8 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
   describe("Prism itself", function()
     it("rejects a request that breaks the Extruct description (the check has teeth)", function()
       local srv = need("extruct.yaml")
-      local status, hdrs = raw(srv, "POST", "/v1/deep_research_tasks", { authorization = "Bearer t" },
+      local status, hdrs = raw(
+        srv, "POST", "/v1/deep_research_tasks", { authorization = "Bearer t" },
         '{"brief":"Research Flexport","depth":"HIGH"}')
       assert.are.equal(422, status)
       assert.truthy((hdrs["sl-violations"] or ""):find("depth", 1, true))
@@ -270,10 +279,15 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
 
     it("create with only a brief, and with a schema from the builder", function()
       local srv = need("extruct.yaml")
-      ok(srv, "create", c:create{ brief = "Research Flexport (flexport.com): leadership changes in 2026." })
+      ok(
+        srv, "create",
+        c:create{ brief = "Research Flexport (flexport.com): leadership changes in 2026." })
       for _, depth in ipairs({ "medium", "xhigh" }) do
-        ok(srv, "create " .. depth, c:create{ brief = "Research Flexport (flexport.com).", depth = depth,
-          output_schema = dr.schema.object{ ceo = dr.schema.string(), founded = dr.schema.integer() } })
+        ok(
+          srv, "create " ..
+          depth, c:create{ brief = "Research Flexport (flexport.com).", depth = depth,
+          output_schema = dr.schema.object{
+            ceo = dr.schema.string(), founded = dr.schema.integer() } })
       end
     end)
 
@@ -321,7 +335,9 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
       local srv = need("extruct.yaml")
       local task = ok(srv, "wait", c:wait(ID, { timeout = 10, interval = 0.01 }))
       assert.are.equal("done", dr.state(task))
-      task = ok(srv, "run", c:run{ brief = "Research Flexport (flexport.com).", depth = "medium", timeout = 10,
+      task = ok(
+        srv, "run",
+        c:run{ brief = "Research Flexport (flexport.com).", depth = "medium", timeout = 10,
         interval = 0.01 })
       assert.are.equal("done", dr.state(task))
     end)
@@ -349,7 +365,9 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
 
     it("discovery_create with only a query", function()
       local srv = need("extruct.yaml")
-      ok(srv, "discovery_create", c:discovery_create{ query = "Cold-chain logistics startups in the Nordics" })
+      ok(
+        srv, "discovery_create",
+        c:discovery_create{ query = "Cold-chain logistics startups in the Nordics" })
     end)
 
     it("discovery_get", function()
@@ -394,8 +412,11 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
   describe("Valyu DeepResearch", function()
     it("create with mode, output_formats and metadata", function()
       local srv = need("valyu.yaml")
-      local task = ok(srv, "create", v:create{ query = "Research Flexport's tooling and leadership", mode = "fast",
-        output_formats = { "markdown" }, metadata = { project = "conformance", run = 1, urgent = true } })
+      local task = ok(
+        srv, "create",
+        v:create{ query = "Research Flexport's tooling and leadership", mode = "fast",
+        output_formats = { "markdown" },
+        metadata = { project = "conformance", run = 1, urgent = true } })
       assert.truthy(task.deepresearch_id:match(UUID))
       assert.is_truthy(dr.state(task) == "running" or dr.state(task) == "queued")
     end)
@@ -403,7 +424,8 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
     it("create with a JSON-schema output format, and with legacy lite", function()
       local srv = need("valyu.yaml")
       ok(srv, "create (schema)", v:create{ query = "Who runs Flexport?", mode = "standard",
-        output_formats = { { type = "object", properties = { ceo = { type = "string" } }, required = { "ceo" } } } })
+        output_formats = { {
+          type = "object", properties = { ceo = { type = "string" } }, required = { "ceo" } } } })
       ok(srv, "create (lite)", v:create{ query = "Who runs Flexport?", mode = "lite" })
       ok(srv, "create (query only)", v:create{ query = "Who runs Flexport?" })
     end)
@@ -417,23 +439,30 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
         research_strategy = "Start from filings, then trade press.",
         report_format = "Executive summary first.",
         search = { search_type = "web", included_sources = { "web", "valyu/valyu-pubmed" },
-          source_biases = { web = 2 }, start_date = "2026-01-01", end_date = "2026-06-30", country_code = "US" },
+          source_biases = { web = 2 }, start_date = "2026-01-01", end_date = "2026-06-30",
+          country_code = "US" },
         urls = { "https://www.flexport.com/about" },
-        files = { { data = "data:text/plain;base64,aGVsbG8=", filename = "notes.txt", mediaType = "text/plain",
+        files = { {
+          data = "data:text/plain;base64,aGVsbG8=", filename = "notes.txt",
+          mediaType = "text/plain",
           context = "Our notes" } },
         deliverables = { "A CSV of competitors", { type = "xlsx", description = "Competitor table",
           columns = { "name", "url" } } },
-        mcp_servers = { { url = "https://mcp.example.com/sse", name = "crm", auth = { type = "bearer", token = "x" },
+        mcp_servers = { {
+          url = "https://mcp.example.com/sse", name = "crm",
+          auth = { type = "bearer", token = "x" },
           allowed_tools = { "lookup" } } },
         tools = { code_execution = false, screenshots = { enabled = true, max_calls = 3 } },
         previous_reports = { "0b7e2d4c-1a9f-4e3b-8c6d-5f4a3b2c1d0e" },
         webhook_url = "https://hooks.example.com/valyu",
-        alert_email = { email = "analyst@example.com", custom_url = "https://app.example.com/r/{id}" },
+        alert_email = {
+          email = "analyst@example.com", custom_url = "https://app.example.com/r/{id}" },
         brand_collection_id = "brand-1",
         hitl = { plan_review = true },
         metadata = { team = "sales" },
       })
-      ok(srv, "create (strategy alias)", v:create{ query = "Flexport", strategy = "Filings first." })
+      ok(
+        srv, "create (strategy alias)", v:create{ query = "Flexport", strategy = "Filings first." })
     end)
 
     it("create from a workflow", function()
@@ -467,7 +496,8 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
         end
       end
       if #bad > 0 then
-        pending("known client bug (see spec/conformance/README.md): empty " .. table.concat(bad, ", ") ..
+        pending("known client bug (see spec/conformance/README.md): empty " .. "" ..
+          table.concat(bad, ", ") ..
           " encoded as {} instead of []")
       end
     end)
@@ -513,7 +543,9 @@ describe("conformance with the OpenAPI descriptions (Prism mock, --errors)", fun
       local srv = need("valyu.yaml")
       local task = ok(srv, "wait", v:wait(VID, { timeout = 10, interval = 0.01 }))
       assert.are.equal("done", dr.state(task))
-      task = ok(srv, "run", v:run{ query = "Research Flexport", mode = "fast", timeout = 10, interval = 0.01 })
+      task = ok(
+        srv, "run",
+        v:run{ query = "Research Flexport", mode = "fast", timeout = 10, interval = 0.01 })
       assert.are.equal("done", dr.state(task))
     end)
   end)

@@ -26,7 +26,8 @@ describe("deepresearch.core", function()
 
   it("makes integers only of numbers a double holds exactly, in objects and arrays", function()
     local math_type = rawget(math, "type")
-    local v = core.decode('{"a":[-7,9007199254740991,9007199254740992,-9007199254740992,1e300,2.5],' ..
+    local v = core.decode(
+      '{"a":[-7,9007199254740991,9007199254740992,-9007199254740992,1e300,2.5],' ..
       '"b":-9007199254740991,"c":1e2,"d":-0.5}')
     assert.equals(-7, v.a[1])
     assert.equals(9007199254740991, v.a[2])
@@ -37,7 +38,8 @@ describe("deepresearch.core", function()
     assert.equals(-0.5, v.d)
     if math_type then
       assert.same({ "integer", "integer", "float", "float", "float", "float" },
-        { math_type(v.a[1]), math_type(v.a[2]), math_type(v.a[3]), math_type(v.a[4]), math_type(v.a[5]),
+        { math_type(v.a[1]), math_type(v.a[2]), math_type(v.a[3]), math_type(v.a[4]),
+        math_type(v.a[5]),
           math_type(v.a[6]) })
       assert.equals("integer", math_type(v.b))
       assert.equals(-9007199254740991, v.b)
@@ -133,7 +135,8 @@ describe("deepresearch.core", function()
     c:close()
     c:close()
     assert.is_true(c:closed())
-    assert.has_error(function() c:request{ url = s.url } end, "attempt to use a closed deepresearch.client")
+    assert.has_error(
+      function() c:request{ url = s.url } end, "attempt to use a closed deepresearch.client")
   end)
 
   it("rejects wrong argument types by raising", function()

@@ -49,9 +49,13 @@ local function acme()
       end,
       columns = { { "REF", "ref" }, { "STATE", "status" }, { "MADE", "made", "when" },
         { "TOPIC", "meta.topic", "words" } },
-      create = function(client, text, opts) return client:create{ topic = text, depth = opts.depth } end,
+      create = function(client, text, opts)
+        return client:create{ topic = text, depth = opts.depth }
+      end,
       list = function(client, opts) return client:list{ limit = opts.limit } end,
-      summary = function(task, fmt) return { { "ref", task.ref }, { "made", fmt.when(task.made) } } end,
+      summary = function(task, fmt)
+        return { { "ref", task.ref }, { "made", fmt.when(task.made) } }
+      end,
     },
     worker = {
       id_field = "ref",
@@ -106,7 +110,9 @@ describe("issue 14 part 2: descriptors", function()
         end
       end
       assert.is_table(d.kinds.research, name .. " has a research kind")
-      for _, f in ipairs(providers.REQUIRED_CLI) do assert.is_not_nil(d.cli[f], name .. ".cli." .. f) end
+      for _, f in ipairs(providers.REQUIRED_CLI) do
+        assert.is_not_nil(d.cli[f], name .. ".cli." .. f)
+      end
       assert.is_string(d.worker.id_field, name .. ".worker.id_field")
       for _, f in ipairs(providers.REQUIRED_WORKER) do
         if f ~= "id_field" then assert.is_function(d.worker[f], name .. ".worker." .. f) end
@@ -136,17 +142,20 @@ describe("issue 14 part 2: descriptors", function()
       return code, out.text, err.text
     end
 
-    it("the command's adapter: id, failure, list columns and rows, progress, summary, limit", function()
+    it("the command's adapter: id, failure, list columns and rows, progress, summary, " ..
+      "limit", function()
       local ad = adapters.acme
       assert.are.equal("acme", ad.name)
       assert.are.equal(777, ad.max_brief)
       assert.are.equal("job", ad.label)
-      local task = { ref = "r1", status = "working", why = "nope", pct = 40, made = "2026-12-07T10:11:12Z",
+      local task = {
+        ref = "r1", status = "working", why = "nope", pct = 40, made = "2026-12-07T10:11:12Z",
         meta = { topic = "ports of the north sea" } }
       assert.are.equal("r1", ad.id(task))
       assert.are.equal("nope", ad.failure(task))
       assert.same({ "REF", "STATE", "MADE", "TOPIC" }, ad.list_headers)
-      assert.same({ "r1", "working", "2026-12-07 10:11", "ports of the north sea" }, ad.list_row(task))
+      assert.same({ "r1", "working", "2026-12-07 10:11", "ports of the north sea" },
+        ad.list_row(task))
       assert.same({ "pct 40" }, ad.describe(task).parts)
       assert.same({ { "ref", "r1" }, { "made", "2026-12-07 10:11" } }, ad.summary(task))
       assert.are.equal("running", require("deepresearch").state(task, "acme"))
@@ -159,7 +168,8 @@ describe("issue 14 part 2: descriptors", function()
       assert.matches("Acme lists have no offset", err, 1, true)
       code, _, err = main({ "--provider", "acme", "create", "--mode", "fast", "a brief" })
       assert.are.equal(2, code)
-      assert.matches("--mode is for --provider valyu; Acme tasks take --depth quick|deep", err, 1, true)
+      assert.matches(
+        "--mode is for --provider valyu; Acme tasks take --depth quick|deep", err, 1, true)
       code, _, err = main({ "--provider", "acme", "cancel", "r1" })
       assert.are.equal(2, code)
       assert.matches("'cancel' is not available for --provider acme", err, 1, true)
@@ -193,7 +203,8 @@ describe("issue 14 part 2: descriptors", function()
         local text = f:read("*a")
         f:close()
         for _, name in ipairs({ "extruct", "valyu" }) do
-          for _, pat in ipairs({ "[=~]=%s*[\"']" .. name .. "[\"']", "[\"']" .. name .. "[\"']%s*[=~]=" }) do
+          for _, pat in ipairs({
+            "[=~]=%s*[\"']" .. name .. "[\"']", "[\"']" .. name .. "[\"']%s*[=~]=" }) do
             if text:find(pat) then bad[#bad + 1] = path .. ": " .. name end
           end
         end

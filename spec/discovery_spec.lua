@@ -14,13 +14,15 @@ describe("discovery", function()
 
   local QUERY = "B2B logistics software vendors in Germany with 50-500 employees"
   local CRITERIA = {
-    { key = "logistics", name = "Logistics focus", criterion = "Sells software to logistics companies" },
+    { key = "logistics", name = "Logistics focus",
+    criterion = "Sells software to logistics companies" },
     { key = "germany", name = "German HQ", criterion = "Headquartered in Germany" },
   }
 
   describe("create", function()
     it("creates a task with zero counters and the given criteria", function()
-      local t = dr.assert(client:discovery_create{ query = QUERY, desired_num_results = 20, criteria = CRITERIA,
+      local t = dr.assert(
+        client:discovery_create{ query = QUERY, desired_num_results = 20, criteria = CRITERIA,
         auto_data_sources = false, data_sources = { "web_search", "linkedin" },
         exclude_domains = { "https://www.Acme.com/about" } })
       assert.equals("created", t.status)
@@ -41,7 +43,8 @@ describe("discovery", function()
         { query = QUERY, data_sources = { "twitter" } },
         { query = QUERY, criteria = { { key = "a", name = "A" } } },
         { query = QUERY, criteria = { CRITERIA[1], CRITERIA[1] } },
-        { query = QUERY, criteria = { { key = "1bad", name = "x", criterion = "some criterion here" } } },
+        { query = QUERY,
+        criteria = { { key = "1bad", name = "x", criterion = "some criterion here" } } },
       }
       local ids = {}
       for i = 1, 101 do ids[i] = string.format("00000000-0000-4000-8000-%012d", i) end
@@ -82,9 +85,11 @@ describe("discovery", function()
     end)
 
     it("waits until done, reporting the four counters and is_exhausted", function()
-      local t = dr.assert(client:discovery_create{ query = QUERY, desired_num_results = 10, criteria = CRITERIA })
+      local t = dr.assert(
+        client:discovery_create{ query = QUERY, desired_num_results = 10, criteria = CRITERIA })
       local seen = {}
-      local done = dr.assert(client:discovery_wait(t.id, { on_progress = function(x) seen[#seen + 1] = x end }))
+      local done = dr.assert(
+        client:discovery_wait(t.id, { on_progress = function(x) seen[#seen + 1] = x end }))
       assert.equals("done", done.status)
       assert.truthy(#seen >= 2)
       for _, x in ipairs(seen) do
@@ -105,7 +110,8 @@ describe("discovery", function()
     end)
 
     it("pages through results by relevance, stopping at a short page", function()
-      local t = dr.assert(client:discovery_create{ query = QUERY, desired_num_results = 12, criteria = CRITERIA })
+      local t = dr.assert(
+        client:discovery_create{ query = QUERY, desired_num_results = 12, criteria = CRITERIA })
       dr.assert(client:discovery_wait(t.id))
       local page = dr.assert(client:discovery_results(t.id, { offset = 0, limit = 5 }))
       assert.equals(t.id, page.id)
@@ -165,7 +171,8 @@ describe("discovery", function()
       c = { grade = 4, explanation = "mostly" },
       d = { grade = 2, explanation = "no" },
     } }
-    local criteria = { { key = "a", name = "A" }, { key = "b", name = "B" }, { key = "c", name = "C" },
+    local criteria = { { key = "a", name = "A" }, { key = "b", name = "B" },
+      { key = "c", name = "C" },
       { key = "d", name = "D" } }
 
     it("lists grades with names and explanations", function()
@@ -179,13 +186,15 @@ describe("discovery", function()
 
     it("high fit needs at least 75% of criteria graded 4 or 5", function()
       assert.is_true(discovery.high_fit(result, criteria))
-      local worse = { scores = { a = { grade = 5 }, b = { grade = 3 }, c = { grade = 4 }, d = { grade = 2 } } }
+      local worse = {
+        scores = { a = { grade = 5 }, b = { grade = 3 }, c = { grade = 4 }, d = { grade = 2 } } }
       assert.is_false(discovery.high_fit(worse, criteria))
       assert.is_false(discovery.high_fit({ scores = {} }, {}))
     end)
 
     it("agrees with the simulator's rows", function()
-      local t = dr.assert(client:discovery_create{ query = QUERY, desired_num_results = 5, criteria = CRITERIA })
+      local t = dr.assert(
+        client:discovery_create{ query = QUERY, desired_num_results = 5, criteria = CRITERIA })
       local done = dr.assert(client:discovery_wait(t.id))
       local page = dr.assert(client:discovery_results(t.id, { limit = 50 }))
       for _, row in ipairs(page.results) do

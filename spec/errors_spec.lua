@@ -130,7 +130,8 @@ describe("errors", function()
     check(err, "server_error", 500, true)
   end)
 
-  it("server_error on create is not retried: a task may exist, so it ends ambiguous (item 3)", function()
+  it("server_error on create is not retried: a task may exist, so it ends ambiguous (item " ..
+    "3)", function()
     s:fault{ method = "POST", path = "/v1/deep_research_tasks", status = 500, count = -1 }
     local _, err = client:create{ brief = env.BRIEF }
     check(err, "ambiguous", 500, false)

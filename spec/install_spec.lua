@@ -31,7 +31,8 @@ describe("install", function()
       assert.is_true(sh("test -f " .. dir .. "/share/lua/5.4/" .. f), f)
     end
     assert.is_true(sh("test -x " .. dir .. "/bin/deepresearch"))
-    local env = string.format("cd / && LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' " ..
+    local env = string.format(
+      "cd / && LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' " ..
       "LUA_CPATH='%s/lib/lua/5.4/?.so;;' ", dir, dir, dir)
     local got
     ok, got = sh(env .. "lua5.4 -e 'print(require\"deepresearch\".version)'")
@@ -47,7 +48,8 @@ describe("install", function()
     local text = f:read("*a")
     f:close()
     for _, path in ipairs(lua_files()) do
-      assert.truthy(text:find('"lua/' .. path .. '"', 1, true), path .. " missing from the rockspec")
+      assert.truthy(
+        text:find('"lua/' .. path .. '"', 1, true), path .. " missing from the rockspec")
     end
     local p = io.popen("ls src/*.c")
     for c in p:lines() do
@@ -66,8 +68,10 @@ describe("install", function()
       " make rockspec/deepresearch-scm-1.rockspec")
     assert.is_true(ok, out)
     local got
-    ok, got = sh(string.format("cd / && LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' " ..
-      "LUA_CPATH='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'print(require\"deepresearch\".version)'", tree, tree, tree))
+    ok, got = sh(
+      string.format("cd / && LUA_PATH='%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;;' " ..
+      "LUA_CPATH='%s/lib/lua/5.4/?.so;;' lua5.4 -e 'print(require\"deepresearch\".version)'", tree,
+      tree, tree))
     assert.is_true(ok, got)
     assert.matches("^%d+%.%d+%.%d+", got)
     sh("rm -rf " .. tree .. " " .. src)

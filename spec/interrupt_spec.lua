@@ -66,8 +66,9 @@ describe("interrupts (issue 13)", function()
   end
 
   describe("item 7: Ctrl-C while a request is in flight", function()
-    it("item 7: a GET held by the server returns control to Lua: the interrupt arrives while the " ..
-      "reply is still held, the transfer is recorded, cancelled before the next request, and no socket stays open",
+    it("item 7: a GET held by the server returns control to Lua: the interrupt arrives while " ..
+      "the reply is still held, the transfer is recorded, cancelled before the next request, " ..
+      "and no socket stays open",
     function()
       local task = new_task()
       local none = sockets()
@@ -97,7 +98,8 @@ describe("interrupts (issue 13)", function()
       assert.equals(none, sockets())
     end)
 
-    it("item 7: a create held by the server returns control too; the task it made is not lost", function()
+    it("item 7: a create held by the server returns control too; the task it made is not " ..
+      "lost", function()
       local c = env.client(s, { timeout = 30 })
       s:fault{ method = "POST", path = TASKS, delay_ms = HELD, after = true }
       local err = interrupt_when_held(function() return c:create{ brief = env.BRIEF } end)
@@ -119,10 +121,12 @@ describe("interrupts (issue 13)", function()
       c:close()
     end)
 
-    it("item 7: settle_interrupted drives an interrupted create to its answer: the created task", function()
+    it("item 7: settle_interrupted drives an interrupted create to its answer: the created " ..
+      "task", function()
       local c = env.client(s, { timeout = 30 })
       s:fault{ method = "POST", path = TASKS, delay_ms = 300, after = true }
-      assert.equals("interrupted!", interrupt_when_held(function() return c:create{ brief = env.BRIEF } end))
+      assert.equals(
+        "interrupted!", interrupt_when_held(function() return c:create{ brief = env.BRIEF } end))
       local task, unknown = http.settle_interrupted(c, 60)
       assert.is_table(task)
       assert.is_false(unknown)
@@ -131,10 +135,12 @@ describe("interrupts (issue 13)", function()
       c:close()
     end)
 
-    it("item 7: an answer lost after the create was stored is unknown; a refusal is known to make none", function()
+    it("item 7: an answer lost after the create was stored is unknown; a refusal is known to " ..
+      "make none", function()
       local c = env.client(s, { timeout = 30 })
       s:fault{ method = "POST", path = TASKS, kind = "drop", delay_ms = 300, after = true }
-      assert.equals("interrupted!", interrupt_when_held(function() return c:create{ brief = env.BRIEF } end))
+      assert.equals(
+        "interrupted!", interrupt_when_held(function() return c:create{ brief = env.BRIEF } end))
       local task, unknown = http.settle_interrupted(c, 60)
       assert.is_nil(task)
       assert.is_true(unknown)
@@ -169,10 +175,12 @@ describe("interrupts (issue 13)", function()
       c:close()
     end)
 
-    it("item 7: a stop function (a second Ctrl-C) ends settle_interrupted's wait at once", function()
+    it("item 7: a stop function (a second Ctrl-C) ends settle_interrupted's wait at " ..
+      "once", function()
       local c = env.client(s, { timeout = 30 })
       s:fault{ method = "POST", path = TASKS, delay_ms = HELD, after = true }
-      assert.equals("interrupted!", interrupt_when_held(function() return c:create{ brief = env.BRIEF } end))
+      assert.equals(
+        "interrupted!", interrupt_when_held(function() return c:create{ brief = env.BRIEF } end))
       local asked = 0
       local task, unknown = http.settle_interrupted(c, 3600, function()
         asked = asked + 1
@@ -184,12 +192,13 @@ describe("interrupts (issue 13)", function()
       c:close()
     end)
 
-    it("item 7: the blocking transport's C side waits in slices: request returns nil and the id, " ..
-      "finish waits on, abandon cancels", function()
+    it("item 7: the blocking transport's C side waits in slices: request returns nil and the " ..
+      "id, finish waits on, abandon cancels", function()
       local task = new_task()
       local c = env.client(s, { timeout = 30 })
       s:fault{ method = "GET", path = TASKS .. "/[^/]+", delay_ms = HELD }
-      local spec = http.prepare(data(c), { method = "GET", path = TASKS .. "/" .. task.id, kind = "read" })
+      local spec = http.prepare(
+        data(c), { method = "GET", path = TASKS .. "/" .. task.id, kind = "read" })
       local rec = {}
       local handle = data(c).handle
       local res, id = c_methods.request(handle, spec, 0, rec)
@@ -208,7 +217,8 @@ describe("interrupts (issue 13)", function()
       c:close()
     end)
 
-    it("item 7: core.sleep returns early (false) on a signal; trap_interrupt turns SIGINT into a flag", function()
+    it("item 7: core.sleep returns early (false) on a signal; trap_interrupt turns SIGINT into " ..
+      "a flag", function()
       assert.is_false(core.interrupted())
       assert.is_true(core.trap_interrupt(true))
       os.execute("sh -c 'sleep 0.2; kill -INT " .. sim.own_pid() .. "' >/dev/null 2>&1 &")
@@ -265,11 +275,13 @@ describe("interrupts (issue 13)", function()
     local function start(args)
       local errf, rcf, pidf = tmp(), tmp(), tmp()
       os.remove(rcf)
-      local script = tmp(string.format("echo $$ > %s\nexec env -u LD_PRELOAD -u EXTRUCT_BASE_URL " ..
-        "EXTRUCT_API_TOKEN=test-token DEEPRESEARCH_TTY=0 LANG=C.UTF-8 lua5.4 bin/deepresearch --base-url %s %s " ..
-        ">/dev/null 2>%s\n", pidf, q(s.url), args, errf))
+      local script = tmp(string.format("echo $$ > %s\nexec env -u LD_PRELOAD -u " ..
+        "EXTRUCT_BASE_URL EXTRUCT_API_TOKEN=test-token DEEPRESEARCH_TTY=0 LANG=C.UTF-8 lua5.4 " ..
+        "bin/deepresearch --base-url %s %s >/dev/null 2>%s\n", pidf, q(s.url), args, errf))
       os.execute(string.format("(sh %s; echo $? > %s) </dev/null >/dev/null 2>&1 &", script, rcf))
-      local p = { err = function() return slurp(errf) end, rc = function() return slurp(rcf):match("%d+") end }
+      local p = {
+        err = function() return slurp(errf) end,
+        rc = function() return slurp(rcf):match("%d+") end }
       until_true(function() return tonumber(slurp(pidf)) end, "the command to start")
       p.pid = tonumber(slurp(pidf))
       running[#running + 1] = p
@@ -284,12 +296,13 @@ describe("interrupts (issue 13)", function()
     end
 
     local function held_create()
-      until_true(function() return s:counter("extruct.tasks_created") + s:counter("discovery.tasks_created") > 0 end,
-        "the simulator to hold the create")
+      until_true(function()
+        return s:counter("extruct.tasks_created") + s:counter("discovery.tasks_created") > 0
+      end, "the simulator to hold the create")
     end
 
-    it("item 6: run: shows creating…; Ctrl-C waits for the answer, prints the id and the resume command " ..
-      "(exit 130), and exactly one task exists", function()
+    it("item 6: run: shows creating…; Ctrl-C waits for the answer, prints the id and the resume " ..
+      "command (exit 130), and exactly one task exists", function()
       s:fault{ method = "POST", path = TASKS, delay_ms = 1500, after = true }
       local p = start("run -f " .. q(tmp(env.BRIEF)) .. " --interval 0.05")
       held_create()
@@ -300,14 +313,16 @@ describe("interrupts (issue 13)", function()
       local tasks = s:tasks()
       assert.equals(1, #tasks)
       local id = tasks[1].id
-      assert.matches("interrupted; waiting up to 5 s for the create's answer so the task id is not lost", err)
+      assert.matches(
+        "interrupted; waiting up to 5 s for the create's answer so the task id is not lost", err)
       assert.truthy(err:find("created task " .. id, 1, true), err)
-      assert.truthy(err:find("Resume with: deepresearch --base-url " .. s.url .. " wait " .. id, 1, true), err)
+      assert.truthy(
+        err:find("Resume with: deepresearch --base-url " .. s.url .. " wait " .. id, 1, true), err)
       assert.equals(1, #s:requests_to("POST", "^/v1/deep_research_tasks$"))
     end)
 
-    it("item 6: create: when the answer cannot be had, says a task may exist and prints the exact list " ..
-      "command (exit 130)", function()
+    it("item 6: create: when the answer cannot be had, says a task may exist and prints the " ..
+      "exact list command (exit 130)", function()
       s:fault{ method = "POST", path = TASKS, kind = "drop", delay_ms = 1500, after = true }
       local p = start("create " .. q(env.BRIEF))
       held_create()
@@ -316,12 +331,15 @@ describe("interrupts (issue 13)", function()
       assert.equals("130", rc)
       assert.equals(1, #s:tasks())
       assert.matches("a task may exist", err)
-      assert.truthy(err:find("Check before creating it again: deepresearch --base-url " .. s.url .. " list\n", 1,
+      assert.truthy(
+        err:find(
+        "Check before creating it again: deepresearch --base-url " .. s.url .. " list\n", 1,
         true), err)
       assert.not_matches("created task", err)
     end)
 
-    it("item 6: a second Ctrl-C during that wait gives up at once, still printing the list hint (exit 130)",
+    it("item 6: a second Ctrl-C during that wait gives up at once, still printing the list hint " ..
+    "(exit 130)",
     function()
       s:fault{ method = "POST", path = TASKS, delay_ms = HELD, after = true }
       local p = start("run " .. q(env.BRIEF))
@@ -336,9 +354,11 @@ describe("interrupts (issue 13)", function()
       assert.equals(1, #s:tasks())
     end)
 
-    it("item 6: discover: Ctrl-C during its create prints the id and the discover wait command", function()
+    it("item 6: discover: Ctrl-C during its create prints the id and the discover wait " ..
+      "command", function()
       s:fault{ method = "POST", path = "/v1/discovery_tasks", delay_ms = 1500, after = true }
-      local p = start("discover " .. q("B2B freight-visibility software vendors in Europe") .. " --wait")
+      local p = start(
+        "discover " .. q("B2B freight-visibility software vendors in Europe") .. " --wait")
       held_create()
       interrupt(p)
       local rc, err = finished(p)
@@ -346,7 +366,9 @@ describe("interrupts (issue 13)", function()
       local tasks = s:state().discovery.tasks
       assert.equals(1, #tasks)
       assert.truthy(err:find("created task " .. tasks[1].id, 1, true), err)
-      assert.truthy(err:find("deepresearch --base-url " .. s.url .. " discover wait " .. tasks[1].id, 1, true), err)
+      assert.truthy(
+        err:find("deepresearch --base-url " .. s.url .. " discover wait " .. tasks[1].id, 1, true),
+        err)
     end)
   end)
 end)

@@ -31,7 +31,8 @@ describe("many", function()
   teardown(function() if s then s:stop() end end)
   before_each(function()
     s:reset{ speed = SPEED }
-    client = dr.client{ base_url = s.url, token = "test-token", base_delay = 0.01, max_delay = 0.02 }
+    client = dr.client{
+      base_url = s.url, token = "test-token", base_delay = 0.01, max_delay = 0.02 }
   end)
   after_each(function() client:close() end)
 
@@ -85,7 +86,8 @@ describe("many", function()
       local interval_v = INTERVAL * SPEED
       local late = st.now - slowest
       assert.truthy(late >= 0)
-      assert.truthy(late <= 3 * interval_v, string.format("noticed %.1f virtual s after the slowest", late))
+      assert.truthy(
+        late <= 3 * interval_v, string.format("noticed %.1f virtual s after the slowest", late))
       assert.truthy(st.now - start.now <= (slowest - start.now) + 3 * interval_v)
 
       -- Bounded: never more sockets than max_connections; reused: far fewer sockets than requests.
@@ -97,14 +99,16 @@ describe("many", function()
       assert.truthy(st.connections.max_open <= 4, "max_open: " .. st.connections.max_open)
       assert.truthy(st.connections.max_open >= 2, "polls ran concurrently")
       local opened = st.connections.accepted - start.connections.accepted
-      assert.truthy(opened * 10 <= polls, string.format("%d connections for %d polls", opened, polls))
+      assert.truthy(
+        opened * 10 <= polls, string.format("%d connections for %d polls", opened, polls))
     end)
 
     it("lands a rejected task in the errors table while the others finish", function()
       s:config{ extruct = { duration = { medium = 60, high = 60, xhigh = 900 }, jitter = 0 } }
       local good = create(4)
       local long = dr.assert(client:create{ brief = brief(99), depth = "xhigh" })
-      local bad = dr.assert(client:create{ brief = "please research the general market for things like this" })
+      local bad = dr.assert(
+        client:create{ brief = "please research the general market for things like this" })
       s:clear_requests()
       local ids = { good[1].id, good[2], bad.id, good[3].id, long, good[4].id }
       local done, errs = client:wait_all(ids, { interval = INTERVAL, max_interval = INTERVAL })
@@ -149,7 +153,8 @@ describe("many", function()
 
     it("reports an unknown id as not_found and still finishes the rest", function()
       local tasks = create(2)
-      local done, errs = client:wait_all({ tasks[1].id, "00000000-0000-4000-8000-000000000000", tasks[2] },
+      local done, errs = client:wait_all({
+        tasks[1].id, "00000000-0000-4000-8000-000000000000", tasks[2] },
         { interval = INTERVAL, max_interval = INTERVAL, not_found_grace = 0 })
       assert.equals(2, count(done))
       assert.equals("not_found", errs["00000000-0000-4000-8000-000000000000"].code)
@@ -178,7 +183,8 @@ describe("many", function()
     end)
 
     it("retries a create answered 503 and still makes exactly one task each", function()
-      s:fault{ method = "POST", path = "/v1/deep_research_tasks", status = 503, skip = 4, count = 1 }
+      s:fault{
+        method = "POST", path = "/v1/deep_research_tasks", status = 503, skip = 4, count = 1 }
       local tasks = create(10)
       assert.equals(10, s:counter("extruct.tasks_created"))
       local seen = {}
@@ -191,7 +197,8 @@ describe("many", function()
     end)
 
     it("finds a task whose create answer was lost instead of creating it twice", function()
-      s:fault{ method = "POST", path = "/v1/deep_research_tasks", kind = "drop", after = true, skip = 2 }
+      s:fault{
+        method = "POST", path = "/v1/deep_research_tasks", kind = "drop", after = true, skip = 2 }
       local tasks = create(5)
       assert.equals(5, s:counter("extruct.tasks_created"))
       assert.is_true(tasks[3].reconciled)

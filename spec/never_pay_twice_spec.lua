@@ -25,7 +25,8 @@ describe("never pay twice (library)", function()
 
   describe("item 3: a 503 that is not the API's", function()
     it("is not retried: one POST, one task, found again by the reconcile", function()
-      s:fault{ method = "POST", path = PATH, status = 503, body = ENVOY_503, after = true, count = -1 }
+      s:fault{
+        method = "POST", path = PATH, status = 503, body = ENVOY_503, after = true, count = -1 }
       local task = dr.assert(client:create{ brief = env.BRIEF })
       assert.is_true(task.reconciled)
       assert.equals(1, posts())
@@ -33,7 +34,8 @@ describe("never pay twice (library)", function()
     end)
 
     it("ends ambiguous with status 503 when the reconcile cannot find the task", function()
-      s:fault{ method = "POST", path = PATH, status = 503, body = ENVOY_503, after = true, count = -1 }
+      s:fault{
+        method = "POST", path = PATH, status = 503, body = ENVOY_503, after = true, count = -1 }
       list_fails()
       local task, err = client:create{ brief = env.BRIEF }
       assert.is_nil(task)
@@ -63,7 +65,8 @@ describe("never pay twice (library)", function()
     end)
 
     it("a gateway's JSON 503 that is not the API's error shape is not retried either", function()
-      for _, body in ipairs({ '{"status":503,"error":"Service Unavailable","path":"/v1/deep_research_tasks"}',
+      for _, body in ipairs({
+        '{"status":503,"error":"Service Unavailable","path":"/v1/deep_research_tasks"}',
         '{"detail":{"reason":"upstream"}}', '{"message":"Service Unavailable"}' }) do
         s:reset()
         s:fault{ method = "POST", path = PATH, status = 503, body = body, after = true, count = -1 }
@@ -78,7 +81,8 @@ describe("never pay twice (library)", function()
       local v = env.client(s, { provider = "valyu", api_key = "valyu-key", base_delay = 0.01 })
       s:fault{ method = "POST", path = VPATH, status = 503, after = true, count = -1,
         body = '{"status":503,"error":"Service Unavailable"}' }
-      local task = dr.assert(v:create{ query = "Warehouse automation revenue of Acme since 2023", mode = "fast" })
+      local task = dr.assert(
+        v:create{ query = "Warehouse automation revenue of Acme since 2023", mode = "fast" })
       v:close()
       assert.is_true(task.reconciled)
       assert.equals(1, env.count_requests(s, "^POST " .. VPATH .. "$"))
@@ -87,9 +91,11 @@ describe("never pay twice (library)", function()
 
     it("Valyu: a proxy's 503 after forwarding is not retried", function()
       local v = env.client(s, { provider = "valyu", api_key = "valyu-key", base_delay = 0.01 })
-      s:fault{ method = "POST", path = VPATH, status = 503, body = ENVOY_503, after = true, count = -1 }
+      s:fault{
+        method = "POST", path = VPATH, status = 503, body = ENVOY_503, after = true, count = -1 }
       s:fault{ method = "GET", path = "/v1/deepresearch/list", status = 503, count = -1 }
-      local _, err = v:create{ query = "Warehouse automation revenue of Acme since 2023", mode = "fast" }
+      local _, err = v:create{
+        query = "Warehouse automation revenue of Acme since 2023", mode = "fast" }
       v:close()
       assert.equals("ambiguous", err.code)
       assert.equals(503, err.status)
@@ -119,9 +125,13 @@ describe("never pay twice (library)", function()
     end)
 
     it("an empty 200 ends ambiguous", function() ambiguous_with({ kind = "empty" }, 200) end)
-    it("a 200 of the wrong shape ends ambiguous", function() ambiguous_with({ kind = "wrong_shape" }, 200) end)
+    it("a 200 of the wrong shape ends ambiguous", function()
+      ambiguous_with({ kind = "wrong_shape" }, 200)
+    end)
     it("an HTML 502 page ends ambiguous", function() ambiguous_with({ kind = "html502" }, 502) end)
-    it("an HTML 504 page ends ambiguous", function() ambiguous_with({ status = 504, body = HTML_504 }, 504) end)
+    it("an HTML 504 page ends ambiguous", function()
+      ambiguous_with({ status = 504, body = HTML_504 }, 504)
+    end)
     it("a JSON 500 ends ambiguous", function() ambiguous_with({ status = 500 }, 500) end)
 
     it("an unreadable 200 is reconciled when the list works", function()
@@ -143,9 +153,11 @@ describe("never pay twice (library)", function()
 
     it("Valyu: a 200 without a deepresearch_id ends ambiguous", function()
       local v = env.client(s, { provider = "valyu", api_key = "valyu-key", base_delay = 0.01 })
-      s:fault{ method = "POST", path = VPATH, status = 200, body = '{"status":"queued"}', after = true }
+      s:fault{
+        method = "POST", path = VPATH, status = 200, body = '{"status":"queued"}', after = true }
       s:fault{ method = "GET", path = "/v1/deepresearch/list", status = 503, count = -1 }
-      local _, err = v:create{ query = "Warehouse automation revenue of Acme since 2023", mode = "fast" }
+      local _, err = v:create{
+        query = "Warehouse automation revenue of Acme since 2023", mode = "fast" }
       v:close()
       assert.equals("ambiguous", err.code)
       assert.equals(200, err.status)
@@ -155,9 +167,11 @@ describe("never pay twice (library)", function()
 
   describe("item 4: Deep Search creates", function()
     it("a 200 without a task id ends ambiguous, never a task without an id", function()
-      s:fault{ method = "POST", path = "/v1/discovery_tasks", status = 200, body = '{"status":"created"}',
+      s:fault{
+        method = "POST", path = "/v1/discovery_tasks", status = 200, body = '{"status":"created"}',
         after = true }
-      local task, err = client:discovery_create{ query = "B2B logistics software vendors in Germany",
+      local task, err = client:discovery_create{
+        query = "B2B logistics software vendors in Germany",
         desired_num_results = 10 }
       assert.is_nil(task)
       assert.equals("ambiguous", err.code)
@@ -188,7 +202,8 @@ describe("never pay twice (library)", function()
       assert.equals(1, (tasks[1].reconciled and 1 or 0) + (tasks[2].reconciled and 1 or 0))
     end)
 
-    it("two lost creates of one brief, one of which made nothing: one task, one ambiguous", function()
+    it("two lost creates of one brief, one of which made nothing: one task, one " ..
+      "ambiguous", function()
       s:fault{ method = "POST", path = PATH, kind = "drop", after = true, count = 1 }
       s:fault{ method = "POST", path = PATH, kind = "drop", skip = 1, count = 1 }
       local tasks, errs = client:create_all({ env.BRIEF, env.BRIEF }, { max_connections = 2 })
@@ -213,7 +228,8 @@ describe("never pay twice (library)", function()
       s:set_speed(50)
       s:fault{ method = "POST", path = VPATH, kind = "drop", after = true, count = 1 }
       s:fault{ method = "POST", path = VPATH, delay_ms = 1500, after = true, skip = 1, count = 1 }
-      local tasks, errs = v:create_all({ { query = q, mode = "fast" }, { query = q, mode = "heavy" } },
+      local tasks, errs = v:create_all({ { query = q, mode = "fast" },
+        { query = q, mode = "heavy" } },
         { max_connections = 2 })
       v:close()
       assert.same({}, errs)
@@ -226,7 +242,8 @@ describe("never pay twice (library)", function()
 
   describe("item 8: an unsolicited 304", function()
     local function valyu_task(v)
-      return dr.assert(v:create{ query = "Warehouse automation revenue of Acme since 2023", mode = "fast" })
+      return dr.assert(
+        v:create{ query = "Warehouse automation revenue of Acme since 2023", mode = "fast" })
     end
 
     it("is a transient poll failure in wait, never a raise", function()
@@ -300,7 +317,8 @@ describe("never pay twice (library)", function()
     it("keeps huge citation numbers and source ids as text", function()
       local task = { id = "t", status = "done", report = { kind = "markdown",
         markdown = "A [12345678901234567890]. B [1e300]. C [3-12345678901234567890]. D [1].",
-        sources = { { id = 1e300, url = "https://a.example" }, { id = 1, url = "https://b.example" },
+        sources = { { id = 1e300, url = "https://a.example" },
+        { id = 1, url = "https://b.example" },
           { id = "99999999999999999999", url = "https://c.example" } } } }
       for _, style in ipairs({ "footnotes", "inline", "plain" }) do
         local ok, text = pcall(dr.report.render, task, { style = style })
@@ -316,10 +334,12 @@ describe("never pay twice (library)", function()
       local progress = require "deepresearch.cli.progress"
       local adapters = require "deepresearch.cli.task"
       local odd = { id = "t", deepresearch_id = "t", status = { "x" }, depth = {}, iterations = 1.5,
-        agents = "many", sources = 1e300, cost = "free", num_results = 0 / 0, desired_num_results = "x",
+        agents = "many", sources = 1e300, cost = "free", num_results = 0 / 0,
+        desired_num_results = "x",
         progress = { current_step = 1.5, total_steps = "ten" }, report = { kind = "markdown",
           degradation_reasons = { { "nested" }, 3 } } }
-      for _, describe_fn in ipairs({ progress.extruct_research({ medium = 25 }), progress.valyu_research,
+      for _, describe_fn in ipairs({
+        progress.extruct_research({ medium = 25 }), progress.valyu_research,
         progress.discovery }) do
         local ok, d = pcall(describe_fn, odd)
         assert.is_true(ok, tostring(d))
@@ -335,8 +355,8 @@ describe("never pay twice (library)", function()
   describe("item 17: a password in a URL is never shown (command, redirects)", function()
     it("the command's --base-url usage error shows user:***@", function()
       -- The command runs on Lua 5.4 whatever interpreter runs the specs.
-      local p = io.popen("env -u LD_PRELOAD lua5.4 bin/deepresearch --base-url ftp://user:hunter2@h list " ..
-        "2>&1; echo \"exit $?\"")
+      local p = io.popen("env -u LD_PRELOAD lua5.4 bin/deepresearch --base-url " ..
+        "ftp://user:hunter2@h list 2>&1; echo \"exit $?\"")
       local text = p:read("*a")
       p:close()
       assert.matches("exit 2", text, 1, true)

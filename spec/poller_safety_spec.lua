@@ -33,7 +33,8 @@ end
 
 -- A stand-in for a poller's C object: the given methods, the rest passed through to real.
 local function proxy(real, methods)
-  return setmetatable(methods, { __index = function(_, k) return function(_, ...) return real[k](real, ...) end end })
+  return setmetatable(
+    methods, { __index = function(_, k) return function(_, ...) return real[k](real, ...) end end })
 end
 
 local function step_until(p, cond, max_steps)
@@ -83,7 +84,8 @@ describe("poller safety (issue 13)", function()
   setup(function() s = env.sim() end)
   before_each(function()
     s:reset()
-    client = dr.client{ base_url = s.url, token = "test-token", base_delay = 0.01, max_delay = 0.02 }
+    client = dr.client{
+      base_url = s.url, token = "test-token", base_delay = 0.01, max_delay = 0.02 }
     task = dr.assert(client:create{ brief = env.BRIEF })
     s:clear_requests() -- the log holds only what each spec sends
   end)
@@ -95,15 +97,19 @@ describe("poller safety (issue 13)", function()
   end)
 
   describe("item 10: a callback that yields inside a poller operation", function()
-    it("item 10: an on_progress that yields ends its wait with a clear error from step; the rest go on", function()
+    it("item 10: an on_progress that yields ends its wait with a clear error from step; the " ..
+      "rest go on", function()
       local p = new_poller()
       local waited, other = false, nil
-      p:wait(task.id, { interval = 0.01, on_progress = function() coroutine.yield("to my scheduler") end },
+      p:wait(
+        task.id,
+        { interval = 0.01, on_progress = function() coroutine.yield("to my scheduler") end },
         function() waited = true end)
       p:get(task.id, function(t) other = t end)
       local raised = drain(p)
       assert.equals(1, #raised)
-      assert.matches("on_progress %(or a token function%) yielded inside a deepresearch poller operation",
+      assert.matches(
+        "on_progress %(or a token function%) yielded inside a deepresearch poller operation",
         raised[1])
       assert.matches(YIELD_MSG, raised[1])
       assert.is_false(waited)
@@ -124,7 +130,8 @@ describe("poller safety (issue 13)", function()
       assert.truthy(#sleeps <= 50)
     end)
 
-    it("item 10: a token function that yields ends the operation (5.1: the token call fails)", function()
+    it("item 10: a token function that yields ends the operation (5.1: the token call " ..
+      "fails)", function()
       local c = dr.client{ base_url = s.url, token = function()
         coroutine.yield()
         return "test-token"
@@ -150,7 +157,8 @@ describe("poller safety (issue 13)", function()
   end)
 
   describe("item 13: requests queued behind max_connections", function()
-    it("item 13: 64 slow GETs on 4 connections with timeout = 1: none times out while queued", function()
+    it("item 13: 64 slow GETs on 4 connections with timeout = 1: none times out while " ..
+      "queued", function()
       local c = dr.client{ base_url = s.url, token = "test-token", timeout = SLOW, max_retries = 0 }
       -- Each reply is held 250 ms: the last of 16 rounds starts about 4 s after the first.
       s:fault{ method = "GET", path = TASK_PATH, delay_ms = 250, count = -1 }
@@ -171,7 +179,8 @@ describe("poller safety (issue 13)", function()
       assert.truthy(s:connections().max_open <= 4 + 1) -- + the control connection
     end)
 
-    it("item 13: max_connections is an integer from 1 to 1024 (poller, wait_all, create_all)", function()
+    it("item 13: max_connections is an integer from 1 to 1024 (poller, wait_all, " ..
+      "create_all)", function()
       for _, bad in ipairs({ 0, -1, 1.5, 1025, 1e19, math.huge, 0 / 0, "8", true }) do
         for _, call in ipairs({
           function() client:poller{ max_connections = bad } end,
@@ -189,7 +198,8 @@ describe("poller safety (issue 13)", function()
       assert.equals(0, p:step(0))
     end)
 
-    it("item 13: step(max_ms) hands libcurl at most 100 ms at a time, so Ctrl-C can interrupt", function()
+    it("item 13: step(max_ms) hands libcurl at most 100 ms at a time, so Ctrl-C can " ..
+      "interrupt", function()
       s:fault{ method = "GET", path = TASK_PATH, delay_ms = 600 }
       local p = new_poller()
       local real, slices = p.cp, {}
@@ -220,7 +230,8 @@ describe("poller safety (issue 13)", function()
     end)
   end)
 
-  it("a request the transport refuses to start ends only its operation, raised from step", function()
+  it("a request the transport refuses to start ends only its operation, raised from " ..
+    "step", function()
     local p = new_poller()
     local real, refused = p.cp, false
     p.cp = setmetatable({
@@ -244,7 +255,8 @@ describe("poller safety (issue 13)", function()
   end)
 
   describe("item 14: closing the client", function()
-    it("item 14: ends queued, in-flight and sleeping operations with 'closed' and sends nothing more", function()
+    it("item 14: ends queued, in-flight and sleeping operations with 'closed' and sends nothing " ..
+      "more", function()
       local t = 0
       local p = new_poller{ max_connections = 1, now = function() return t end }
       local results = {}
@@ -303,7 +315,8 @@ describe("poller safety (issue 13)", function()
     it("item 14: a closed client makes no poller, and its pollers take no new work", function()
       local p = new_poller()
       client:close()
-      assert.has_error(function() client:poller() end, "attempt to make a poller on a closed deepresearch.client")
+      assert.has_error(
+        function() client:poller() end, "attempt to make a poller on a closed deepresearch.client")
       assert.has_error(function() client:wait_all({ task.id }) end)
       assert.has_error(function() p:get(task.id, function() end) end,
         "attempt to use a deepresearch.poller whose client is closed")
@@ -312,7 +325,8 @@ describe("poller safety (issue 13)", function()
   end)
 
   describe("create gate (opts.gate of p:create)", function()
-    it("a gate that refuses sends no create: the callback gets cancelled with sent == false", function()
+    it("a gate that refuses sends no create: the callback gets cancelled with sent == " ..
+      "false", function()
       local p = new_poller()
       local r, calls = nil, 0
       p:create({ brief = env.BRIEF .. " Another angle." }, function(v, e) r = { v, e } end,
@@ -330,7 +344,8 @@ describe("poller safety (issue 13)", function()
       assert.equals(1, created())
     end)
 
-    it("is called once per POST dispatched (a retried one too), only when a slot is free", function()
+    it("is called once per POST dispatched (a retried one too), only when a slot is " ..
+      "free", function()
       s:fault{ method = "POST", path = PATH, status = 503 } -- the API's own: nothing made, retried
       local slow = s:fault{ method = "GET", path = TASK_PATH, delay_ms = 1000 }
       local p = new_poller{ max_connections = 1 }
@@ -381,7 +396,8 @@ describe("poller safety (issue 13)", function()
       assert.equals(2, created())
     end)
 
-    it("an error raised by the gate ends that create like an on_progress error; nothing is sent", function()
+    it("an error raised by the gate ends that create like an on_progress error; nothing is " ..
+      "sent", function()
       local p = new_poller()
       local called, other = false, nil
       p:create({ brief = env.BRIEF .. " Another angle." }, function() called = true end,
@@ -399,7 +415,8 @@ describe("poller safety (issue 13)", function()
 
     it("raises on a gate that is not a function", function()
       local p = new_poller()
-      assert.has_error(function() p:create({ brief = env.BRIEF }, function() end, { gate = true }) end)
+      assert.has_error(
+        function() p:create({ brief = env.BRIEF }, function() end, { gate = true }) end)
       assert.has_error(function() p:create({ brief = env.BRIEF }, function() end, 5) end)
       assert.equals(0, p:pending())
     end)
@@ -417,7 +434,8 @@ describe("poller safety (issue 13)", function()
       return {}
     end
 
-    it("item 7: interrupted as the C step returns a create's answer, the callback still gets the task", function()
+    it("item 7: interrupted as the C step returns a create's answer, the callback still gets " ..
+      "the task", function()
       local p = new_poller()
       local real, armed = p.cp, false
       p.cp = proxy(real, {
@@ -445,7 +463,8 @@ describe("poller safety (issue 13)", function()
       assert.equals(2, created()) -- before_each's and this one: nothing re-created
     end)
 
-    it("item 7: interrupted on the decoder's call inside the C step, the answer is decoded later", function()
+    it("item 7: interrupted on the decoder's call inside the C step, the answer is decoded " ..
+      "later", function()
       local p = new_poller()
       local real, fired = p.cp, false
       local step_fn = real.step
@@ -480,7 +499,8 @@ describe("poller safety (issue 13)", function()
       assert.equals(0, p:pending())
     end)
 
-    it("item 7: Ctrl-C while an operation's code runs (its on_progress) loses neither its next poll nor its callback",
+    it("item 7: Ctrl-C while an operation's code runs (its on_progress) loses neither its next " ..
+      "poll nor its callback",
       function()
         local caller = coroutine.running()
         if caller == nil then return pending("Lua 5.1 and LuaJIT cannot name the main thread") end
@@ -498,13 +518,15 @@ describe("poller safety (issue 13)", function()
         s:advance(7 * 24 * 3600) -- the task finishes
         assert.same({}, drain(p))
         assert.is_nil(gerr)
-        assert.equals(task.id, got and got.id, "the wait was lost: its next poll was never scheduled")
+        assert.equals(
+          task.id, got and got.id, "the wait was lost: its next poll was never scheduled")
         assert.equals(0, p:pending())
       end)
   end)
 
   describe("item 5: a sibling create ended by an error (review finding 8)", function()
-    it("item 5: a lost create does not wait SIBLING_WAIT for a sibling whose operation ended by an error", function()
+    it("item 5: a lost create does not wait SIBLING_WAIT for a sibling whose operation ended by " ..
+      "an error", function()
       -- Sibling A's token function yields (item 10): its operation ends by that error while its
       -- create counts as sending. Sibling B's create is stored and its answer lost: it must
       -- reconcile at once, not wait (poller clock) for A's answer that will never come.
@@ -532,7 +554,8 @@ describe("poller safety (issue 13)", function()
       for _, e in ipairs(drain(p)) do raised[#raised + 1] = e end
       c:close()
       assert.truthy(b, "the lost create is still waiting for its dead sibling after " .. t .. " s")
-      assert.truthy(t < 5, "the lost create waited " .. t .. " s (poller clock) for its dead sibling")
+      assert.truthy(
+        t < 5, "the lost create waited " .. t .. " s (poller clock) for its dead sibling")
       assert.is_nil(b[2])
       assert.is_true(b[1].reconciled)
       assert.equals(1, posts())

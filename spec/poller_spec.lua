@@ -35,7 +35,8 @@ describe("poller", function()
   end)
   before_each(function()
     s:reset()
-    client = dr.client{ base_url = s.url, token = "test-token", base_delay = 0.01, max_delay = 0.02 }
+    client = dr.client{
+      base_url = s.url, token = "test-token", base_delay = 0.01, max_delay = 0.02 }
     task = dr.assert(client:create{ brief = env.BRIEF })
   end)
   after_each(function()
@@ -67,7 +68,8 @@ describe("poller", function()
     p:close()
   end)
 
-  it("runs callbacks only inside step, even for requests that fail before anything is sent", function()
+  it("runs callbacks only inside step, even for requests that fail before anything is " ..
+    "sent", function()
     local p = new_poller()
     local calls = {}
     p:get(task.id, function(t, e) calls[#calls + 1] = { t, e } end)
@@ -105,7 +107,10 @@ describe("poller", function()
     s:set_speed(600)
     local p = new_poller()
     local seen, done, err = {}, nil, nil
-    p:wait(task.id, { interval = 0.05, max_interval = 0.05, on_progress = function(t) seen[#seen + 1] = t.status end },
+    p:wait(
+      task.id,
+      { interval = 0.05, max_interval = 0.05,
+      on_progress = function(t) seen[#seen + 1] = t.status end },
       function(t, e) done, err = t, e end)
     p:run()
     assert.is_nil(err)
@@ -115,7 +120,8 @@ describe("poller", function()
     p:close()
   end)
 
-  it("returns the pending count from step and reports next_timeout in milliseconds, nil when idle", function()
+  it("returns the pending count from step and reports next_timeout in milliseconds, nil when " ..
+    "idle", function()
     local p = new_poller()
     assert.is_nil(p:next_timeout())
     assert.equals(0, p:step(0))
@@ -234,7 +240,8 @@ describe("poller", function()
     p:run()
     assert.equals(12, n)
     local max_open = s:connections().max_open
-    assert.truthy(max_open - before <= 2, string.format("%d open at once, %d before", max_open, before))
+    assert.truthy(
+      max_open - before <= 2, string.format("%d open at once, %d before", max_open, before))
     p:close()
   end)
 
@@ -272,7 +279,8 @@ describe("poller drivers (docs/event-loops.md)", function()
 
   local function start_work(p)
     local r = { gets = 0 }
-    p:wait(task.id, { interval = 0.05, max_interval = 0.05 }, function(t, e) r.done, r.err = t, e end)
+    p:wait(
+      task.id, { interval = 0.05, max_interval = 0.05 }, function(t, e) r.done, r.err = t, e end)
     for _ = 1, 3 do
       p:get(task.id, function(t) if t then r.gets = r.gets + 1 end end)
     end

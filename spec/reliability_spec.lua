@@ -53,7 +53,8 @@ describe("reliability", function()
 
     it("caps Retry-After at max_retry_after", function()
       local c, ck = env.client(s, { max_retry_after = 5 })
-      s:fault{ method = "GET", path = "/v1/deep_research_tasks", status = 503, retry_after = "3600" }
+      s:fault{
+        method = "GET", path = "/v1/deep_research_tasks", status = 503, retry_after = "3600" }
       assert.truthy(c:list{})
       assert.same({ 5 }, ck.sleeps)
       c:close()
@@ -137,7 +138,8 @@ describe("reliability", function()
       assert.equals("ambiguous", err.code)
     end)
 
-    it("looks for the task after a 502 on create, returning it when the server had made it", function()
+    it("looks for the task after a 502 on create, returning it when the server had made " ..
+      "it", function()
       s:fault{ method = "POST", path = "/v1/deep_research_tasks", status = 502, after = true }
       local task = dr.assert(client:create{ brief = env.BRIEF })
       assert.is_true(task.reconciled)
@@ -157,7 +159,8 @@ describe("reliability", function()
     end)
 
     it("create_all never hands one task to two lost creates of the same brief", function()
-      s:fault{ method = "POST", path = "/v1/deep_research_tasks", kind = "drop", after = true, count = 2 }
+      s:fault{
+        method = "POST", path = "/v1/deep_research_tasks", kind = "drop", after = true, count = 2 }
       local tasks, errs = client:create_all{ env.BRIEF, env.BRIEF }
       local ids = {}
       for i = 1, 2 do
@@ -201,7 +204,8 @@ describe("reliability", function()
         fill[i]:settimeout(0)
         fill[i]:connect("127.0.0.1", port)
       end
-      local c = dr.client{ base_url = "http://127.0.0.1:" .. port, token = "t", connect_timeout = 0.3,
+      local c = dr.client{
+        base_url = "http://127.0.0.1:" .. port, token = "t", connect_timeout = 0.3,
         max_retries = 0 }
       local _, err = c:create{ brief = env.BRIEF }
       assert.equals("timeout", err.code)
@@ -302,7 +306,8 @@ describe("reliability", function()
     end)
 
     it("sends requests through the proxy option", function()
-      local c = dr.client{ base_url = "http://api.example.invalid", token = "test-token", proxy = s.url,
+      local c = dr.client{
+        base_url = "http://api.example.invalid", token = "test-token", proxy = s.url,
         max_retries = 0 }
       c:list{}
       local seen = false

@@ -7,7 +7,8 @@ local TASKS = here .. "fixtures/tasks/"
 local function task_md(markdown, sources, reasons)
   local list = {}
   for i, url in ipairs(sources or {}) do list[i] = { id = i, url = url } end
-  return { id = "t1", status = "done", report = { kind = "markdown", markdown = markdown, sources = list,
+  return {
+    id = "t1", status = "done", report = { kind = "markdown", markdown = markdown, sources = list,
     degradation_reasons = reasons } }
 end
 
@@ -108,7 +109,8 @@ describe("report.citations", function()
   end)
 
   it("takes integral floats as ids (cjson on Lua 5.3+)", function()
-    local t = { report = { kind = "markdown", markdown = "x [1]", sources = { { id = 1.0, url = A } } } }
+    local t = {
+      report = { kind = "markdown", markdown = "x [1]", sources = { { id = 1.0, url = A } } } }
     assert.equal(A, report.citations(t)[1].url)
     assert.truthy(report.render(t):find("[^1]: " .. A, 1, true))
   end)
@@ -152,7 +154,8 @@ describe("report.render", function()
     assert.truthy(out:find("in 2025 [^2][^3].", 1, true))
     assert.truthy(out:find("vary [^3][^1], see also [^1][^2] and [^2][^3].", 1, true))
     assert.truthy(out:find("\n[^1]: https://source-1.example/flexport-overview\n" ..
-      "[^2]: https://source-2.example/flexport-leadership\n[^3]: https://source-3.example/flexport-funding", 1, true))
+      "[^2]: https://source-2.example/flexport-leadership\n[^3]: " ..
+      "https://source-3.example/flexport-funding", 1, true))
     assert.equal(1, count(out, "[^1]: "))
     -- untouched: links, our own footnote marker, code
     assert.truthy(out:find("[link](https://example.com/x)", 1, true))
@@ -160,7 +163,8 @@ describe("report.render", function()
     assert.truthy(out:find("code [4] stays", 1, true))
     assert.truthy(out:find("`arr[4]`", 1, true))
     -- the uncited source is still shown
-    assert.truthy(out:find("Other sources:\n\n- [4] https://source-4.example/flexport-hiring", 1, true))
+    assert.truthy(
+      out:find("Other sources:\n\n- [4] https://source-4.example/flexport-hiring", 1, true))
   end)
 
   it("leaves dangling citations as [n] and warns about them", function()
@@ -191,7 +195,8 @@ describe("report.render", function()
     local out = report.render(md, { style = "plain" })
     assert.truthy(out:find("Leadership changed in 2025 [2, 3].", 1, true))
     assert.truthy(out:find("\nSources\n[1] https://source-1.example/flexport-overview\n" ..
-      "[2] https://source-2.example/flexport-leadership\n[3] https://source-3.example/flexport-funding\n" ..
+      "[2] https://source-2.example/flexport-leadership\n[3] " ..
+      "https://source-3.example/flexport-funding\n" ..
       "[4] https://source-4.example/flexport-hiring\n", 1, true))
     assert.truthy(out:find("\nWarning: citation [7] has no matching source.", 1, true) or
       out:find("^Warning: citation %[7%]"))
@@ -201,9 +206,11 @@ describe("report.render", function()
   it("shows degradation reasons at the top, and treats null, absent and empty alike", function()
     local reasons = { "Stopped at the agent budget.", "Two agents failed." }
     local out = report.render(task_md("Body [1].", { A }, reasons))
-    assert.equal(1, out:find("> Note: Stopped at the agent budget.\n>\n> Note: Two agents failed.", 1, true))
+    assert.equal(
+      1, out:find("> Note: Stopped at the agent budget.\n>\n> Note: Two agents failed.", 1, true))
     local plain = report.render(task_md("Body [1].", { A }, reasons), { style = "plain" })
-    assert.equal(1, plain:find("Note: Stopped at the agent budget.\nNote: Two agents failed.", 1, true))
+    assert.equal(
+      1, plain:find("Note: Stopped at the agent budget.\nNote: Two agents failed.", 1, true))
     local clean = report.render(task_md("Body [1].", { A }))
     assert.equal(clean, report.render(task_md("Body [1].", { A }, {})))
     assert.equal(clean, report.render(task_md("Body [1].", { A }, json.null)))
@@ -216,7 +223,8 @@ describe("report.render", function()
     local out, err = report.render(running)
     assert.is_nil(out)
     assert.equal("no_report", err.code)
-    local _, e2 = report.render({ id = "t9", status = "failed", failure_reason = "No identifiable target." })
+    local _, e2 = report.render({
+      id = "t9", status = "failed", failure_reason = "No identifiable target." })
     assert.equal("no_report", e2.code)
     assert.truthy(e2.message:find("No identifiable target.", 1, true))
     local _, e3 = report.render({ deepresearch_id = "dr_1", status = "running" })
@@ -234,7 +242,9 @@ describe("schema reports", function()
 
   it("maps each field to its sources' URLs, flattening nested basis to dotted paths", function()
     local b = assert(report.basis(t))
-    assert.same({ "https://source-1.example/heat-pumps-overview", "https://source-2.example/heat-pumps-installers" },
+    assert.same({
+      "https://source-1.example/heat-pumps-overview",
+      "https://source-2.example/heat-pumps-installers" },
       b.summary)
     assert.same({ "https://source-2.example/heat-pumps-installers" }, b.installers)
     assert.same({}, b.growing)
@@ -246,7 +256,8 @@ describe("schema reports", function()
 
   it("accepts dotted basis keys and single ids", function()
     local b = report.basis({ report = { kind = "schema", fields = { a = { b = 1 } },
-      basis = { ["a.b"] = 2, c = { 1, 1 } }, sources = { { id = 1, url = A }, { id = 2, url = B } } } })
+      basis = { ["a.b"] = 2, c = { 1, 1 } },
+      sources = { { id = 1, url = A }, { id = 2, url = B } } } })
     assert.same({ B }, b["a.b"])
     assert.same({ A }, b.c)
   end)
@@ -261,18 +272,25 @@ describe("schema reports", function()
   it("lays fields out as sections followed by their sources", function()
     local out = assert(report.render(t))
     assert.equal(1, out:find("> Note: The research stopped at the agent budget", 1, true))
-    assert.truthy(out:find("## summary\n\nInstaller numbers grew every year [^2].\n\nSources: [^1][^2]", 1, true))
-    assert.truthy(out:find("## angles\n\n- subsidy-driven demand\n- software adoption is low\n\nSources: [^3][9]",
+    assert.truthy(
+      out:find(
+      "## summary\n\nInstaller numbers grew every year [^2].\n\nSources: [^1][^2]", 1, true))
+    assert.truthy(
+      out:find(
+      "## angles\n\n- subsidy-driven demand\n- software adoption is low\n\nSources: [^3][9]",
       1, true))
     assert.truthy(out:find("## risks\n\n_none_", 1, true))
     assert.truthy(out:find("## installers\n\n41000\n\nSources: [^2]", 1, true))
     assert.truthy(out:find("## growing\n\ntrue\n\n## installers", 1, true))
-    assert.truthy(out:find("## leader\n\n### name\n\nOctopus Energy\n\nSources: [^1]\n\n### share\n\n0.12", 1, true))
+    assert.truthy(
+      out:find(
+      "## leader\n\n### name\n\nOctopus Energy\n\nSources: [^1]\n\n### share\n\n0.12", 1, true))
     assert.truthy(out:find("[^3]: https://source-3.example/heat-pumps-news", 1, true))
     assert.truthy(out:find("Warning: citation [9] has no matching source.", 1, true))
     local plain = report.render(t, { style = "plain" })
     assert.truthy(plain:find("Sources: [1, 2]", 1, true))
-    assert.truthy(plain:find("\nSources\n[1] https://source-1.example/heat-pumps-overview\n", 1, true))
+    assert.truthy(
+      plain:find("\nSources\n[1] https://source-1.example/heat-pumps-overview\n", 1, true))
   end)
 
   it("counts the basis ids as the report's citations", function()
@@ -287,8 +305,10 @@ describe("Valyu tasks", function()
   it("renders markdown output with titled sources and a cost and PDF trailer", function()
     local t = assert(report.load(TASKS .. "valyu_markdown.json"))
     local out = assert(report.render(t))
-    assert.truthy(out:find("issuing product [^1] and opened a partner programme [^2][^3].", 1, true))
-    assert.truthy(out:find("[^1]: https://news.example/adyen-issuing - Adyen issuing launch", 1, true))
+    assert.truthy(
+      out:find("issuing product [^1] and opened a partner programme [^2][^3].", 1, true))
+    assert.truthy(
+      out:find("[^1]: https://news.example/adyen-issuing - Adyen issuing launch", 1, true))
     assert.truthy(out:find("\nCost: $0.35 | PDF: https://files.example/dr_7a1b2c3d.pdf\n$"))
     local plain = report.render(t, { style = "plain" })
     assert.truthy(plain:find("[2] https://adyen.example/partners - Partner programme", 1, true))
@@ -307,21 +327,26 @@ describe("Valyu tasks", function()
   end)
 
   it("decodes JSON output sent as a string and shows TOON verbatim", function()
-    local t = { deepresearch_id = "d", status = "completed", output_type = "json", output = '{"k":"v"}', sources = {} }
+    local t = {
+      deepresearch_id = "d", status = "completed", output_type = "json", output = '{"k":"v"}',
+      sources = {} }
     if pcall(require, "cjson") then
       assert.truthy(report.render(t):find("## k\n\nv", 1, true))
     end
-    local toon = { deepresearch_id = "d", status = "completed", output_type = "toon", output = "k: [1]\n" }
+    local toon = {
+      deepresearch_id = "d", status = "completed", output_type = "toon", output = "k: [1]\n" }
     local out = report.render(toon)
     assert.truthy(out:find("```\nk: [1]\n```", 1, true))
     assert.same({}, report.citations(toon).dangling)
   end)
 
   it("marks partial output of a failed task", function()
-    local t = { deepresearch_id = "d", status = "failed", error = "timeout", output = "Partial [1].",
+    local t = {
+      deepresearch_id = "d", status = "failed", error = "timeout", output = "Partial [1].",
       sources = { { title = "T", url = A } } }
     local out = report.render(t)
-    assert.equal(1, out:find("> Note: the task failed (timeout); this output may be partial.", 1, true))
+    assert.equal(
+      1, out:find("> Note: the task failed (timeout); this output may be partial.", 1, true))
   end)
 end)
 

@@ -47,12 +47,15 @@ local function keys(set)
 end
 
 describe("item 5: one policy module", function()
-  it("item 5: a wait polls again after failures of the server or the path to it, not after a refusal", function()
-    assert.are.same({ "invalid_response", "network", "rate_limited", "server_error", "timeout", "unavailable" },
+  it("item 5: a wait polls again after failures of the server or the path to it, not after a " ..
+    "refusal", function()
+    assert.are.same({
+      "invalid_response", "network", "rate_limited", "server_error", "timeout", "unavailable" },
       keys(policy.POLL_TRANSIENT))
   end)
 
-  it("item 5: the worker starts a failed wait again also after a refused credential (the task is paid for)", function()
+  it("item 5: the worker starts a failed wait again also after a refused credential (the task " ..
+    "is paid for)", function()
     for code in pairs(policy.POLL_TRANSIENT) do assert.is_true(policy.WAIT_AGAIN[code]) end
     assert.is_true(policy.WAIT_AGAIN.unauthorized)
     assert.is_true(policy.WAIT_AGAIN.forbidden)
@@ -107,7 +110,8 @@ describe("item 5: one policy module", function()
     assert.are.equal(4, policy.backoff(4, { base_delay = 0.5, max_delay = 30 }, top))
     assert.are.equal(30, policy.backoff(1000, { base_delay = 0.5, max_delay = 30 }, top))
     -- Redis reconnects: 0.1 s doubling up to max_backoff; jitter keeps 3/4 at least
-    assert.is_true(math.abs(0.075 - policy.backoff(1, { base_delay = 0.1, max_delay = 2 }, bottom)) < 1e-12)
+    assert.is_true(
+      math.abs(0.075 - policy.backoff(1, { base_delay = 0.1, max_delay = 2 }, bottom)) < 1e-12)
     assert.are.equal(2, policy.backoff(60, { base_delay = 0.1, max_delay = 2 }, top))
     -- the client's defaults
     assert.are.equal(policy.defaults.base_delay, policy.backoff(1, nil, top))
@@ -128,7 +132,8 @@ describe("item 5: one JSON decode-and-normalise path", function()
   local WANT = '{"found":[],"id":"t1","items":[{"b":[],"c":{}},null,3],"meta":{},' ..
     '"report":{"fields":{},"markdown":"x"},"score":25,"status":"completed"}'
 
-  it("item 5: objects lose null keys, arrays stay arrays (empty ones marked), 25.0 is an integer", function()
+  it("item 5: objects lose null keys, arrays stay arrays (empty ones marked), 25.0 is an " ..
+    "integer", function()
     local task = assert(json.decode(TASK))
     assert.is_nil(task.error)
     assert.is_true(json.is_array_marked(task.found))
@@ -166,10 +171,12 @@ describe("item 5: one JSON decode-and-normalise path", function()
     end
   end)
 
-  it("item 5: another decoder's result (lua-cjson, vim.json's vim.NIL) takes the same shape", function()
+  it("item 5: another decoder's result (lua-cjson, vim.json's vim.NIL) takes the same " ..
+    "shape", function()
     local ok, cjson = pcall(require, "cjson")
     if ok then
-      local v = json.normalise(cjson.new().decode('{"a":[1,null],"b":null,"c":25.0,"d":{"e":null}}'), cjson.null)
+      local v = json.normalise(
+        cjson.new().decode('{"a":[1,null],"b":null,"c":25.0,"d":{"e":null}}'), cjson.null)
       assert.are.equal('{"a":[1,null],"c":25,"d":{}}', json.encode(v))
       if math_type then assert.are.equal("integer", math_type(v.c)) end
     end
@@ -183,7 +190,8 @@ describe("item 5: one JSON decode-and-normalise path", function()
   end)
 
   it("item 5: malformed text is an error message, never a raise", function()
-    for _, text in ipairs({ "", "[1,]", '{"a":1', "01", "1.", "-", "nul", '"\\x"', "[1] 2", '"a\nb"',
+    for _, text in ipairs({
+      "", "[1,]", '{"a":1', "01", "1.", "-", "nul", '"\\x"', "[1] 2", '"a\nb"',
       '"\\ud800"', string.rep("[", 300) }) do
       local v, err = json.decode(text)
       assert.is_nil(v, text)
@@ -209,7 +217,8 @@ describe("item 5: one JSON decode-and-normalise path", function()
     assert.are.equal(WANT, json.encode(task))
   end)
 
-  it("item 5: the CLI's --json printer and the encoder share one list of array-valued keys", function()
+  it("item 5: the CLI's --json printer and the encoder share one list of array-valued " ..
+    "keys", function()
     assert.are.same({}, grep({ "degradation_reasons = true", "exclude_domains = true" },
       { ["lua/deepresearch/base/json.lua"] = true }))
     assert.is_true(json.ARRAY_KEYS.sources and json.ARRAY_KEYS.exclude_task_ids and true)
@@ -256,7 +265,8 @@ describe("item 5: one place for limits", function()
       assert.are.equal(limits.valyu.brief, valyu.MAX_QUERY)
       assert.are.equal(limits.valyu.strategy_and_format, valyu.MAX_STRATEGY_AND_FORMAT)
       local too_long = string.rep("a", limits.discovery.brief + 1)
-      local body, err = require("deepresearch.providers.discovery").create_body({ query = too_long })
+      local body, err = require(
+        "deepresearch.providers.discovery").create_body({ query = too_long })
       assert.is_nil(body)
       assert.are.equal("invalid_request", err.code)
       assert.is_truthy(require("deepresearch.providers.discovery").create_body(

@@ -45,17 +45,23 @@ describe("schema builder", function()
   it("marks required as an array so it encodes as [] when every field is optional", function()
     local t = S.object { a = S.optional(S.string()) }:to_table()
     assert.is_true(json.is_array_marked(t.required))
-    assert.equal('{"properties":{"a":{"type":"string"}},"required":[],"type":"object"}', json.encode(t))
+    assert.equal(
+      '{"properties":{"a":{"type":"string"}},"required":[],"type":"object"}', json.encode(t))
     assert.equal('{"properties":{},"required":[],"type":"object"}', S.object {}:json())
   end)
 
   it("has every scalar kind, with options mapped to JSON Schema names", function()
-    assert.same({ type = "string", minLength = 2, maxLength = 80, pattern = "^[a-z]+$", format = "uri" },
+    assert.same({
+      type = "string", minLength = 2, maxLength = 80, pattern = "^[a-z]+$", format = "uri" },
       S.string { min_length = 2, max_length = 80, pattern = "^[a-z]+$", format = "uri" }:to_table())
-    assert.same({ type = "number", minimum = 0, maximum = 1 }, S.number { minimum = 0, maximum = 1 }:to_table())
-    assert.same({ type = "integer", exclusiveMinimum = 0 }, S.integer { exclusive_minimum = 0 }:to_table())
+    assert.same({ type = "number", minimum = 0, maximum = 1 },
+      S.number { minimum = 0, maximum = 1 }:to_table())
+    assert.same({ type = "integer", exclusiveMinimum = 0 },
+      S.integer { exclusive_minimum = 0 }:to_table())
     assert.same({ type = "boolean" }, S.boolean():to_table())
-    assert.same({ type = "array", items = { type = "integer" }, minItems = 1, maxItems = 3, uniqueItems = true },
+    assert.same({
+      type = "array", items = { type = "integer" }, minItems = 1, maxItems = 3,
+      uniqueItems = true },
       S.array(S.integer(), { min_items = 1, max_items = 3, unique_items = true }):to_table())
     assert.same({ type = "object", properties = {}, required = {}, additionalProperties = false },
       S.object({}, { additional_properties = false }):to_table())
@@ -106,7 +112,8 @@ describe("schema builder", function()
   end)
 
   it("accepts optional = true as an option", function()
-    assert.same({ "b" }, S.object { a = S.string { optional = true }, b = S.string() }:to_table().required)
+    assert.same({ "b" },
+      S.object { a = S.string { optional = true }, b = S.string() }:to_table().required)
   end)
 
   it("raises on programming mistakes", function()
@@ -139,10 +146,13 @@ describe("schema.encode", function()
     local a, b = build():json(), S.encode(build())
     assert.equal(a, b)
     for _ = 1, 20 do assert.equal(a, S.encode(build():to_table())) end
-    assert.equal('{"properties":{"angles":{"items":{"type":"string"},"minItems":1,"type":"array"},' ..
-      '"risks":{"items":{"type":"string"},"type":"array"},"score":{"maximum":10,"minimum":0,"type":"integer"},' ..
-      '"stage":{"enum":["seed"],"type":"string"},"summary":{"description":"One paragraph.","type":"string"}},' ..
-      '"required":["angles","risks","stage","summary"],"type":"object"}', a)
+    assert.equal(
+      '{"properties":{"angles":{"items":{"type":"string"},"minItems":1,"type":"array"},' ..
+      '"risks":{"items":{"type":"string"},"type":"array"},' ..
+      '"score":{"maximum":10,"minimum":0,"type":"integer"},' ..
+      '"stage":{"enum":["seed"],"type":"string"},"summary":{"description":"One ' ..
+      'paragraph.","type":"string"}},"required":["angles","risks","stage","summary"],' ..
+      '"type":"object"}', a)
   end)
 
   it("matches json.encode of to_table, so the client sends the same bytes", function()
@@ -180,17 +190,20 @@ describe("schema.encode", function()
 
   it("raises on what JSON cannot hold", function()
     assert.has_error(function() S.encode("x") end)
-    assert.has_error(function() S.encode { type = "object", properties = { [1] = { type = "string" } } } end)
+    assert.has_error(
+      function() S.encode { type = "object", properties = { [1] = { type = "string" } } } end)
     assert.has_error(function() S.encode { required = { a = 1 } } end)
   end)
 end)
 
 describe("schema.check_output_schema", function()
   it("accepts builder nodes and valid plain tables", function()
-    assert.is_true(S.check_output_schema(S.object { a = S.string(), b = S.array(S.object { c = S.number() }) }))
+    assert.is_true(
+      S.check_output_schema(S.object { a = S.string(), b = S.array(S.object { c = S.number() }) }))
     assert.is_true(S.check_output_schema { type = "object" })
     assert.is_true(S.check_output_schema { type = "object", properties = {}, required = {} })
-    assert.is_true(S.check_output_schema { type = "object", properties = { a = { type = { "string", "null" } },
+    assert.is_true(
+      S.check_output_schema { type = "object", properties = { a = { type = { "string", "null" } },
       b = { enum = { "x" } } }, required = { "a" } })
   end)
 
@@ -209,11 +222,16 @@ describe("schema.check_output_schema", function()
         "a[]: unknown type 'map'" },
       { { type = "object", properties = { a = { type = "string" } }, required = { "b" } },
         "required names 'b', which is not in properties" },
-      { { type = "object", properties = { a = { type = "string" } }, required = "a" }, "required must be a list" },
-      { { type = "object", properties = { a = { type = "string" } }, required = { 1 } }, "required must be a list" },
-      { { type = "object", properties = { a = { type = "object", properties = { b = { type = "bool" } } } } },
+      { { type = "object", properties = { a = { type = "string" } }, required = "a" },
+      "required must be a list" },
+      { { type = "object", properties = { a = { type = "string" } }, required = { 1 } },
+      "required must be a list" },
+      { {
+        type = "object",
+        properties = { a = { type = "object", properties = { b = { type = "bool" } } } } },
         "a.b: unknown type 'bool'" },
-      { { type = "object", properties = { a = { type = "string", enum = {} } } }, "a: enum must be a non-empty list" },
+      { { type = "object", properties = { a = { type = "string", enum = {} } } },
+      "a: enum must be a non-empty list" },
     }
     for _, c in ipairs(cases) do
       local ok, msg = S.check_output_schema(c[1])
@@ -269,7 +287,8 @@ describe("schema.validate", function()
   end)
 
   it("reports wrong item types with 1-based paths", function()
-    local ok, list = S.validate(schema, { summary = "x", angles = { "a", 2 }, risks = {}, company = { name = "n" } })
+    local ok, list = S.validate(
+      schema, { summary = "x", angles = { "a", 2 }, risks = {}, company = { name = "n" } })
     assert.is_false(ok)
     assert.equal(1, #list)
     assert.equal("angles[2]", list[1].path)
@@ -307,7 +326,8 @@ describe("schema.validate", function()
     }, m)
     local _, l2 = S.validate(schema, { summary = "x", angles = { "a", "b", "c", "d" }, risks = {},
       score = -1, company = { name = "n" } })
-    assert.same({ "angles: expected at most 3 items, got 4", "score: expected a number >= 0, got -1" },
+    assert.same({
+      "angles: expected at most 3 items, got 4", "score: expected a number >= 0, got -1" },
       messages(l2))
   end)
 
@@ -330,13 +350,15 @@ describe("schema.validate", function()
 
   it("accepts plain tables with type lists and null", function()
     local plain = { type = "object", required = { "a", "b" }, properties = {
-      a = { type = { "string", "null" } }, b = { type = "null" }, c = { type = "number", exclusiveMaximum = 1 },
+      a = { type = { "string", "null" } }, b = { type = "null" },
+      c = { type = "number", exclusiveMaximum = 1 },
     } }
     -- The client turns JSON null into an absent key; a nullable required field may be absent.
     assert.is_true(S.validate(plain, {}))
     assert.is_true(S.validate(plain, { a = json.null, b = json.null, c = 0.5 }))
     local _, list = S.validate(plain, { a = 1, c = 1 })
-    assert.same({ "a: expected string or null, got number", "c: expected a number < 1, got 1" }, messages(list))
+    assert.same({ "a: expected string or null, got number", "c: expected a number < 1, got 1" },
+      messages(list))
   end)
 
   it("accepts cjson's null where null is allowed", function()
@@ -347,7 +369,8 @@ describe("schema.validate", function()
     assert.same({ "$: expected string, got null" }, messages(list))
   end)
 
-  it("ignores pattern and description, and accepts an empty table as an empty array or object", function()
+  it("ignores pattern and description, and accepts an empty table as an empty array or " ..
+    "object", function()
     assert.is_true(S.validate(S.string { pattern = "^[0-9]+$", description = "digits" }, "abc"))
     assert.is_true(S.validate(S.array(S.string()), {}))
     assert.is_true(S.validate(S.object {}, {}))

@@ -4,7 +4,8 @@ local sim = require "support.sim"
 local s
 
 local function api(method, path, body, token)
-  return assert(s:http(method, path, { headers = { Authorization = "Bearer " .. (token or "test-token") },
+  return assert(
+    s:http(method, path, { headers = { Authorization = "Bearer " .. (token or "test-token") },
     body = body }))
 end
 
@@ -17,7 +18,8 @@ local function check_invariants(t)
   assert.is_true(t.num_results_enriched <= t.num_results_discovered)
 end
 
-local COUNTERS = { "num_results_discovered", "num_results_enriched", "num_results_evaluated", "num_results" }
+local COUNTERS = {
+  "num_results_discovered", "num_results_enriched", "num_results_evaluated", "num_results" }
 
 -- Steps virtual time until done, checking invariants and monotonic counters on the way.
 local function run_to_end(id, step)
@@ -58,7 +60,8 @@ describe("simulator: Deep Search create (D1, D2)", function()
     assert.same({ "enum", { "body", "data_sources", 1 } }, { d.type, d.loc })
     d = first_error({ query = "SaaS", criteria = { { key = "a", name = "A" } } })
     assert.same({ "missing", { "body", "criteria", 0, "criterion" } }, { d.type, d.loc })
-    d = first_error({ query = "SaaS", criteria = { { key = "a", name = "A", criterion = "Is a SaaS company" },
+    d = first_error({
+      query = "SaaS", criteria = { { key = "a", name = "A", criterion = "Is a SaaS company" },
       { key = "a", name = "B", criterion = "Sells to logistics firms" } } })
     assert.same({ "value_error", { "body", "criteria" } }, { d.type, d.loc })
     local ids = {}
@@ -99,7 +102,9 @@ describe("simulator: Deep Search create (D1, D2)", function()
 
   it("keeps the caller's criteria and sends an empty exclusion list as []", function()
     local criteria = { { key = "saas", name = "SaaS", criterion = "Sells software as a service" } }
-    local r = create({ query = "SaaS", criteria = criteria, data_sources = { "linkedin" }, auto_data_sources = false })
+    local r = create({
+      query = "SaaS", criteria = criteria, data_sources = { "linkedin" },
+      auto_data_sources = false })
     assert.same(criteria, r.json.criteria)
     assert.same({ "linkedin" }, r.json.data_sources)
     assert.matches('"exclude_domains":%[%]', r.body)
@@ -132,7 +137,8 @@ describe("simulator: Deep Search progress and results (D3, D4)", function()
     run_to_end(task.id)
     local all, offset = {}, 0
     while true do
-      local r = api("GET", "/v1/discovery_tasks/" .. task.id .. "/results?offset=" .. offset .. "&limit=4")
+      local r = api(
+        "GET", "/v1/discovery_tasks/" .. task.id .. "/results?offset=" .. offset .. "&limit=4")
       assert.equals(200, r.status)
       assert.equals(task.id, r.json.id)
       assert.equals("done", r.json.status)
@@ -142,8 +148,10 @@ describe("simulator: Deep Search progress and results (D3, D4)", function()
     end
     local final = get(task.id).json
     assert.equals(final.num_results, #all)
-    local fields = { "id", "task_id", "company_name", "company_description", "company_website", "relevance",
-      "created_at", "source", "scores", "employee_count", "hq_country", "hq_state_province", "hq_city",
+    local fields = {
+      "id", "task_id", "company_name", "company_description", "company_website", "relevance",
+      "created_at", "source", "scores", "employee_count", "hq_country", "hq_state_province",
+      "hq_city",
       "company_full_description" }
     for i, row in ipairs(all) do
       for _, f in ipairs(fields) do assert.is_not_nil(row[f], f) end
@@ -186,7 +194,8 @@ describe("simulator: Deep Search resume and list (D5, D6)", function()
     local after = run_to_end(id)
     assert.is_true(after.num_results >= 10)
     assert.is_true(after.num_results_discovered > before.num_results_discovered)
-    assert.equals(35, api("POST", "/v1/discovery_tasks/" .. id .. "/resume").json.desired_num_results)
+    assert.equals(
+      35, api("POST", "/v1/discovery_tasks/" .. id .. "/resume").json.desired_num_results)
   end)
 
   it("refuses to resume an exhausted task and checks the range", function()
@@ -196,7 +205,8 @@ describe("simulator: Deep Search resume and list (D5, D6)", function()
     assert.equals("less_than_equal", r.json.detail[1].type)
     r = api("POST", "/v1/discovery_tasks/" .. id .. "/resume", { desired_new_results = -1 })
     assert.equals("greater_than_equal", r.json.detail[1].type)
-    assert.equals(250, api("POST", "/v1/discovery_tasks/" .. id .. "/resume", { desired_new_results = 250 })
+    assert.equals(
+      250, api("POST", "/v1/discovery_tasks/" .. id .. "/resume", { desired_new_results = 250 })
       .json.desired_num_results)
     run_to_end(id)
     r = api("POST", "/v1/discovery_tasks/" .. id .. "/resume")

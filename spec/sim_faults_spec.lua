@@ -14,7 +14,8 @@ local function connect()
 end
 
 local function send(c, method, path, body, extra)
-  local lines = { method .. " " .. path .. " HTTP/1.1", "Host: sim", "Authorization: Bearer test-token" }
+  local lines = {
+    method .. " " .. path .. " HTTP/1.1", "Host: sim", "Authorization: Bearer test-token" }
   for _, h in ipairs(extra or {}) do lines[#lines + 1] = h end
   if body then lines[#lines + 1] = "Content-Length: " .. #body end
   assert(c:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or "")))
@@ -119,7 +120,9 @@ describe("simulator: HTTP engine", function()
   it("answers Expect: 100-continue before the body arrives", function()
     local c = connect()
     local body = create_body()
-    send(c, "POST", "/v1/deep_research_tasks", nil, { "Expect: 100-continue", "Content-Length: " .. #body })
+    send(
+      c, "POST", "/v1/deep_research_tasks", nil,
+      { "Expect: 100-continue", "Content-Length: " .. #body })
     assert.equals("HTTP/1.1 100 Continue", c:receive("*l"))
     assert.equals("", c:receive("*l"))
     c:send(body)
@@ -188,9 +191,12 @@ describe("simulator: faults", function()
     local f = s:faults()[1]
     assert.same({ 4, 2 }, { f.seen, f.fired })
     s:clear_faults()
-    s:fault({ method = "POST", path = "/v1/deep_research_tasks", prefix = true, count = -1, status = 502 })
+    s:fault({
+      method = "POST", path = "/v1/deep_research_tasks", prefix = true, count = -1, status = 502 })
     assert.equals(200, request("GET", "/v1/deep_research_tasks").status)
-    for _ = 1, 3 do assert.equals(502, request("POST", "/v1/deep_research_tasks", create_body()).status) end
+    for _ = 1, 3 do
+      assert.equals(502, request("POST", "/v1/deep_research_tasks", create_body()).status)
+    end
     assert.equals(0, #s:tasks())
   end)
 
@@ -241,7 +247,8 @@ describe("simulator: faults", function()
     end
   end)
 
-  it("serves broken or odd bodies: html502, empty, invalid_json, invalid_utf8, wrong_shape", function()
+  it("serves broken or odd bodies: html502, empty, invalid_json, invalid_utf8, " ..
+    "wrong_shape", function()
     s:fault({ path = "/v1/user", kind = "html502" })
     local r = request("GET", "/v1/user")
     assert.equals(502, r.status)

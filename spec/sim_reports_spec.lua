@@ -5,7 +5,8 @@ local sim = require "support.sim"
 local s
 
 local function api(method, path, body)
-  return assert(s:http(method, path, { headers = { Authorization = "Bearer test-token" }, body = body }))
+  return assert(
+    s:http(method, path, { headers = { Authorization = "Bearer test-token" }, body = body }))
 end
 
 local function create(body) return api("POST", "/v1/deep_research_tasks", body) end
@@ -101,13 +102,16 @@ describe("simulator: Deep Research reports (E11, E12)", function()
   end)
 
   it("fills a schema report that validates against the task's schema", function()
-    local schema = { type = "object", required = { "name", "tier", "employees", "products", "hq" }, properties = {
+    local schema = {
+      type = "object", required = { "name", "tier", "employees", "products", "hq" }, properties = {
       name = { type = "string" }, tier = { type = "string", enum = { "smb", "mid", "enterprise" } },
       employees = { type = "integer", minimum = 1, maximum = 500 }, public = { type = "boolean" },
       score = { type = "number" },
       products = { type = "array", minItems = 2, items = { type = "object", required = { "title" },
         properties = { title = { type = "string" }, launched = { type = "integer" } } } },
-      hq = { type = "object", properties = { city = { type = "string" }, country = { type = "string" } } },
+      hq = {
+        type = "object",
+        properties = { city = { type = "string" }, country = { type = "string" } } },
     } }
     local r = create({ brief = "Research Acme Corp", output_schema = schema })
     assert.same(schema, r.json.output_schema)

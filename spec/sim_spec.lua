@@ -63,13 +63,17 @@ describe("simulator: Extruct auth (E1, E4)", function()
 
   it("GET /v1/user reports the token's user, organisation and balance", function()
     local u = api("GET", "/v1/user").json
-    assert.same({ user_id = "u1", email = "alice@acme.test", available_credits = 10000, organization_id = "org_acme",
+    assert.same({
+      user_id = "u1", email = "alice@acme.test", available_credits = 10000,
+      organization_id = "org_acme",
       organization_name = "Acme", organization_slug = "acme", organization_is_active = true }, u)
     assert.equals("u2", api("GET", "/v1/user", nil, "teammate-token").json.user_id)
   end)
 
   it("adds tokens through the control channel and never shows tokens in the state users", function()
-    s:token({ token = "extra-token", user_id = "u9", email = "zed@acme.test", org_id = "org_acme", credits = 77 })
+    s:token({
+      token = "extra-token", user_id = "u9", email = "zed@acme.test", org_id = "org_acme",
+      credits = 77 })
     local u = api("GET", "/v1/user", nil, "extra-token").json
     assert.equals("u9", u.user_id)
     assert.equals(77, u.available_credits)
@@ -122,7 +126,8 @@ describe("simulator: Deep Research create checks (E2, E3)", function()
     d = detail(create({ brief = "Research Acme", output_schema = { type = "object",
       properties = { a = { type = "object", properties = { b = { type = "strnig" } } } } } }))
     assert.matches("strnig", d.ctx.error)
-    assert.equals("dict_type", detail(create({ brief = "Research Acme", output_schema = "x" })).type)
+    assert.equals(
+      "dict_type", detail(create({ brief = "Research Acme", output_schema = "x" })).type)
   end)
 
   it("reports malformed JSON as json_invalid with a character offset", function()
@@ -132,7 +137,8 @@ describe("simulator: Deep Research create checks (E2, E3)", function()
     assert.equals("number", type(d.loc[2]))
   end)
 
-  it("checks auth, then the body, then the plan, then credits; nothing is created or charged", function()
+  it("checks auth, then the body, then the plan, then credits; nothing is created or " ..
+    "charged", function()
     assert.equals(401, create({ brief = "" }, "nope").status)
     assert.equals(422, create({ brief = "" }, "free-token").status)
     local r = create({ brief = "Research Acme" }, "free-token")
@@ -140,7 +146,9 @@ describe("simulator: Deep Research create checks (E2, E3)", function()
     assert.same({ detail = { error = "plan_required" } }, r.json)
     r = create({ brief = "Research Acme", depth = "high" }, "poor-token")
     assert.equals(402, r.status)
-    assert.same({ detail = { error = "insufficient_credits", required_credits = 50, available_credits = 30 } }, r.json)
+    assert.same({
+      detail = { error = "insufficient_credits", required_credits = 50, available_credits = 30 } },
+      r.json)
     assert.equals(0, s:counter("extruct.tasks_created"))
     assert.equals(30, credits("poor-token"))
     assert.equals(200, create({ brief = "Research Acme", depth = "medium" }, "poor-token").status)
@@ -178,15 +186,19 @@ describe("simulator: Deep Research lifecycle and billing (E5-E10)", function()
     assert.matches("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$", t.id)
   end)
 
-  it("moves created -> in_progress -> done with monotonic counters and per-agent billing", function()
-    local id = create({ brief = "Research Acme Corp for a pricing decision", depth = "high" }).json.id
+  it("moves created -> in_progress -> done with monotonic counters and per-agent " ..
+    "billing", function()
+    local id = create({
+      brief = "Research Acme Corp for a pricing decision", depth = "high" }).json.id
     s:advance(6)
     assert.equals("in_progress", get(id).json.status)
     local prev = get(id).json
     for _ = 1, 200 do
       s:advance(7)
       local t = get(id).json
-      for _, k in ipairs({ "agents", "iterations", "sources" }) do assert.is_true(t[k] >= prev[k]) end
+      for _, k in ipairs({ "agents", "iterations", "sources" }) do
+        assert.is_true(t[k] >= prev[k])
+      end
       assert.is_true(t.agents <= 50)
       assert.equals(10000 - t.agents, credits())
       if t.agents ~= prev.agents then assert.is_true(t.updated_at >= prev.updated_at) end
@@ -239,8 +251,10 @@ describe("simulator: Deep Research lifecycle and billing (E5-E10)", function()
     assert.is_true(credits("poor-token") >= 0)
   end)
 
-  it("creates an unusable brief, then fails it with reasons and suggestions, charging nothing", function()
-    for _, brief in ipairs({ "what is the best crm for us? tell me everything.", "Research Acme [unusable]" }) do
+  it("creates an unusable brief, then fails it with reasons and suggestions, charging " ..
+    "nothing", function()
+    for _, brief in ipairs({
+      "what is the best crm for us? tell me everything.", "Research Acme [unusable]" }) do
       local r = create({ brief = brief })
       assert.equals(200, r.status)
       s:advance(11)
@@ -358,11 +372,11 @@ end)
 describe("simulator event heap", function()
   -- The simulator is Lua 5.4 code (it runs as its own lua5.4 process): so is this check.
   it("pops events by time, and events at the same time in creation order", function()
-    local script = "package.path = 'sim/?.lua;' .. package.path local heap = require 'simulator.heap' " ..
-      "local h = {} for _, e in ipairs({ {5,1},{2,4},{9,2},{2,3},{7,6},{2,5},{0,7},{5,0} }) do " ..
-      "heap.push(h, { t = e[1], seq = e[2] }) end local got = {} " ..
-      "while h[1] do local ev = heap.pop(h) got[#got + 1] = ev.t .. ':' .. ev.seq end " ..
-      "io.write(table.concat(got, ' '), ' ', tostring(heap.pop(h)))"
+    local script = "package.path = 'sim/?.lua;' .. package.path local heap = require " ..
+      "'simulator.heap' local h = {} for _, e in ipairs({ " ..
+      "{5,1},{2,4},{9,2},{2,3},{7,6},{2,5},{0,7},{5,0} }) do heap.push(h, { t = e[1], seq = " ..
+      "e[2] }) end local got = {} while h[1] do local ev = heap.pop(h) got[#got + 1] = ev.t .. " ..
+      "':' .. ev.seq end io.write(table.concat(got, ' '), ' ', tostring(heap.pop(h)))"
     local p = assert(io.popen('lua5.4 -e "' .. script .. '" 2>&1'))
     local out = p:read("*a")
     p:close()

@@ -8,7 +8,8 @@ local valyu = require("simulator.valyu")
 local EPOCH = 1767225600
 
 local function fake_app(seed)
-  local app = { routes = {}, config = {}, null = cjson.null, t = 0, counters = {}, resets = {}, exposed = {} }
+  local app = {
+    routes = {}, config = {}, null = cjson.null, t = 0, counters = {}, resets = {}, exposed = {} }
   local state = seed or 1
   local function rnd()
     state = (state * 48271) % 2147483647
@@ -31,7 +32,8 @@ local function fake_app(seed)
     local h = {}
     for i = 1, 32 do h[i] = string.format("%x", self:random(0, 15)) end
     h = table.concat(h)
-    return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-4" .. h:sub(14, 16) .. "-a" .. h:sub(18, 20) .. "-" .. h:sub(21)
+    return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-4" .. h:sub(14, 16) .. "-a" .. h:sub(18, 20) ..
+      "-" .. h:sub(21)
   end
   function app.on_reset(self, fn) self.resets[#self.resets + 1] = fn end
   function app.expose(self, name, fn) self.exposed[name] = fn end
@@ -46,7 +48,8 @@ local function fake_app(seed)
   return app
 end
 
--- One request through the app's routes. opts: key (false = none), body (table), raw (string), headers.
+-- One request through the app's routes. opts: key (false = none), body (table), raw (string),
+-- headers.
 -- Returns status, decoded body (nil when empty), headers, raw body text.
 local function call(app, method, target, opts)
   opts = opts or {}
@@ -59,7 +62,8 @@ local function call(app, method, target, opts)
   if key then headers["x-api-key"] = key end
   for k, v in pairs(opts.headers or {}) do headers[k:lower()] = v end
   local body = opts.raw or (opts.body and cjson.encode(opts.body)) or ""
-  local req = { method = method, path = path, raw_path = target, query = query, headers = headers, body = body,
+  local req = {
+    method = method, path = path, raw_path = target, query = query, headers = headers, body = body,
     now = app.t, app = app, params = {} }
   if body ~= "" then
     local ok, v = pcall(cjson.decode, body)
@@ -71,14 +75,18 @@ local function call(app, method, target, opts)
     if r.method == method and #r.segs == #segs then
       local params = {}
       for i, s in ipairs(r.segs) do
-        if s:sub(1, 1) == ":" then params[s:sub(2)] = segs[i] elseif s ~= segs[i] then params = nil break end
+        if s:sub(
+          1,
+          1) == ":" then params[s:sub(2)] = segs[i] elseif s ~= segs[i] then params = nil break end
       end
       if params then
         req.params = params
         local status, resp, rh = r.handler(req)
         if type(resp) == "table" then resp = cjson.encode(resp) end
         local decoded = nil
-        if resp ~= "" and (rh or {})["Content-Type"] == "application/json" then decoded = cjson.decode(resp) end
+        if resp ~= "" and (rh or {})["Content-Type"] == "application/json" then
+          decoded = cjson.decode(resp)
+        end
         return status, decoded, rh or {}, resp
       end
     end
@@ -133,7 +141,8 @@ local function validate(value, schema, root, path, errs)
     for part in schema["$ref"]:gsub("^#/", ""):gmatch("[^/]+") do node = node[part] end
     return validate(value, node, root, path, errs)
   end
-  if schema.allOf then for _, s in ipairs(schema.allOf) do validate(value, s, root, path, errs) end end
+  if schema.allOf then for _, s in ipairs(schema.allOf) do validate(
+    value, s, root, path, errs) end end
   if schema.anyOf or schema.oneOf then
     local ok = false
     for _, s in ipairs(schema.anyOf or schema.oneOf) do
@@ -168,14 +177,20 @@ local function validate(value, schema, root, path, errs)
     local _, len = value:gsub("[^\128-\191]", "")
     if schema.minLength and len < schema.minLength then bad("too short") end
     if schema.maxLength and len > schema.maxLength then bad("too long") end
-    if schema.format == "date" and not value:match("^%d%d%d%d%-%d%d%-%d%d$") then bad("not a date") end
+    if schema.format == "date" and not value:match("^%d%d%d%d%-%d%d%-%d%d$") then
+      bad("not a date")
+    end
     if schema.format == "uri" and not value:match("^https?://") then bad("not a uri") end
     if schema.format == "email" and not value:match("^[^@]+@[^@]+$") then bad("not an email") end
   elseif type(value) == "number" then
     if schema.minimum and value < schema.minimum then bad("below minimum") end
     if schema.maximum and value > schema.maximum then bad("above maximum") end
-    if schema.exclusiveMinimum and value <= schema.exclusiveMinimum then bad("not above exclusiveMinimum") end
-    if schema.exclusiveMaximum and value >= schema.exclusiveMaximum then bad("not below exclusiveMaximum") end
+    if schema.exclusiveMinimum and value <= schema.exclusiveMinimum then
+      bad("not above exclusiveMinimum")
+    end
+    if schema.exclusiveMaximum and value >= schema.exclusiveMaximum then
+      bad("not below exclusiveMaximum")
+    end
   elseif type(value) == "table" then
     if schema.type == "array" or schema.items then
       if schema.minItems and #value < schema.minItems then bad("too few items") end
@@ -269,12 +284,16 @@ describe("simulated Valyu DeepResearch", function()
       created_id(app, { query = rep("a", 25000) })
     end)
 
-    it("caps research_strategy (or strategy) + report_format at 15 000 with the server's text", function()
+    it("caps research_strategy (or strategy) + report_format at 15 000 with the server's " ..
+      "text", function()
       rejects({ query = "q", research_strategy = rep("s", 10000), report_format = rep("f", 5001) },
-        "research_strategy and report_format combined length (15001) exceeds 15,000 character limit")
+        "research_strategy and report_format combined length (15001) exceeds 15,000 character " ..
+        "limit")
       rejects({ query = "q", strategy = rep("s", 15000), report_format = "ab" },
-        "research_strategy and report_format combined length (15002) exceeds 15,000 character limit")
-      created_id(app, { query = "q", research_strategy = rep("s", 10000), report_format = rep("f", 5000) })
+        "research_strategy and report_format combined length (15002) exceeds 15,000 character " ..
+        "limit")
+      created_id(
+        app, { query = "q", research_strategy = rep("s", 10000), report_format = rep("f", 5000) })
     end)
 
     it("limits urls, files, deliverables (10), mcp_servers (5) and previous_reports (3)", function()
@@ -284,7 +303,8 @@ describe("simulated Valyu DeepResearch", function()
         return t
       end
       local url = function(i) return "https://example.com/" .. i end
-      local file = { data = "data:text/plain;base64,aGk=", filename = "a.txt", mediaType = "text/plain" }
+      local file = {
+        data = "data:text/plain;base64,aGk=", filename = "a.txt", mediaType = "text/plain" }
       local mcp = { url = "https://mcp.example.com" }
       rejects({ query = "q", urls = list(11, url) })
       rejects({ query = "q", files = list(11, file) })
@@ -297,7 +317,8 @@ describe("simulated Valyu DeepResearch", function()
     end)
 
     it("limits a file's context to 10 000 characters", function()
-      local file = { data = "data:text/plain;base64,aGk=", filename = "a.txt", mediaType = "text/plain" }
+      local file = {
+        data = "data:text/plain;base64,aGk=", filename = "a.txt", mediaType = "text/plain" }
       file.context = rep("c", 10001)
       rejects({ query = "q", files = { file } })
       file.context = rep("c", 10000)
@@ -322,10 +343,14 @@ describe("simulated Valyu DeepResearch", function()
       rejects({ query = "q", model = "instant" })
     end)
 
-    it("rejects workflow_id with freeform fields by code, and unknown workflows with 404", function()
-      rejects({ workflow_id = "competitor-scan", query = "q" }, "workflow_and_freeform_mutually_exclusive")
-      rejects({ workflow_id = "competitor-scan", input = "q" }, "workflow_and_freeform_mutually_exclusive")
-      rejects({ workflow_id = "competitor-scan", report_format = "short" }, "workflow_and_freeform_mutually_exclusive")
+    it("rejects workflow_id with freeform fields by code, and unknown workflows with " ..
+      "404", function()
+      rejects({ workflow_id = "competitor-scan", query = "q" },
+        "workflow_and_freeform_mutually_exclusive")
+      rejects({ workflow_id = "competitor-scan", input = "q" },
+        "workflow_and_freeform_mutually_exclusive")
+      rejects({ workflow_id = "competitor-scan", report_format = "short" },
+        "workflow_and_freeform_mutually_exclusive")
       local code, b = create(app, { workflow_id = "competitor-scan" })
       assert.are.equal(404, code)
       assert.are.same({ error = "workflow_not_found" }, b)
@@ -337,7 +362,8 @@ describe("simulated Valyu DeepResearch", function()
       assert.are.same({ success = false, error = "Invalid request parameters" }, b)
       code = call(app, "POST", "/v1/deepresearch/tasks", { raw = "[1,2]" })
       assert.are.equal(400, code)
-      code = call(app, "POST", "/v1/deepresearch/tasks", { body = { query = "q", metadata = { 1, 2 } } })
+      code = call(
+        app, "POST", "/v1/deepresearch/tasks", { body = { query = "q", metadata = { 1, 2 } } })
       assert.are.equal(400, code)
     end)
 
@@ -356,7 +382,8 @@ describe("simulated Valyu DeepResearch", function()
       end
       assert.is_true(keys.query and keys.mode and keys.research_strategy)
       assert.is_truthy(table.concat(messages, "|"):find(
-        "research_strategy and report_format combined length (15001) exceeds 15,000 character limit", 1, true))
+        "research_strategy and report_format combined length (15001) exceeds 15,000 character " ..
+        "limit", 1, true))
       code, b = create(app, { workflow_id = "w", query = "q" })
       assert.are.equal(400, code)
       assert.are.equal("1 validation error", b.message)
@@ -433,7 +460,9 @@ describe("simulated Valyu DeepResearch", function()
       local code, b, headers, raw = create(app, { query = "CRISPR trials", mode = "fast" })
       assert.are.equal(200, code)
       assert.are.equal("application/json", headers["Content-Type"])
-      assert.matches("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$", b.deepresearch_id)
+      assert.matches(
+        "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$",
+        b.deepresearch_id)
       assert.are.equal("running", b.status)
       assert.are.equal("fast", b.mode)
       assert.are.equal("2026-01-01T00:00:00.000Z", b.created_at)
@@ -446,7 +475,8 @@ describe("simulated Valyu DeepResearch", function()
 
     it("echoes metadata and returns a webhook_secret only with webhook_url", function()
       local meta = { team = "growth", n = 3, flag = true }
-      local _, b = create(app, { query = "q", metadata = meta, webhook_url = "https://hooks.example.com/v" })
+      local _, b = create(
+        app, { query = "q", metadata = meta, webhook_url = "https://hooks.example.com/v" })
       assert.are.same(meta, b.metadata)
       assert.matches("^" .. rep("%x", 64) .. "$", b.webhook_secret)
       assert.is_nil(select(2, status(app, b.deepresearch_id)).metadata)
@@ -454,13 +484,15 @@ describe("simulated Valyu DeepResearch", function()
       assert.are.same(meta, select(2, status(app, b.deepresearch_id)).metadata)
     end)
 
-    it("queues tasks beyond the organisation's concurrency and starts them as slots free", function()
+    it("queues tasks beyond the organisation's concurrency and starts them as slots " ..
+      "free", function()
       for i = 1, 3 do created_id(app, { query = "q" .. i }) end
       app:advance(60)
       local id4, b = created_id(app, { query = "q4" })
       assert.are.equal("queued", b.status)
       assert.is_string(b.message)
-      created_id(app, { query = "other org" }, "valyu-other") -- other organisations are not affected
+      -- other organisations are not affected
+      created_id(app, { query = "other org" }, "valyu-other")
       local _, s = status(app, id4)
       assert.are.equal("queued", s.status)
       assert.is_nil(s.progress)
@@ -495,7 +527,8 @@ describe("simulated Valyu DeepResearch", function()
         assert.is_true(b.progress.current_step >= last_step and b.progress.current_step <= 10)
         assert.is_true(#b.messages >= #last_messages)
         for i, m in ipairs(last_messages) do assert.are.same(m, b.messages[i]) end
-        last_step, last_messages, seen_total = b.progress.current_step, b.messages, b.progress.current_step
+        last_step, last_messages, seen_total = b.progress.current_step, b.messages,
+          b.progress.current_step
         app:advance(10)
       end
       assert.are.equal(10, seen_total)                     -- t = 180 now
@@ -522,7 +555,8 @@ describe("simulated Valyu DeepResearch", function()
 
   describe("completed (V6)", function()
     it("carries a cited markdown report, sources, cost and an empty images array", function()
-      local id = created_id(app, { query = "Comprehensive analysis of CRISPR gene therapy clinical trials" })
+      local id = created_id(
+        app, { query = "Comprehensive analysis of CRISPR gene therapy clinical trials" })
       app:advance(900)
       local code, b, _, raw = status(app, id)
       assert.are.equal(200, code)
@@ -556,10 +590,12 @@ describe("simulated Valyu DeepResearch", function()
 
     it("adds pdf_url iff pdf was requested, and deliverables iff requested", function()
       local id = created_id(app, { query = "q", output_formats = { "markdown", "pdf" },
-        deliverables = { "A csv of the vendors", { type = "xlsx", description = "pricing table" }, "a poem" } })
+        deliverables = {
+          "A csv of the vendors", { type = "xlsx", description = "pricing table" }, "a poem" } })
       app:advance(900)
       local _, b = status(app, id)
-      assert.matches("^http://sim%.test/v1/deepresearch/tasks/" .. id:gsub("%-", "%%-") .. "/assets/", b.pdf_url)
+      assert.matches(
+        "^http://sim%.test/v1/deepresearch/tasks/" .. id:gsub("%-", "%%-") .. "/assets/", b.pdf_url)
       assert.are.equal(3, #b.deliverables)
       assert.are.equal("csv", b.deliverables[1].type)
       assert.are.equal("completed", b.deliverables[1].status)
@@ -581,12 +617,15 @@ describe("simulated Valyu DeepResearch", function()
       local schema = {
         type = "object",
         ["$defs"] = { company = { type = "object", required = { "name", "founded" },
-          properties = { name = { type = "string", minLength = 3 }, founded = { type = "integer", minimum = 1900,
-            maximum = 2025 }, website = { type = "string", format = "uri" } }, additionalProperties = false } },
+          properties = {
+            name = { type = "string", minLength = 3 }, founded = { type = "integer", minimum = 1900,
+            maximum = 2025 }, website = { type = "string", format = "uri" } },
+            additionalProperties = false } },
         required = { "title", "companies", "score", "status" },
         properties = {
           title = { type = "string", maxLength = 12 },
-          companies = { type = "array", minItems = 3, maxItems = 5, items = { ["$ref"] = "#/$defs/company" } },
+          companies = {
+            type = "array", minItems = 3, maxItems = 5, items = { ["$ref"] = "#/$defs/company" } },
           score = { type = "number", exclusiveMinimum = 0, maximum = 1 },
           status = { type = "string", enum = { "draft", "final" } },
           tags = { type = "array", items = { type = "string" }, maxItems = 0 },
@@ -614,7 +653,8 @@ describe("simulated Valyu DeepResearch", function()
     it("returns TOON text when toon is requested with a schema", function()
       local schema = { type = "object", properties = { name = { type = "string" },
         items = { type = "array", items = { type = "integer" } } } }
-      local id = created_id(app, { query = "q", mode = "fast", output_formats = { "toon", schema } })
+      local id = created_id(
+        app, { query = "q", mode = "fast", output_formats = { "toon", schema } })
       app:advance(180)
       local _, b = status(app, id)
       assert.are.equal("toon", b.output_type)
@@ -651,7 +691,8 @@ describe("simulated Valyu DeepResearch", function()
 
   describe("cancel (V8)", function()
     local function cancel(id, key)
-      return call(app, "POST", "/v1/deepresearch/tasks/" .. id .. "/cancel", { body = {}, key = key })
+      return call(
+        app, "POST", "/v1/deepresearch/tasks/" .. id .. "/cancel", { body = {}, key = key })
     end
 
     it("cancels a running task at once, with partial output and sources", function()
@@ -659,7 +700,8 @@ describe("simulated Valyu DeepResearch", function()
       app:advance(300)
       local code, b = cancel(id)
       assert.are.equal(200, code)
-      assert.are.same({ success = true, message = "Task cancelled successfully", deepresearch_id = id }, b)
+      assert.are.same({
+        success = true, message = "Task cancelled successfully", deepresearch_id = id }, b)
       local _, s = status(app, id)
       assert.are.equal("cancelled", s.status)
       assert.is_true(#s.sources >= 1)
@@ -714,7 +756,8 @@ describe("simulated Valyu DeepResearch", function()
       app:advance(900)
       code, b = delete(id)
       assert.are.equal(200, code)
-      assert.are.same({ success = true, message = "Task deleted successfully", deepresearch_id = id }, b)
+      assert.are.same({
+        success = true, message = "Task deleted successfully", deepresearch_id = id }, b)
       code, b = status(app, id)
       assert.are.equal(404, code)
       assert.are.equal("Task not found", b.error)
@@ -726,7 +769,9 @@ describe("simulated Valyu DeepResearch", function()
 
   describe("update (V10)", function()
     local function update(id, instruction)
-      return call(app, "POST", "/v1/deepresearch/tasks/" .. id .. "/update", { body = { instruction = instruction } })
+      return call(
+        app, "POST", "/v1/deepresearch/tasks/" .. id ..
+        "/update", { body = { instruction = instruction } })
     end
 
     it("accepts an instruction while running before the writing phase", function()
@@ -754,7 +799,8 @@ describe("simulated Valyu DeepResearch", function()
       local id = created_id(app, { query = "q" })
       assert.are.equal(400, (update(id, "")))
       assert.are.equal(400, (update(id, "   ")))
-      assert.are.equal(400, (call(app, "POST", "/v1/deepresearch/tasks/" .. id .. "/update", { body = {} })))
+      assert.are.equal(
+        400, (call(app, "POST", "/v1/deepresearch/tasks/" .. id .. "/update", { body = {} })))
       app.config.valyu.concurrency = 1
       local queued = created_id(app, { query = "q2" })
       assert.are.equal(400, (update(queued, "x")))
@@ -816,7 +862,8 @@ describe("simulated Valyu DeepResearch", function()
       local _, _, h2, raw2 = status(app, id)
       assert.are.equal(h1.ETag, h2.ETag)
       assert.are.equal(raw1, raw2)
-      local c304, b304, h304, raw304 = status(app, id, { headers = { ["If-None-Match"] = h1.ETag } })
+      local c304, b304, h304, raw304 = status(
+        app, id, { headers = { ["If-None-Match"] = h1.ETag } })
       assert.are.equal(304, c304)
       assert.is_nil(b304)
       assert.are.equal("", raw304)
@@ -825,7 +872,8 @@ describe("simulated Valyu DeepResearch", function()
       code, _, h2 = status(app, id, { headers = { ["If-None-Match"] = h1.ETag } })
       assert.are.equal(200, code)
       assert.are_not.equal(h1.ETag, h2.ETag)
-      assert.are.equal(304, (status(app, id, { headers = { ["If-None-Match"] = '"x", ' .. h2.ETag } })))
+      assert.are.equal(
+        304, (status(app, id, { headers = { ["If-None-Match"] = '"x", ' .. h2.ETag } })))
     end)
 
     it("can be switched off, and adds Retry-After when configured", function()
@@ -852,7 +900,8 @@ describe("simulated Valyu DeepResearch", function()
     end
 
     it("stops in awaiting_input with a plan_review interaction and resumes on respond", function()
-      local id, created = created_id(app, { query = "q", mode = "fast", hitl = { plan_review = true } })
+      local id, created = created_id(
+        app, { query = "q", mode = "fast", hitl = { plan_review = true } })
       assert.are.equal("running", created.status)
       local _, b = status(app, id)
       assert.are.equal("awaiting_input", b.status)
@@ -865,7 +914,8 @@ describe("simulated Valyu DeepResearch", function()
       assert.are.equal(600000, i.timeout_ms)
       assert.are.same({ plan_review = true }, b.hitl_config)
       app:advance(100)
-      assert.are.equal("awaiting_input", select(2, status(app, id)).status) -- no progress while waiting
+      -- no progress while waiting
+      assert.are.equal("awaiting_input", select(2, status(app, id)).status)
       assert.are.equal(400, (respond(id, "wrong-id", { approved = true })))
       assert.are.equal(400, (call(app, "POST", "/v1/deepresearch/tasks/" .. id .. "/update",
         { body = { instruction = "x" } })))
@@ -919,7 +969,8 @@ describe("simulated Valyu DeepResearch", function()
     it("gives the same ids and bodies for the same seed and requests", function()
       local function run(seed)
         local a = fake_app(seed)
-        local id = created_id(a, { query = "determinism", mode = "fast", webhook_url = "https://h.example.com" })
+        local id = created_id(
+          a, { query = "determinism", mode = "fast", webhook_url = "https://h.example.com" })
         a:advance(180)
         local _, _, _, raw = status(a, id)
         return raw
@@ -1048,7 +1099,8 @@ describe("simulated Valyu over HTTP", function()
       s:reset({ seed = 5 })
       local r = req("POST", "/v1/deepresearch/tasks", { query = "determinism", mode = "fast" })
       s:advance(180)
-      return r.json.deepresearch_id, req("GET", "/v1/deepresearch/tasks/" .. r.json.deepresearch_id .. "/status").body
+      return r.json.deepresearch_id,
+        req("GET", "/v1/deepresearch/tasks/" .. r.json.deepresearch_id .. "/status").body
     end
     local id1, body1 = run()
     local id2, body2 = run()

@@ -67,7 +67,8 @@ local function start_hostile()
   local f = assert(io.open(script, "w"))
   f:write(HOSTILE)
   f:close()
-  local pipe = assert(io.popen("echo $$; exec env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS lua5.4 " ..
+  local pipe = assert(
+    io.popen("echo $$; exec env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS lua5.4 " ..
     sim.shell_quote(script) .. " " .. tostring(sim.own_pid() or ""), "r"))
   local pid = tonumber(pipe:read("*l"))
   local port = tonumber(((pipe:read("*l") or ""):match("^listening %S+ (%d+)$")))
@@ -103,13 +104,17 @@ describe("issue 13 transport safety", function()
   describe("item 12: huge or tiny numeric options", function()
     local bad = {
       { "timeout", math.huge, "inf" }, { "timeout", 0 / 0, "nan" }, { "timeout", 0.0004, "0.0004" },
-      { "timeout", 0, "0" }, { "connect_timeout", math.huge, "inf" }, { "max_connections", 1e19, "1e+19" },
-      { "max_connections", 0, "0" }, { "max_connections", 2.5, "2.5" }, { "max_response_size", 2 ^ 64, "1.844" },
-      { "low_speed_limit", 1e30, "1e+30" }, { "low_speed_time", math.huge, "inf" }, { "max_retries", 101, "101" },
+      { "timeout", 0, "0" }, { "connect_timeout", math.huge, "inf" },
+      { "max_connections", 1e19, "1e+19" },
+      { "max_connections", 0, "0" }, { "max_connections", 2.5, "2.5" },
+      { "max_response_size", 2 ^ 64, "1.844" },
+      { "low_speed_limit", 1e30, "1e+30" }, { "low_speed_time", math.huge, "inf" },
+      { "max_retries", 101, "101" },
       { "max_retry_after", -math.huge, "-inf" }, { "max_delay", 0 / 0, "nan" },
     }
     for _, case in ipairs(bad) do
-      it(string.format("item 12: dr.client refuses %s = %s, naming the option", case[1], case[3]), function()
+      it(string.format("item 12: dr.client refuses %s = %s, naming the " ..
+        "option", case[1], case[3]), function()
         local ok, msg = pcall(dr.client, { base_url = s.url, token = "t", [case[1]] = case[2] })
         assert.is_false(ok)
         assert.matches("bad option '" .. case[1] .. "' to 'client' %(", msg)
@@ -119,30 +124,37 @@ describe("issue 13 transport safety", function()
 
     it("item 12: the message gives the range", function()
       local _, msg = pcall(dr.client, { base_url = s.url, token = "t", timeout = math.huge })
-      assert.matches("bad option 'timeout' to 'client' (number in 0.001..86400 expected, got inf)", msg, 1, true)
+      assert.matches(
+        "bad option 'timeout' to 'client' (number in 0.001..86400 expected, got inf)", msg, 1, true)
     end)
 
     it("item 12: values at the edges of the ranges are accepted", function()
-      local c = dr.client{ base_url = s.url, token = "test-token", timeout = 0.001, connect_timeout = 86400,
-        max_connections = 1024, max_response_size = 2 ^ 32, low_speed_limit = 0, low_speed_time = 86400 }
+      local c = dr.client{
+        base_url = s.url, token = "test-token", timeout = 0.001, connect_timeout = 86400,
+        max_connections = 1024, max_response_size = 2 ^ 32, low_speed_limit = 0,
+        low_speed_time = 86400 }
       assert.is_false(c:closed())
       c:close()
     end)
 
     it("item 12: the C core clamps huge limits given directly, and requests still work", function()
-      local c = core.new_client{ timeout = math.huge, connect_timeout = 1e300, low_speed_limit = 1e30,
+      local c = core.new_client{
+        timeout = math.huge, connect_timeout = 1e300, low_speed_limit = 1e30,
         low_speed_time = math.huge, max_response_size = 2 ^ 64, max_connections = 1e19 }
-      local res = request(c, { url = s.url .. "/v1/deep_research_tasks", headers = AUTH, timeout = math.huge })
+      local res = request(
+        c, { url = s.url .. "/v1/deep_research_tasks", headers = AUTH, timeout = math.huge })
       assert.equals(200, res.status)
       assert.is_table(res.body)
-      res = request(c, { url = s.url .. "/v1/deep_research_tasks", headers = AUTH, timeout = 1e300 })
+      res = request(
+        c, { url = s.url .. "/v1/deep_research_tasks", headers = AUTH, timeout = 1e300 })
       assert.equals(200, res.status)
       c:close()
       assert.equals(2, #s:requests_to("GET", "^/v1/deep_research_tasks"))
     end)
 
     it("item 12: the C core raises, naming the field, on NaN and negative numbers", function()
-      for _, k in ipairs({ "timeout", "connect_timeout", "max_response_size", "max_connections", "low_speed_time" }) do
+      for _, k in ipairs({
+        "timeout", "connect_timeout", "max_response_size", "max_connections", "low_speed_time" }) do
         for _, v in ipairs({ 0 / 0, -1, -math.huge }) do
           local ok, msg = pcall(core.new_client, { [k] = v })
           assert.is_false(ok)
@@ -150,7 +162,8 @@ describe("issue 13 transport safety", function()
         end
       end
       local c = core.new_client{}
-      local ok, msg = pcall(request, c, { url = s.url .. "/v1/deep_research_tasks", timeout = 0 / 0 })
+      local ok, msg = pcall(
+        request, c, { url = s.url .. "/v1/deep_research_tasks", timeout = 0 / 0 })
       assert.is_false(ok)
       assert.matches("request field 'timeout' must be a non%-negative number", msg)
       c:close()
@@ -182,7 +195,8 @@ describe("issue 13 transport safety", function()
         local c = env.client(s, { max_retries = 2 })
         local task = dr.assert(c:create{ brief = env.BRIEF })
         s:fault{ method = "GET", path = "/v1/deep_research_tasks/.+", status = 200, count = -1,
-          body = '{"id":"' .. task.id .. '","status":"running","brief":"b","progress":' .. number .. '}' }
+          body = '{"id":"' .. task.id .. '","status":"running","brief":"b","progress":' .. number ..
+          '}' }
         s:clear_requests()
         local t, err = c:get(task.id)
         assert.is_nil(t)
@@ -193,7 +207,8 @@ describe("issue 13 transport safety", function()
       end)
     end
 
-    it("item 15: 100k response headers are invalid_response, not network, and not retried", function()
+    it("item 15: 100k response headers are invalid_response, not network, and not " ..
+      "retried", function()
       local c = dr.client{ base_url = hostile.url .. "/many_headers", token = "t", max_retries = 2 }
       local t, err = c:get("t1")
       c:close()
@@ -204,7 +219,8 @@ describe("issue 13 transport safety", function()
       assert.equals(1, hostile.count("many_headers"))
     end)
 
-    it("item 15: one 10 MB header line is invalid_response, not network, and not retried", function()
+    it("item 15: one 10 MB header line is invalid_response, not network, and not " ..
+      "retried", function()
       local c = dr.client{ base_url = hostile.url .. "/one_header", token = "t", max_retries = 2 }
       local t, err = c:get("t1")
       c:close()
@@ -291,8 +307,8 @@ describe("issue 13 transport safety", function()
         'package.cpath = "build/5.4/?.so;" .. package.cpath\n' ..
         'local dr = require "deepresearch"\n' .. script_body)
       f:close()
-      local p = io.popen("env -u LD_PRELOAD -u http_proxy -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY " ..
-        "DEEPRESEARCH_DEBUG=1 " .. (env_vars or "") .. " lua5.4 " .. script .. " 2>&1")
+      local p = io.popen("env -u LD_PRELOAD -u http_proxy -u all_proxy -u ALL_PROXY -u no_proxy " ..
+        "-u NO_PROXY DEEPRESEARCH_DEBUG=1 " .. (env_vars or "") .. " lua5.4 " .. script .. " 2>&1")
       local out = p:read("*a")
       p:close()
       os.remove(script)
@@ -312,10 +328,11 @@ describe("issue 13 transport safety", function()
 
     it("item 17: through a proxy over http://, debug mode warns once per process", function()
       local out = run_debug(string.format([[
-        local a = dr.client{ base_url = "http://user:secret@api.example.invalid", token = "test-token",
-          proxy = %q, max_retries = 0 }
+        local a = dr.client{ base_url = "http://user:secret@api.example.invalid",
+          token = "test-token", proxy = %q, max_retries = 0 }
         a:list{}
-        local b = dr.client{ base_url = "http://api.example.invalid", token = "test-token", proxy = %q }
+        local b = dr.client{ base_url = "http://api.example.invalid", token = "test-token",
+          proxy = %q }
         b:list{}
       ]], s.url, s.url))
       local _, n = out:gsub("travels to the proxy in clear", "")
@@ -326,7 +343,8 @@ describe("issue 13 transport safety", function()
       ]], secret_url(s.port)), "http_proxy=http://proxyuser:proxypass@127.0.0.1:1")
       assert.matches("in clear", env_out)
       assert.not_matches("proxypass", env_out)
-      local tls_out = run_debug([[dr.client{ base_url = "https://api.example.invalid", token = "t" }]],
+      local tls_out = run_debug(
+        [[dr.client{ base_url = "https://api.example.invalid", token = "t" }]],
         "http_proxy=http://127.0.0.1:1 https_proxy=http://127.0.0.1:1")
       assert.not_matches("in clear", tls_out)
     end)
@@ -334,7 +352,8 @@ describe("issue 13 transport safety", function()
 
   describe("send_by: a request that cannot leave in time never leaves", function()
     local function create_spec(send_by)
-      return { method = "POST", url = s.url .. "/v1/deep_research_tasks", fresh = true, send_by = send_by,
+      return {
+        method = "POST", url = s.url .. "/v1/deep_research_tasks", fresh = true, send_by = send_by,
         body = json.encode({ brief = env.BRIEF }),
         headers = { AUTH[1], AUTH[2], "Content-Type: application/json" } }
     end
@@ -370,7 +389,8 @@ describe("issue 13 transport safety", function()
 
     it("send_by: on a reused connection too, and through a poller", function()
       local c = core.new_client{}
-      assert.equals(200, request(c, { url = s.url .. "/v1/deep_research_tasks", headers = AUTH }).status)
+      assert.equals(
+        200, request(c, { url = s.url .. "/v1/deep_research_tasks", headers = AUTH }).status)
       local spec = create_spec(core.now() - 1)
       spec.fresh = false -- would reuse the open connection
       assert.is_true(request(c, spec).not_sent)
@@ -395,8 +415,8 @@ describe("issue 13 transport safety", function()
       local c = env.client(s)
       local task = dr.assert(c:create{ brief = env.BRIEF })
       s:fault{ method = "GET", path = "/v1/deep_research_tasks/.+", status = 200,
-        body = '{"id":"' .. task.id .. '","status":"running","brief":"b","degradation_reasons": [],' ..
-          '"meta":{},"note":"a [] b [ ] \\"[]\\"","nested":[[],[ \n ],[1,[]],{"x":[]}]}' }
+        body = '{"id":"' .. task.id .. '","status":"running","brief":"b","degradation_reasons": ' ..
+          '[],"meta":{},"note":"a [] b [ ] \\"[]\\"","nested":[[],[ \n ],[1,[]],{"x":[]}]}' }
       local t = dr.assert(c:get(task.id))
       c:close()
       assert.is_true(json.is_array_marked(t.degradation_reasons))

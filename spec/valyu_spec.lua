@@ -7,7 +7,8 @@ describe("valyu", function()
   setup(function() s = env.sim() end)
   before_each(function()
     s:reset()
-    client, clock = env.client(s, { provider = "valyu", api_key = "valyu-key", token = false, base_delay = 0.01 })
+    client, clock = env.client(
+      s, { provider = "valyu", api_key = "valyu-key", token = false, base_delay = 0.01 })
   end)
   after_each(function() client:close() end)
 
@@ -34,9 +35,11 @@ describe("valyu", function()
   end)
 
   it("creates, waits and returns the completed task with markdown output and sources", function()
-    local t = dr.assert(client:create{ query = QUERY, mode = "fast", output_formats = { "markdown", "pdf" } })
+    local t = dr.assert(
+      client:create{ query = QUERY, mode = "fast", output_formats = { "markdown", "pdf" } })
     local seen = 0
-    local done = dr.assert(client:wait(t.deepresearch_id, { on_progress = function() seen = seen + 1 end }))
+    local done = dr.assert(
+      client:wait(t.deepresearch_id, { on_progress = function() seen = seen + 1 end }))
     assert.equals("completed", done.status)
     assert.equals("markdown", done.output_type)
     assert.is_string(done.output)
@@ -47,7 +50,8 @@ describe("valyu", function()
   end)
 
   it("returns JSON output for a schema", function()
-    local schema = { type = "object", required = { "summary" }, properties = { summary = { type = "string" } } }
+    local schema = {
+      type = "object", required = { "summary" }, properties = { summary = { type = "string" } } }
     local done = dr.assert(client:run{ query = QUERY, mode = "fast", output_formats = { schema } })
     assert.equals("json", done.output_type)
     assert.is_string(done.output.summary)
@@ -108,7 +112,8 @@ describe("valyu", function()
     local cases = {
       { query = "" }, { query = string.rep("a", 25001) }, { query = QUERY, mode = "turbo" },
       { query = QUERY, research_strategy = long, report_format = long },
-      { query = QUERY, urls = { "https://a", "https://b", "https://c", "https://d", "https://e", "https://f",
+      { query = QUERY,
+      urls = { "https://a", "https://b", "https://c", "https://d", "https://e", "https://f",
         "https://g", "https://h", "https://i", "https://j", "https://k" } },
       { query = QUERY, webhook_url = "http://insecure.example" },
       { query = QUERY, output_formats = { "markdown", { type = "object" } } },
@@ -125,7 +130,8 @@ describe("valyu", function()
 
   it("maps 401, 403, 402 and 503 bodies", function()
     local function with_key(key)
-      local c = env.client(s, { provider = "valyu", api_key = key, base_delay = 0.01, max_retries = 0 })
+      local c = env.client(
+        s, { provider = "valyu", api_key = key, base_delay = 0.01, max_retries = 0 })
       local _, err = c:create{ query = QUERY, mode = "standard" }
       c:close()
       return err
@@ -144,13 +150,15 @@ describe("valyu", function()
 
   it("reads the validation_failed error shape", function()
     s:config{ valyu = { error_shape = "validation" } }
-    local _, server = client:create{ query = QUERY, mode = "fast", previous_reports = { "not-a-task-id" },
+    local _, server = client:create{
+      query = QUERY, mode = "fast", previous_reports = { "not-a-task-id" },
       search = { search_type = "nonsense" } }
     if server then assert.equals("invalid_request", server.code) end
     s:fault{ method = "POST", path = "/v1/deepresearch/tasks", status = 400,
-      body = '{"error":"validation_failed","message":"2 validation errors","errors":[{"code":"unknown_param",' ..
-        '"key":"company","message":"Unknown parameter \\"company\\""},{"code":"missing_param","key":"target",' ..
-        '"message":"Required parameter \\"target\\" is missing"}]}' }
+      body = '{"error":"validation_failed","message":"2 validation ' ..
+        'errors","errors":[{"code":"unknown_param","key":"company","message":"Unknown parameter ' ..
+        '\\"company\\""},{"code":"missing_param","key":"target","message":"Required parameter ' ..
+        '\\"target\\" is missing"}]}' }
     local _, e = client:create{ query = QUERY, mode = "fast" }
     assert.equals("invalid_request", e.code)
     assert.matches("2 validation errors", e.message)

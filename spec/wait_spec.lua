@@ -78,7 +78,8 @@ describe("wait", function()
 
   it("rides out transient 503s while polling", function()
     local task = dr.assert(client:create{ brief = env.BRIEF })
-    s:fault{ method = "GET", path = "/v1/deep_research_tasks/.+", status = 503, skip = 2, count = 3 }
+    s:fault{
+      method = "GET", path = "/v1/deep_research_tasks/.+", status = 503, skip = 2, count = 3 }
     local done = dr.assert(client:wait(task.id))
     assert.equals("done", done.status)
   end)
@@ -129,7 +130,8 @@ describe("wait", function()
 
   it("run returns schema reports whose fields validate", function()
     local schema = { type = "object", required = { "summary", "risks" },
-      properties = { summary = { type = "string" }, risks = { type = "array", items = { type = "string" } } } }
+      properties = {
+        summary = { type = "string" }, risks = { type = "array", items = { type = "string" } } } }
     local done = dr.assert(client:run{ brief = env.BRIEF, output_schema = schema })
     assert.equals("schema", done.report.kind)
     assert.is_string(done.report.fields.summary)

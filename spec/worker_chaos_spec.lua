@@ -85,8 +85,9 @@ describe("deepresearch-worker under faults", function()
     assert.are.equal(1, posts())
   end)
 
-  it("item 1 (review: a lagging list): a worker killed after its create left; the next holder's searches " ..
-     "do not show the task three times, yet it never creates the job again: it keeps searching and finds it",
+  it("item 1 (review: a lagging list): a worker killed after its create left; the next holder's " ..
+     "searches do not show the task three times, yet it never creates the job again: it keeps " ..
+     "searching and finds it",
     function()
     S = sim.start{ speed = 2000, seed = 5 }
     -- The task is stored at once; its answer is held 20 s (the worker is killed meanwhile).
@@ -94,7 +95,8 @@ describe("deepresearch-worker under faults", function()
     local q = "lag"
     local job = F:push_jobs(q, 1)[1]
     local a = F:start(q, S.url, { "--worker-id", "A", "--lease", "1", "--reconcile-grace", "1" })
-    wait_until("the task to be made", 20, function() return S:counter("extruct.tasks_created") >= 1 end)
+    wait_until(
+      "the task to be made", 20, function() return S:counter("extruct.tasks_created") >= 1 end)
     F:signal(a, "KILL")
     assert.are.equal("creating", F:job(q, job.id).status)
     -- The list lags: its first three answers do not show the task yet.
@@ -113,8 +115,9 @@ describe("deepresearch-worker under faults", function()
     assert.truthy(F:log_of(b):find("never creating it again", 1, true), F:log_of(b))
   end)
 
-  it("item 1 (review: an ambiguous job set aside after one empty search): a 502 after storing, the list " ..
-     "showing the task only after four empty answers: searched again with backoff, found, done", function()
+  it("item 1 (review: an ambiguous job set aside after one empty search): a 502 after storing, " ..
+     "the list showing the task only after four empty answers: searched again with backoff, " ..
+     "found, done", function()
     S = sim.start{ speed = 2000, seed = 5 }
     S:fault{ method = "POST", path = CREATE_PATH, after = true, kind = "html502", count = 1 }
     -- The library's own search takes the first empty answer, the worker's searches the others.
@@ -133,11 +136,13 @@ describe("deepresearch-worker under faults", function()
     assert.is_nil(h.ambiguous)
   end)
 
-  it("item 1: a create marker whose task never shows is searched for over --search-window (at least 3 " ..
-     "searches that succeed), never created again, then set aside as ambiguous", function()
+  it("item 1: a create marker whose task never shows is searched for over --search-window (at " ..
+     "least 3 searches that succeed), never created again, then set aside as ambiguous", function()
     S = sim.start{ speed = 2000, seed = 25 }
     local q = "never"
-    local job = { id = "m-1", brief = "Research Example Marker Corp (marker.example.com): pricing and leadership." }
+    local job = {
+      id = "m-1",
+      brief = "Research Example Marker Corp (marker.example.com): pricing and leadership." }
     -- Its worker died right after the gate: here the request never left, but nothing proves it.
     died_creating(F.R, q, job, "gone")
     local w = F:start(q, S.url, { "--search-window", "1" })
@@ -157,8 +162,8 @@ describe("deepresearch-worker under faults", function()
     assert.are.equal(0, F.R:call("LLEN", q .. ":processing:gone"))
   end)
 
-  it("item 1: only the process whose gate marked a create that never left may clear its marker; another " ..
-     "worker then creates the job once", function()
+  it("item 1: only the process whose gate marked a create that never left may clear its marker; " ..
+     "another worker then creates the job once", function()
     S = sim.start{ speed = 2000, seed = 26 }
     local q = "unsent"
     local job = F:push_jobs(q, 1)[1]
@@ -180,8 +185,8 @@ describe("deepresearch-worker under faults", function()
     assert.are.equal(1, posts())
   end)
 
-  it("item 1: a create marker is cleared only with its writer's proof and only while it is the job's " ..
-     "latest; the search marks a marker ambiguous only while that marker stands", function()
+  it("item 1: a create marker is cleared only with its writer's proof and only while it is the " ..
+     "job's latest; the search marks a marker ambiguous only while that marker stands", function()
     local store_mod = require "deepresearch.worker.store"
     local R = F.R
     local conn = assert(require("deepresearch.worker.redis").new{ url = R.url })
@@ -193,7 +198,8 @@ describe("deepresearch-worker under faults", function()
     local r, m1 = st:claim_send(job, false, "mine", 10)
     assert.are.equal("ok", r)
     -- A note about another marker changes nothing; about this one, the job is ambiguous.
-    assert.are.equal("changed", st:note(job, "ambiguous", '{"code":"ambiguous"}', "2000-01-01T00:00:00.000Z"))
+    assert.are.equal(
+      "changed", st:note(job, "ambiguous", '{"code":"ambiguous"}', "2000-01-01T00:00:00.000Z"))
     assert.are.equal("creating", R:call("HGET", "c:job:j1", "status"))
     assert.are.equal("ok", st:note(job, "ambiguous", '{"code":"ambiguous"}', m1))
     assert.are.equal("ambiguous", (st:claim_send(job, true, "mine", 10)))
@@ -219,8 +225,8 @@ describe("deepresearch-worker under faults", function()
     conn:close()
   end)
 
-  it("review (late answers): a create answered after its job was taken over, whose job has another task " ..
-     "recorded, is logged as a duplicate with both ids", function()
+  it("review (late answers): a create answered after its job was taken over, whose job has " ..
+     "another task recorded, is logged as a duplicate with both ids", function()
     local store_mod = require "deepresearch.worker.store"
     local flow = require "deepresearch.worker.flow"
     local conn = assert(require("deepresearch.worker.redis").new{ url = F.R.url })
@@ -233,19 +239,23 @@ describe("deepresearch-worker under faults", function()
       store = store_mod.new(conn, "late", "w1"), log = log }, { __index = flow })
     w:late_answer(job, {}, { id = "task-2", status = "created" })
     local text = table.concat(lines, "\n")
-    assert.truthy(text:find("task task-1 is recorded for it already; task task-2, answered late, is a duplicate",
+    assert.truthy(
+      text:find(
+      "task task-1 is recorded for it already; task task-2, answered late, is a duplicate",
       1, true), text)
     assert.are.equal("task-1", F.R:call("HGET", "late:job:j1", "task_id"))
     assert.are.equal(0, #w.pending_ops)
     conn:close()
   end)
 
-  it("chaos (items 1, 2): 40 jobs, two workers, one paused past its lease and resumed, creates answered " ..
-     "502 or dropped after storing, listing failing for a while: one task per job, every job done", function()
+  it("chaos (items 1, 2): 40 jobs, two workers, one paused past its lease and resumed, creates " ..
+     "answered 502 or dropped after storing, listing failing for a while: one task per job, " ..
+     "every job done", function()
     S = sim.start{ speed = 100, seed = 24 }
     -- The first matching fault with firings left fires: the lost answers, then a slow answer
     -- (the task made at once, the reply held 1 s) for every other create.
-    S:fault{ method = "POST", path = CREATE_PATH, after = true, kind = "html502", skip = 2, count = 3 }
+    S:fault{
+      method = "POST", path = CREATE_PATH, after = true, kind = "html502", skip = 2, count = 3 }
     S:fault{ method = "POST", path = CREATE_PATH, after = true, kind = "drop", skip = 8, count = 3 }
     S:fault{ method = "GET", path = CREATE_PATH, status = 503, count = 30 }
     S:fault{ method = "POST", path = CREATE_PATH, after = true, delay_ms = 1000, count = -1 }
@@ -254,7 +264,8 @@ describe("deepresearch-worker under faults", function()
     -- 40 jobs at once on 16 connections: most creates wait for a connection. A create A's gate
     -- let through but A never wrote (paused in between) keeps B searching until A, resumed,
     -- proves it never left: the window is longer than that.
-    local common = { "--concurrency", "40", "--lease", "1.5", "--reconcile-grace", "0.5", "--search-window", "20" }
+    local common = {
+      "--concurrency", "40", "--lease", "1.5", "--reconcile-grace", "0.5", "--search-window", "20" }
     local function args(id)
       local t = { "--worker-id", id }
       for _, a in ipairs(common) do t[#t + 1] = a end
@@ -262,7 +273,8 @@ describe("deepresearch-worker under faults", function()
     end
     local a = F:start(q, S.url, args("A"))
     wait_until("worker A to send its first creates", 30, function()
-      return F.R:call("LLEN", q .. ":processing:A") == 40 and S:counter("extruct.tasks_created") >= 12
+      return F.R:call("LLEN", q .. ":processing:A") == 40 and
+        S:counter("extruct.tasks_created") >= 12
     end)
     F:signal(a, "STOP")
     local sent_by_a = S:counter("extruct.tasks_created")
@@ -270,7 +282,8 @@ describe("deepresearch-worker under faults", function()
     -- B takes A's jobs once A's lease has run out: it finds the tasks A made, creates the jobs A
     -- had not marked "creating", and searches for the others (never creating them).
     local b = F:start(q, S.url, args("B"))
-    wait_until("worker B to take over, and every job to have its task or be searched for", 60, function()
+    wait_until(
+      "worker B to take over, and every job to have its task or be searched for", 60, function()
       if not F:log_of(b):find("worker A lost its lease", 1, true) then return false end
       for _, job in ipairs(list) do
         local h = F:job(q, job.id)
@@ -309,8 +322,9 @@ describe("deepresearch-worker under faults", function()
     assert.are.equal(0, F.R:call("LLEN", q))
   end)
 
-  it("item 2: the create gate passes only while this process holds the job (processing list and lease " ..
-     "value, checked in one script that also renews the lease), and never for an ambiguous job", function()
+  it("item 2: the create gate passes only while this process holds the job (processing list and " ..
+     "lease value, checked in one script that also renews the lease), and never for an " ..
+     "ambiguous job", function()
     local store_mod = require "deepresearch.worker.store"
     local R = F.R
     local conn = assert(require("deepresearch.worker.redis").new{ url = R.url })
@@ -363,12 +377,15 @@ describe("deepresearch-worker under faults", function()
     local list = F:push_jobs(q, 3)
     local args = { "--concurrency", "1", "--worker-id", "wi" }
     local w = F:start(q, S.url, args)
-    wait_until("the first create to be sent", 30, function() return S:counter("extruct.tasks_created") == 1 end)
+    wait_until(
+      "the first create to be sent", 30,
+      function() return S:counter("extruct.tasks_created") == 1 end)
     assert.are.equal("creating", F.R:call("HGET", q .. ":job:" .. list[1].id, "status"))
     F:signal(w, "INT")
     assert.are.equal(130, F:exit_status(w, 30), F:log_of(w))
     local log = F:log_of(w)
-    assert.truthy(log:find("interrupted: taking no more jobs; waiting up to 5s for 1 create(s)", 1, true), log)
+    assert.truthy(
+      log:find("interrupted: taking no more jobs; waiting up to 5s for 1 create(s)", 1, true), log)
     local tasks = S:tasks()
     assert.are.equal(1, #tasks)
     local h = F:job(q, list[1].id)
@@ -387,7 +404,8 @@ describe("deepresearch-worker under faults", function()
     assert.are.equal(tasks[1].id, F:job(q, list[1].id).task_id)
   end)
 
-  it("item 18 (review): a fraction that rounds up to a whole second carries into the seconds", function()
+  it("item 18 (review): a fraction that rounds up to a whole second carries into the " ..
+    "seconds", function()
     local store = require "deepresearch.worker.store"
     assert.are.equal("1970-01-01T00:00:06.000Z", store.iso_of(5.9999997))
     local t = 1765130645
@@ -396,7 +414,8 @@ describe("deepresearch-worker under faults", function()
     assert.are.equal(os.date("!%Y-%m-%dT%H:%M:%S", t) .. ".000Z", store.iso_of(t))
   end)
 
-  it("item 18: writes Redis's time as ISO 8601 UTC, the same inside its scripts and outside", function()
+  it("item 18: writes Redis's time as ISO 8601 UTC, the same inside its scripts and " ..
+    "outside", function()
     local store = require "deepresearch.worker.store"
     local R = F.R
     local SCRIPT = "local t = redis.call('TIME') return { iso(t[1], t[2]), t[1], t[2] }"
@@ -417,7 +436,8 @@ describe("deepresearch-worker under faults", function()
     assert.are.equal(string.format(".%03dZ", math.floor(tonumber(r[3]) / 1000)), r[1]:sub(20))
   end)
 
-  it("item 18: stores the finished task as the API sent it ([] stays []) and every time as ISO 8601 UTC",
+  it("item 18: stores the finished task as the API sent it ([] stays []) and every time as ISO " ..
+    "8601 UTC",
     function()
     S = sim.start{ speed = 2000, seed = 22 }
     -- No task reaches its agent budget, so every one is served with "degradation_reasons": [].
@@ -435,10 +455,12 @@ describe("deepresearch-worker under faults", function()
     local empty = 0
     for key in served.body:gmatch('"([%w_]+)"%s*:%s*%[%s*%]') do
       empty = empty + 1
-      assert.truthy(h.task:find('"' .. key .. '":%[%]'), key .. " is no longer an empty array: " .. h.task)
+      assert.truthy(
+        h.task:find('"' .. key .. '":%[%]'), key .. " is no longer an empty array: " .. h.task)
       assert.falsy(h.task:find('"' .. key .. '":{}'), key)
     end
-    assert.truthy(served.body:find('"degradation_reasons"%s*:%s*%[%s*%]'), "the simulator served []")
+    assert.truthy(
+      served.body:find('"degradation_reasons"%s*:%s*%[%s*%]'), "the simulator served []")
     assert.is_true(empty >= 1)
     -- The same value otherwise.
     local stored, sent = cjson.decode(h.task), served.json
@@ -454,7 +476,8 @@ describe("deepresearch-worker under faults", function()
           assert.truthy(value:find(ISO), id .. "." .. field .. " = " .. value)
           -- Redis's clock, so within a minute of this one.
           local y, mo, d, hh, mi, ss = value:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
-          local t = os.time({ year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(hh),
+          local t = os.time({
+            year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(hh),
             min = tonumber(mi), sec = tonumber(ss), isdst = false })
           local utc_now = os.time(os.date("!*t"))
           assert.is_true(math.abs(t - utc_now) < 60, field .. " " .. value)

@@ -69,7 +69,9 @@ local function assert_all_done_once(q, list, opts)
       assert.are.equal("1", h.creates, "creates of set-aside job " .. job.id)
       assert.is_nil(h.task_id)
     else
-      assert.are.equal("done", h.status, "job " .. job.id .. ": " .. tostring(h.status) .. " " .. tostring(h.error))
+      assert.are.equal(
+        "done", h.status, "job " .. job.id .. ": " .. tostring(h.status) .. " " ..
+        tostring(h.error))
       assert.are.equal(1, per_brief[job.brief], "tasks created for job " .. job.id)
       assert.are.equal(1, done_events[job.id], "done events for job " .. job.id)
       local task = cjson.decode(h.task)
@@ -92,8 +94,10 @@ describe("deepresearch-worker pieces", function()
   local job = require "deepresearch.worker.job"
 
   it("parses redis URLs with password, user, port and database", function()
-    assert.are.same({ host = "127.0.0.1", port = 6379, db = 0 }, conn.parse_url("redis://127.0.0.1"))
-    assert.are.same({ host = "h", port = 7000, db = 3, password = "pw" }, conn.parse_url("redis://:pw@h:7000/3"))
+    assert.are.same({ host = "127.0.0.1", port = 6379, db = 0 },
+      conn.parse_url("redis://127.0.0.1"))
+    assert.are.same({ host = "h", port = 7000, db = 3, password = "pw" },
+      conn.parse_url("redis://:pw@h:7000/3"))
     assert.are.same({ host = "h", port = 6379, db = 0, user = "u", password = "p" },
       conn.parse_url("redis://u:p@h"))
     assert.is_nil(conn.parse_url("http://h"))
@@ -119,7 +123,8 @@ describe("deepresearch-worker pieces", function()
     _, err = job.parse('{"id": "has space", "brief": "x"}', "extruct")
     assert.is_nil(err.job_id)
     local v = assert(job.parse('{"id": "v", "brief": "Research acme.com"}', "valyu"))
-    assert.are.same({ query = "Research acme.com", metadata = { deepresearch_job = "v" } }, v.params)
+    assert.are.same({ query = "Research acme.com", metadata = { deepresearch_job = "v" } },
+      v.params)
   end)
 end)
 
@@ -141,7 +146,8 @@ describe("deepresearch-worker", function()
     assert.are.equal(0, exit_status(w, 120), log_of(w))
     assert_all_done_once("dr", list)
     local h = hash("dr:job:" .. list[1].id)
-    for _, field in ipairs({ "task_id", "task", "report", "updated_at", "agents", "sources", "iterations" }) do
+    for _, field in ipairs({
+      "task_id", "task", "report", "updated_at", "agents", "sources", "iterations" }) do
       assert.is_truthy(h[field], field)
     end
     assert.are.equal("50", R:call("HGET", "dr:stats", "done"))
@@ -151,7 +157,8 @@ describe("deepresearch-worker", function()
   it("resumes after SIGKILL at different moments without a second task for any job", function()
     S = sim.start{ speed = 400, seed = 12 }
     -- Creates answer late (the task already exists): kills land between "created" and "recorded".
-    S:fault{ method = "POST", path = "/v1/deep_research_tasks", delay_ms = 250, after = true, count = -1 }
+    S:fault{
+      method = "POST", path = "/v1/deep_research_tasks", delay_ms = 250, after = true, count = -1 }
     local q = "crash"
     local list = push_jobs(q, 30)
     local args = { "--concurrency", "8", "--worker-id", "w1", "--lease", "2" }
@@ -159,7 +166,9 @@ describe("deepresearch-worker", function()
       function() return count_status(q, list, "creating") > 0 end, -- creates in flight
       function() return count_status(q, list, "running") >= 4 end, -- waits in flight
       function() return count_status(q, list, "done") >= 10 end,
-      function() return count_status(q, list, "creating") > 0 and count_status(q, list, "done") >= 15 end,
+      function()
+        return count_status(q, list, "creating") > 0 and count_status(q, list, "done") >= 15
+      end,
     }
     for i, moment in ipairs(moments) do
       local w = start_worker(q, args)
@@ -176,12 +185,15 @@ describe("deepresearch-worker", function()
     -- At least one lost create answer was found again by listing, not created twice.
     local reconciled = 0
     for _, job in ipairs(list) do
-      if R:call("HGET", q .. ":job:" .. job.id, "reconciled") == "1" then reconciled = reconciled + 1 end
+      if R:call("HGET", q .. ":job:" .. job.id, "reconciled") == "1" then
+        reconciled = reconciled + 1
+      end
     end
     assert.is_true(reconciled >= 1, "no job went through reconcile")
   end)
 
-  it("shares one queue among three workers and takes over the jobs of one killed for good", function()
+  it("shares one queue among three workers and takes over the jobs of one killed for " ..
+    "good", function()
     S = sim.start{ speed = 300, seed = 13 }
     local q = "shared"
     local list = push_jobs(q, 45, { twice = 6 })
@@ -195,12 +207,16 @@ describe("deepresearch-worker", function()
       local running = {}
       for _, raw in ipairs(items) do
         local id = cjson.decode(raw).id
-        if R:call("HGET", q .. ":job:" .. id, "status") == "running" then running[#running + 1] = id end
+        if R:call("HGET", q .. ":job:" .. id, "status") == "running" then
+          running[#running + 1] = id
+        end
       end
       return #running >= 2 and running
     end)
     local tasks_before = {}
-    for _, id in ipairs(held) do tasks_before[id] = R:call("HGET", q .. ":job:" .. id, "task_id") end
+    for _, id in ipairs(held) do
+      tasks_before[id] = R:call("HGET", q .. ":job:" .. id, "task_id")
+    end
     kill9(ws[2])
     assert.are.equal(0, exit_status(ws[1], 120), log_of(ws[1]))
     assert.are.equal(0, exit_status(ws[3], 120), log_of(ws[3]))
@@ -227,16 +243,20 @@ describe("deepresearch-worker", function()
       { raw = "[1, 2, 3]", why = "JSON object" },
       { raw = cjson.encode({ brief = "Research acme.com pricing" }), why = "needs an id" },
       { raw = cjson.encode({ id = "p-empty", brief = "" }), id = "p-empty", why = "empty" },
-      { raw = cjson.encode({ id = "p-depth", brief = "Research acme.com", depth = "ultra" }), id = "p-depth",
+      { raw = cjson.encode({ id = "p-depth", brief = "Research acme.com", depth = "ultra" }),
+      id = "p-depth",
         why = "depth" },
-      { raw = cjson.encode({ id = "p-type", brief = 42 }), id = "p-type", why = "brief must be a string" },
-      { raw = cjson.encode({ id = "p-long", brief = "Research acme.com " .. string.rep("x", 20001) }),
+      { raw = cjson.encode({ id = "p-type", brief = 42 }), id = "p-type",
+      why = "brief must be a string" },
+      { raw = cjson.encode({
+        id = "p-long", brief = "Research acme.com " .. string.rep("x", 20001) }),
         id = "p-long", why = "brief" },
     }
     for _, p in ipairs(poison) do assert(R:call("LPUSH", q, p.raw)) end
     local more = push_jobs(q, 3)
     -- A task that fails on the server ends "failed", not dead and not retried.
-    local failing = { id = "f-1", brief = "Research Example Failing Corp (failing.example.com) [fail]" }
+    local failing = {
+      id = "f-1", brief = "Research Example Failing Corp (failing.example.com) [fail]" }
     assert(R:call("LPUSH", q, cjson.encode(failing)))
     local w = start_worker(q, { "--concurrency", "4" })
     assert.are.equal(0, exit_status(w, 120), log_of(w))
@@ -300,7 +320,8 @@ describe("deepresearch-worker", function()
     local q = "restart"
     local list = push_jobs(q, 30)
     local w = start_worker(q, { "--concurrency", "6", "--worker-id", "wr" })
-    wait_until("a third of the jobs done", 60, function() return count_status(q, list, "done") >= 10 end)
+    wait_until(
+      "a third of the jobs done", 60, function() return count_status(q, list, "done") >= 10 end)
     R:stop()
     -- Tasks keep finishing while Redis is away; their results wait in the worker.
     socket.sleep(1.5)

@@ -70,9 +70,11 @@ function Redis:start()
   self.url = string.format("redis://%s:%d/0", self.host, self.port)
   -- `timeout` bounds the server's life if this process dies without stopping it;
   -- it forwards our SIGTERM to redis-server and exits with it.
-  local cmd = string.format("cd %s && exec timeout -s TERM %d redis-server --port %d --bind 127.0.0.1 " ..
-    "--save '' --appendonly yes --dir %s --logfile %s --daemonize no </dev/null >/dev/null 2>&1 & echo $!",
-    shell_quote(self.dir), M.MAX_LIFETIME, self.port, shell_quote(self.dir), shell_quote(self.dir .. "/redis.log"))
+  local cmd = string.format("cd %s && exec timeout -s TERM %d redis-server --port %d --bind " ..
+    "127.0.0.1 --save '' --appendonly yes --dir %s --logfile %s --daemonize no </dev/null " ..
+    ">/dev/null 2>&1 & echo $!",
+    shell_quote(self.dir), M.MAX_LIFETIME, self.port, shell_quote(self.dir),
+    shell_quote(self.dir .. "/redis.log"))
   local p = assert(io.popen(cmd, "r"))
   self.pid = tonumber(p:read("*l"))
   p:close()

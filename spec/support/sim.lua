@@ -43,7 +43,9 @@ M.shell_quote = shell_quote
 function M.start(opts)
   opts = opts or {}
   local root = repo_root()
-  local args = { opts.lua or "lua5.4", shell_quote(root .. "/sim/server.lua"), "--port", tostring(opts.port or 0),
+  local args = {
+    opts.lua or
+    "lua5.4", shell_quote(root .. "/sim/server.lua"), "--port", tostring(opts.port or 0),
     "--speed", tostring(opts.speed or 0), "--seed", tostring(opts.seed or 1) }
   if opts.quiet ~= false then args[#args + 1] = "--quiet" end
   local pid = own_pid()
@@ -109,7 +111,8 @@ local function control(self, method, path, body)
   local res, err = self:http(method, path, { body = body })
   if not res then error("simulator control " .. method .. " " .. path .. ": " .. err, 3) end
   if res.status ~= 200 then
-    error("simulator control " .. method .. " " .. path .. " -> " .. res.status .. " " .. res.body, 3)
+    error(
+      "simulator control " .. method .. " " .. path .. " -> " .. res.status .. " " .. res.body, 3)
   end
   return res.json
 end
@@ -143,7 +146,9 @@ function Sim:tasks() return self:state().extruct.tasks end
 function Sim:requests_to(method, pattern)
   local out = {}
   for _, r in ipairs(self:requests()) do
-    if (not method or r.method == method) and (not pattern or r.path:find(pattern)) then out[#out + 1] = r end
+    if (not method or r.method == method) and (not pattern or r.path:find(pattern)) then
+      out[#out + 1] = r
+    end
   end
   return out
 end

@@ -34,7 +34,9 @@ function M.wait_until(what, timeout, fn)
   while true do
     local v = fn()
     if v then return v end
-    if socket.gettime() > deadline then error("timed out after " .. timeout .. "s waiting for " .. what, 2) end
+    if socket.gettime() > deadline then
+      error("timed out after " .. timeout .. "s waiting for " .. what, 2)
+    end
     socket.sleep(0.05)
   end
 end
@@ -75,17 +77,21 @@ end
 --- Starts a worker in the background on queue q against base_url; returns { pid, log, rc_file }.
 -- Options in extra come after the defaults, so they override them.
 function Fixture:start(q, base_url, extra)
-  local args = { "--redis-url", self.R.url, "--queue", q, "--base-url", base_url, "--interval", "0.05",
-    "--max-interval", "0.2", "--reconcile-grace", "0.5", "--search-window", "2", "--once", "--verbose",
+  local args = {
+    "--redis-url", self.R.url, "--queue", q, "--base-url", base_url, "--interval", "0.05",
+    "--max-interval", "0.2", "--reconcile-grace", "0.5", "--search-window", "2", "--once",
+    "--verbose",
     "--watch-pid", tostring(sim.own_pid()) }
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
   local n = #self.workers + 1
-  local w = { log = self.tmp .. "/worker" .. n .. ".log", rc_file = self.tmp .. "/worker" .. n .. ".rc" }
+  local w = {
+    log = self.tmp .. "/worker" .. n .. ".log", rc_file = self.tmp .. "/worker" .. n .. ".rc" }
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = quote(a) end
   -- The subshell reports the worker's own pid, then records its exit status.
-  local cmd = string.format("( EXTRUCT_API_TOKEN=test-token %s %s </dev/null >>%s 2>&1 & w=$!; echo $w; " ..
-    "wait $w; echo $? >%s ) 2>/dev/null &", quote(M.WORKER), table.concat(quoted, " "), quote(w.log), quote(w.rc_file))
+  local cmd = string.format("( EXTRUCT_API_TOKEN=test-token %s %s </dev/null >>%s 2>&1 & w=$!; " ..
+    "echo $w; wait $w; echo $? >%s ) 2>/dev/null &", quote(M.WORKER), table.concat(quoted, " "),
+    quote(w.log), quote(w.rc_file))
   local p = assert(io.popen(cmd, "r"))
   w.pid = tonumber(p:read("*l"))
   p:close()
@@ -95,7 +101,8 @@ end
 
 --- The worker's exit status, waiting for it at most timeout seconds (default 120).
 function Fixture:exit_status(w, timeout)
-  return tonumber(M.wait_until("worker " .. w.pid .. " to exit:\n" .. self:log_of(w), timeout or 120, function()
+  return tonumber(
+    M.wait_until("worker " .. w.pid .. " to exit:\n" .. self:log_of(w), timeout or 120, function()
     local f = io.open(w.rc_file, "r")
     if not f then return nil end
     local rc = f:read("*l")
@@ -123,8 +130,9 @@ function Fixture:push_jobs(q, n, opts)
     self.seq = self.seq + 1
     local seq = self.seq
     local job = { id = string.format("%s-%d", opts.prefix or "job", seq), depth = opts.depth,
-      brief = string.format("We are deciding whether to partner with Example %d Corp (example%d-%d.com). " ..
-        "Research its products, pricing and leadership changes over the last 12 months.", seq, seq, i) }
+      brief = string.format("We are deciding whether to partner with Example %d Corp " ..
+        "(example%d-%d.com). Research its products, pricing and leadership changes over the " ..
+        "last 12 months.", seq, seq, i) }
     list[#list + 1] = job
     local raw = cjson.encode(job)
     assert(self.R:call("LPUSH", q, raw))
