@@ -198,7 +198,7 @@ describe("interrupts (issue 13)", function()
       local c = env.client(s, { timeout = 30 })
       s:fault{ method = "GET", path = TASKS .. "/[^/]+", delay_ms = HELD }
       local spec = http.prepare(
-        data(c), { method = "GET", path = TASKS .. "/" .. task.id, kind = "read" })
+        data(c), { method = "GET", path = TASKS .. "/" .. task.id, effect = "read" })
       local rec = {}
       local handle = data(c).handle
       local res, id = c_methods.request(handle, spec, 0, rec)

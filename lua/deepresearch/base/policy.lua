@@ -73,12 +73,12 @@ function M.parse_retry_after(value, now_epoch)
   return math.max(0, at - (now_epoch or os.time()))
 end
 
---- Whether a failed request of this kind may be sent again.
--- kind "read": get, list, polls. kind "create": only where no task can exist: the API's own
+--- Whether a failed request with this effect may be sent again.
+-- effect "read": get, list, polls. effect "create": only where no task can exist: the API's own
 -- JSON 503 ("nothing was created", per the contracts), or a request that never left. A 503
 -- page from a proxy may come after it forwarded the create, so it is not retried.
-function M.should_retry(kind, err)
-  if kind == "create" or kind == "mutate" then
+function M.should_retry(effect, err)
+  if effect == "create" or effect == "mutate" then
     if err.status == 503 then return err.api == true end
     return (err.code == "network" or err.code == "timeout") and err.sent == false
   end

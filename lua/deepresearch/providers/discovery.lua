@@ -128,7 +128,7 @@ function ops.discovery_create(runtime, self, params)
   if not body then return nil, err end
   local task
   task, err = call(runtime, data(self), { method = "POST", path = kind_of(self).path, body = body,
-    kind = "create", expect = "object", check = check_created })
+    effect = "create", expect = "object", check = check_created })
   if task or not extruct.maybe_created(err) then return task, err end
   return nil, extruct.unresolved(err, "client:discovery_list{limit = 10}")
 end
@@ -136,7 +136,7 @@ end
 local function get_by_id(runtime, self, id, retries)
   return call(runtime, data(self), { method = "GET", path = kind_of(self).path .. "/" ..
     http.escape(id),
-    kind = "read", expect = "object", max_retries = retries })
+    effect = "read", expect = "object", max_retries = retries })
 end
 
 function ops.discovery_get(runtime, self, id)
@@ -152,7 +152,7 @@ function ops.discovery_list(runtime, self, opts)
   if not ok then return nil, err end
   opts = opts or {}
   return call(runtime, data(self), { method = "GET", path = kind_of(self).path,
-    query = { offset = opts.offset, limit = opts.limit }, kind = "read", expect = "array" })
+    query = { offset = opts.offset, limit = opts.limit }, effect = "read", expect = "array" })
 end
 
 --- One page of results: the task object plus `results`, ordered by relevance.
@@ -169,7 +169,7 @@ function ops.discovery_results(runtime, self, id, opts)
   page, err = call(runtime, data(self), { method = "GET", path = kind_of(self).path .. "/" ..
     http.escape(id) ..
     "/results", query = { offset = opts.offset,
-      limit = opts.limit }, kind = "read", expect = "object" })
+      limit = opts.limit }, effect = "read", expect = "object" })
   if page and type(page.results) ~= "table" then
     return nil, errors.new("invalid_response", "results page without a results array",
       { status = 200 })
@@ -195,7 +195,7 @@ function ops.discovery_resume(runtime, self, id, opts)
   return call(runtime, data(self), { method = "POST", path = kind_of(self).path .. "/" ..
     http.escape(id) .. "/resume",
     body = json.encode({
-      desired_new_results = n }), kind = "mutate", expect = "object", on_400 = "exhausted" })
+      desired_new_results = n }), effect = "mutate", expect = "object", on_400 = "exhausted" })
 end
 
 local function discovery_verdict(task, state, opts)

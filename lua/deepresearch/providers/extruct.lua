@@ -189,13 +189,13 @@ function ops.create(runtime, self, params)
   M.sending(runtime, key, 1)
   local task
   task, err = call(runtime, state, { method = "POST", path = kind_of(state).path, body = body,
-    kind = "create", expect = "object", check = M.check_task })
+    effect = "create", expect = "object", check = M.check_task })
   M.sending(runtime, key, -1)
   if task and runtime.claimed then runtime.claimed[task.id] = true end
   if task or not M.maybe_created(err) then return task, err end
   M.await_siblings(runtime, key)
   local list, _, res = http.request(runtime, state, { method = "GET", path = kind_of(state).path,
-    query = { offset = 0, limit = 20 }, kind = "read", expect = "array" })
+    query = { offset = 0, limit = 20 }, effect = "read", expect = "array" })
   local found = M.match_lost_create(list, params, M.server_start(res, started, os.time()),
     runtime.claimed)
   if found then
@@ -244,7 +244,7 @@ local function check_list(list)
 end
 
 local function get_req(state, id, retries)
-  return { method = "GET", path = kind_of(state).path .. "/" .. http.escape(id), kind = "read",
+  return { method = "GET", path = kind_of(state).path .. "/" .. http.escape(id), effect = "read",
     expect = "object", max_retries = retries, check = M.check_full_task }
 end
 
@@ -286,7 +286,7 @@ function ops.list(runtime, self, opts)
   local state = data(self)
   return call(runtime, state, { method = "GET", path = kind_of(state).path,
     query = { offset = opts.offset,
-      limit = opts.limit }, kind = "read", expect = "array", check = check_list })
+      limit = opts.limit }, effect = "read", expect = "array", check = check_list })
 end
 
 --- Iterates every item across pages, fetching each page when the last is used up.
@@ -382,7 +382,7 @@ end
 
 --- The account behind the token: GET /v1/user (credits, organisation).
 function ops.user(runtime, self)
-  return call(runtime, data(self), { method = "GET", path = "/v1/user", kind = "read",
+  return call(runtime, data(self), { method = "GET", path = "/v1/user", effect = "read",
     expect = "object" })
 end
 

@@ -153,7 +153,7 @@ end
 local function reconcile(runtime, self, query, mode, nonce, started)
   local list, _, res = http.request(runtime, data(self), { method = "GET",
     path = "/v1/deepresearch/list",
-    query = { limit = 20 }, kind = "read", expect = "array" })
+    query = { limit = 20 }, effect = "read", expect = "array" })
   started = extruct.server_start(res, started, os.time())
   local claimed = runtime.claimed or {}
   for _, t in ipairs(list or {}) do
@@ -164,7 +164,7 @@ local function reconcile(runtime, self, query, mode, nonce, started)
       -- Held while its status is fetched (a poller runs other reconciles meanwhile).
       claimed[id] = true
       local full = call(runtime, data(self), { method = "GET", path = status_path(self, id),
-        kind = "read", expect = "object" })
+        effect = "read", expect = "object" })
       local meta = full and full.metadata
       if full and (full.mode == nil or full.mode == mode) and
          (type(meta) ~= "table" or meta[M.NONCE_KEY] == nil or meta[M.NONCE_KEY] == nonce) then
@@ -197,7 +197,7 @@ function ops.create(runtime, self, params)
   extruct.sending(runtime, key, 1)
   local task, err = call(runtime, data(self), { method = "POST", path = kind_of(self).path,
     body = body,
-    kind = "create", expect = "object", check = check_created })
+    effect = "create", expect = "object", check = check_created })
   extruct.sending(runtime, key, -1)
   if task and runtime.claimed then runtime.claimed[task.deepresearch_id] = true end
   if task or not extruct.maybe_created(err) then return task, err end
@@ -214,7 +214,7 @@ function ops.get(runtime, self, id)
   local err
   id, err = validate.id("get", id)
   if not id then return nil, err end
-  return call(runtime, data(self), { method = "GET", path = status_path(self, id), kind = "read",
+  return call(runtime, data(self), { method = "GET", path = status_path(self, id), effect = "read",
     expect = "object" })
 end
 
@@ -225,7 +225,7 @@ function ops.list(runtime, self, opts)
   if ok and opts.limit == 0 then ok, err = nil, errors.invalid("limit must be in 1..100") end
   if not ok then return nil, err end
   return call(runtime, data(self), { method = "GET", path = "/v1/deepresearch/list",
-    query = { limit = opts.limit }, kind = "read", expect = "array" })
+    query = { limit = opts.limit }, effect = "read", expect = "array" })
 end
 
 local function mutate(runtime, self, fname, id, suffix, method, body)
@@ -234,7 +234,7 @@ local function mutate(runtime, self, fname, id, suffix, method, body)
   if not id then return nil, err end
   return call(runtime, data(self), { method = method, path = kind_of(self).path .. "/" ..
     http.escape(id) .. suffix,
-    body = body, kind = "mutate", expect = "object" })
+    body = body, effect = "mutate", expect = "object" })
 end
 
 function ops.cancel(runtime, self, id) return mutate(runtime, self, "cancel", id, "/cancel", "POST",
@@ -274,7 +274,7 @@ local function conditional_get()
     local body, err, res = http.request(runtime, data(self), { method = "GET",
       path = status_path(self,
       id),
-      kind = "read", expect = "object", max_retries = 0, headers = headers, allow_304 = true })
+      effect = "read", expect = "object", max_retries = 0, headers = headers, allow_304 = true })
     if err then return nil, err end
     if not body and res and res.status == 304 then
       if cached then return cached end

@@ -271,7 +271,7 @@ local function prepare(state, req)
   end
   local spec = {
     method = req.method, url = M.url(state, req.path, req.query), body = req.body,
-    headers = headers, timeout = req.timeout, fresh = req.kind ~= "read", kind = req.kind,
+    headers = headers, timeout = req.timeout, fresh = req.effect ~= "read", effect = req.effect,
   }
   if req.reuse and plain then req.spec = spec end
   return spec
@@ -303,7 +303,7 @@ end
 local function transfer(handle, state, spec, req)
   if state.interrupted then drop_interrupted(handle, state) end
   local rec
-  if req and req.kind == "create" then
+  if req and req.effect == "create" then
     rec = { req = req, create = true }
     state.last_create = rec
   else
@@ -376,8 +376,10 @@ function M.blocking(state)
   return runtime
 end
 
---- Sends req with the retry rules of its kind; returns body, nil, res or nil, err.
--- req = { method, path, query, body (JSON text), kind = "read"|"create"|"mutate", expect, on_400 }
+--- Sends req with the retry rules of its effect; returns body, nil, res or nil, err.
+-- req = { method, path, query, body (JSON text), effect = "read"|"create"|"mutate", expect,
+--   on_400 }: the effect is what the request does to the server (the retry rules follow it);
+--   "kind" means a kind of task only (research, discovery).
 function M.request(runtime, state, req)
   local spec, err = prepare(state, req)
   if not spec then
@@ -396,8 +398,8 @@ function M.request(runtime, state, req)
     local body, e, r = classify(state, res, req)
     if not e then return body, nil, r end
     e.attempts = attempt
-    local again = retry.should_retry(req.kind, e)
-    if req.kind ~= "read" then e.retryable = again or e.code == "rate_limited" end
+    local again = retry.should_retry(req.effect, e)
+    if req.effect ~= "read" then e.retryable = again or e.code == "rate_limited" end
     if attempt > max or not again then return nil, e end
     runtime.sleep(retry.delay(attempt, e, state))
   end

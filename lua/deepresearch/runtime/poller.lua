@@ -158,7 +158,7 @@ end
 local function closed_error(spec)
   local in_flight = spec ~= nil
   local msg = "the client was closed; this operation was cancelled"
-  if in_flight and spec.kind == "create" then
+  if in_flight and spec.effect == "create" then
     msg = msg ..
       " while its create request was in flight: a task may exist (check with client:list)"
   elseif not in_flight then
@@ -201,7 +201,7 @@ function Poller:_resume(op, ...)
 end
 
 local function is_create(spec)
-  if spec.kind ~= nil then return spec.kind == "create" end
+  if spec.effect ~= nil then return spec.effect == "create" end
   return spec.method == "POST" and spec.fresh == true
 end
 
