@@ -76,6 +76,21 @@ local function in_part(name, part)
   return name == part or name:sub(1, #part + 1) == part .. "."
 end
 
+-- "module -> dependency" for each module chosen by `from` whose dependencies (deps_of) include
+-- one that `forbidden` names, sorted.
+local function edges(mods, from, deps_of, forbidden)
+  local bad = {}
+  for name in pairs(mods) do
+    if from(name) then
+      for _, dep in ipairs(deps_of(name)) do
+        if forbidden(dep) then bad[#bad + 1] = name .. " -> " .. dep end
+      end
+    end
+  end
+  table.sort(bad)
+  return bad
+end
+
 describe("architecture (issue 14 part 9)", function()
   local mods
   setup(function() mods = library() end)
@@ -91,19 +106,17 @@ describe("architecture (issue 14 part 9)", function()
   end)
 
   it("item 9: base/, brief, schema/ and report/ never reach the core or runtime/", function()
-    local bad = {}
-    for name in pairs(mods) do
-      if in_part(name, "deepresearch.base") or name == "deepresearch.brief" or
-         in_part(name, "deepresearch.schema") or in_part(name, "deepresearch.report") then
-        for dep in pairs(reach(mods, name)) do
-          if dep == "deepresearch.core" or in_part(dep, "deepresearch.runtime") or
-            dep == "deepresearch" then
-            bad[#bad + 1] = name .. " -> " .. dep
-          end
-        end
-      end
-    end
-    table.sort(bad)
+    local bad = edges(mods, function(name)
+      return in_part(name, "deepresearch.base") or name == "deepresearch.brief" or
+        in_part(name, "deepresearch.schema") or in_part(name, "deepresearch.report")
+    end, function(name)
+      local list = {}
+      for dep in pairs(reach(mods, name)) do list[#list + 1] = dep end
+      return list
+    end, function(dep)
+      return dep == "deepresearch.core" or in_part(dep, "deepresearch.runtime") or
+        dep == "deepresearch"
+    end)
     assert.same({}, bad)
   end)
 
@@ -135,17 +148,11 @@ describe("architecture (issue 14 part 9)", function()
 
   it("item 9: the command and the worker reach providers only through the front and the " ..
     "registry", function()
-    local bad = {}
-    for name, m in pairs(mods) do
-      if in_part(name, "deepresearch.cli") or in_part(name, "deepresearch.worker") then
-        for _, dep in ipairs(m.requires) do
-          if in_part(dep, "deepresearch.providers") and dep ~= "deepresearch.providers" then
-            bad[#bad + 1] = name .. " -> " .. dep
-          end
-        end
-      end
-    end
-    table.sort(bad)
+    local bad = edges(mods, function(name)
+      return in_part(name, "deepresearch.cli") or in_part(name, "deepresearch.worker")
+    end, function(name) return mods[name].requires end, function(dep)
+      return in_part(dep, "deepresearch.providers") and dep ~= "deepresearch.providers"
+    end)
     assert.same({}, bad)
   end)
 
