@@ -202,4 +202,26 @@ describe("discovery", function()
       end
     end)
   end)
+
+  -- Issue 15 item 12 (audit M8): the vendor's API skill lists extruct_db beside the three.
+  describe("the extruct_db data source", function()
+    it("is accepted and sent, and the simulator's candidates come from it", function()
+      local t = dr.assert(client:discovery_create{ query = QUERY, desired_num_results = 5,
+        criteria = CRITERIA, auto_data_sources = false, data_sources = { "extruct_db" } })
+      assert.same({ "extruct_db" }, t.data_sources)
+      local body = s:requests()[#s:requests()].body
+      assert.truthy(tostring(body):find('"extruct_db"', 1, true))
+      dr.assert(client:discovery_wait(t.id))
+      local page = dr.assert(client:discovery_results(t.id, { limit = 50 }))
+      assert.is_true(#page.results > 0)
+      for _, row in ipairs(page.results) do assert.equals("extruct_db", row.source) end
+    end)
+
+    it("is one of the data sources the client checks against, beside the three", function()
+      assert.same({ "web_search", "extruct_db", "linkedin", "maps" }, discovery.DATA_SOURCES)
+      local _, err = client:discovery_create{ query = QUERY, data_sources = { "extruct" } }
+      assert.equals("invalid_request", err.code)
+      assert.truthy(err.message:find("extruct_db", 1, true), err.message)
+    end)
+  end)
 end)

@@ -15,8 +15,10 @@ local DEFAULTS = {
 }
 M.DEFAULTS = DEFAULTS
 
-local SOURCES = { web_search = true, linkedin = true, maps = true }
-local SOURCES_MSG = "'web_search', 'linkedin' or 'maps'"
+-- extruct_db: Extruct's company database, listed by the vendor's API skill beside the
+-- reference's three.
+local SOURCES = { web_search = true, extruct_db = true, linkedin = true, maps = true }
+local SOURCES_MSG = "'web_search', 'extruct_db', 'linkedin' or 'maps'"
 
 local app, st
 

@@ -11,7 +11,9 @@ local call = extruct.call
 local M = { ops = {} }
 local ops = M.ops
 
-M.DATA_SOURCES = { "web_search", "linkedin", "maps" }
+-- extruct_db: Extruct's own company database (the vendor's API skill lists it beside the
+-- reference's three; audit M8).
+M.DATA_SOURCES = { "web_search", "extruct_db", "linkedin", "maps" }
 M.MAX_RESULTS = 250
 M.MAX_EXCLUDE_TASKS = 100
 
