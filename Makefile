@@ -21,6 +21,8 @@ MODULE      := $(BUILD)/deepresearch/core.so
 
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# HMAC-SHA256 for webhooks (src/hmac.c): OpenSSL's libcrypto, which libcurl already loads.
+CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 ALL_CFLAGS  := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) \
                -Iinclude -I$(LUA_INCDIR) $(CURL_CFLAGS) $(CFLAGS)
@@ -40,7 +42,7 @@ all: $(MODULE)
 
 $(MODULE): $(SRC) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(LDFLAGS_SO) $(CURL_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(LDFLAGS_SO) $(CURL_LIBS) $(CRYPTO_LIBS) -lm
 
 help:
 	@echo "make [all|test|test-valgrind|test-asan|test-all|lint|demo|bench|fuzz|install|clean]"
@@ -84,7 +86,7 @@ test-asan:
 	@mkdir -p build/asan/deepresearch $(RESULTS)
 	clang $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=undefined -shared-libasan -o build/asan/deepresearch/core.so \
-	  $(SRC) $(LDFLAGS_SO) -fsanitize=address,undefined -shared-libasan $(CURL_LIBS)
+	  $(SRC) $(LDFLAGS_SO) -fsanitize=address,undefined -shared-libasan $(CURL_LIBS) $(CRYPTO_LIBS)
 	@LD_PRELOAD=$(ASAN_RT) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=98 \
 	  LSAN_OPTIONS=suppressions=scripts/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -18,19 +18,20 @@ deepresearch creates long-running research tasks on hosted deep-research APIs, w
 dependencies = {
   "lua >= 5.1",
 }
--- libcurl (Debian: libcurl4-openssl-dev) is found on the compiler's default paths, which
--- include Debian's multiarch directories; LuaRocks' own header lookup does not.
+-- libcurl (Debian: libcurl4-openssl-dev) and libcrypto (libssl-dev) are found on the
+-- compiler's default paths, which include Debian's multiarch directories; LuaRocks' own
+-- header lookup does not.
 build = {
   type = "builtin",
   modules = {
     ["deepresearch.core"] = {
       sources = {
         "src/buffer.c", "src/client.c", "src/compat.c", "src/easy.c", "src/engine.c", "src/handle.c",
-        "src/json.c", "src/module.c", "src/poller.c", "src/result.c", "src/spec.c",
+        "src/hmac.c", "src/json.c", "src/module.c", "src/poller.c", "src/result.c", "src/spec.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "include", "src" },
-      libraries = { "curl", "m" },
+      libraries = { "curl", "crypto", "m" },
     },
     ["deepresearch"] = "lua/deepresearch/init.lua",
     ["deepresearch.brief"] = "lua/deepresearch/brief.lua",

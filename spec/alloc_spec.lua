@@ -18,7 +18,7 @@ describe("allocation failures", function()
     local bin = "build/alloc_fail"
     local cmd = table.concat({ "cc -std=c99 -O1 -g -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc",
       "-I/usr/include/lua5.4 $(pkg-config --cflags libcurl) -o", bin, "spec/c/alloc_fail.c src/*.c",
-      "-llua5.4 $(pkg-config --libs libcurl) -lm" }, " ")
+      "-llua5.4 $(pkg-config --libs libcurl libcrypto) -lm" }, " ")
     assert.is_true(run(cmd), "build failed: " .. cmd)
     local runner = have("valgrind") and
       "valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite " ..

@@ -8,6 +8,7 @@
 #include "compat.h"
 #include "deepresearch.h"
 #include "engine.h"
+#include "hmac.h"
 #include "json.h"
 #include "poller.h"
 
@@ -74,5 +75,6 @@ DEEPRESEARCH_API int luaopen_deepresearch_core(lua_State *L) {
   lua_setfield(L, -2, "has_send_by");
   dr_client_open(L);
   dr_poller_open(L);
+  dr_hmac_open(L);
   return 1;
 }
