@@ -340,7 +340,7 @@ describe("simulated Valyu DeepResearch", function()
 
     it("rejects an unknown mode", function()
       rejects({ query = "q", mode = "turbo" })
-      rejects({ query = "q", model = "instant" })
+      rejects({ query = "q", model = "lightning" })
     end)
 
     it("rejects workflow_id with freeform fields by code, and unknown workflows with " ..
@@ -393,11 +393,12 @@ describe("simulated Valyu DeepResearch", function()
 
   describe("billing (V3)", function()
     it("reserves the mode price at create and keeps it on completion", function()
-      for mode, price in pairs({ fast = 0.10, standard = 0.50, heavy = 2.50, max = 15.00 }) do
+      for mode, price in pairs({ instant = 0.05, fast = 0.10, standard = 0.50, heavy = 2.50,
+        max = 15.00 }) do
         local a = fake_app(1)
         created_id(a, { query = "q", mode = mode })
         assert.is_true(near(100 - price, balance(a)), mode)
-        a:advance(6000)
+        a:advance(10800)
         assert.are.equal(1, #a:state().tasks)
         assert.are.equal("completed", a:state().tasks[1].status)
         assert.is_true(near(100 - price, balance(a)), mode)
@@ -550,6 +551,30 @@ describe("simulated Valyu DeepResearch", function()
       assert.are.equal("running", select(2, status(app, id, { key = "valyu-other" })).status)
       app:advance(1)
       assert.are.equal("completed", select(2, status(app, id, { key = "valyu-other" })).status)
+    end)
+  end)
+
+  describe("instant mode", function()
+    it("is accepted, takes 20 virtual seconds in 3 steps with 3 sources", function()
+      local id, b = created_id(app, { query = "quick answer", mode = "instant" })
+      assert.are.equal("instant", b.mode)
+      local _, s = status(app, id)
+      assert.are.equal(3, s.progress.total_steps)
+      app:advance(19)
+      assert.are.equal("running", select(2, status(app, id)).status)
+      app:advance(1)
+      _, s = status(app, id)
+      assert.are.equal("completed", s.status)
+      assert.are.equal(3, #s.sources)
+      assert.is_true(near(0.05, s.cost))
+    end)
+
+    it("runs max tasks for 180 minutes by default", function()
+      local id = created_id(app, { query = "deep", mode = "max" })
+      app:advance(10799)
+      assert.are.equal("running", select(2, status(app, id)).status)
+      app:advance(1)
+      assert.are.equal("completed", select(2, status(app, id)).status)
     end)
   end)
 
@@ -851,6 +876,16 @@ describe("simulated Valyu DeepResearch", function()
       assert.are.equal(3, #select(2, list("?limit=3")))
       assert.are.equal(1, #select(2, list(nil, "valyu-other")))
     end)
+
+    it("wraps the list in {data: [...]} with list_envelope = \"data\"", function()
+      app.config.valyu.list_envelope = "data"
+      local _, _, _, raw = list()
+      assert.are.equal('{"data":[]}', raw)
+      local id = created_id(app, { query = "q" })
+      local code, b = list()
+      assert.are.equal(200, code)
+      assert.are.equal(id, b.data[1].deepresearch_id)
+    end)
   end)
 
   describe("conditional polling (V12)", function()
@@ -911,7 +946,7 @@ describe("simulated Valyu DeepResearch", function()
       assert.is_string(i.interaction_id)
       assert.is_string(i.data.plan)
       assert.are.equal(EPOCH * 1000, i.created_at)
-      assert.are.equal(600000, i.timeout_ms)
+      assert.are.equal(300000, i.timeout_ms)
       assert.are.same({ plan_review = true }, b.hitl_config)
       app:advance(100)
       -- no progress while waiting
@@ -933,19 +968,155 @@ describe("simulated Valyu DeepResearch", function()
       assert.are.equal("2026-01-01T00:04:40.000Z", b.completed_at)
     end)
 
-    it("auto-continues a checkpoint after its timeout", function()
-      app.config.valyu.hitl_timeout = 60
+    it("pauses an unanswered checkpoint after 300 s, freeing its slot; respond re-enqueues " ..
+      "it and it finishes the remaining work", function()
+      app.config.valyu.concurrency = 1
       local id = created_id(app, { query = "q", mode = "fast", hitl = { source_review = true } })
+      local other = created_id(app, { query = "waiting", mode = "fast" })
       app:advance(72)                                       -- 0.4 of 180 s
       local _, b = status(app, id)
       assert.are.equal("awaiting_input", b.status)
-      assert.are.equal("source_review", b.interaction.type)
-      app:advance(60)
+      assert.are.equal(300000, b.interaction.timeout_ms)
+      assert.are.equal("queued", select(2, status(app, other)).status) -- the slot is held
+      app:advance(299)
+      assert.are.equal("awaiting_input", select(2, status(app, id)).status)
+      app:advance(1)
       _, b = status(app, id)
+      assert.are.equal("paused", b.status)
+      assert.are.equal("source_review", b.interaction.type)  -- still answerable
+      assert.is_nil(b.progress)
+      assert.are.equal("running", select(2, status(app, other)).status) -- slot freed at 372
+      app:advance(3600)                                      -- no auto-continue, ever
+      assert.are.equal("paused", select(2, status(app, id)).status)
+      local code, r = respond(id, b.interaction.interaction_id,
+        { included_domains = {}, excluded_domains = { "example.com" } })
+      assert.are.equal(200, code)
+      assert.are.same({ success = true, status = "queued", deepresearch_id = id }, r)
+      _, b = status(app, id)
+      assert.are.equal("queued", b.status)
+      assert.is_nil(b.interaction)
+      local h = b.hitl_history[1]
+      assert.is_false(h.auto_continued)
+      assert.are.equal((EPOCH + 3972) * 1000, h.responded_at)
+      assert.are.same({ "example.com" }, h.response.excluded_domains)
+      app:advance(5)                                         -- requeue_delay
+      _, b = status(app, id)
+      assert.are.equal("running", b.status)
+      assert.is_true(b.progress.current_step >= 4)           -- the work done so far is kept
+      app:advance(107)
+      assert.are.equal("running", select(2, status(app, id)).status)
+      app:advance(1)                                         -- 108 s were left
+      assert.are.equal("completed", select(2, status(app, id)).status)
+    end)
+
+    it("waits in queue after respond when no slot is free", function()
+      app.config.valyu.concurrency = 1
+      local id = created_id(app, { query = "q", mode = "fast", hitl = { plan_review = true } })
+      local _, b = status(app, id)
+      app:advance(300)
+      assert.are.equal("paused", select(2, status(app, id)).status)
+      local other = created_id(app, { query = "takes the slot", mode = "fast" })
+      assert.are.equal("running", select(2, status(app, other)).status)
+      assert.are.equal(200, (respond(id, b.interaction.interaction_id, { approved = true })))
+      app:advance(100)
+      assert.are.equal("queued", select(2, status(app, id)).status)
+      app:advance(80)                                        -- the other one ends at 480
+      assert.are.equal("running", select(2, status(app, id)).status)
+    end)
+
+    it("keeps the old auto-continue only behind hitl_auto_continue", function()
+      app.config.valyu.hitl_auto_continue = true
+      app.config.valyu.hitl_pause_after = 60
+      local id = created_id(app, { query = "q", mode = "fast", hitl = { source_review = true } })
+      app:advance(72)
+      assert.are.equal("awaiting_input", select(2, status(app, id)).status)
+      app:advance(60)
+      local _, b = status(app, id)
       assert.are.equal("running", b.status)
       assert.is_true(b.hitl_history[1].auto_continued)
       app:advance(108)
       assert.are.equal("completed", select(2, status(app, id)).status)
+    end)
+
+    it("sends every checkpoint in the real payload shapes", function()
+      local id = created_id(app, { query = "solar panels in Kenya", mode = "fast", hitl = {
+        planning_questions = true, plan_review = true, source_review = true,
+        outline_review = true } })
+      local seen = {}
+      for _ = 1, 4 do
+        local _, b = status(app, id)
+        assert.are.equal("awaiting_input", b.status)
+        local i = b.interaction
+        seen[#seen + 1] = i.type
+        local response
+        if i.type == "planning_questions" then
+          assert.is_true(#i.data.questions >= 1)
+          for _, q in ipairs(i.data.questions) do assert.is_string(q.question) end
+          response = { answers = { { question = i.data.questions[1].question, answer = "2024" } } }
+        elseif i.type == "plan_review" then
+          assert.is_string(i.data.plan)
+          assert.is_true(#i.data.research_areas >= 1)
+          assert.are.equal(10, i.data.estimated_steps)
+          response = { approved = true, modifications = "focus on prices" }
+        elseif i.type == "source_review" then
+          assert.is_true(#i.data.domains >= 1)
+          for _, d in ipairs(i.data.domains) do
+            assert.is_string(d.domain)
+            assert.is_true(d.source_count >= 1)
+            assert.is_true(d.avg_relevance_score >= 0 and d.avg_relevance_score <= 1)
+            assert.is_truthy(d.ai_recommendation == "include" or d.ai_recommendation == "exclude")
+          end
+          response = { included_domains = { i.data.domains[1].domain }, excluded_domains = {} }
+        else
+          assert.is_string(i.data.outline)
+          assert.are.same({ "Summary", "Findings", "Sources" }, i.data.sections)
+          response = { approved = false }
+        end
+        assert.are.equal(200, (respond(id, i.interaction_id, response)))
+        app:advance(72)
+      end
+      assert.are.same({ "planning_questions", "plan_review", "source_review", "outline_review" },
+        seen)
+    end)
+
+    it("refuses answers of the wrong shape for the checkpoint's type", function()
+      local id = created_id(app, { query = "q", mode = "fast", hitl = {
+        planning_questions = true, source_review = true } })
+      local _, b = status(app, id)
+      local iid = b.interaction.interaction_id
+      for _, bad in ipairs({ {}, { answers = "x" }, { answers = { { question = "q" } } },
+        { approved = true } }) do
+        assert.are.equal(400, (respond(id, iid, bad)))
+      end
+      assert.are.equal(200, (respond(id, iid, { answers = {} })))
+      app:advance(72)
+      iid = select(2, status(app, id)).interaction.interaction_id
+      for _, bad in ipairs({ { approved = true },
+        { included_domains = { 1 }, excluded_domains = {} }, { included_domains = {} } }) do
+        assert.are.equal(400, (respond(id, iid, bad)))
+      end
+      local id2 = created_id(app, { query = "q", mode = "fast", hitl = { plan_review = true } })
+      local iid2 = select(2, status(app, id2)).interaction.interaction_id
+      assert.are.equal(400, (respond(id2, iid2, { approved = "yes" })))
+      assert.are.equal(400, (respond(id2, iid2, { approved = true, modifications = 3 })))
+      assert.are.equal(400, (respond(id2, "other-id", { approved = true })))
+      assert.are.equal(200, (respond(id2, iid2, { approved = true, modifications = "more" })))
+    end)
+
+    it("cancels a task awaiting input or paused", function()
+      local a = created_id(app, { query = "q", mode = "fast", hitl = { plan_review = true } })
+      local p = created_id(app, { query = "q", mode = "fast", hitl = { plan_review = true } })
+      app:advance(300)
+      assert.are.equal("paused", select(2, status(app, p)).status)
+      local c = created_id(app, { query = "q", mode = "fast", hitl = { plan_review = true } })
+      for _, id in ipairs({ a, c }) do
+        assert.are.equal(200, (call(app, "POST", "/v1/deepresearch/tasks/" .. id .. "/cancel")))
+        assert.are.equal("cancelled", select(2, status(app, id)).status)
+      end
+      assert.are.equal(200, (call(app, "POST", "/v1/deepresearch/tasks/" .. p .. "/cancel")))
+      local _, b = status(app, p)
+      assert.are.equal("cancelled", b.status)
+      assert.is_nil(b.interaction)
     end)
   end)
 

@@ -24,7 +24,8 @@ local DEFAULTS = {
   error_shape = "simple",      -- "simple" | "validation"
   concurrency = 3,             -- running tasks per organisation before new ones queue
   time_scale = 1,              -- multiplies every duration
-  duration = { fast = 180, standard = 900, heavy = 3600, max = 5400 }, -- virtual seconds
+  -- virtual seconds; max "up to ~180 minutes" (docs), instant "under 30 seconds"
+  duration = { instant = 20, fast = 180, standard = 900, heavy = 3600, max = 10800 },
   fail_pattern = "[fail]",     -- plain substring of the query that makes a task fail midway
   fail_at = 0.5,               -- fraction of the work at which such a task fails
   etag = true,                 -- weak ETag + If-None-Match/304 on status
@@ -33,7 +34,10 @@ local DEFAULTS = {
   refund_on_failure = true,
   refund_on_cancel = "full",   -- "full" | "unused" (pro rata) | "none"
   list_default_limit = 10,
-  hitl_timeout = 600,          -- seconds before a HITL checkpoint auto-continues
+  list_envelope = "array",     -- list answers: "array" (bare) | "data" ({data: [...]})
+  hitl_pause_after = 300,      -- seconds an unanswered checkpoint stays awaiting_input -> paused
+  hitl_auto_continue = false,  -- opt-in: continue by itself instead of pausing (not the real API)
+  requeue_delay = 5,           -- seconds a task answered while paused stays queued at least
   default_balance = 100,       -- USD, for organisations not listed in `orgs`
   -- echo the create metadata in status bodies too (undocumented upstream)
   status_metadata = false,
@@ -271,6 +275,7 @@ function M.install(app)
       out[i] = { deepresearch_id = t.id, query = t.query, status = t.status,
         created_at = sim.iso(t.created_at), public = t.public }
     end
+    if cfg().list_envelope == "data" then return reply(200, { data = out }) end
     return reply(200, out)
   end))
 
@@ -323,15 +328,19 @@ function M.install(app)
       or type(body.response) ~= "table" then
       return fail(400, "interaction_id (string) and response (object) are required")
     end
-    if task.status ~= "awaiting_input" then
-      return fail(400, string.format("Task is not awaiting input (status %s)", task.status))
+    if not tasks.WAITING[task.status] then
+      return fail(400, string.format(
+        "Task must be in awaiting_input or paused status (status %s)", task.status))
     end
     if body.interaction_id ~= task.interaction.interaction_id then
       return fail(400, "Interaction not found or already answered")
     end
-    tasks.respond(task, now, body.response)
+    local problem = validate.respond(task.interaction.type, body.response)
+    if problem then return fail(400, problem) end
+    local st = tasks.respond(sim, task, now, body.response)
     tasks.settle(sim, now)
-    return reply(200, { success = true, status = "running", deepresearch_id = task.id })
+    app:count("valyu.tasks_responded")
+    return reply(200, { success = true, status = st, deepresearch_id = task.id })
   end, true))
 
   app:route("POST", "/v1/deepresearch/tasks/:id/public", api(function(req, _, _, task)

@@ -102,7 +102,7 @@ local ANGLES = {
   "expert commentary", "case studies", "outlook", "comparative study",
 }
 
-local SOURCE_COUNT = { fast = 4, standard = 6, heavy = 8, max = 12 }
+local SOURCE_COUNT = { instant = 3, fast = 4, standard = 6, heavy = 8, max = 12 }
 
 --- Everything a task will report, drawn at create time.
 function M.plan(rng, query, mode)
@@ -174,29 +174,61 @@ end
 ---------------------------------------------------------------------------------------------------
 -- HITL checkpoint payloads and deliverables.
 
-function M.checkpoint_data(content, kind)
-  if kind == "planning_questions" then
-    return { questions = json.array({
-      { question = "Which time period should the research cover?" },
-      { question = "Which regions or markets matter most for " .. clip(content.topic, 60) .. "?" },
-    }) }
-  elseif kind == "plan_review" then
-    local steps = {}
-    for i, w in ipairs(content.words) do
-      steps[i] = string.format("%d. Investigate %s", i, w)
-    end
-    steps[#steps + 1] = string.format("%d. Write the report", #steps + 1)
-    return { plan = table.concat(steps, "\n") }
-  elseif kind == "source_review" then
-    local domains, seen = json.array(), {}
-    for _, s in ipairs(content.sources) do
-      local d = s.url:match("^https://([^/]+)")
-      if d and not seen[d] then seen[d] = true; domains[#domains + 1] = d end
-    end
-    return { domains = domains }
-  else
-    return { outline = json.array({ "Summary", "Findings", "Sources" }) }
+-- The real payload shapes (the official CLI's handlers): planning_questions {questions =
+-- [{question, context?}]}, plan_review {plan, research_areas, estimated_steps}, source_review
+-- {domains = [{domain, source_count, avg_relevance_score, ai_recommendation}]}, outline_review
+-- {outline (a string), sections}.
+local checkpoint = {}
+
+function checkpoint.planning_questions(content)
+  return { questions = json.array({
+    { question = "Which time period should the research cover?",
+      context = "Recent developments differ a lot from the historical picture." },
+    { question = "Which regions or markets matter most for " .. clip(content.topic, 60) .. "?" },
+  }) }
+end
+
+function checkpoint.plan_review(content, task)
+  local steps, areas = {}, json.array()
+  for i, w in ipairs(content.words) do
+    steps[i] = string.format("%d. Investigate %s", i, w)
+    areas[i] = w
   end
+  steps[#steps + 1] = string.format("%d. Write the report", #steps + 1)
+  return { plan = table.concat(steps, "\n"), research_areas = areas,
+    estimated_steps = task.total_steps }
+end
+
+function checkpoint.source_review(content)
+  local domains, by_name = json.array(), {}
+  for i, s in ipairs(content.sources) do
+    local d = s.url:match("^https://([^/]+)")
+    if d then
+      local entry = by_name[d]
+      if not entry then
+        -- deterministic scores from the source's position: early sources rank higher
+        local score = math.floor((0.95 - 0.07 * (i - 1)) * 100 + 0.5) / 100
+        entry = { domain = d, source_count = 0, avg_relevance_score = math.max(0.05, score),
+          ai_recommendation = score >= 0.6 and "include" or "exclude" }
+        by_name[d] = entry
+        domains[#domains + 1] = entry
+      end
+      entry.source_count = entry.source_count + 1
+    end
+  end
+  return { domains = domains }
+end
+
+function checkpoint.outline_review(content)
+  local sections = json.array({ "Summary", "Findings", "Sources" })
+  local lines = { "# " .. content.topic }
+  for _, name in ipairs(sections) do lines[#lines + 1] = "## " .. name end
+  return { outline = table.concat(lines, "\n"), sections = sections }
+end
+
+--- The `data` of an interaction of type `kind` for a task.
+function M.checkpoint_data(content, kind, task)
+  return (checkpoint[kind] or checkpoint.outline_review)(content, task)
 end
 
 local DELIVERABLE_TYPES = {

@@ -10,9 +10,12 @@ local structured = require("simulator.valyu_structured")
 
 local M = {}
 
-M.PRICE_CENTS = { fast = 10, standard = 50, heavy = 250, max = 1500 }
-M.TOTAL_STEPS = { fast = 10, standard = 15, heavy = 15, max = 25 }
+-- instant's price is unpublished: 0.05 USD is the simulator's choice (docs/simulator_valyu.md).
+M.PRICE_CENTS = { instant = 5, fast = 10, standard = 50, heavy = 250, max = 1500 }
+M.TOTAL_STEPS = { instant = 3, fast = 10, standard = 15, heavy = 15, max = 25 }
 M.TERMINAL = { completed = true, failed = true, cancelled = true }
+-- A task waiting for a human; `respond` and `cancel` work in both.
+M.WAITING = { awaiting_input = true, paused = true }
 
 -- HITL checkpoints in the order a task meets them, at a fraction of its work.
 local CHECKPOINTS = {
@@ -104,16 +107,23 @@ local function next_event(task)
     if cp and cp.work <= target then target, kind = cp.work, "checkpoint" end
     return task.seg_start + math.max(0, target - task.work), kind
   elseif task.status == "awaiting_input" then
-    return task.interaction_deadline, "timeout"
+    return task.interaction_deadline, task.auto_continue and "timeout" or "pause"
+  elseif task.status == "queued" and task.ready_at then
+    return task.ready_at, "ready"
   end
 end
 
-local function resume(task, t)
-  task.status = "running"
-  task.seg_start = t
+-- Closes the open checkpoint; the caller decides how the task goes on.
+local function close_checkpoint(task)
   task.interaction = nil
   task.interaction_deadline = nil
   task.next_cp = task.next_cp + 1
+end
+
+local function resume(task, t)
+  close_checkpoint(task)
+  task.status = "running"
+  task.seg_start = t
 end
 
 local function finish(sim, task, t, status)
@@ -121,6 +131,7 @@ local function finish(sim, task, t, status)
   task.status = status
   task.ended_at = t
   task.seg_start = nil
+  task.ready_at = nil
 end
 
 local function partial_output(task, fraction, step)
@@ -139,13 +150,27 @@ function apply.checkpoint(sim, task, t)
   task.seg_start = nil
   local cp = task.checkpoints[task.next_cp]
   task.status = "awaiting_input"
+  local cfg = sim.cfg()
+  local wait = tonumber(cfg.hitl_pause_after) or 300
+  -- Real API: no auto-continue; an unanswered checkpoint parks in `paused`. The old
+  -- auto-continue survives only as an opt-in switch.
+  task.auto_continue = cfg.hitl_auto_continue == true
   task.interaction = {
-    interaction_id = cp.id, type = cp.type, data = content.checkpoint_data(task.content, cp.type),
-    created_at = sim.unix_ms(t), timeout_ms = math.floor(sim.cfg().hitl_timeout * 1000 + 0.5),
+    interaction_id = cp.id, type = cp.type,
+    data = content.checkpoint_data(task.content, cp.type, task),
+    created_at = sim.unix_ms(t), timeout_ms = math.floor(wait * 1000 + 0.5),
   }
-  task.interaction_deadline = t + sim.cfg().hitl_timeout
+  task.interaction_deadline = t + wait
 end
 
+-- Five unanswered minutes: the state is saved and the slot freed; `respond` re-enqueues it.
+function apply.pause(sim, task)
+  task.status = "paused"
+  task.interaction_deadline = nil
+  sim.count("valyu.tasks_paused")
+end
+
+-- Opt-in (hitl_auto_continue): the old behaviour, the checkpoint continues by itself.
 function apply.timeout(_, task, t)
   local i = task.interaction
   task.hitl_history[#task.hitl_history + 1] = {
@@ -153,6 +178,11 @@ function apply.timeout(_, task, t)
     auto_continued = true,
   }
   resume(task, t)
+end
+
+-- A re-enqueued task becomes eligible for a slot (settle() fills slots after every event).
+function apply.ready(_, task)
+  task.ready_at = nil
 end
 
 function apply.fail(sim, task, t)
@@ -187,15 +217,23 @@ function apply.complete(sim, task, t)
   sim.count("valyu.tasks_completed")
 end
 
+-- Running tasks and tasks awaiting input hold a slot; queued and paused ones do not.
 local function org_slots_used(sim, org)
   local n = 0
   for _, task in pairs(sim.active) do
-    if task.org == org and task.status ~= "queued" then n = n + 1 end
+    if task.org == org and (task.status == "running" or task.status == "awaiting_input") then
+      n = n + 1
+    end
   end
   return n
 end
 
 local function start(sim, task, t)
+  if task.started_at then -- back from `paused`: the work done so far is kept
+    task.status = "running"
+    task.seg_start = t
+    return
+  end
   local cfg = sim.cfg()
   task.status = "running"
   task.started_at = t
@@ -217,7 +255,8 @@ local function fill(sim, org, t)
   while used < limit do
     local first
     for _, task in pairs(sim.active) do
-      if task.org == org and task.status == "queued" and (not first or task.seq < first.seq) then
+      if task.org == org and task.status == "queued" and not task.ready_at
+        and (not first or task.seq < first.seq) then
         first = task
       end
     end
@@ -243,7 +282,7 @@ function M.settle(sim, now)
   end
   local orgs = {}
   for _, task in pairs(sim.active) do
-    if task.status == "queued" then orgs[task.org] = true end
+    if task.status == "queued" and not task.ready_at then orgs[task.org] = true end
   end
   for org in pairs(orgs) do fill(sim, org, now) end
 end
@@ -310,13 +349,23 @@ function M.add_instruction(task, now, instruction)
   task.messages[#task.messages + 1] = { role = "user", type = "instruction", content = instruction }
 end
 
-function M.respond(task, now, response)
+--- Answers the open checkpoint. Returns the status the API reports: "running" (it was
+-- awaiting input) or "queued" (it was paused: re-enqueued, eligible after requeue_delay).
+function M.respond(sim, task, now, response)
   local i = task.interaction
   task.hitl_history[#task.hitl_history + 1] = {
     interaction_id = i.interaction_id, type = i.type, created_at = i.created_at,
-    auto_continued = false, response = response,
+    responded_at = sim.unix_ms(now), auto_continued = false, response = response,
   }
-  resume(task, now)
+  if task.status == "awaiting_input" then
+    resume(task, now)
+    return "running"
+  end
+  close_checkpoint(task)
+  task.status = "queued"
+  local delay = tonumber(sim.cfg().requeue_delay) or 0
+  task.ready_at = delay > 0 and now + delay or nil
+  return "queued"
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -344,7 +393,7 @@ function M.status_body(sim, task, now)
     b.hitl_config = task.hitl_config
     b.hitl_history = task.hitl_history
   end
-  if st == "awaiting_input" then b.interaction = task.interaction end
+  if M.WAITING[st] then b.interaction = task.interaction end
   if M.TERMINAL[st] then
     b.sources = task.sources
     b.cost = usd(task.cost_cents)

@@ -5,7 +5,7 @@ local content = require("simulator.valyu_content")
 
 local M = {}
 
-M.MODES = { fast = true, standard = true, heavy = true, max = true }
+M.MODES = { instant = true, fast = true, standard = true, heavy = true, max = true }
 M.MAX_QUERY = 25000
 M.MAX_STRATEGY_AND_FORMAT = 15000
 M.MAX_FILE_CONTEXT = 10000
@@ -107,7 +107,8 @@ function M.create(body)
   if mode == "lite" then mode = "standard" end
   if not M.MODES[mode] then
     add("invalid_value", "mode", string.format(
-      'Invalid mode "%s": must be one of fast, standard, heavy, max', tostring(mode)))
+      'Invalid mode "%s": must be one of instant, fast, standard, heavy, max',
+      tostring(mode)))
   end
 
   local combined = 0
@@ -271,6 +272,56 @@ function M.create(body)
     hitl = b.hitl or {}, brand_collection_id = type(b.brand_collection_id) == "string"
       and b.brand_collection_id or nil,
   }
+end
+
+---------------------------------------------------------------------------------------------------
+-- HITL answers (contract B.8): the response shape each checkpoint type takes.
+
+local function string_list(v)
+  if not is_array(v) then return false end
+  for _, s in ipairs(v) do
+    if type(s) ~= "string" then return false end
+  end
+  return true
+end
+
+local RESPONSE = {}
+
+function RESPONSE.planning_questions(r)
+  if not is_array(r.answers) then
+    return "response.answers must be an array of {question, answer}"
+  end
+  for i, a in ipairs(r.answers) do
+    if not is_object(a) or type(a.question) ~= "string" or type(a.answer) ~= "string" then
+      return string.format("response.answers[%d] must be {question: string, answer: string}",
+        i - 1)
+    end
+  end
+end
+
+function RESPONSE.plan_review(r)
+  if type(r.approved) ~= "boolean" then return "response.approved (boolean) is required" end
+  if present(r.modifications) and type(r.modifications) ~= "string" then
+    return "response.modifications must be a string"
+  end
+end
+RESPONSE.outline_review = RESPONSE.plan_review
+
+function RESPONSE.source_review(r)
+  for _, key in ipairs({ "included_domains", "excluded_domains" }) do
+    if not string_list(r[key]) then
+      return "response." .. key .. " must be an array of domain names"
+    end
+  end
+end
+
+--- nil when `response` fits a checkpoint of type `kind`, else the 400 message.
+function M.respond(kind, response)
+  if not is_object(response) and not (type(response) == "table" and next(response) == nil) then
+    return "response must be an object"
+  end
+  local check = RESPONSE[kind]
+  return check and check(response)
 end
 
 return M
