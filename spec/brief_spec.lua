@@ -264,6 +264,26 @@ describe("brief.lint", function()
     assert.truthy(find_code(brief.lint("Research the 3.5bn leader" .. base), "no_target"))
   end)
 
+  -- Issue 15 item 12 (audit M7): the vendor's notes' schema limits are warnings here.
+  it("adds the output schema's findings: the notes' limits warn, a bad root is an error",
+    function()
+    local deep = { type = "string" }
+    for i = 6, 1, -1 do deep = { type = "object", properties = { ["l" .. i] = deep } } end
+    local good = fixture("good_freight.txt")
+    local findings = brief.lint(good, { output_schema = deep })
+    assert.same({ "schema_depth" }, codes(findings))
+    assert.equal("warning", findings[1].severity)
+    assert.is_false((brief.ok(good, { output_schema = deep })))
+    findings = brief.lint(good, { output_schema = { type = "object",
+      properties = { notes = { description = "free text" } } } })
+    assert.same({ "schema_no_type" }, codes(findings))
+    findings = brief.lint(good, { output_schema = { type = "array" } })
+    assert.same({ "schema_invalid" }, codes(findings))
+    assert.equal("error", findings[1].severity)
+    assert.same({}, brief.lint(good, { output_schema = { type = "object",
+      properties = { ceo = { type = "string" } } } }))
+  end)
+
   it("raises when text is not a string", function()
     assert.has_error(function() brief.lint(nil) end)
     assert.has_error(function() brief.lint(42) end)

@@ -207,7 +207,7 @@ describe("schema.check_output_schema", function()
       b = { enum = { "x" } } }, required = { "a" } })
   end)
 
-  it("rejects what the API rejects, naming the problem", function()
+  it("rejects what the API documents and what is no JSON Schema, naming the problem", function()
     local cases = {
       { "x", "must be a table" },
       { S.string(), 'root must have type "object"' },
@@ -216,8 +216,6 @@ describe("schema.check_output_schema", function()
       { { type = "object", properties = { "a" } }, "properties must be a table" },
       { { type = "object", properties = { a = "string" } }, "a: a schema must be a table" },
       { { type = "object", properties = { a = { type = "strng" } } }, "a: unknown type 'strng'" },
-      { { type = "object", properties = { a = {} } }, "a: no type" },
-      { { type = "object", properties = { a = { type = "array" } } }, "a: an array needs items" },
       { { type = "object", properties = { a = { type = "array", items = { type = "map" } } } },
         "a[]: unknown type 'map'" },
       { { type = "object", properties = { a = { type = "string" } }, required = { "b" } },
@@ -241,25 +239,63 @@ describe("schema.check_output_schema", function()
     end
   end)
 
-  it("allows 5 nesting levels and rejects 6", function()
-    assert.is_true(S.check_output_schema(nested(5)))  -- l1.l2.l3.l4.l5, l5 a string
-    local ok, msg = S.check_output_schema(nested(6))  -- l1...l6
-    assert.is_nil(ok)
-    assert.truthy(msg:find("l1.l2.l3.l4.l5.l6: nested more than 5 levels", 1, true), msg)
+  -- Issue 15 item 12 (audit M7): the vendor's team notes' limits warn, never refuse.
+  local function codes(warnings)
+    local out = {}
+    for i, w in ipairs(warnings) do out[i] = w.code end
+    return out
+  end
+
+  it("returns an empty warnings list for a schema within every limit", function()
+    local ok, warnings = S.check_output_schema(nested(5))
+    assert.is_true(ok)
+    assert.same({}, warnings)
   end)
 
-  it("allows 50 properties in all and rejects 51", function()
+  it("warns beyond 5 nesting levels, once, naming the first field too deep", function()
+    local ok, warnings = S.check_output_schema(nested(7))  -- l1...l7
+    assert.is_true(ok)
+    assert.same({ "schema_depth" }, codes(warnings))
+    assert.equal("warning", warnings[1].severity)
+    assert.equal("l1.l2.l3.l4.l5.l6", warnings[1].path)
+    assert.truthy(warnings[1].message:find("l1.l2.l3.l4.l5.l6: nested more than 5 levels", 1,
+      true), warnings[1].message)
+  end)
+
+  it("warns beyond 50 properties in all", function()
     local fields = {}
     for i = 1, 40 do fields["f" .. i] = S.string() end
     local inner = {}
     for i = 1, 9 do inner["g" .. i] = S.string() end
     fields.nested = S.object(inner) -- 40 + 1 + 9 = 50
-    assert.is_true(S.check_output_schema(S.object(fields)))
+    local ok, warnings = S.check_output_schema(S.object(fields))
+    assert.is_true(ok)
+    assert.same({}, warnings)
     inner.g10 = S.string()
     fields.nested = S.object(inner)
-    local ok, msg = S.check_output_schema(S.object(fields))
-    assert.is_nil(ok)
-    assert.truthy(msg:find("more than 50 properties", 1, true))
+    ok, warnings = S.check_output_schema(S.object(fields))
+    assert.is_true(ok)
+    assert.same({ "schema_properties" }, codes(warnings))
+    assert.truthy(warnings[1].message:find("51 properties in all, more than 50", 1, true))
+  end)
+
+  it("warns on a node without a type, and an array without items", function()
+    local ok, warnings = S.check_output_schema { type = "object", properties = {
+      notes = { description = "free text" }, tags = { type = "array" },
+      pick = { enum = { "a" } }, any = { anyOf = { { type = "string" } } } } }
+    assert.is_true(ok)
+    assert.same({ "schema_no_type", "schema_no_items" }, codes(warnings))
+    assert.equal("notes", warnings[1].path)
+    assert.truthy(warnings[1].message:find("notes: no type", 1, true))
+    assert.equal("tags", warnings[2].path)
+  end)
+
+  it("as lint findings: one error when refused, else the warnings", function()
+    assert.same({ { code = "schema_invalid", severity = "error",
+      message = 'output_schema: the root must have type "object"' } },
+      S.lint_output_schema { type = "array" })
+    assert.same({ "schema_depth" }, codes(S.lint_output_schema(nested(6))))
+    assert.same({}, S.lint_output_schema(nested(2)))
   end)
 end)
 

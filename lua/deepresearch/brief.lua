@@ -305,13 +305,8 @@ local function finding(list, code, severity, message, pos)
   list[#list + 1] = { code = code, severity = severity, message = message, pos = pos }
 end
 
---- Checks a brief. Returns a sequence of findings {code, severity, message, pos?}; an empty
--- list means nothing to report. opts.max_length overrides M.MAX_LENGTH.
-function M.lint(text, opts)
-  argcheck("lint", 1, text, "string")
-  argcheck("lint", 2, opts, "table", true)
-  local max = opts and opts.max_length or M.MAX_LENGTH
-  local out = {}
+-- The text's findings, appended to out.
+local function lint_text(text, max, out)
   local n, bad = utf8.len(text)
   if not n then
     finding(out, "invalid_utf8", "error", string.format("the brief is not valid UTF-8 (byte %d)",
@@ -357,6 +352,23 @@ function M.lint(text, opts)
   if not has_time_window(lower) then
     finding(out, "no_time_window", "info", "no time window: say which period matters " ..
       "(\"in the last 12 months\", \"since 2023\")")
+  end
+  return out
+end
+
+--- Checks a brief. Returns a sequence of findings {code, severity, message, pos?}; an empty
+-- list means nothing to report. opts.max_length overrides M.MAX_LENGTH; opts.output_schema
+-- adds the schema check's findings (schema_invalid, an error; the vendor's notes' limits,
+-- warnings: schema_no_type, schema_no_items, schema_depth, schema_properties).
+function M.lint(text, opts)
+  argcheck("lint", 1, text, "string")
+  argcheck("lint", 2, opts, "table", true)
+  local out = lint_text(text, opts and opts.max_length or M.MAX_LENGTH, {})
+  if opts and opts.output_schema ~= nil then
+    for _, f in ipairs(require("deepresearch.schema.check").lint_output_schema(
+      opts.output_schema)) do
+      out[#out + 1] = f
+    end
   end
   return out
 end

@@ -1,5 +1,5 @@
 -- Checking schemas and values: the create-time check of an output_schema (the API's
--- rules and the vendor's size limits) and validation of a value, such as a schema
+-- rules; the vendor's size limits as warnings) and validation of a value, such as a schema
 -- report's `fields`, against a schema. Accepts builder nodes and plain tables.
 local json = require "deepresearch.base.json"
 local utf8 = require "deepresearch.base.utf8"
@@ -8,7 +8,11 @@ local is_sequence = json.is_sequence
 
 local M = {}
 
-M.MAX_DEPTH = 5       -- Extruct's vendor notes: at most 5 nesting levels ...
+-- The API reference says only that an output_schema is an object JSON Schema, validated in
+-- full at create: a malformed schema is refused here. What the vendor's team notes add (a type
+-- on every node, 5 levels, 50 properties; audit M7) the server may not enforce, so it only
+-- warns: a valid schema is never refused on a guess.
+M.MAX_DEPTH = 5       -- the vendor's notes: at most 5 nesting levels ...
 M.MAX_PROPERTIES = 50 -- ... and 50 properties in all
 
 local function as_table(s)
@@ -16,7 +20,7 @@ local function as_table(s)
   return s
 end
 
--- The create-time check: the root and every nested node, with the vendor's size limits.
+-- The create-time check: the root and every nested node; the notes' limits as warnings.
 
 local KNOWN_TYPES = { string = true, number = true, integer = true, boolean = true, object = true,
   array = true, null = true }
@@ -37,16 +41,23 @@ local function types_of(s)
   return set
 end
 
+-- A warning: { code, severity = "warning", message, path }, the shape of a brief lint finding.
+local function warn(state, code, path, message)
+  state.warnings[#state.warnings + 1] = { code = code, severity = "warning", path = path,
+    message = "output_schema: " .. message }
+end
+
 local check_node
 
-local function check_type(s, path)
+local function check_type(s, path, state)
   local t = s.type
   if t == nil then
-    if s.enum ~= nil or s.const ~= nil or s.anyOf ~= nil or s.oneOf ~= nil or s.allOf ~= nil
-      or s["$ref"] then
-      return true
+    if s.enum == nil and s.const == nil and s.anyOf == nil and s.oneOf == nil and s.allOf == nil
+      and s["$ref"] == nil then
+      warn(state, "schema_no_type", path, path .. ": no type (the vendor's notes ask for a " ..
+        "type on every node; the API reference does not)")
     end
-    return nil, path .. ": no type"
+    return true
   end
   if type(t) == "string" then
     if not KNOWN_TYPES[t] then return nil, string.format("%s: unknown type '%s'", path, t) end
@@ -63,49 +74,72 @@ local function check_type(s, path)
   return true
 end
 
-local function check_object(s, path, depth, state)
-  local props = s.properties
-  if props ~= nil then
-    if type(props) ~= "table" or (props[1] ~= nil) then
+local function property_names(props, path)
+  if type(props) ~= "table" or (props[1] ~= nil) then
+    return nil, path .. ": properties must be a table mapping field names to schemas"
+  end
+  local names = {}
+  for name in pairs(props) do
+    if type(name) ~= "string" then
       return nil, path .. ": properties must be a table mapping field names to schemas"
     end
-    local names = {}
-    for name in pairs(props) do
-      if type(name) ~= "string" then
-        return nil, path .. ": properties must be a table mapping field names to schemas"
-      end
-      names[#names + 1] = name
-    end
-    table.sort(names)
-    state.count = state.count + #names
-    if state.count > M.MAX_PROPERTIES then
-      return nil, string.format("output_schema has more than %d properties", M.MAX_PROPERTIES)
-    end
-    for _, name in ipairs(names) do
-      local at = child_path(path, name)
-      if depth + 1 > M.MAX_DEPTH then
-        return nil, string.format("%s: nested more than %d levels deep", at, M.MAX_DEPTH)
-      end
-      local ok, msg = check_node(props[name], at, depth + 1, state)
-      if not ok then return nil, msg end
-    end
+    names[#names + 1] = name
   end
-  local req = s.required
-  if req ~= nil then
-    if type(req) ~= "table" or (next(req) ~= nil and #req == 0) then
+  table.sort(names)
+  return names
+end
+
+local function check_required(s, path)
+  local req, props = s.required, s.properties
+  if type(req) ~= "table" or (next(req) ~= nil and #req == 0) then
+    return nil, path .. ": required must be a list of field names"
+  end
+  local seen = {}
+  for k, name in pairs(req) do
+    if type(k) ~= "number" or type(name) ~= "string" then
       return nil, path .. ": required must be a list of field names"
     end
-    local seen = {}
-    for k, name in pairs(req) do
-      if type(k) ~= "number" or type(name) ~= "string" then
-        return nil, path .. ": required must be a list of field names"
-      end
-      if type(props) ~= "table" or props[name] == nil then
-        return nil, string.format("%s: required names '%s', which is not in properties", path, name)
-      end
-      if seen[name] then return nil, string.format("%s: required lists '%s' twice", path, name) end
-      seen[name] = true
+    if type(props) ~= "table" or props[name] == nil then
+      return nil, string.format("%s: required names '%s', which is not in properties", path, name)
     end
+    if seen[name] then return nil, string.format("%s: required lists '%s' twice", path, name) end
+    seen[name] = true
+  end
+  return true
+end
+
+local function check_object(s, path, depth, state)
+  if s.properties ~= nil then
+    local names, msg = property_names(s.properties, path)
+    if not names then return nil, msg end
+    state.count = state.count + #names
+    for _, name in ipairs(names) do
+      local at = child_path(path, name)
+      if depth + 1 > M.MAX_DEPTH and not state.deep then
+        state.deep = true -- one warning names the first field too deep
+        warn(state, "schema_depth", at, string.format("%s: nested more than %d levels deep " ..
+          "(the vendor's notes' limit; the API reference states none)", at, M.MAX_DEPTH))
+      end
+      local ok, err = check_node(s.properties[name], at, depth + 1, state)
+      if not ok then return nil, err end
+    end
+  end
+  if s.required ~= nil then return check_required(s, path) end
+  return true
+end
+
+local function check_items(s, path, depth, state)
+  local items = as_table(s.items)
+  if items == nil then
+    warn(state, "schema_no_items", path, path .. ": an array without items (the vendor's " ..
+      "notes ask for a type on every node)")
+    return true
+  end
+  if type(items) ~= "table" then return nil, path .. "[]: items must be a schema" end
+  if items[1] == nil then return check_node(items, path .. "[]", depth, state) end
+  for i, item in ipairs(items) do
+    local ok, msg = check_node(item, path .. "[" .. i .. "]", depth, state)
+    if not ok then return nil, msg end
   end
   return true
 end
@@ -115,7 +149,7 @@ check_node = function(s, path, depth, state)
   if type(s) ~= "table" then
     return nil, string.format("%s: a schema must be a table, got %s", path, type(s))
   end
-  local ok, msg = check_type(s, path)
+  local ok, msg = check_type(s, path, state)
   if not ok then return nil, msg end
   local types = types_of(s)
   if s.enum ~= nil and (type(s.enum) ~= "table" or #s.enum == 0) then
@@ -125,24 +159,14 @@ check_node = function(s, path, depth, state)
     ok, msg = check_object(s, path, depth, state)
     if not ok then return nil, msg end
   end
-  if types.array then
-    local items = as_table(s.items)
-    if items == nil then return nil, path .. ": an array needs items" end
-    if type(items) ~= "table" then return nil, path .. "[]: items must be a schema" end
-    if items[1] ~= nil then
-      for i, item in ipairs(items) do
-        ok, msg = check_node(item, path .. "[" .. i .. "]", depth, state)
-        if not ok then return nil, msg end
-      end
-    else
-      ok, msg = check_node(items, path .. "[]", depth, state)
-      if not ok then return nil, msg end
-    end
-  end
+  if types.array then return check_items(s, path, depth, state) end
   return true
 end
 
---- What the client checks before create: true, or nil and a message naming the problem.
+--- What the client checks before create: true and a list of warnings (empty when there is
+-- nothing to say), or nil and a message naming the problem. Refused: what the API reference
+-- documents (a table whose root has type "object") and what is not a JSON Schema (an unknown
+-- type, malformed properties, required or enum). Warned: the vendor's notes' limits.
 function M.check_output_schema(t)
   t = as_table(t)
   if type(t) ~= "table" then
@@ -151,7 +175,25 @@ function M.check_output_schema(t)
   if t.type ~= "object" then
     return nil, 'output_schema: the root must have type "object"'
   end
-  return check_node(t, "$", 0, { count = 0 })
+  local state = { count = 0, warnings = {} }
+  local ok, err = check_node(t, "$", 0, state)
+  if not ok then return nil, err end
+  if state.count > M.MAX_PROPERTIES then
+    warn(state, "schema_properties", "$", string.format("%d properties in all, more than %d " ..
+      "(the vendor's notes' limit; the API reference states none)", state.count,
+      M.MAX_PROPERTIES))
+  end
+  return true, state.warnings
+end
+
+--- The schema check as lint findings ({ code, severity, message, path? }): one error
+-- (code "schema_invalid") when the check refuses the schema, else its warnings.
+function M.lint_output_schema(t)
+  local ok, res = M.check_output_schema(t)
+  if not ok then
+    return { { code = "schema_invalid", severity = "error", message = res } }
+  end
+  return res
 end
 
 ----------------------------------------------------------------------------------------------

@@ -380,6 +380,7 @@ end
 local check = require "deepresearch.schema.check"
 M.MAX_DEPTH, M.MAX_PROPERTIES = check.MAX_DEPTH, check.MAX_PROPERTIES
 M.check_output_schema = check.check_output_schema
+M.lint_output_schema = check.lint_output_schema
 M.validate = check.validate
 
 function Node:validate(value)
