@@ -76,7 +76,7 @@ describe("issue 14 part 2: descriptors", function()
       assert.are.equal("queued", state({ status = "created" }))
       assert.are.equal("done", state({ status = "completed" }))
       assert.are.equal("cancelled", state({ status = "cancelled" }))
-      assert.are.equal("running", state({ status = "awaiting_input" }))
+      assert.are.equal("input_required", state({ status = "awaiting_input" }))
     end)
 
     it("an id field says whose task it is; a name narrows it", function()

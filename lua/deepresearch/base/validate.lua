@@ -44,6 +44,22 @@ function M.enum(name, v, allowed)
     table.concat(allowed, ", "), tostring(v)), { field = name })
 end
 
+-- Hosts where a plain http:// webhook is allowed: this machine only (the real APIs refuse
+-- plain http; a local receiver, as in the specs, never leaves the host).
+local LOOPBACK = { ["127.0.0.1"] = true, localhost = true, ["::1"] = true }
+
+--- A webhook URL: https, or http to a loopback host (127.0.0.1, localhost, [::1]).
+function M.webhook_url(name, url)
+  local scheme, authority = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  scheme = scheme and scheme:lower()
+  local host = authority and authority:gsub("^.*@", "")
+  host = host and (host:match("^%[(.-)%]") or host:match("^[^:]*"))
+  if scheme == "https" and host and host ~= "" then return true end
+  if scheme == "http" and host and LOOPBACK[host:lower()] then return true end
+  return nil, errors.invalid(string.format("%s must be an https URL (plain http only for " ..
+    "127.0.0.1, localhost or [::1]), got %q", name, tostring(url)), { field = name })
+end
+
 --- Task ids: non-empty strings without control characters.
 function M.id(fname, id)
   if type(id) == "table" then id = id.id or id.deepresearch_id end

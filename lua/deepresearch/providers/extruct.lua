@@ -348,7 +348,8 @@ M.research_verdict = research_verdict
 
 --- The wait loop for any provider and kind, on runtime rt.
 -- get(rt, self, id) fetches one poll without retries (the loop has its own).
-function M.wait_on(runtime, self, kind, id_or_task, opts, get, verdict, fname)
+-- timeout_for: optional fn(task) -> the default timeout that task implies (runtime/wait.lua).
+function M.wait_on(runtime, self, kind, id_or_task, opts, get, verdict, fname, timeout_for)
   local id, err = validate.id(fname, id_or_task)
   if not id then return nil, err end
   validate.type(fname, 2, opts, "table", true)
@@ -359,6 +360,7 @@ function M.wait_on(runtime, self, kind, id_or_task, opts, get, verdict, fname)
     policy = data(self), -- the client's retry policy: max_retry_after, base_delay, max_delay
     get = function(task_id) return get(runtime, self, task_id) end,
     verdict = verdict,
+    timeout_for = timeout_for,
   }
   local task
   task, err = waitloop.run(ctx, kind, id, opts)

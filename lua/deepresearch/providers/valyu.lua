@@ -1,4 +1,5 @@
--- Valyu DeepResearch: create, get (status), list, cancel, delete, update, wait.
+-- Valyu DeepResearch: create, get (status), list, cancel, delete, update, respond, wait.
+-- Batches (valyu_batch.lua) and assets (valyu_assets.lua) add their methods at the end.
 local errors = require "deepresearch.base.errors"
 local http = require "deepresearch.runtime.http"
 local json = require "deepresearch.base.json"
@@ -6,13 +7,29 @@ local validate = require "deepresearch.base.validate"
 local dates = require "deepresearch.base.dates"
 local extruct = require "deepresearch.providers.extruct"
 local options = require "deepresearch.base.options"
+local utf8 = require "deepresearch.base.utf8"
+local policy = require "deepresearch.base.policy"
+local waitloop = require "deepresearch.runtime.wait"
+local D = require "deepresearch.providers.descriptor.valyu"
+local hitl = require "deepresearch.providers.valyu_hitl"
 
 local data = http.state
 local call = extruct.call
 local M = { ops = {} }
 local ops = M.ops
 
-M.MODES = { "fast", "standard", "heavy", "max", "lite" }
+-- The modes create accepts: the descriptor's, then their legacy aliases (lite).
+M.MODES = {}
+for i, m in ipairs(D.mode_order) do M.MODES[i] = m end
+for alias in pairs(D.mode_aliases) do M.MODES[#M.MODES + 1] = alias end
+
+--- The wait timeout when the caller gives none: at least wait.lua's default, and 1.5 x the
+-- mode's documented upper run time (a max task runs up to ~180 min: 16200 s).
+function M.default_timeout(mode)
+  local m = D.modes[D.mode_aliases[mode] or mode or D.default_mode]
+  if not m then return nil end
+  return math.max(waitloop.defaults.timeout, 1.5 * m.runtime)
+end
 M.MAX_QUERY = require("deepresearch.providers.limits").valyu.brief
 M.MAX_STRATEGY_AND_FORMAT = require("deepresearch.providers.limits").valyu.strategy_and_format
 M.NONCE_KEY = "deepresearch_nonce"
@@ -38,10 +55,13 @@ local QUERY = { "query", "input", "workflow_id" } -- one of these (see check_cre
 M.accepts = {
   create = { opts = 1, required = true, fields = CREATE, needs = { QUERY } },
   run = { opts = 1, required = true, fields = options.extend(CREATE, { on_progress = "function",
-    timeout = "number", interval = "number", max_interval = "number" }), needs = { QUERY } },
+    timeout = "number", interval = "number", max_interval = "number",
+    on_input = "function" }), needs = { QUERY } },
   list = { opts = 1, fields = { limit = "number" } },
-  wait = { id = true, opts = 2, fields = extruct.WAIT },
+  wait = { id = true, opts = 2, fields = options.extend(extruct.WAIT,
+    { on_input = "function" }) },
   cancel = { id = true },
+  respond = { id = true }, -- arg 2 (interaction id or table) and 3 checked by respond
   delete = { id = true },
   update = { id = true, arg2 = "string" }, -- the instruction
 }
@@ -74,6 +94,24 @@ local function check_formats(formats)
   return true
 end
 
+-- research_strategy + report_format in characters, as the server counts (a CJK character is
+-- 3 bytes but 1 toward the limit).
+local function strategy_chars(p)
+  local n = 0
+  for _, name in ipairs({ "research_strategy", "report_format" }) do
+    local s = p[name] or (name == "research_strategy" and p.strategy) or nil
+    if s ~= nil then
+      local len, pos = utf8.len(s)
+      if not len then
+        return nil, errors.invalid(string.format("%s is not valid UTF-8 (byte %d)", name, pos),
+          { field = name })
+      end
+      n = n + len
+    end
+  end
+  return n
+end
+
 local function check_create(p)
   local q = p.query or p.input
   if p.workflow_id ~= nil then
@@ -92,7 +130,8 @@ local function check_create(p)
     local ok, err = validate.enum("mode", p.mode, M.MODES)
     if not ok then return nil, err end
   end
-  local combined = #(p.research_strategy or p.strategy or "") + #(p.report_format or "")
+  local combined, err = strategy_chars(p)
+  if not combined then return nil, err end
   if combined > M.MAX_STRATEGY_AND_FORMAT then
     return nil,
       errors.invalid(string.format("research_strategy and report_format combined length (%d) " ..
@@ -108,8 +147,9 @@ local function check_create(p)
       end
     end
   end
-  if p.webhook_url ~= nil and not tostring(p.webhook_url):match("^https://") then
-    return nil, errors.invalid("webhook_url must be an https URL", { field = "webhook_url" })
+  if p.webhook_url ~= nil then
+    local ok, bad = validate.webhook_url("webhook_url", p.webhook_url)
+    if not ok then return nil, bad end
   end
   if p.output_formats ~= nil then
     validate.type("create", 1, p.output_formats, "table")
@@ -142,6 +182,26 @@ function M.create_body(p)
   return text, nonce
 end
 
+-- Valyu's list answers a bare array; the official CLI also unwraps {data: [...]}: accept both.
+local function list_items(body)
+  if type(body) ~= "table" then return nil end
+  if body[1] ~= nil or next(body) == nil then return body end
+  local d = body.data
+  if type(d) == "table" and (d[1] ~= nil or next(d) == nil) then return d end
+  return nil
+end
+M.list_items = list_items
+
+local function check_list(body)
+  if not list_items(body) then return "a list that is neither an array nor {data: [...]}" end
+  return nil
+end
+
+local function list_req(limit)
+  return { method = "GET", path = "/v1/deepresearch/list", query = { limit = limit },
+    effect = "read", check = check_list }
+end
+
 local function status_path(self, id)
   local k = kind_of(self)
   return k.path .. "/" .. http.escape(id) .. k.status_suffix
@@ -151,9 +211,8 @@ end
 -- claimed: ids other creates of the same poller returned (a server that does not echo
 -- metadata leaves only the query to match on).
 local function reconcile(runtime, self, query, mode, nonce, started)
-  local list, _, res = http.request(runtime, data(self), { method = "GET",
-    path = "/v1/deepresearch/list",
-    query = { limit = 20 }, effect = "read", expect = "array" })
+  local body, _, res = http.request(runtime, data(self), list_req(20))
+  local list = list_items(body)
   started = extruct.server_start(res, started, os.time())
   local claimed = runtime.claimed or {}
   for _, t in ipairs(list or {}) do
@@ -224,8 +283,10 @@ function ops.list(runtime, self, opts)
   local ok, err = validate.page({ limit = opts.limit }, 100)
   if ok and opts.limit == 0 then ok, err = nil, errors.invalid("limit must be in 1..100") end
   if not ok then return nil, err end
-  return call(runtime, data(self), { method = "GET", path = "/v1/deepresearch/list",
-    query = { limit = opts.limit }, effect = "read", expect = "array" })
+  local body
+  body, err = call(runtime, data(self), list_req(opts.limit))
+  if not body then return nil, err end
+  return list_items(body)
 end
 
 local function mutate(runtime, self, fname, id, suffix, method, body)
@@ -247,6 +308,14 @@ function ops.update(runtime, self, id, instruction)
   if instruction:find("^%s*$") then return nil, errors.invalid("instruction must not be empty") end
   return mutate(runtime, self, "update", id, "/update", "POST",
     json.encode({ instruction = instruction }))
+end
+
+--- Answers a checkpoint: POST .../respond {interaction_id, response}. interaction: its id, or
+-- the table from task.interaction (its type selects the shape checked before sending).
+function ops.respond(runtime, self, id, interaction, response)
+  local body, err = hitl.body(interaction, response, 2)
+  if not body then return nil, err end
+  return mutate(runtime, self, "respond", id, "/respond", "POST", body)
 end
 
 local function valyu_verdict(task, state)
@@ -276,8 +345,10 @@ local function conditional_get()
       id),
       effect = "read", expect = "object", max_retries = 0, headers = headers, allow_304 = true })
     if err then return nil, err end
+    -- The server's pace (SDKs follow it too): a Retry-After on a 200 or 304 status answer.
+    local pace = res and policy.parse_retry_after(http.headers(res)["retry-after"])
     if not body and res and res.status == 304 then
-      if cached then return cached end
+      if cached then return cached, nil, pace end
       -- A 304 to a request that sent no ETag (or whose body we never had): nothing to
       -- reuse. A transient failure: the next poll goes without If-None-Match.
       etag = nil
@@ -287,24 +358,56 @@ local function conditional_get()
     end
     if res then etag = http.headers(res).etag end
     cached = body
-    return body
+    return body, nil, pace
   end
 end
 
+local function timeout_for(task) return M.default_timeout(task.mode) end
+
 function ops.wait(runtime, self, id_or_task, opts)
+  validate.type("wait", 2, opts, "table", true)
+  local on_input = opts and opts.on_input
+  validate.type("wait", 2, on_input, "function", true)
+  local verdict = hitl.verdict(valyu_verdict, on_input, function(task, interaction, response)
+    return ops.respond(runtime, self, task.deepresearch_id or id_or_task, interaction, response)
+  end)
   return extruct.wait_on(runtime, self, kind_of(self), id_or_task, opts, conditional_get(),
-    valyu_verdict, "wait")
+    verdict, "wait", timeout_for)
 end
 
 function ops.run(runtime, self, params)
   validate.type("run", 1, params, "table")
   local task, err = ops.create(runtime, self, params)
   if not task then return nil, err end
+  -- The create answer names the mode the server runs: its default timeout (a max task runs
+  -- past the 2-hour default).
   return ops.wait(runtime, self, task.deepresearch_id, { on_progress = params.on_progress,
-    timeout = params.timeout,
-    interval = params.interval, max_interval = params.max_interval })
+    timeout = params.timeout or M.default_timeout(task.mode or params.mode),
+    interval = params.interval, max_interval = params.max_interval,
+    on_input = params.on_input })
 end
 
 M.methods = extruct.blocking_methods(ops, M.accepts)
+
+-- Batches and assets come in modules of their own, each exporting ops, accepts and methods
+-- like this one. Registered as loaded first, so that they may require this module back.
+package.loaded["deepresearch.providers.valyu"] = M
+local function optional(name)
+  local ok, mod = pcall(require, name)
+  if ok then return mod end
+  if type(mod) == "string" and mod:find("module '" .. name .. "' not found", 1, true) then
+    return nil
+  end
+  error(mod, 0)
+end
+for _, name in ipairs({ "deepresearch.providers.valyu_batch",
+  "deepresearch.providers.valyu_assets" }) do
+  local mod = optional(name)
+  if type(mod) == "table" then
+    for k, v in pairs(mod.ops or {}) do ops[k] = v end
+    for k, v in pairs(mod.accepts or {}) do M.accepts[k] = v end
+    for k, v in pairs(mod.methods or {}) do M.methods[k] = v end
+  end
+end
 
 return M

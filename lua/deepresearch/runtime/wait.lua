@@ -56,26 +56,39 @@ local Waiter = {}
 Waiter.__index = Waiter
 
 --- ctx = { clock = {now, sleep}, verdict = fn(task, state, opts) -> "done" | err | nil,
---   policy = the client's retry settings (max_retry_after, base_delay, max_delay) }
+--   policy = the client's retry settings (max_retry_after, base_delay, max_delay),
+--   timeout_for = optional fn(task) -> seconds: the default timeout a task's own fields imply
+--   (Valyu: its mode), used when the caller gave none }
 function M.waiter(ctx, kind, id, opts)
   opts = opts or {}
   return setmetatable({
     ctx = ctx, kind = kind, id = id, opts = opts, start = ctx.clock.now(),
     timeout = opts.timeout or M.defaults.timeout, next_delay = M.schedule(opts),
+    timeout_open = opts.timeout == nil and ctx.timeout_for ~= nil,
+    cap = opts.max_interval or M.defaults.max_interval,
     failures = 0, last = opts.task, polls = 0,
     grace = opts.not_found_grace or M.defaults.not_found_grace,
   }, Waiter)
 end
 
+-- The first task seen settles a timeout the caller left open (a max task runs 3 hours).
+function Waiter:settle_timeout(task)
+  local t = self.ctx.timeout_for(task)
+  if t then self.timeout, self.timeout_open = t, false end
+end
+
 --- Feeds one poll's outcome. Returns "done", task | "error", err | "sleep", seconds.
+-- pace: the server's Retry-After on a status answer, in seconds: the next poll comes no
+-- sooner (a floor), yet never later than max_interval.
 -- on_progress runs here; an error it raises propagates to the caller.
-function Waiter:observe(task, err)
+function Waiter:observe(task, err, pace)
   local clock, opts = self.ctx.clock, self.opts
   self.polls = self.polls + 1
   local delay
   if task then
     self.failures = 0
     self.last = task
+    if self.timeout_open then self:settle_timeout(task) end
     local key = progress_key(task, self.kind)
     if key ~= self.last_key then
       self.last_key = key
@@ -85,6 +98,7 @@ function Waiter:observe(task, err)
     if verdict == "done" then return "done", task end
     if verdict then return "error", verdict end
     delay = self.next_delay()
+    if type(pace) == "number" then delay = math.min(math.max(delay, pace), self.cap) end
   else
     local early_404 = err.code == "not_found" and clock.now() - self.start < self.grace
     if not early_404 and not TRANSIENT[err.code] then return "error", err end

@@ -44,7 +44,10 @@ local D = {
       status_suffix = "/status",
       id_field = "deepresearch_id",
       states = { queued = "queued", running = "running", completed = "done", failed = "failed",
-                 cancelled = "cancelled", awaiting_input = "running", paused = "running" },
+                 cancelled = "cancelled",
+                 -- A checkpoint waits for a human (awaiting_input); unanswered for 5 minutes it
+                 -- parks (paused) until someone responds: both need the caller, never a poll.
+                 awaiting_input = "input_required", paused = "input_required" },
       progress = { "status", "progress.current_step", "progress.total_steps", "#messages" },
       failure_field = "error",
       label = "task",
@@ -54,7 +57,25 @@ local D = {
 
 D.module = "deepresearch.providers.valyu"
 D.limits = limits.valyu
-D.operations = { cancel = true, delete = true, update = true } -- beyond create, get, list, wait
+-- Beyond create, get, list, wait. Batches and assets live in their own modules (valyu.lua
+-- merges them when installed).
+D.operations = { cancel = true, delete = true, update = true, respond = true,
+  batch_create = true, batch_add = true, batch_get = true, batch_tasks = true,
+  batch_cancel = true, batch_list = true, batch_wait = true, download = true, set_public = true }
+
+-- The research modes (CONTRACT B.1, docs key-terms): price in USD per task (instant: not
+-- published, nil), the documented upper run time in seconds, progress.total_steps (instant:
+-- not published). The client's default wait timeout and the CLI's cost display read them.
+D.modes = {
+  instant = { price = nil, runtime = 30, steps = nil },
+  fast = { price = 0.10, runtime = 5 * 60, steps = 10 },
+  standard = { price = 0.50, runtime = 20 * 60, steps = 15 },
+  heavy = { price = 2.50, runtime = 90 * 60, steps = 15 },
+  max = { price = 15.00, runtime = 180 * 60, steps = 25 },
+}
+D.mode_order = { "instant", "fast", "standard", "heavy", "max" }
+D.mode_aliases = { lite = "standard" } -- the oldest API's default; the server answers standard
+D.default_mode = "standard"
 -- A lost create: list the newest (at most 100) and match the query, or the job id in metadata.
 D.recovery = "list_match"
 D.list_paging = "limit" -- list takes a limit only (at most 100), no offset
@@ -63,7 +84,7 @@ D.cost = { source = "returned", field = "cost", currency = "USD" }
 
 D.cli = {
   name = "Valyu",
-  flags = { mode = "Valyu tasks take --mode fast|standard|heavy|max" },
+  flags = { mode = "Valyu tasks take --mode instant|fast|standard|heavy|max" },
   no_offset = "Valyu's list has no offset; use --limit N (1..100)",
   describe = "valyu_research",
   columns = {
