@@ -1,6 +1,8 @@
 #ifndef DR_EASY_H
 #define DR_EASY_H
 
+#include <stdio.h>
+
 #include <curl/curl.h>
 
 #include "buffer.h"
@@ -15,7 +17,7 @@
 enum { DR_DEAD, DR_RUNNING, DR_DONE };
 
 /* Why a transfer was never sent (its result says so): 0 when it was not held back. */
-enum { DR_UNSENT_LATE = 1, DR_UNSENT_NO_PREREQ, DR_UNSENT_NO_DECODER };
+enum { DR_UNSENT_LATE = 1, DR_UNSENT_NO_PREREQ, DR_UNSENT_NO_DECODER, DR_UNSENT_FILE };
 
 /* A transfer and its easy handle. Finished ones go back to the engine's pool with the
  * handle's options as they were last set, so that the next request sets only what differs. */
@@ -39,6 +41,14 @@ typedef struct dr_xfer {
   int has_send_by; /* the request must not leave after send_by ... */
   double send_by;  /* ... seconds on dr_now_seconds()'s clock */
   int unsent;      /* DR_UNSENT_*: never sent, and why */
+  /* A download (spec.file): a 2xx body goes to part (file ".part") as it arrives, renamed to
+   * file once complete; any other outcome removes part. Other answers stay in body. */
+  char *file;
+  char *part;
+  FILE *fp;          /* part, while open */
+  int to_file;       /* -1: not known yet; 1: this answer's body goes to fp; 0: to body */
+  size_t file_bytes; /* written to fp */
+  int file_errno;    /* why opening, writing or renaming failed */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
 } dr_xfer;
@@ -55,6 +65,13 @@ int dr_easy_prepare(lua_State *L, const struct dr_engine *e, dr_xfer *x, int idx
 /* Out of the multi handle and into the pool (or freed when the pool is full or closed). */
 void dr_easy_release(struct dr_engine *e, dr_xfer *x);
 void dr_easy_free(dr_xfer *x);
+/* Opens the .part file of a download at path; -1 (x->file_errno set) when it cannot. */
+int dr_easy_file_open(dr_xfer *x, const char *path);
+/* Closes the .part file and renames it to the download's path; -1 (file_errno set, the part
+ * removed) on failure. */
+int dr_easy_file_commit(dr_xfer *x);
+/* Whether the answer's body went to the file (a 2xx to a download). */
+int dr_easy_to_file(dr_xfer *x);
 /* Lua holds the body now: a big buffer is freed at once, a small one kept for the next use. */
 void dr_easy_body_done(dr_xfer *x);
 

@@ -111,6 +111,8 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   /* An answer nothing could read: for a create, a paid task whose id is lost. */
   if (s.decode && !dr_json_has_decoder(L))
     return dr_engine_hold(x, DR_UNSENT_NO_DECODER);
+  if (s.file != NULL && dr_easy_file_open(x, s.file) != 0)
+    return dr_engine_hold(x, DR_UNSENT_FILE);
   if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK)
     return luaL_error(L, "cannot start request");
   x->added = 1;

@@ -1,6 +1,7 @@
 /* Building results: the Lua table a finished transfer becomes, either a response (status,
  * raw header block, decoded body) or an error (code, message, whether it was sent). Runs
  * after libcurl returned; the decoder is the only Lua it calls. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,20 +48,33 @@ static const char *dr_unsent_message(const dr_xfer *x) {
     return "not sent: send_by needs libcurl 7.80 or later";
   case DR_UNSENT_NO_DECODER:
     return "not sent: no JSON decoder to read its answer (install lua-cjson)";
+  case DR_UNSENT_FILE:
+    return "not sent: cannot open the download's file";
   default:
     return "not sent: its send_by deadline passed before it could leave";
   }
 }
 
+/* A download's file could not be opened, written or renamed: the local disk, not the network. */
+static int dr_file_failed(const dr_xfer *x, char *msg, size_t size) {
+  if (x->file_errno == 0)
+    return 0;
+  snprintf(msg, size, "%s: cannot %s %s: %s", x->unsent ? "not sent" : "download failed",
+           x->unsent ? "open" : "write", x->part != NULL ? x->part : "the file",
+           strerror(x->file_errno));
+  return 1;
+}
+
 static void dr_push_error(lua_State *L, dr_xfer *x) {
   long sent = 0;
-  char msg[CURL_ERROR_SIZE];
+  char msg[CURL_ERROR_SIZE + 512];
   int big = dr_too_large(x, msg, sizeof msg);
+  int io = !big && dr_file_failed(x, msg, sizeof msg);
   int unreadable = big || x->unsent == DR_UNSENT_NO_DECODER;
   curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
-  lua_pushstring(L, unreadable ? "invalid_response" : dr_error_code(x->result));
+  lua_pushstring(L, io ? "io" : unreadable ? "invalid_response" : dr_error_code(x->result));
   lua_setfield(L, -2, "error");
-  if (big)
+  if (big || io)
     lua_pushstring(L, msg);
   else if (x->unsent)
     lua_pushstring(L, dr_unsent_message(x));
@@ -86,6 +100,12 @@ static int dr_push_response(lua_State *L, dr_xfer *x) {
   /* The raw header block: the Lua side parses it only when it needs a header. */
   lua_pushlstring(L, x->head.data ? x->head.data : "", x->head.len);
   lua_setfield(L, -2, "head");
+  if (x->file != NULL && x->to_file == 1) {
+    lua_pushstring(L, x->file);
+    lua_setfield(L, -2, "file");
+    lua_pushinteger(L, (lua_Integer)x->file_bytes);
+    lua_setfield(L, -2, "bytes");
+  }
   lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
   /* The Lua string is the only copy needed from here: free a big one before decoding. */
   dr_easy_body_done(x);
@@ -112,6 +132,9 @@ void dr_engine_push_result(lua_State *L, dr_engine *e, dr_xfer *x) {
   lua_createtable(L, 0, 6);
   lua_pushinteger(L, x->id);
   lua_setfield(L, -2, "id");
+  /* A complete 2xx download takes its path now; anything else leaves no file (release). */
+  if (x->result == CURLE_OK && x->fp != NULL && dr_easy_to_file(x) && dr_easy_file_commit(x) != 0)
+    x->result = CURLE_WRITE_ERROR;
   if (x->result != CURLE_OK) {
     dr_push_error(L, x);
   } else if (dr_push_response(L, x) != 0) {

@@ -159,10 +159,14 @@ static int dr_spec_flag(lua_State *L, int idx, const char *k, int dflt) {
 }
 
 void dr_spec_read(lua_State *L, int idx, long timeout_ms, dr_spec *s) {
+  size_t file_len = 0;
   s->url_len = s->body_len = 0;
   s->method = dr_spec_string(L, idx, "method", NULL);
   s->url = dr_spec_string(L, idx, "url", &s->url_len);
   s->body = dr_spec_string(L, idx, "body", &s->body_len);
+  s->file = dr_spec_string(L, idx, "file", &file_len);
+  if (s->file != NULL && (file_len == 0 || strlen(s->file) != file_len))
+    luaL_error(L, "request field 'file' must be a non-empty path without NUL");
   if (s->url == NULL || !dr_header_ok(s->url, s->url_len))
     luaL_error(L, "request needs a url without control characters");
   s->timeout_ms = dr_ms_field(L, idx, "request field", "timeout", timeout_ms);

@@ -26,6 +26,7 @@ typedef struct dr_spec {
   size_t url_len;
   const char *body; /* NULL: none */
   size_t body_len;
+  const char *file; /* NULL: the body comes back to Lua; else a 2xx body goes to this path */
   long timeout_ms;
   int fresh;       /* a new connection, never a reused one */
   int decode;      /* the body is JSON to decode */

@@ -79,13 +79,13 @@ local function resolve_token(state)
   return t
 end
 
-local function build_headers(state, token, has_body, extra)
+local function build_headers(state, token, has_body, extra, accept)
   local p = state.provider
-  local h = {
-    p.auth_header .. ": " .. p.auth_prefix .. token,
-    "Accept: application/json",
-    "User-Agent: " .. state.user_agent,
-  }
+  local h = {}
+  -- token false: a signed URL on another host carries its own credential, never our key.
+  if token then h[1] = p.auth_header .. ": " .. p.auth_prefix .. token end
+  h[#h + 1] = "Accept: " .. (accept or "application/json")
+  h[#h + 1] = "User-Agent: " .. state.user_agent
   if has_body then h[#h + 1] = "Content-Type: application/json" end
   for _, line in ipairs(extra or {}) do h[#h + 1] = line end
   return h
@@ -253,25 +253,30 @@ end
 --- Prepares the transport spec for req; nil, err when the token is unusable.
 -- A req marked reuse (the same request sent again and again: polls) keeps its spec while
 -- the token, and so the header list, stays the same.
+-- A download (req.file, the core writes a 2xx body there) may name a full req.url and go
+-- anonymous (no key: a signed URL on another host) with its own Accept line (req.accept).
 local function prepare(state, req)
   local token = state.token
-  if token == nil or token ~= state.checked_token then -- else a string already checked
+  if req.anonymous then
+    token = false
+  elseif token == nil or token ~= state.checked_token then -- else a string already checked
     local err
     token, err = resolve_token(state)
     if not token then return nil, err end
   end
-  local plain = req.body == nil and req.headers == nil
+  local plain = req.body == nil and req.headers == nil and req.accept == nil and token
   local headers
   if plain then
     headers = state.read_headers_token == token and state.read_headers or read_headers(state, token)
     local spec = req.spec
     if spec and spec.headers == headers then return spec end
   else
-    headers = build_headers(state, token, req.body ~= nil, req.headers)
+    headers = build_headers(state, token, req.body ~= nil, req.headers, req.accept)
   end
   local spec = {
-    method = req.method, url = M.url(state, req.path, req.query), body = req.body,
+    method = req.method, url = req.url or M.url(state, req.path, req.query), body = req.body,
     headers = headers, timeout = req.timeout, fresh = req.effect ~= "read", effect = req.effect,
+    file = req.file,
   }
   if req.reuse and plain then req.spec = spec end
   return spec
@@ -288,6 +293,12 @@ local function drop_interrupted(handle, state)
   local rec = state.interrupted
   state.interrupted = nil
   if rec.id and rec.result == nil then abandon(handle, rec.id) end
+end
+
+--- Cancels the transfer an error (Ctrl-C) left in flight on this client now, rather than
+-- before its next request: a download's partial file goes with it.
+function M.abandon_interrupted(state)
+  if state.interrupted then drop_interrupted(state.handle, state) end
 end
 
 local function vanished()
