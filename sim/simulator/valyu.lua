@@ -4,6 +4,7 @@
 local json = require("simulator.valyu_json")
 local validate = require("simulator.valyu_validate")
 local tasks = require("simulator.valyu_task")
+local assets = require("simulator.valyu_assets")
 
 local M = {}
 
@@ -39,6 +40,9 @@ local DEFAULTS = {
   hitl_auto_continue = false,  -- opt-in: continue by itself instead of pausing (not the real API)
   requeue_delay = 5,           -- seconds a task answered while paused stays queued at least
   default_balance = 100,       -- USD, for organisations not listed in `orgs`
+  asset_size = 4096,           -- bytes of a report.pdf (rule in simulator.valyu_assets)
+  image_size = 1024,           -- bytes of a chart image
+  images = 0,                  -- chart images per completed task
   -- echo the create metadata in status bodies too (undocumented upstream)
   status_metadata = false,
 }
@@ -364,21 +368,10 @@ function M.install(app)
       if not task or org then return fail(404) end
       return fail(401)
     end
-    if task.status == "completed" then
-      if req.params.asset_id == "report.pdf" and task.pdf then
-        return 200, "%PDF-1.4\n% simulated Valyu report " .. task.id .. "\n%%EOF\n",
-          { ["Content-Type"] = "application/pdf" }
-      end
-      for _, d in ipairs(task.deliverables or {}) do
-        if d.id == req.params.asset_id and d.status == "completed" then
-          if d.type == "csv" then
-            return 200, "source,url\n" .. task.sources[1].title:gsub(",", " ") .. "," ..
-              task.sources[1].url .. "\n", { ["Content-Type"] = "text/csv" }
-          end
-          return 200, "simulated " .. d.type .. " deliverable\n",
-            { ["Content-Type"] = "application/octet-stream" }
-        end
-      end
+    local bytes, ctype = assets.get(task, req.params.asset_id, cfg())
+    if bytes then
+      app:count("valyu.assets_served")
+      return 200, bytes, { ["Content-Type"] = ctype }
     end
     return fail(404, "Asset not found")
   end)
@@ -399,6 +392,7 @@ function M.install(app)
         total_steps = t.total_steps,
         cost = t.cost_cents / 100, held = t.held / 100, instructions = #t.instructions,
         messages = #t.messages, webhook_url = t.webhook_url,
+        assets = assets.list(t, cfg()), batch_id = t.batch_id,
       }
     end
     local balances, orgs = {}, {}

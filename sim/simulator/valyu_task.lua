@@ -7,6 +7,7 @@
 local json = require("simulator.valyu_json")
 local content = require("simulator.valyu_content")
 local structured = require("simulator.valyu_structured")
+local assets = require("simulator.valyu_assets")
 
 local M = {}
 
@@ -213,6 +214,8 @@ function apply.complete(sim, task, t)
     task.deliverables = content.deliverables(task.rng, task.deliverables_requested, task.url,
       sim.unix(t), task.asset_token)
   end
+  -- drawn after the deliverables so their ids do not depend on the images switch
+  task.images = assets.images(task, math.floor(tonumber(sim.cfg().images) or 0), sim.unix(t))
   release(sim, task, false)
   sim.count("valyu.tasks_completed")
 end
@@ -405,7 +408,7 @@ function M.status_body(sim, task, now)
   end
   if st == "completed" then
     b.completed_at = sim.iso(task.ended_at)
-    b.images = json.array()
+    b.images = task.images or json.array()
     if task.pdf then b.pdf_url = task.url .. "/assets/report.pdf?token=" .. task.asset_token end
     if task.deliverables then b.deliverables = task.deliverables end
   elseif st == "failed" then
