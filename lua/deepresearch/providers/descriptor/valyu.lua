@@ -81,6 +81,10 @@ D.recovery = "list_match"
 D.list_paging = "limit" -- list takes a limit only (at most 100), no offset
 D.report = { text = "output", citations = "sources", citation_kind = "list" }
 D.cost = { source = "returned", field = "cost", currency = "USD" }
+-- Signed webhooks (CONTRACT B.11; the SDKs' Contents recipe, assumed for DeepResearch):
+-- prefix .. hex(HMAC-SHA256(webhook_secret, timestamp .. "." .. raw body)). dr.webhooks reads it.
+D.webhook = { header = "X-Webhook-Signature", timestamp_header = "X-Webhook-Timestamp",
+  prefix = "sha256=", signed = "timestamp.body" }
 
 D.cli = {
   name = "Valyu",

@@ -1,0 +1,134 @@
+-- dr.webhooks: HMAC-SHA256 from libcrypto (core.hmac_sha256, core.equal_constant_time) and
+-- the provider's signature recipe. Vectors from RFC 4231 and `openssl dgst -sha256 -hmac`.
+local dr = require "deepresearch"
+local core = require "deepresearch.core"
+
+local function hex(s)
+  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- 64 hex characters, like a Valyu webhook_secret; used as the key as it is (its ASCII bytes).
+local SECRET = string.rep("ab", 32)
+local TS = "1700000000"
+local BODY = '{"deepresearch_id":"abc","status":"completed"}'
+-- printf '%s' "$TS.$BODY" | openssl dgst -sha256 -hmac "$SECRET"
+local SIG = "sha256=865b80c5cde34fbeed275c5d3107897a7feebcfe19c6e28b2d825786c984759f"
+
+local function verify(over)
+  local o = { provider = "valyu", secret = SECRET, body = BODY, signature = SIG, timestamp = TS,
+    now = tonumber(TS) + 10 }
+  for k, v in pairs(over or {}) do o[k] = v end
+  if over and over.signature == false then o.signature = nil end
+  if over and over.timestamp == false then o.timestamp = nil end
+  return dr.webhooks.verify(o)
+end
+
+describe("core.hmac_sha256", function()
+  it("matches RFC 4231 test cases 1, 2 and 6 (a key longer than the block)", function()
+    assert.equals("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+      hex(core.hmac_sha256(string.rep("\11", 20), "Hi There")))
+    assert.equals("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+      hex(core.hmac_sha256("Jefe", "what do ya want for nothing?")))
+    assert.equals("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+      hex(core.hmac_sha256(string.rep("\170", 131),
+        "Test Using Larger Than Block-Size Key - Hash Key First")))
+  end)
+
+  it("takes binary keys and data (NUL bytes), and an empty key", function()
+    local a = core.hmac_sha256("k\0ey", "da\0ta")
+    assert.equals(32, #a)
+    assert.are_not.equal(a, core.hmac_sha256("k", "da\0ta"))
+    -- printf '' | openssl dgst -sha256 -hmac ''
+    assert.equals("b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad",
+      hex(core.hmac_sha256("", "")))
+  end)
+
+  it("raises on a non-string argument", function()
+    assert.has_error(function() core.hmac_sha256(nil, "x") end)
+    assert.has_error(function() core.hmac_sha256("k", {}) end)
+  end)
+end)
+
+describe("core.equal_constant_time", function()
+  it("compares whole strings, lengths included", function()
+    assert.is_true(core.equal_constant_time("sha256=ab", "sha256=ab"))
+    assert.is_false(core.equal_constant_time("sha256=ab", "sha256=ac"))
+    assert.is_false(core.equal_constant_time("sha256=ab", "sha256=a"))
+    assert.is_true(core.equal_constant_time("", ""))
+    assert.is_false(core.equal_constant_time("a\0b", "a\0c"))
+  end)
+end)
+
+describe("dr.webhooks", function()
+  it("signs with the provider's recipe: sha256= hex HMAC of timestamp.body", function()
+    assert.equals(SIG, dr.webhooks.sign{ provider = "valyu", secret = SECRET, body = BODY,
+      timestamp = TS })
+    assert.equals(SIG, dr.webhooks.sign{ provider = "valyu", secret = SECRET, body = BODY,
+      timestamp = tonumber(TS) })
+  end)
+
+  it("accepts a genuine signature within the tolerance", function()
+    assert.is_true(verify())
+    assert.is_true(verify{ now = tonumber(TS) - 300 })
+    assert.is_true(verify{ timestamp = tonumber(TS) })
+  end)
+
+  it("reads the signature and timestamp from a header table, any case of names", function()
+    assert.is_true(verify{ signature = false, timestamp = false,
+      headers = { ["x-webhook-signature"] = SIG, ["X-WEBHOOK-TIMESTAMP"] = TS } })
+  end)
+
+  it("refuses a tampered body, a wrong secret, a changed timestamp or signature", function()
+    for _, over in ipairs({ { body = BODY:gsub("completed", "failed") },
+      { secret = string.rep("ba", 32) }, { timestamp = "1700000001" },
+      { signature = SIG:upper() }, { signature = SIG:sub(8) }, { signature = SIG .. "0" } }) do
+      local ok, err = verify(over)
+      assert.is_nil(ok)
+      assert.equals("invalid_signature", err.code)
+      assert.is_false(err.retryable)
+      assert.matches("does not match", err.message)
+      assert.not_matches(SECRET, tostring(err), 1, true)
+    end
+  end)
+
+  it("refuses a missing or malformed signature or timestamp as invalid_signature", function()
+    local _, err = verify{ signature = false }
+    assert.equals("invalid_signature", err.code)
+    assert.matches("X%-Webhook%-Signature", err.message)
+    _, err = verify{ timestamp = false }
+    assert.equals("invalid_signature", err.code)
+    assert.matches("X%-Webhook%-Timestamp", err.message)
+    _, err = verify{ timestamp = "17e8" }
+    assert.equals("invalid_signature", err.code)
+  end)
+
+  it("refuses a stale or future timestamp with stale_webhook", function()
+    local _, err = verify{ now = tonumber(TS) + 301 }
+    assert.equals("stale_webhook", err.code)
+    assert.matches("301 s ago", err.message)
+    _, err = verify{ now = tonumber(TS) - 400 }
+    assert.equals("stale_webhook", err.code)
+    assert.matches("in the future", err.message)
+    assert.is_true(verify{ now = tonumber(TS) + 3600, tolerance = 3600 })
+  end)
+
+  it("checks the signature before the age: a forged old webhook is invalid", function()
+    local _, err = verify{ now = tonumber(TS) + 9999, body = "{}" }
+    assert.equals("invalid_signature", err.code)
+  end)
+
+  it("raises on caller mistakes: unknown options, missing secret/body, bad providers", function()
+    assert.has_error(function() verify{ secert = SECRET } end,
+      "bad option 'secert' to 'verify' (did you mean 'secret'?)")
+    assert.has_error(function() verify{ secret = 5 } end)
+    assert.has_error(function()
+      dr.webhooks.verify{ provider = "valyu", body = BODY, signature = SIG, timestamp = TS }
+    end, "bad option 'secret' to 'verify' (string expected, got no value)")
+    assert.has_error(function() verify{ provider = "nope" } end,
+      "bad option 'provider' to 'verify' (unknown provider \"nope\")")
+    assert.has_error(function() verify{ provider = "extruct" } end,
+      "bad option 'provider' to 'verify' (extruct sends no signed webhooks)")
+    assert.has_error(function() verify{ tolerance = -1 } end)
+    assert.has_error(function() dr.webhooks.verify() end)
+  end)
+end)
