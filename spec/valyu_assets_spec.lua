@@ -98,7 +98,8 @@ describe("valyu assets", function()
     end)
 
   it("downloads an asset by id (a deliverable) and by its full URL on the API host", function()
-    local t = finished(nil, { deliverables = { { type = "pdf", description = "A one-page brief" } } })
+    local t = finished(nil,
+      { deliverables = { { type = "pdf", description = "A one-page brief" } } })
     local d = t.deliverables[1]
     assert.equals("completed", d.status)
     local r = dr.assert(client:download(t.deepresearch_id, d.id, tmp("d1.pdf")))
@@ -153,9 +154,39 @@ describe("valyu assets", function()
     s:clear_faults()
     s:fault({ path = ASSET_ROUTE, kind = "truncate", after = true, count = 1 })
     s:clear_requests()
-    r = dr.assert(client:download(id, "pdf", out))
+    dr.assert(client:download(id, "pdf", out))
     assert.equals(2, asset_requests())
     assert.equals(pdf_bytes(id, 256 * 1024), read(out))
+  end)
+
+  it("an interrupt (Ctrl-C) mid-download cancels it at once and removes the part", function()
+    local t = finished()
+    s:config{ valyu = { asset_size = 3000 } }
+    s:fault({ path = ASSET_ROUTE, kind = "drip", interval_ms = 2, count = -1 })
+    local out = tmp("interrupted.pdf")
+    local core = require "deepresearch.core"
+    local last, seen = -1, nil
+    -- Raises, as lua.c's hook does on Ctrl-C, 50 ms after the part file appeared (its bytes
+    -- may still sit in stdio's buffer: the body drips one byte every 2 ms, 6 s in all).
+    debug.sethook(function()
+      local now = core.now()
+      if now - last < 0.005 then return end
+      last = now
+      if not seen and exists(out .. ".part") then seen = now end
+      if seen and now - seen > 0.05 then
+        debug.sethook()
+        error("interrupted!", 0)
+      end
+    end, "", 1)
+    local ok, err = pcall(client.download, client, t.deepresearch_id, t.pdf_url, out)
+    debug.sethook()
+    assert.is_false(ok)
+    assert.equals("interrupted!", err)
+    assert.is_false(exists(out .. ".part"))
+    assert.is_false(exists(out))
+    s:clear_faults()
+    dr.assert(client:download(t.deepresearch_id, t.pdf_url, out))
+    assert.equals(pdf_bytes(t.deepresearch_id, 3000), read(out))
   end)
 
   it("a 5xx answer is never written as the asset", function()
