@@ -5,6 +5,10 @@ local json = require("simulator.valyu_json")
 local validate = require("simulator.valyu_validate")
 local tasks = require("simulator.valyu_task")
 local assets = require("simulator.valyu_assets")
+local batch = require("simulator.valyu_batch")
+local batch_api = require("simulator.valyu_batch_api")
+local webhook = require("simulator.valyu_webhook")
+local content = require("simulator.valyu_content")
 
 local M = {}
 
@@ -43,6 +47,9 @@ local DEFAULTS = {
   asset_size = 4096,           -- bytes of a report.pdf (rule in simulator.valyu_assets)
   image_size = 1024,           -- bytes of a chart image
   images = 0,                  -- chart images per completed task
+  webhook_clock = "virtual",   -- X-Webhook-Timestamp from the "virtual" clock or "real" time
+  webhook_timeout = 2,         -- real seconds a delivery may take
+  webhook_fail = false,        -- true: deliveries are not attempted and are recorded as failed
   -- echo the create metadata in status bodies too (undocumented upstream)
   status_metadata = false,
 }
@@ -106,6 +113,38 @@ function M.install(app)
 
   local function cfg() return app.config.valyu end
 
+  local function webhook_unix(now)
+    if cfg().webhook_clock == "real" then return os.time() end
+    return sim.unix(now)
+  end
+
+  local function batch_ended(b)
+    app:count("valyu.batches_" .. b.status)
+    if b.webhook_url then
+      webhook.queue(sim, "batch." .. b.status, b.id, b.webhook_url, b.webhook_secret,
+        json.encode(batch.body(sim, b)))
+    end
+  end
+
+  -- Settles tasks, then the batches whose members have all ended.
+  local function settle(now)
+    tasks.settle(sim, now)
+    batch.settle(sim, batch_ended)
+  end
+
+  -- After a request: signs the deliveries its settling queued, and sends them from the engine's
+  -- loop once the answer is out (the receiver may be the very client waiting for it).
+  local function publish(now)
+    local s = sim
+    if webhook.sign(s, webhook_unix(now)) > 0 and app.server and not s.flush_scheduled then
+      s.flush_scheduled = true
+      app.server:timer(0, function()
+        s.flush_scheduled = false
+        webhook.flush(s, cfg())
+      end)
+    end
+  end
+
   local function build()
     app.config.valyu = app.config.valyu or {}
     local c = app.config.valyu
@@ -121,6 +160,12 @@ function M.install(app)
     sim.unix = function(t) return math.floor(epoch + t) end
     sim.unix_ms = function(t) return math.floor((epoch + t) * 1000 + 0.5) end
     sim.count = function(name, n) app:count(name, n or 1) end
+    sim.on_end = function(task, t)
+      if task.webhook_url then
+        webhook.queue(sim, "task." .. task.status, task.id, task.webhook_url,
+          task.webhook_secret, json.encode(tasks.status_body(sim, task, t)))
+      end
+    end
     sim.concurrency = function(org)
       local o = cfg().orgs[org]
       return math.max(1, math.floor(tonumber(o and o.concurrency or cfg().concurrency) or 3))
@@ -152,20 +197,25 @@ function M.install(app)
     return entry.org
   end
 
+  local function after(now, ...)
+    publish(now)
+    return ...
+  end
+
   -- Wraps a handler: authenticates, settles the clock, finds the caller's task when :id is routed.
   local function api(handler, needs_task)
     return function(req)
       local org, status = auth(req)
       if not org then return fail(status) end
       local now = req.now or app:now()
-      tasks.settle(sim, now)
+      settle(now)
       local task
       if needs_task then
         task = sim.tasks[req.params.id]
         -- Another organisation's task is indistinguishable from a missing one (no id probing).
-        if not task or task.org ~= org then return fail(404) end
+        if not task or task.org ~= org then return after(now, fail(404)) end
       end
-      return handler(req, org, now, task)
+      return after(now, handler(req, org, now, task))
     end
   end
 
@@ -218,7 +268,7 @@ function M.install(app)
     local id = app:uuid()
     local task = tasks.create(sim, org, r, now, seed, id, base_url(req) ..
       "/v1/deepresearch/tasks/" .. id)
-    tasks.settle(sim, now)
+    settle(now)
     app:count("valyu.tasks_created")
     local out = {
       deepresearch_id = id, status = task.status == "queued" and "queued" or "running",
@@ -288,7 +338,7 @@ function M.install(app)
       return fail(400, string.format("Task cannot be cancelled: it is already %s", task.status))
     end
     tasks.cancel(sim, task, now)
-    tasks.settle(sim, now)
+    settle(now)
     app:count("valyu.tasks_cancelled")
     return reply(200,
       { success = true, message = "Task cancelled successfully", deepresearch_id = task.id })
@@ -342,7 +392,7 @@ function M.install(app)
     local problem = validate.respond(task.interaction.type, body.response)
     if problem then return fail(400, problem) end
     local st = tasks.respond(sim, task, now, body.response)
-    tasks.settle(sim, now)
+    settle(now)
     app:count("valyu.tasks_responded")
     return reply(200, { success = true, status = st, deepresearch_id = task.id })
   end, true))
@@ -360,7 +410,7 @@ function M.install(app)
 
   -- Assets: by API key (the owner's) or by the token in the signed URL.
   app:route("GET", "/v1/deepresearch/tasks/:id/assets/:asset_id", function(req)
-    tasks.settle(sim, req.now or app:now())
+    settle(req.now or app:now())
     local task = sim.tasks[req.params.id]
     local org = auth(req)
     local token = req.query and req.query.token
@@ -376,8 +426,17 @@ function M.install(app)
     return fail(404, "Asset not found")
   end)
 
+  batch_api.install(app, {
+    api = api, reply = reply, fail = fail, validation_failure = validation_failure,
+    body_of = body_of, base_url = base_url, start_balance = start_balance,
+    sim = function() return sim end, cfg = cfg, batch_ended = batch_ended,
+    new_id = function() return app:uuid() end,
+    new_secret = function() return content.rng(app:random(1, 2147483646)):hex(64) end,
+  })
+
   app:expose("valyu", function()
-    tasks.settle(sim, app:now())
+    settle(app:now())
+    publish(app:now())
     local list, ids = {}, {}
     for id in pairs(sim.tasks) do ids[#ids + 1] = id end
     table.sort(ids, function(a, b) return sim.tasks[a].seq < sim.tasks[b].seq end)
@@ -410,7 +469,21 @@ function M.install(app)
     -- app.array keeps an empty list a JSON [] under the engine's cjson encoder.
     local n = #list
     if app.array then list = app.array(list) end
-    return { tasks = list, task_count = n, active = active, balances = balances, created = sim.seq }
+    local blist, bids = {}, {}
+    for id in pairs(sim.batches) do bids[#bids + 1] = id end
+    table.sort(bids, function(a, b) return sim.batches[a].seq < sim.batches[b].seq end)
+    for i, id in ipairs(bids) do
+      local b = sim.batches[id]
+      local body = batch.body(sim, b)
+      local members = {}
+      for k, t in ipairs(b.members) do members[k] = t.id end
+      body.tasks = app.array and app.array(members) or members
+      blist[i] = body
+    end
+    local hooks = webhook.view(sim)
+    if app.array then blist, hooks = app.array(blist), app.array(hooks) end
+    return { tasks = list, task_count = n, active = active, balances = balances, created = sim.seq,
+      batches = blist, webhooks = hooks }
   end)
 end
 

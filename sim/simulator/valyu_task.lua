@@ -25,7 +25,8 @@ local CHECKPOINTS = {
 }
 
 function M.new_state()
-  return { tasks = {}, active = {}, seq = 0, ledger = {} }
+  return { tasks = {}, active = {}, seq = 0, ledger = {}, batches = {}, batch_seq = 0,
+    webhooks = {} }
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -197,6 +198,7 @@ function apply.fail(sim, task, t)
   partial_output(task, task.work / task.duration, step)
   release(sim, task, sim.cfg().refund_on_failure ~= false)
   sim.count("valyu.tasks_failed")
+  if sim.on_end then sim.on_end(task, t) end
 end
 
 function apply.complete(sim, task, t)
@@ -218,6 +220,7 @@ function apply.complete(sim, task, t)
   task.images = assets.images(task, math.floor(tonumber(sim.cfg().images) or 0), sim.unix(t))
   release(sim, task, false)
   sim.count("valyu.tasks_completed")
+  if sim.on_end then sim.on_end(task, t) end
 end
 
 -- Running tasks and tasks awaiting input hold a slot; queued and paused ones do not.
@@ -382,7 +385,7 @@ function M.status_body(sim, task, now)
   local b = {
     deepresearch_id = task.id, status = task.status, query = task.query, mode = task.mode,
     created_at = sim.iso(task.created_at), output_formats = task.output_formats,
-    public = task.public,
+    public = task.public, batch_id = task.batch_id, batch_task_id = task.batch_task_id,
   }
   -- Not documented on the status body (create echoes it); opt-in for clients that look for it.
   if sim.cfg().status_metadata then b.metadata = task.metadata end

@@ -2,6 +2,7 @@
 -- {code, key, message} so either error shape (simple or validation_failed) can be built from it.
 local json = require("simulator.valyu_json")
 local content = require("simulator.valyu_content")
+local webhook = require("simulator.valyu_webhook")
 
 local M = {}
 
@@ -195,9 +196,9 @@ function M.create(body)
     end
   end
 
-  if b.webhook_url ~= nil
-    and (type(b.webhook_url) ~= "string" or not b.webhook_url:find("^https://[^%s]+$")) then
-    add("invalid_value", "webhook_url", "webhook_url must be an HTTPS URL")
+  if b.webhook_url ~= nil and not webhook.allowed(b.webhook_url) then
+    add("invalid_value", "webhook_url",
+      "webhook_url must be an HTTPS URL (http only for 127.0.0.1, localhost, [::1])")
   end
   if b.alert_email ~= nil then
     local ae = b.alert_email
