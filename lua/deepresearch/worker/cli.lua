@@ -3,6 +3,8 @@ local M = {}
 
 M.USAGE = [[
 usage: deepresearch-worker [options]
+       deepresearch-worker respond JOB_ID 'ANSWER_JSON' [--interaction ID] [--redis-url URL] [--queue NAME]
+       deepresearch-worker resume JOB_ID [--redis-url URL] [--queue NAME]
 
 Takes deep-research jobs from a Redis list, runs them and writes the results back.
 A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "output_schema": {...}}
@@ -25,6 +27,10 @@ A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "outp
   --search-window S     how long the task of a create that may have made one is searched for
                         (at least 3 searches that succeed) before the job is set aside as
                         ambiguous; such a job is never created again (default 600)
+  --batch-size N        group up to N new jobs into one batch of the provider (valyu); 0 or 1:
+                        one create per job (default)
+  --input-recheck S     a job whose task waits for input (a checkpoint) leaves the worker;
+                        it is looked at again after S seconds (default 300)
   --once                exit when the queue is empty and no worker holds a job
   --watch-pid PID       exit (as if killed) when process PID is gone (for supervisors and tests)
   --quiet               no status line or log on stderr
@@ -34,16 +40,25 @@ A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "outp
 The API token comes from the environment only: EXTRUCT_API_TOKEN (extruct) or VALYU_API_KEY (valyu).
 Ctrl-C: no more jobs are taken; creates already sent get up to 5 s to be answered and recorded;
 exit status 130. A second Ctrl-C quits at once.
+
+A job whose task waits for a person (status input_required; its hash holds the interaction):
+  respond JOB_ID 'ANSWER_JSON'   records the answer (e.g. '{"approved": true}') and hands the job
+                                 back to the workers, which send it and go on waiting
+  resume JOB_ID                  hands the job back after you answered through the API yourself
+Exit status 0, or 1 when the job does not wait for input (or for that interaction).
 ]]
 
 local NUMBERS = { concurrency = true, timeout = true, interval = true, ["max-interval"] = true,
   ["wait-timeout"] = true, lease = true, ["reconcile-grace"] = true, ["search-window"] = true,
-  ["watch-pid"] = true }
+  ["watch-pid"] = true, ["batch-size"] = true, ["input-recheck"] = true }
 local STRINGS = { ["redis-url"] = true, queue = true, provider = true, ["base-url"] = true,
-  ["worker-id"] = true }
+  ["worker-id"] = true, interaction = true }
 local FLAGS = { once = true, quiet = true, verbose = true, help = true, version = true }
 
---- Parses argv; returns options (keys with dashes) or nil, message.
+local COMMANDS = { respond = 2, resume = 1 } -- command -> its positional arguments
+
+--- Parses argv; returns options (keys with dashes; o.command and o.args for respond and
+-- resume) or nil, message.
 function M.parse(argv)
   local o = {}
   local i = 1
@@ -51,8 +66,13 @@ function M.parse(argv)
     local a = argv[i]
     local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
     name = name or a:match("^%-%-([%w%-]+)$")
-    if not name then return nil, "unexpected argument " .. a end
-    if FLAGS[name] then
+    if not name and i == 1 and COMMANDS[a] then
+      o.command, o.args = a, {}
+    elseif not name and o.command and #o.args < COMMANDS[o.command] then
+      o.args[#o.args + 1] = a
+    elseif not name then
+      return nil, "unexpected argument " .. a
+    elseif FLAGS[name] then
       if inline then return nil, "--" .. name .. " takes no value" end
       o[name] = true
     elseif NUMBERS[name] or STRINGS[name] then
@@ -75,6 +95,16 @@ function M.parse(argv)
     end
     i = i + 1
   end
+  if o.command and #o.args < COMMANDS[o.command] then
+    return nil, o.command .. " needs " .. (o.command == "respond" and "JOB_ID and ANSWER_JSON"
+      or "JOB_ID")
+  end
+  if o.interaction and o.command ~= "respond" then
+    return nil, "--interaction goes with respond only"
+  end
+  if o["batch-size"] and (o["batch-size"] % 1 ~= 0 or o["batch-size"] > 100) then
+    return nil, "--batch-size needs a whole number from 0 to 100"
+  end
   if o.concurrency and (o.concurrency < 1 or o.concurrency % 1 ~= 0) then
     return nil, "--concurrency needs a whole number >= 1"
   end
@@ -91,7 +121,7 @@ function M.worker_options(o)
     redis_url = o["redis-url"] or os.getenv("DEEPRESEARCH_REDIS_URL") or nil,
     queue = o.queue, concurrency = o.concurrency, provider = o.provider, worker_id = o["worker-id"],
     lease = o.lease, reconcile_grace = o["reconcile-grace"], search_window = o["search-window"],
-    once = o.once,
+    once = o.once, batch_size = o["batch-size"], input_recheck = o["input-recheck"],
     quiet = o.quiet,
     verbose = o.verbose, watch_pid = o["watch-pid"],
     client = { base_url = o["base-url"], timeout = o.timeout },
@@ -104,11 +134,50 @@ local function fail(msg, code)
   return code or 2
 end
 
+local function say(fmt, ...) io.stdout:write(string.format(fmt, ...), "\n") end
+
+-- What the respond script's refusals mean, for a person.
+local REFUSED = {
+  not_waiting = "job %s is not waiting for input (status: %s)",
+  stale = "job %s waits for another checkpoint now (interaction %s): read its hash again",
+  pending = "job %s has an answer for checkpoint %s already; a worker is sending it",
+}
+
+--- respond / resume: the consumer's side of a checkpoint (docs/worker.md "Answering a
+-- checkpoint"). Writes to Redis only; a worker sends the answer.
+function M.answer(o)
+  local answer
+  if o.command == "respond" then
+    local json = require "deepresearch.base.json"
+    local v = json.decode(o.args[2])
+    if type(v) ~= "table" or v[1] ~= nil or json.is_array_marked(v) then
+      return fail("the answer must be a JSON object, e.g. '{\"approved\": true}'")
+    end
+    answer = json.encode(v)
+  end
+  local url = o["redis-url"] or os.getenv("DEEPRESEARCH_REDIS_URL") or
+    require("deepresearch.worker").defaults.redis_url
+  local conn, err = require("deepresearch.worker.redis").new{ url = url, timeout = 5 }
+  if not conn then return fail(tostring(err)) end
+  local store = require("deepresearch.worker.store").new(conn, o.queue or "deepresearch", "cli")
+  local r, v = store:respond(o.args[1], answer, o.interaction)
+  conn:close()
+  if not r then return fail("redis: " .. tostring(v), 1) end
+  if r ~= "ok" then return fail(string.format(REFUSED[r] or r, o.args[1], tostring(v)), 1) end
+  if answer then
+    say("job %s: answer to checkpoint %s recorded; a worker sends it", o.args[1], v)
+  else
+    say("job %s: handed back to the workers", o.args[1])
+  end
+  return 0
+end
+
 --- Runs the command; returns the exit status.
 function M.main(argv)
   local o, err = M.parse(argv)
   if not o then return fail(err .. "\n" .. M.USAGE) end
   if o.help then io.stdout:write(M.USAGE) return 0 end
+  if o.command then return M.answer(o) end
   local dr = require "deepresearch"
   if o.version then io.stdout:write("deepresearch-worker ", dr.version, "\n") return 0 end
   local provider = dr.providers[o.provider or dr.providers.DEFAULT]

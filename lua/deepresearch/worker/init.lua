@@ -20,6 +20,9 @@ M.defaults = {
   queue = "deepresearch", concurrency = 4, provider = dr.providers.DEFAULT, lease = 10,
   reconcile_grace = 10,
   search_window = 600, redis_url = "redis://127.0.0.1:6379/0", idle_poll = 0.1, busy_poll = 0.05,
+  -- A job whose task waits for a person is looked at again this rarely (seconds): the
+  -- respond command brings it back at once; this catches answers given through the API itself.
+  input_recheck = 300,
 }
 
 local Worker = {}
@@ -183,7 +186,16 @@ function Worker:reap(now)
   for _, raw in ipairs(moved) do self:admit(raw, t + self.opts.reconcile_grace) end
 end
 
+-- Parked jobs (tasks waiting for input) due for a rare look, at most once a second.
+function Worker:recheck(now)
+  if now < (self.next_recheck or 0) or self.count >= self.opts.concurrency then return end
+  self.next_recheck = now + 1
+  local due = self.store:take_due(self.opts.concurrency - self.count)
+  for _, raw in ipairs(type(due) == "table" and due or {}) do self:admit(raw) end
+end
+
 function Worker:fill()
+  self:recheck(self.now())
   while self.count < self.opts.concurrency do
     local raw = self.store:take()
     if not raw then return end
