@@ -38,6 +38,7 @@ build = {
     ["deepresearch.cli"] = "lua/deepresearch/cli/init.lua",
     ["deepresearch.cli.args"] = "lua/deepresearch/cli/args.lua",
     ["deepresearch.cli.brief"] = "lua/deepresearch/cli/brief.lua",
+    ["deepresearch.cli.assets"] = "lua/deepresearch/cli/assets.lua",
     ["deepresearch.cli.batch"] = "lua/deepresearch/cli/batch.lua",
     ["deepresearch.cli.discover"] = "lua/deepresearch/cli/discover.lua",
     ["deepresearch.cli.help"] = "lua/deepresearch/cli/help.lua",

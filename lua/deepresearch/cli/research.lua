@@ -160,6 +160,7 @@ local function list(ctx, opts, words)
 end
 
 local function report(ctx, opts, words)
+  if opts.pdf then return require("deepresearch.cli.assets").report_pdf(ctx, opts, words) end
   local id, client = ctx:id_and_client(words)
   if not id then return client end
   local task, err = client:get(id)
@@ -245,9 +246,10 @@ M.commands = {
     },
   },
   report = {
-    usage = "report ID [--style footnotes|inline|plain] [--json]", run = report,
+    usage = "report ID [--style footnotes|inline|plain] [--json] [--pdf FILE]", run = report,
     summary = "print a finished task's report with its citations resolved",
-    options = { O.style, { "json", doc = "print the task as JSON" } },
+    options = { O.style, { "json", doc = "print the task as JSON" },
+      { "pdf", value = "FILE", doc = "save the report's PDF to FILE instead (--provider valyu)" } },
   },
   cancel = {
     usage = "cancel ID", run = cancel, requires = { operation = "cancel" },
