@@ -132,3 +132,72 @@ describe("dr.webhooks", function()
     assert.has_error(function() dr.webhooks.verify() end)
   end)
 end)
+
+-- The simulator delivers a signed webhook to a loopback server this spec runs (LuaSocket).
+describe("dr.webhooks with the simulator's deliveries", function()
+  local env = require "support.env"
+  local socket = require "socket"
+  local s, client, server, port
+
+  setup(function()
+    s = env.sim()
+    server = assert(socket.bind("127.0.0.1", 0))
+    port = select(2, server:getsockname())
+  end)
+  teardown(function() server:close() end)
+  before_each(function()
+    s:reset()
+    s:config{ valyu = { webhook_clock = "real" } }
+    client = env.client(s, { provider = "valyu", api_key = "valyu-key", token = false })
+  end)
+  after_each(function() client:close() end)
+
+  -- Accepts one delivery and answers 200: its raw body and its headers.
+  local function receive()
+    server:settimeout(5)
+    local c = assert(server:accept())
+    c:settimeout(5)
+    local headers, n = {}, 0
+    local line = assert(c:receive("*l"))
+    assert.matches("^POST /hook HTTP/1%.1", line)
+    while true do
+      line = assert(c:receive("*l"))
+      if line == "" then break end
+      local k, v = line:match("^([^:]+):%s*(.*)$")
+      headers[k] = v
+      if k:lower() == "content-length" then n = tonumber(v) end
+    end
+    local body = n > 0 and assert(c:receive(n)) or ""
+    c:send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    c:close()
+    return body, headers
+  end
+
+  it("receives a completed task's webhook on loopback and verifies it", function()
+    local t = dr.assert(client:create{
+      query = "Compare Acme Robotics and Globex on warehouse automation revenue since 2023",
+      mode = "fast", webhook_url = "http://127.0.0.1:" .. port .. "/hook" })
+    local secret = t.webhook_secret
+    assert.matches("^" .. string.rep("%x", 64) .. "$", secret)
+    dr.assert(client:wait(t.deepresearch_id))
+    local body, headers = receive()
+    local task = dr.json.decode(body)
+    assert.equals(t.deepresearch_id, task.deepresearch_id)
+    assert.equals("completed", task.status)
+    assert.is_true(dr.webhooks.verify{ provider = "valyu", secret = secret, body = body,
+      headers = headers })
+    -- a tampered body, another task's secret, a replay past the tolerance
+    local _, err = dr.webhooks.verify{ provider = "valyu", secret = secret,
+      body = body:gsub("completed", "failed"), headers = headers }
+    assert.equals("invalid_signature", err.code)
+    _, err = dr.webhooks.verify{ provider = "valyu", secret = string.rep("0", 64), body = body,
+      headers = headers }
+    assert.equals("invalid_signature", err.code)
+    _, err = dr.webhooks.verify{ provider = "valyu", secret = secret, body = body,
+      headers = headers, now = os.time() + 301 }
+    assert.equals("stale_webhook", err.code)
+    local seen = s:state().valyu.webhooks
+    assert.equals(1, #seen)
+    assert.equals("delivered", seen[1].state)
+  end)
+end)
