@@ -96,7 +96,9 @@ function M.verify(opts)
   need_string("verify", opts, "body")
   if opts.secret == "" then error("bad option 'secret' to 'verify' (empty)", 2) end
   local tolerance = opts.tolerance or M.DEFAULT_TOLERANCE
-  if tolerance ~= tolerance or tolerance < 0 then error("bad option 'tolerance' to 'verify' (negative)", 2) end
+  if tolerance ~= tolerance or tolerance < 0 then
+    error("bad option 'tolerance' to 'verify' (a number >= 0 expected)", 2)
+  end
   local sig = opts.signature or header(opts.headers, r.header)
   local ts = opts.timestamp or header(opts.headers, r.timestamp_header)
   if type(sig) ~= "string" or sig == "" then
