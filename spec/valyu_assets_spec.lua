@@ -248,6 +248,13 @@ describe("valyu assets", function()
     assert.equals("invalid_request", err.code)
   end)
 
+  it("debug logs show a signed URL's token as ***", function()
+    local http = require "deepresearch.runtime.http"
+    assert.equals("https://s.example/a.pdf?token=***&x=1",
+      http.redact_url("https://s.example/a.pdf?token=abc123&x=1"))
+    assert.equals("http://u:***@h/p?a=1&Token=***", http.redact_url("http://u:pw@h/p?a=1&Token=z"))
+  end)
+
   it("checks its arguments", function()
     assert.has_error(function() client:download("id", nil, "x") end)
     assert.has_error(function() client:download("id", "pdf") end)

@@ -200,12 +200,14 @@ M.classify = classify
 local debug_on = os.getenv("DEEPRESEARCH_DEBUG") == "1"
 
 --- The URL with the password of its user part shown as *** (user:***@host), for messages
--- and logs; a user part without a password may itself be a secret: ***@host.
+-- and logs; a user part without a password may itself be a secret: ***@host. A signed asset
+-- URL's token query parameter is a credential too: token=***.
 function M.redact_url(url)
-  return (tostring(url):gsub("^(%a[%w+.-]*://)([^/?#]*)@", function(scheme, userinfo)
+  url = tostring(url):gsub("^(%a[%w+.-]*://)([^/?#]*)@", function(scheme, userinfo)
     local user = userinfo:match("^([^:]*):")
     return scheme .. (user and (user .. ":***") or "***") .. "@"
-  end, 1))
+  end, 1)
+  return (url:gsub("([?&][Tt][Oo][Kk][Ee][Nn]=)[^&#]*", "%1***"))
 end
 
 local proxy_warned = false
