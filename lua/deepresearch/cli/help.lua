@@ -34,7 +34,7 @@ Environment:
 
 -- Commands in the order the overview lists them.
 M.ORDER = {
-  "run", "create", "get", "wait", "list", "report", "cancel",
+  "run", "create", "get", "wait", "list", "report", "cancel", "download", "public",
   "brief render", "brief lint",
   "discover", "discover get", "discover wait", "discover results", "discover resume",
     "discover list",
