@@ -248,6 +248,39 @@ describe("valyu assets", function()
     assert.equals("invalid_request", err.code)
   end)
 
+  it("a signed https URL on another host goes without the key; the API's host gets it",
+    function()
+      local http = require "deepresearch.runtime.http"
+      local state = http.state(client)
+      local function has_key(spec)
+        for _, h in ipairs(spec.headers) do
+          if h:lower():find("^x%-api%-key:") then return true end
+        end
+        return false
+      end
+      local spec = assert(http.prepare(state, { method = "GET", anonymous = true,
+        url = "https://storage.example/r.pdf?token=t", accept = "*/*", file = tmp("a") }))
+      assert.is_false(has_key(spec))
+      assert.equals(tmp("a"), spec.file)
+      assert.truthy(table.concat(spec.headers, "\n"):find("Accept: */*", 1, true))
+      spec = assert(http.prepare(state, { method = "GET", path = "/v1/x", accept = "*/*" }))
+      assert.is_true(has_key(spec))
+    end)
+
+  it("the task's own pdf_url on another https host is fetched (without the key)", function()
+    local once = env.client(s, { provider = "valyu", api_key = "valyu-key", token = false,
+      max_retries = 0 })
+    s:fault({ path = "/v1/deepresearch/tasks/[^/]+/status", status = 200,
+      body = '{"deepresearch_id":"t1","status":"completed",' ..
+        '"pdf_url":"https://127.0.0.1:1/reports/t1.pdf"}' })
+    local out = tmp("elsewhere.pdf")
+    local _, err = once:download("t1", "pdf", out)
+    assert.equals("network", err.code) -- port 1 refuses: it was tried, not refused locally
+    assert.is_false(exists(out))
+    assert.is_false(exists(out .. ".part"))
+    once:close()
+  end)
+
   it("debug logs show a signed URL's token as ***", function()
     local http = require "deepresearch.runtime.http"
     assert.equals("https://s.example/a.pdf?token=***&x=1",

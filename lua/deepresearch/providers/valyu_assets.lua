@@ -32,8 +32,9 @@ local function shown(url)
 end
 
 -- How a full asset URL is fetched: with the API key on the client's own host only; elsewhere
--- only a signed https URL (its query carries the credential), without the key.
-local function url_request(state, url)
+-- without the key, over https, when the API itself gave the URL (from_api: the task's pdf_url,
+-- which Valyu serves from its storage host) or when it is signed (its query is the credential).
+local function url_request(state, url, from_api)
   local origin, rest = split_url(url)
   if origin == nil or url:find("%c") then
     return nil, errors.invalid("asset URL is not an http(s) URL: " .. shown(url),
@@ -42,7 +43,7 @@ local function url_request(state, url)
   if origin == split_url(state.base_url) then
     return { url = url, path = (rest:gsub("[?#].*$", "")) }
   end
-  if origin:find("^https://") and rest:find("?", 1, true) then
+  if origin:find("^https://") and (from_api or rest:find("?", 1, true)) then
     return { url = url, path = shown(url), anonymous = true }
   end
   return nil, errors.invalid("asset URL " .. shown(url) .. " is not on " ..
@@ -64,7 +65,7 @@ local function asset_request(runtime, self, id, asset)
         tostring(task.status) .. "; a PDF needs output_formats = { \"markdown\", \"pdf\" } " ..
         "and a completed task)", { task = task })
     end
-    return url_request(state, task.pdf_url)
+    return url_request(state, task.pdf_url, true)
   end
   if asset:find("^%a[%w+.-]*://") then return url_request(state, asset) end
   return { path = task_path(self, id) .. "/assets/" .. http.escape(asset) }
