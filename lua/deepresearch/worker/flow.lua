@@ -180,6 +180,7 @@ end
 -- that gate wrote (the marker this create owns).
 function flow:create(job)
   if self.draining then return true end
+  if self.batching and not job.solo and self:join_batch(job) then return true end
   job.attempts = job.attempts + 1
   local g = {}
   job.gate = g
@@ -412,10 +413,11 @@ function flow:reconcile(job)
   local paged = require("deepresearch.providers").get(self.provider_name).list_paging == "offset"
   local matches = {}
   local counted = false
-  local function page(offset, n)
-    local opts = paged and { offset = offset, limit = LIST_LIMIT } or { limit = 100 }
-    self.poller:list(opts, function(list, lerr)
-      self:try(job, function()
+  -- A job added to a batch is looked for in that batch's task list (complete, by the job's id).
+  local batch = h.batch_id and self.provider.batch or nil
+  local match = batch and batch.matches or self.provider.matches
+  local page
+  local function got(list, lerr, offset, n)
         if not list then
           if not counted then
             counted = true
@@ -432,7 +434,7 @@ function flow:reconcile(job)
           local at = jobs.created_epoch(t)
           if floor and at and at < floor - SKEW then
             older = true
-          elseif self.provider.matches(t, job) then
+          elseif match(t, job) then
             matches[#matches + 1] = t
           end
         end
@@ -445,8 +447,16 @@ function flow:reconcile(job)
         end
         page(offset + #list, n + 1)
         return true
-      end)
+  end
+  page = function(offset, n)
+    local opts = paged and { offset = offset, limit = LIST_LIMIT } or { limit = 100 }
+    self.poller:list(opts, function(list, lerr)
+      self:try(job, function() return got(list, lerr, offset, n) end)
     end)
+  end
+  if batch then
+    local list, lerr = self:batch_listing(h.batch_id)
+    return got(list, lerr, 0, MAX_PAGES)
   end
   page(0, 1)
   return true
@@ -678,6 +688,158 @@ function flow:refused(job, h, task, err)
   if not r then return nil, e end
   if r == "changed" then return self:resume(job) end
   return self:park(job, task, task.interaction)
+end
+
+-- Batches (--batch-size) -------------------------------------------------------------------------
+
+--- The job waits in a group of jobs whose batch parameters agree; the loop sends each group as
+-- one batch (send_batch) at the end of the turn that filled it. False when the job cannot go
+-- in a batch (it is created on its own).
+function flow:join_batch(job)
+  local key, opts, task = self.provider.batch.group(job.params, job)
+  if not key then return false end
+  job.attempts = job.attempts + 1
+  local g = self.groups[key]
+  if not g then
+    g = { opts = opts, jobs = {}, tasks = {} }
+    self.groups[key] = g
+  end
+  g.jobs[#g.jobs + 1], g.tasks[#g.tasks + 1] = job, task
+  job.group = g
+  if #g.jobs >= self.opts.batch_size then
+    self.groups[key] = nil
+    self.full[#self.full + 1] = g
+  end
+  self:debug("job %s: waits for its batch (%d so far)", job.id, #g.jobs)
+  return true
+end
+
+--- Sends every group waiting: full ones, then the rest (nothing more came this turn).
+function flow:flush_batches()
+  local list = self.full
+  self.full = {}
+  for key, g in pairs(self.groups) do
+    list[#list + 1] = g
+    self.groups[key] = nil
+  end
+  for _, g in ipairs(list) do
+    local ok, err = pcall(self.send_batch, self, g)
+    if not ok then
+      if is_interrupt(err) then error(err, 0) end
+      self:log("internal error sending a batch: %s", tostring(err))
+      for _, job in ipairs(g.jobs) do
+        if not job.gone and not job.step and not job.task_id then
+          self:later(job, 1, flow.create)
+        end
+      end
+    end
+  end
+end
+
+--- One group as one batch: batch_create (a batch costs nothing by itself), the create gate for
+-- each job (marked "creating" with the batch id, lease renewed), then one batch_add whose tasks
+-- carry the jobs' ids. Its answer is recorded per job as a create's would be; an add that may
+-- have made tasks leaves the jobs ambiguous, searched for in the batch's task list, never
+-- added again. The batch calls go through a blocking client of their own: the add leaves at
+-- once after the gates, well within the renewed lease.
+function flow:send_batch(g)
+  local live, tasks = {}, {}
+  for i, job in ipairs(g.jobs) do
+    if not job.gone and job.group == g then
+      job.group = nil
+      live[#live + 1], tasks[#tasks + 1] = job, g.tasks[i]
+    end
+  end
+  if not live[1] or self.draining then return end
+  local client = self:batch_client()
+  local batch, err = client:batch_create(g.opts)
+  if not batch then
+    local delay = backoff(live[1].attempts)
+    self:log("a batch for %d job(s) was not created (%s); again in %.1fs", #live, tostring(err),
+      delay)
+    for _, job in ipairs(live) do self:later(job, delay, flow.create) end
+    return
+  end
+  local bid = batch.batch_id
+  local t0 = core.now()
+  local ready, sent = {}, {}
+  for i, job in ipairs(live) do
+    local r, v = self.store:claim_send(job, false, self.lease_value, self.opts.lease, bid)
+    if r == "ok" then
+      job.gate = { marker = v, r = "ok" }
+      job.sending = true
+      ready[#ready + 1], sent[#sent + 1] = job, tasks[i]
+    else
+      local gate = { r = r, v = v }
+      self:try(job, function()
+        return self:not_sent(job, gate, { message = "create gate: " .. tostring(r or v) })
+      end)
+    end
+  end
+  if not ready[1] then return end
+  local function each(fn)
+    for i, job in ipairs(ready) do
+      job.sending = nil
+      self:try(job, function() return fn(job, i) end)
+    end
+  end
+  if core.now() > t0 + self.opts.lease - self.send_margin then
+    -- The gates took longer than the lease allows: nothing is sent; this process wrote the
+    -- markers and knows, so it clears them.
+    return each(function(job)
+      return self:not_sent(job, job.gate, { message = "the batch's gates outlasted the lease" })
+    end)
+  end
+  self:debug("batch %s: adding %d job(s)", bid, #ready)
+  local added, aerr = client:batch_add(bid, sent)
+  if added then return self:batch_added(added, each) end
+  if aerr.code == "invalid_request" and #ready > 1 then
+    -- Refused whole (the add is atomic): each job is created on its own instead, so that
+    -- only a bad one is dead-lettered.
+    self:log("batch %s refused its tasks (%s); creating each job on its own", bid,
+      tostring(aerr))
+    return each(function(job) return self:solo(job, aerr) end)
+  end
+  return each(function(job) return self:created(job, job.gate, nil, aerr) end)
+end
+
+function flow:batch_added(added, each)
+  local by_id = {}
+  for _, t in ipairs(type(added.tasks) == "table" and added.tasks or {}) do
+    local uid = t.task_id or t.batch_task_id
+    if uid ~= nil then by_id[uid] = t end
+  end
+  local id_field = self.provider.id_field
+  return each(function(job)
+    local t = by_id[job.id]
+    if t and t[id_field] then
+      job.answered = t[id_field]
+      return self:record(job, t, added.reconciled)
+    end
+    return self:ambiguous(job, jobs.error_json({ code = "ambiguous",
+      message = "the batch's add answer does not name this job's task" }))
+  end)
+end
+
+--- The batch refused the tasks as a whole: this job's marker is cleared (nothing was made) and
+-- it is created on its own.
+function flow:solo(job, err)
+  local c, e = self.store:clear_marker(job, job.gate.marker, jobs.error_json(err))
+  if not c then return nil, e end
+  if c == "settled" then return self:resume(job) end
+  if c == "lost" then return self:lost(job) end
+  job.solo = true
+  return self:later(job, 0, flow.create)
+end
+
+--- Every task of a batch (all its cursor pages), or nil, err.
+function flow:batch_listing(batch_id)
+  local list = {}
+  for t, err in self:batch_client():batch_tasks(batch_id, { limit = 100 }) do
+    if not t then return nil, err end
+    list[#list + 1] = t
+  end
+  return list
 end
 
 return flow

@@ -75,6 +75,13 @@ function M.new(opts)
   local client_opts = { provider = o.provider, user_agent = "deepresearch-worker" }
   for k, v in pairs(o.client or {}) do client_opts[k] = v end
   w.client = dr.client(client_opts)
+  w.client_opts = client_opts
+  if (o.batch_size or 0) > 1 then
+    if not w.provider.batch then
+      return nil, "--batch-size: provider " .. tostring(o.provider) .. " has no batches"
+    end
+    w.batching, w.groups, w.full = true, {}, {}
+  end
   w.poller = w.client:poller{ max_connections = math.min(o.concurrency, 16) }
   -- No Redis call may block longer than a fraction of the lease, or others would take over.
   local conn, err = redis.new{ url = o.redis_url, max_backoff = math.min(2, o.lease / 3),
@@ -96,6 +103,13 @@ end
 
 function Worker:debug(fmt, ...)
   if self.opts.verbose then self:log(fmt, ...) end
+end
+
+--- The blocking client batches are sent and listed with (its own connections: the poller's
+-- transfers are not disturbed while a batch call runs).
+function Worker:batch_client()
+  if not self.bclient then self.bclient = dr.client(self.client_opts) end
+  return self.bclient
 end
 
 function Worker:redis_state(up, msg)
@@ -261,6 +275,7 @@ function Worker:turn()
   end
   if self.usurped then return false end
   self:run_due(now)
+  if self.batching and not self.draining then self:flush_batches() end
   if self.opts.once and self.adopted and self.count == 0 and not self.pending_ops[1] and
      now >= self.next_once_check then
     self.next_once_check = now + 0.2

@@ -238,17 +238,20 @@ redis.call('HSET', h, 'id', ARGV[1], 'status', 'creating', 'creating_at', t,
   'creating_floor', redis.call('HGET', KEYS[2], 'last_created_at') or '', 'worker', ARGV[2],
   'brief', ARGV[3], 'updated_at', t)
 redis.call('HINCRBY', h, 'creates', 1)
+-- The batch this create adds the job to: its task is searched for there (docs/worker.md).
+if (ARGV[8] or '') ~= '' then redis.call('HSET', h, 'batch_id', ARGV[8]) else redis.call('HDEL', h, 'batch_id') end
 return { 'ok', t }
 ]]
 
 --- Returns "ok" (send it) | "task", id | "terminal", status | "ambiguous" | "creating" (an
 -- earlier create may be in flight) | "lost" (another worker took the job) | "lease" (the
--- lease is not this process's now), or nil, err when Redis failed.
-function Store:claim_send(job, force, lease_value, lease_seconds)
+-- lease is not this process's now), or nil, err when Redis failed. batch_id: the batch the
+-- create adds the job to (recorded with the marker), or nil for a create of its own.
+function Store:claim_send(job, force, lease_value, lease_seconds, batch_id)
   local r, err = self.conn:eval(CLAIM_SEND,
     { self:job_key(job.id), self:key("meta"), self:processing(), self:lease_key() },
     { job.id, self.wid, job.brief or "", force and "1" or "0", job.raw, lease_value,
-      math.floor(lease_seconds * 1000) })
+      math.floor(lease_seconds * 1000), batch_id or "" })
   if not r then return nil, err end
   return r[1], r[2]
 end

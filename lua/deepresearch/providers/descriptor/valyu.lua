@@ -153,4 +153,31 @@ D.worker = {
   end,
 }
 
+-- The worker's --batch-size (docs/worker.md): a job joins a batch when every create parameter
+-- it has is one a batch or a batch task takes (hitl, files, ... go alone); jobs whose batch
+-- parameters agree share a batch. Returns the group key, batch_create's table and the job's
+-- batch_add task (its id: the job's), or nil.
+local BATCH_LEVEL = { mode = true, output_formats = true, search = true }
+local TASK_LEVEL = { query = true, research_strategy = true, strategy = true,
+  report_format = true, urls = true, metadata = true }
+D.worker.batch = {
+  group = function(p, j)
+    for k in pairs(p) do
+      if not BATCH_LEVEL[k] and not TASK_LEVEL[k] then return nil end
+    end
+    local json = require "deepresearch.base.json"
+    local mode = D.mode_aliases and D.mode_aliases[p.mode] or p.mode
+    local key = json.encode({ mode or "", p.output_formats or false, p.search or false })
+    return key, { mode = mode, output_formats = p.output_formats, search = p.search },
+      { id = j.id, query = p.query, research_strategy = p.research_strategy or p.strategy,
+        report_format = p.report_format, urls = p.urls, metadata = p.metadata }
+  end,
+  -- A listed batch task is the job's when it carries the job's id.
+  matches = function(task, j)
+    local uid = task.batch_task_id or task.task_id
+    if uid ~= nil then return uid == j.id end
+    return D.worker.matches(task, j)
+  end,
+}
+
 return D
