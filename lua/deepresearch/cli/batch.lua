@@ -233,8 +233,8 @@ local function wait(ctx, opts, words)
   output.json_or(ctx.out, opts.json, b, function() summary(ctx, b) end)
   local failed = counts_of(b).failed or 0
   if failed > 0 then
-    ctx.err:write(string.format("deepresearch: %d of %d tasks failed (deepresearch batch tasks " ..
-      "%s --status failed)\n", failed, counts_of(b).total or 0, id))
+    ctx.err:write(string.format("deepresearch: %d of %d tasks failed (%s)\n", failed,
+      counts_of(b).total or 0, ctx:command_line("batch tasks " .. id .. " --status failed")))
     return 1
   end
   return 0

@@ -38,6 +38,8 @@ M.ORDER = {
   "brief render", "brief lint",
   "discover", "discover get", "discover wait", "discover results", "discover resume",
     "discover list",
+  "batch create", "batch add", "batch get", "batch tasks", "batch cancel", "batch list",
+    "batch wait",
 }
 
 function M.general()

@@ -30,7 +30,7 @@ end
 -- Every command, by name ("brief render" for a sub-command).
 local COMMANDS = {}
 for _, modname in ipairs({ "deepresearch.cli.research", "deepresearch.cli.discover",
-  "deepresearch.cli.brief", "deepresearch.cli.assets" }) do
+  "deepresearch.cli.brief", "deepresearch.cli.batch", "deepresearch.cli.assets" }) do
   for name, cmd in pairs(require(modname).commands) do
     cmd.name = name
     COMMANDS[name] = cmd

@@ -1,0 +1,171 @@
+-- `deepresearch --provider valyu batch ...` as a user runs it: bin/deepresearch in a subprocess
+-- against the simulator, which runs fast (2000x) so that a wait takes a fraction of a second.
+local sim = require "support.sim"
+local cjson = require("cjson").new()
+
+local QUERY = "Compare Acme Robotics and Globex on warehouse automation revenue since 2023"
+local FAST = { "--interval", "0.05", "--max-interval", "0.05" }
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+local tmpfiles = {}
+local function tmp(text)
+  local path = os.tmpname()
+  tmpfiles[#tmpfiles + 1] = path
+  if text then
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+  end
+  return path
+end
+
+describe("deepresearch batch", function()
+  local s
+
+  -- Runs bin/deepresearch --provider valyu with argv: exit code, stdout, stderr.
+  local function cli(argv, o)
+    o = o or {}
+    local parts = { "env", "-u LD_PRELOAD", "-u ASAN_OPTIONS", "-u LSAN_OPTIONS",
+      "-u UBSAN_OPTIONS", "-u DEEPRESEARCH_DEBUG", "-u COLUMNS", "DEEPRESEARCH_TTY=0", "LANG=C",
+      "EXTRUCT_BASE_URL=" .. q(s.url), "EXTRUCT_API_TOKEN=test-token",
+      "VALYU_BASE_URL=" .. q(s.url), "VALYU_API_KEY=valyu-key", "lua5.4 bin/deepresearch" }
+    if o.provider ~= false then
+      parts[#parts + 1] = "--provider"
+      parts[#parts + 1] = o.provider or "valyu"
+    end
+    for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
+    local errf = tmp()
+    local inf = o.stdin and tmp(o.stdin) or "/dev/null"
+    local p = assert(io.popen(table.concat(parts, " ") .. " <" .. inf .. " 2>" .. errf ..
+      "; echo \"__rc=$?\""))
+    local out = p:read("*a")
+    p:close()
+    local code = tonumber(out:match("__rc=(%d+)\n?$"))
+    out = out:gsub("__rc=%d+\n?$", "")
+    return code, out, slurp(errf)
+  end
+
+  local function concat(a, b)
+    local out = {}
+    for _, v in ipairs(a) do out[#out + 1] = v end
+    for _, v in ipairs(b) do out[#out + 1] = v end
+    return out
+  end
+
+  local function create(extra)
+    local code, out, err = cli(concat({ "batch", "create", "--mode", "fast" }, extra or {}))
+    assert.equals(0, code, err)
+    local id = out:match("^(%S+)\n$")
+    assert.is_string(id)
+    return id
+  end
+
+  setup(function() s = sim.shared() end)
+  before_each(function() s:reset{ speed = 2000 } end)
+  teardown(function()
+    for _, p in ipairs(tmpfiles) do os.remove(p) end
+  end)
+
+  it("lists the batch commands in the overview and in 'batch' alone (exit 2)", function()
+    local code, out = cli({ "--help" }, { provider = false })
+    assert.equals(0, code)
+    for _, sub in ipairs({ "create", "add", "get", "tasks", "cancel", "list", "wait" }) do
+      assert.matches("batch " .. sub, out, 1, true)
+    end
+    local err
+    code, _, err = cli({ "batch" })
+    assert.equals(2, code)
+    assert.matches("deepresearch batch add ", err, 1, true)
+    code, out = cli({ "help", "batch", "add" })
+    assert.equals(0, code)
+    assert.matches("JSON object", out, 1, true)
+  end)
+
+  it("says a provider without batches has none (exit 2)", function()
+    local code, out, err = cli({ "batch", "list" }, { provider = "extruct" })
+    assert.equals(2, code)
+    assert.equals("", out)
+    assert.matches("'batch list' is not available for %-%-provider extruct", err)
+  end)
+
+  it("creates, adds from arguments and a file, waits (exit 1: one task failed)", function()
+    local id = create({ "--name", "accounts" })
+    local code, out, err = cli({ "batch", "add", id, QUERY .. " one", QUERY .. " two" })
+    assert.equals(0, code, err)
+    assert.matches("^ID%s+STATUS%s+TASK ID\n", out)
+    local file = tmp(QUERY .. " three\n\n" ..
+      cjson.encode({ query = QUERY .. " four [fail]", id = "row-4" }) .. "\n")
+    code, out, err = cli({ "batch", "add", id, "-f", file, "--json" })
+    assert.equals(0, code, err)
+    local answers = cjson.decode(out)
+    assert.equals(2, #answers[1].tasks)
+    code, out, err = cli(concat({ "batch", "wait", id }, FAST))
+    assert.equals(1, code)
+    assert.matches("status%s+completed_with_errors", out)
+    assert.matches("failed%s+1", out)
+    assert.matches("1 of 4 tasks failed (deepresearch --provider valyu batch tasks", err, 1,
+      true)
+    assert.matches("batch " .. id .. ": ", err, 1, true) -- progress lines on stderr
+    code, out = cli({ "batch", "tasks", id, "--status", "failed" })
+    assert.equals(0, code)
+    assert.matches("row%-4", out)
+    code, out = cli({ "batch", "get", id, "--json" })
+    assert.equals(0, code)
+    assert.equals(4, cjson.decode(out).counts.total)
+    code, out = cli({ "batch", "list" })
+    assert.equals(0, code)
+    assert.matches("^ID%s+STATUS%s+MODE%s+TASKS", out)
+    assert.matches(id, out, 1, true)
+    assert.matches("accounts", out)
+  end)
+
+  it("reads briefs from stdin, pages tasks with --limit, waits to exit 0", function()
+    local id = create()
+    local code, _, err = cli({ "batch", "add", id, "-" },
+      { stdin = QUERY .. " a\n" .. QUERY .. " b\n" .. QUERY .. " c\n" })
+    assert.equals(0, code, err)
+    local out
+    code, out = cli({ "batch", "tasks", id, "--limit", "2", "--json" })
+    assert.equals(0, code)
+    assert.equals(2, #cjson.decode(out))
+    code, out, err = cli(concat({ "batch", "wait", id, "--json" }, FAST))
+    assert.equals(0, code, err)
+    assert.equals("completed", cjson.decode(out).status)
+  end)
+
+  it("cancels a batch; waiting on it then exits 1", function()
+    s:reset{ speed = 1 }
+    local id = create()
+    assert.equals(0, (cli({ "batch", "add", id, QUERY })))
+    local code, out = cli({ "batch", "cancel", id })
+    assert.equals(0, code)
+    assert.matches("cancelled %(1 tasks stopped%)", out)
+    local err
+    code, _, err = cli(concat({ "batch", "wait", id }, FAST))
+    assert.equals(1, code)
+    assert.matches("cancelled", err)
+  end)
+
+  it("refuses bad input before sending anything (exit 2)", function()
+    local code, _, err = cli({ "batch", "add", "some-batch" })
+    assert.equals(2, code)
+    assert.matches("no briefs", err)
+    local file = tmp(cjson.encode({ qurey = QUERY }) .. "\n")
+    code, _, err = cli({ "batch", "add", "some-batch", "-f", file })
+    assert.equals(2, code)
+    assert.matches("did you mean 'query'", err)
+    code, _, err = cli({ "batch", "create", "--mode", "turbo" })
+    assert.equals(2, code)
+    assert.matches("mode must be one of", err)
+    assert.equals(0, #s:requests())
+  end)
+end)
