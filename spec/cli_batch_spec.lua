@@ -81,7 +81,7 @@ describe("deepresearch batch", function()
     for _, sub in ipairs({ "create", "add", "get", "tasks", "cancel", "list", "wait" }) do
       assert.matches("batch " .. sub, out, 1, true)
     end
-    local err
+    local _, err
     code, _, err = cli({ "batch" })
     assert.equals(2, code)
     assert.matches("deepresearch batch add ", err, 1, true)
@@ -149,7 +149,7 @@ describe("deepresearch batch", function()
     local code, out = cli({ "batch", "cancel", id })
     assert.equals(0, code)
     assert.matches("cancelled %(1 tasks stopped%)", out)
-    local err
+    local _, err
     code, _, err = cli(concat({ "batch", "wait", id }, FAST))
     assert.equals(1, code)
     assert.matches("cancelled", err)

@@ -92,6 +92,19 @@ describe("valyu batches", function()
     end
     assert.equals(1, #failed)
     assert.equals("failed", failed[1].status)
+    for t in client:batch_tasks(b.batch_id, { status = "completed", include_output = true }) do
+      assert.is_string(t.output)
+    end
+  end)
+
+  it("a wait past its timeout ends with timeout and the batch, which keeps running", function()
+    local b = dr.assert(client:batch_create{ mode = "heavy" })
+    dr.assert(client:batch_add(b.batch_id, briefs(2)))
+    local _, err = client:batch_wait(b.batch_id, { timeout = 120 })
+    assert.equals("timeout", err.code)
+    assert.is_true(err.retryable)
+    assert.equals("processing", err.batch.status)
+    assert.equals("processing", dr.assert(client:batch_get(b.batch_id)).status)
   end)
 
   it("an iterator over a missing batch yields false, err once", function()

@@ -8,6 +8,7 @@ local validate = require "deepresearch.base.validate"
 local utf8 = require "deepresearch.base.utf8"
 local options = require "deepresearch.base.options"
 local waitloop = require "deepresearch.runtime.wait"
+local policy = require "deepresearch.base.policy"
 local extruct = require "deepresearch.providers.extruct"
 local limits = require("deepresearch.providers.limits").valyu
 
@@ -444,23 +445,27 @@ local function default_timeout(self, batch)
   return math.max(M.WAIT_TIMEOUT, upper and 1.5 * upper or 0)
 end
 
+-- One poll of batch_wait: the batch, or nil, err; and the server's Retry-After (the pace).
+local function poll(runtime, self, id)
+  local batch, err, res = http.request(runtime, data(self), { method = "GET",
+    path = batch_path(id), effect = "read", expect = "object", check = check_batch,
+    max_retries = 0 })
+  local pace = res and policy.parse_retry_after(http.headers(res)["retry-after"]) or nil
+  return batch, err, pace
+end
+
 function ops.batch_wait(runtime, self, id, opts)
   local err
   id, err = validate.id("batch_wait", id)
   if not id then return nil, err end
   opts = opts or {}
   local ctx = { clock = { now = runtime.now, sleep = runtime.sleep }, policy = data(self),
-    verdict = verdict }
+    verdict = verdict, timeout_for = function(b) return default_timeout(self, b) end }
   local w = waitloop.waiter(ctx, M.KIND, id, opts)
+  -- Until the first answer names the mode.
   if opts.timeout == nil then w.timeout = M.WAIT_TIMEOUT end
-  local sized = opts.timeout ~= nil
   while true do
-    local batch, perr = call(runtime, data(self), { method = "GET", path = batch_path(id),
-      effect = "read", expect = "object", check = check_batch, max_retries = 0 })
-    if batch and not sized then
-      w.timeout, sized = default_timeout(self, batch), true
-    end
-    local action, v = w:observe(batch, perr)
+    local action, v = w:observe(poll(runtime, self, id))
     if action == "done" then return v end
     if action == "error" then
       if v.code == "timeout" and v.task then v.batch, v.task = v.task, nil end
