@@ -163,6 +163,8 @@ describe("valyu batches", function()
     assert.equals("invalid_request", err.code)
     _, err = client:batch_create{ webhook_url = "http://example.com/hook" }
     assert.equals("invalid_request", err.code)
+    _, err = client:batch_get("")
+    assert.matches("batch id", err.message)
     _, err = client:batch_list{ limit = 0 }
     assert.equals("invalid_request", err.code)
     for _, e in client:batch_tasks("b-1", { status = "done" }) do

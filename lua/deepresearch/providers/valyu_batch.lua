@@ -55,24 +55,9 @@ M.KIND = {
     "counts.failed", "counts.cancelled" },
 }
 
--- The descriptor's modes when it has them, else the operations module's list.
+-- The modes a create accepts (the operations module derives them from the descriptor).
 local function mode_names(self)
-  local p = data(self).provider
-  if type(p.modes) == "table" then
-    local names = {}
-    if p.mode_order then
-      for i, name in ipairs(p.mode_order) do names[i] = name end
-    else
-      for name in pairs(p.modes) do names[#names + 1] = name end
-      table.sort(names)
-    end
-    local aliases = {}
-    for alias in pairs(p.mode_aliases or {}) do aliases[#aliases + 1] = alias end
-    table.sort(aliases)
-    for _, alias in ipairs(aliases) do names[#names + 1] = alias end
-    return names
-  end
-  return require(p.module).MODES
+  return require(data(self).provider.module).MODES
 end
 
 local function mode_alias(self, mode)
@@ -99,16 +84,6 @@ local function encode(body)
   return text
 end
 
--- https, or plain http to this machine only (the real API refuses plain http).
-local function check_webhook(url)
-  local host = url:match("^http://([^/:?#]+)") or url:match("^http://(%[[^%]]*%])")
-  if url:match("^https://") or host == "127.0.0.1" or host == "localhost" or host == "[::1]" then
-    return true
-  end
-  return nil, errors.invalid("webhook_url must be an https URL (plain http only to a loopback " ..
-    "host)", { field = "webhook_url" })
-end
-
 --- The JSON body of batch_create, its nonce; or nil, err.
 function M.create_body(self, p)
   local body = { name = p.name, search = p.search, webhook_url = p.webhook_url }
@@ -125,7 +100,7 @@ function M.create_body(self, p)
     body.output_formats = p.output_formats
   end
   if p.webhook_url ~= nil then
-    local ok, err = check_webhook(p.webhook_url)
+    local ok, err = validate.webhook_url("webhook_url", p.webhook_url)
     if not ok then return nil, err end
   end
   -- A nonce in metadata finds a batch whose create answer was lost.
@@ -250,6 +225,15 @@ function M.task_bodies(tasks, level)
   return out
 end
 
+-- Batch ids: non-empty strings without control characters (a type mistake raised earlier).
+local function batch_id(id)
+  if id == "" then return nil, errors.invalid("batch id must not be empty", { field = "id" }) end
+  if id:find("%c") then
+    return nil, errors.invalid("batch id contains control characters", { field = "id" })
+  end
+  return id
+end
+
 local function batch_path(id, suffix)
   return M.PATH .. "/" .. http.escape(id) .. (suffix or "")
 end
@@ -312,7 +296,7 @@ end
 
 function ops.batch_add(runtime, self, id, tasks, level)
   local err
-  id, err = validate.id("batch_add", id)
+  id, err = batch_id(id)
   if not id then return nil, err end
   local bodies
   bodies, err = M.task_bodies(tasks, (level or 1) + 1)
@@ -333,7 +317,7 @@ end
 
 function ops.batch_get(runtime, self, id)
   local err
-  id, err = validate.id("batch_get", id)
+  id, err = batch_id(id)
   if not id then return nil, err end
   return call(runtime, data(self), { method = "GET", path = batch_path(id), effect = "read",
     expect = "object", check = check_batch })
@@ -341,7 +325,7 @@ end
 
 function ops.batch_cancel(runtime, self, id)
   local err
-  id, err = validate.id("batch_cancel", id)
+  id, err = batch_id(id)
   if not id then return nil, err end
   return call(runtime, data(self), { method = "POST", path = batch_path(id, "/cancel"),
     body = "{}", effect = "mutate", expect = "object" })
@@ -412,7 +396,7 @@ end
 
 local function tasks_iterator(runtime, self, id, opts)
   local err
-  id, err = validate.id("batch_tasks", id)
+  id, err = batch_id(id)
   if not id then return extruct.failing_iterator(err) end
   opts = opts or {}
   local ok
@@ -456,7 +440,7 @@ end
 
 function ops.batch_wait(runtime, self, id, opts)
   local err
-  id, err = validate.id("batch_wait", id)
+  id, err = batch_id(id)
   if not id then return nil, err end
   opts = opts or {}
   local ctx = { clock = { now = runtime.now, sleep = runtime.sleep }, policy = data(self),
