@@ -1,5 +1,5 @@
--- :DeepResearch, :DeepResearchWait, :DeepResearchList. Loading this file is cheap: the C module
--- and the client load on the first command (see docs/neovim.md).
+-- :DeepResearch, :DeepResearchWait, :DeepResearchList, :DeepResearchRespond. Loading this file
+-- is cheap: the C module and the client load on the first command (see docs/neovim.md).
 if vim.g.loaded_deepresearch then return end
 vim.g.loaded_deepresearch = true
 

@@ -59,6 +59,7 @@ build = {
     ["deepresearch.runtime.poller"] = "lua/deepresearch/runtime/poller.lua",
     ["deepresearch.nvim"] = "lua/deepresearch/nvim/init.lua",
     ["deepresearch.nvim.buffer"] = "lua/deepresearch/nvim/buffer.lua",
+    ["deepresearch.nvim.checkpoint"] = "lua/deepresearch/nvim/checkpoint.lua",
     ["deepresearch.providers"] = "lua/deepresearch/providers/init.lua",
     ["deepresearch.providers.limits"] = "lua/deepresearch/providers/limits.lua",
     ["deepresearch.providers.descriptor.extruct"] = "lua/deepresearch/providers/descriptor/extruct.lua",

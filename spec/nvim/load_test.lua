@@ -74,6 +74,8 @@ return function(t, env)
   t.is(vim.fn.exists(":DeepResearch"), 2, "plugin/deepresearch.lua defines :DeepResearch")
   t.is(vim.fn.exists(":DeepResearchWait"), 2, "plugin/deepresearch.lua defines :DeepResearchWait")
   t.is(vim.fn.exists(":DeepResearchList"), 2, "plugin/deepresearch.lua defines :DeepResearchList")
+  t.is(vim.fn.exists(":DeepResearchRespond"), 2,
+    "plugin/deepresearch.lua defines :DeepResearchRespond")
   t.ok(has(package.cpath, root .. "/build/luajit/?.so"),
     "the plugin puts <root>/build/luajit/?.so on package.cpath", package.cpath)
   t.ok(pcall(require, "deepresearch"), "the luajit build loads in Neovim")
@@ -153,7 +155,7 @@ return function(t, env)
     and has(report, "make LUA_VERSION=luajit"),
     ":checkhealth names a module that is not built and the command that builds it",
     res.error or report)
-  t.ok(has(report, "ERROR: no API token") and has(report, "EXTRUCT_API_TOKEN"),
+  t.ok(has(report, "no API token") and has(report, "EXTRUCT_API_TOKEN"),
     ":checkhealth names a missing token", res.error or report)
   local note = error_note(res)
   t.ok(has(note, "luajit (Lua 5.1 ABI)") and has(note, "make LUA_VERSION=luajit"),

@@ -16,6 +16,7 @@ local function blocking_driver(client)
     create = function(_, params, cb) cb(client:create(params)) end,
     wait = function(_, id, opts, cb) cb(client:wait(id, opts)) end,
     list = function(_, query, cb) cb(client:list(query)) end,
+    add = function(_, name, cb, ...) cb(client[name](client, ...)) end,
     step = function() return 0 end,
     pending = function() return 0 end,
     close = function() end,

@@ -8,11 +8,12 @@ local function split_lines(s)
 end
 
 --- The report of a done task as markdown text, citations resolved (deepresearch.report).
-function M.render(task, style)
+-- id: the task's id (its field differs between providers), for the message when there is none.
+function M.render(task, style, id)
   local text, err = require("deepresearch.report").render(task, { style = style })
   if text then return text end
-  return "_No report in task " .. tostring(task.id or task.deepresearch_id) .. ": " ..
-    tostring(err and err.message or err) .. "._"
+  return "_No report in task " .. tostring(id) .. ": " .. tostring(err and err.message or err) ..
+    "._"
 end
 
 local OPEN = { tab = "tabnew", split = "new", vsplit = "vnew", current = "enew" }
@@ -40,11 +41,11 @@ function M.set_lines(buf, lines)
 end
 
 --- Opens (or refreshes) the buffer deepresearch://<id> holding the rendered report.
-function M.open(task, where, style)
-  local buf = M.scratch("deepresearch://" .. tostring(task.id), where)
-  M.set_lines(buf, split_lines(M.render(task, style)))
+function M.open(task, where, style, id)
+  local buf = M.scratch("deepresearch://" .. tostring(id), where)
+  M.set_lines(buf, split_lines(M.render(task, style, id)))
   vim.bo[buf].filetype = "markdown"
-  vim.b[buf].deepresearch_task_id = task.id
+  vim.b[buf].deepresearch_task_id = id
   return buf
 end
 

@@ -134,33 +134,42 @@ local function check_json(r)
   end
 end
 
-local function check_token(r, nv, lib)
-  local cfg = nv.config
-  local client_opts = cfg.client or {}
-  local token = cfg.token or client_opts.token or os.getenv("EXTRUCT_API_TOKEN")
+-- The token of one provider: where it comes from (setup, or the descriptor's token_env), then,
+-- when the provider has an account call (user), one request to show it is accepted.
+local function check_token(r, nv, lib, name)
+  local d = require("deepresearch.providers").get(name)
+  local s = nv._settings(name)
+  local client_opts = nv.config.client or {}
+  local token = s.token or client_opts.token or os.getenv(d.token_env)
   if token == nil or token == "" then
-    r.error("no API token", { "export EXTRUCT_API_TOKEN=... before starting Neovim",
-      "or require('deepresearch.nvim').setup{ token = ... } " ..
-        "(a string or a function returning one)" })
+    r.error(d.cli.name .. ": no API token", { "export " .. d.token_env ..
+      "=... before starting Neovim", "or require('deepresearch.nvim').setup{ token = ... } " ..
+        "(a string or a function returning one; per provider: providers = { " .. name ..
+        " = { token = ... } })" })
     return
   end
-  local source = cfg.token and "setup{ token }"
-    or client_opts.token and "setup{ client.token }" or "EXTRUCT_API_TOKEN"
-  r.ok("API token set (" .. source .. ")")
+  local source = s.token and "setup" or client_opts.token and "setup{ client.token }" or
+    d.token_env
+  r.ok(d.cli.name .. ": API token set (" .. source .. ")")
   if not lib then return end
-  local base = cfg.base_url or client_opts.base_url or os.getenv("EXTRUCT_BASE_URL")
-    or "https://api.extruct.ai"
+  local base = s.base_url or client_opts.base_url or os.getenv(d.base_env) or d.base_url
   local ok, c = pcall(lib.client, {
-    base_url = base, token = token, timeout = 5, connect_timeout = 3, max_retries = 0,
-    ca_file = client_opts.ca_file, proxy = client_opts.proxy,
+    provider = name, base_url = base, token = token, timeout = 5, connect_timeout = 3,
+    max_retries = 0, ca_file = client_opts.ca_file, proxy = client_opts.proxy,
   })
   if not ok then
-    r.error("cannot make a client: " .. tostring(c))
+    r.error(d.cli.name .. ": cannot make a client: " .. tostring(c))
+    return
+  end
+  base = require("deepresearch.runtime.http").redact_url(base) -- never show a password
+  if not c.user then
+    c:close()
+    r.info(d.cli.name .. ": " .. base .. " has no account call; the token is checked on the " ..
+      "first request")
     return
   end
   local user, err = c:user()
   c:close()
-  base = require("deepresearch.runtime.http").redact_url(base) -- never show a password
   if user then
     r.ok(string.format("%s accepted the token (%s, %s credits)", base, tostring(user.email),
       tostring(user.available_credits)))
@@ -169,6 +178,19 @@ local function check_token(r, nv, lib)
   else
     r.warn(base .. " could not be reached to check the token: " .. tostring(err))
   end
+end
+
+-- The providers in use: setup's, then those setup configures under `providers`.
+local function providers_in_use(nv)
+  local names, seen = { nv.provider() }, { [nv.provider()] = true }
+  local per = type(nv.config.providers) == "table" and nv.config.providers or {}
+  local more = {}
+  for name in pairs(per) do
+    if not seen[name] then more[#more + 1] = name end
+  end
+  table.sort(more)
+  for _, n in ipairs(more) do names[#names + 1] = n end
+  return names
 end
 
 function M.check()
@@ -186,7 +208,7 @@ function M.check()
   local core, lib = check_module(r, root)
   if core then r.ok("libcurl " .. tostring(core.curl_version)) end
   check_json(r)
-  check_token(r, nv, lib)
+  for _, name in ipairs(providers_in_use(nv)) do check_token(r, nv, lib, name) end
 end
 
 return M
