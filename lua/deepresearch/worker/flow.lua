@@ -728,6 +728,7 @@ function flow:flush_batches()
       if is_interrupt(err) then error(err, 0) end
       self:log("internal error sending a batch: %s", tostring(err))
       for _, job in ipairs(g.jobs) do
+        job.sending = nil -- a job marked meanwhile is searched for, never sent blindly
         if not job.gone and not job.step and not job.task_id then
           self:later(job, 1, flow.create)
         end
