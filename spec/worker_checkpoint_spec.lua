@@ -81,6 +81,27 @@ local function run_to_done(q, id)
   end)
 end
 
+describe("deepresearch-worker respond and resume (command line)", function()
+  local cli = require "deepresearch.worker.cli"
+
+  it("parses respond JOB ANSWER [--interaction ID] and resume JOB, and refuses the rest",
+    function()
+    local o = assert(cli.parse({ "respond", "j1", '{"approved": true}', "--interaction", "i1",
+      "--queue", "q" }))
+    assert.are.same({ command = "respond", args = { "j1", '{"approved": true}' },
+      interaction = "i1", queue = "q" }, o)
+    assert.are.same({ command = "resume", args = { "j1" } }, cli.parse({ "resume", "j1" }))
+    assert.is_nil(cli.parse({ "respond", "j1" }))
+    assert.is_nil(cli.parse({ "resume" }))
+    assert.is_nil(cli.parse({ "resume", "j1", "extra" }))
+    assert.is_nil(cli.parse({ "resume", "j1", "--interaction", "i1" }))
+    assert.is_nil(cli.parse({ "--once", "respond", "j1", "{}" }))
+    assert.are.equal(3, cli.parse({ "--batch-size", "3" })["batch-size"])
+    assert.is_nil(cli.parse({ "--batch-size", "101" }))
+    assert.is_nil(cli.parse({ "--batch-size", "2.5" }))
+  end)
+end)
+
 describe("deepresearch-worker checkpoints", function()
   before_each(function()
     F = fixture.new()

@@ -246,8 +246,9 @@ function Worker:status(now, force)
   else
     local queued = self.store:queued() or "?"
     local s = self.store:stats() or {}
-    line = string.format("queued %s | running %d | done %d | failed %d | dead %d | ambiguous %d",
-      tostring(queued), self.count, s.done or 0, s.failed or 0, s.dead or 0, s.ambiguous or 0)
+    line = string.format("queued %s | running %d | done %d | failed %d | dead %d | ambiguous %d" ..
+      " | input %s", tostring(queued), self.count, s.done or 0, s.failed or 0, s.dead or 0,
+      s.ambiguous or 0, tostring(self.store:waiting_input() or "?"))
   end
   if self.tty then
     self.out:write("\r\27[K", line)

@@ -484,6 +484,11 @@ end
 return out
 ]]
 
+--- How many jobs wait for a person's answer (for the status line).
+function Store:waiting_input()
+  return self.conn:call("ZCARD", self:key("input"))
+end
+
 --- Takes up to n parked jobs due for a look at their task. Returns their texts, or nil, err.
 function Store:take_due(n)
   return self.conn:eval(TAKE_DUE, { self:key("input"), self:processing() }, { n })
