@@ -176,4 +176,50 @@ describe("architecture (issue 14 part 9)", function()
     table.sort(bad)
     assert.same({}, bad)
   end)
+
+  -- Issue 14 (rest): the editor reads create parameters, flags, ids and columns off the
+  -- descriptors, so no provider's field name appears in nvim/'s code. Words every provider's
+  -- create takes are no one's own; `brief` is the project's word for a task's text (dr.brief)
+  -- and `input` is vim.ui.input.
+  it("issue 14: nothing under nvim/ names a provider's fields (depth, mode, query ...)",
+    function()
+    local providers = require "deepresearch.providers"
+    local words, count, n = {}, {}, 0
+    for _, name in ipairs(providers.names()) do
+      local d = providers.get(name)
+      n = n + 1
+      local own = {}
+      for k in pairs(d.cli.flags) do own[k] = true end
+      for _, kind in pairs(d.kinds) do
+        if kind.id_field ~= "id" then own[kind.id_field] = true end
+      end
+      local ok, mod = pcall(require, d.module)
+      local create = ok and mod.accepts and mod.accepts.create
+      for k in pairs(create and create.fields or {}) do own[k] = true end
+      for k in pairs(own) do
+        words[k], count[k] = true, (count[k] or 0) + 1
+      end
+    end
+    for k in pairs(words) do
+      if count[k] == n or k == "brief" or k == "input" then words[k] = nil end
+    end
+    assert.is_true(words.depth and words.mode and words.query and words.deepresearch_id)
+    -- As a field (task.depth), a table key ({ depth = ...}) or a string ("depth"); module
+    -- names (deepresearch.nvim.x) and calls (vim.fn.mode()) are no fields.
+    local function names_field(code, w)
+      return code:find("[%w_%]%)]%." .. w .. "[^%w_(]") or code:find("[{,]%s*" .. w .. "%s*=")
+        or code:find("[\"']" .. w .. "[\"']")
+    end
+    local bad = {}
+    for name, m in pairs(mods) do
+      if in_part(name, "deepresearch.nvim") then
+        local code = code_of(m.text):gsub("[\"']deepresearch[%w%._]*[\"']", "\"\"")
+        for w in pairs(words) do
+          if names_field(code, w) then bad[#bad + 1] = m.path .. ": " .. w end
+        end
+      end
+    end
+    table.sort(bad)
+    assert.same({}, bad)
+  end)
 end)

@@ -461,8 +461,8 @@ end
 -- Whether a prompt may open now: in Normal mode with nothing half-typed, so that it never
 -- takes keys meant for an insert, a command line or an operator.
 local function idle()
-  local m = vim.api.nvim_get_mode()
-  return m.mode == "n" and not m.blocking and vim.fn.getcmdwintype() == ""
+  return vim.fn.mode(1) == "n" and not vim.api.nvim_get_mode().blocking and
+    vim.fn.getcmdwintype() == ""
 end
 
 local function respond(job, response)
@@ -748,12 +748,21 @@ end
 -- Commands ------------------------------------------------------------------------------------
 
 -- Leading provider=NAME and flag=value words (any registered provider's flags); the rest.
+-- A flag given twice is a list of its values, as the command's repeatable flags are.
 local function named_args(args)
   local named = {}
   while true do
     local k, v, rest = args:match("^%s*([%a_][%w_]*)=(%S+)%s*(.-)$")
     if not k or not (k == "provider" or flag_hint(k)) then break end
-    named[k], args = v, rest
+    local old = named[k]
+    if old == nil or k == "provider" then
+      named[k] = v
+    elseif type(old) == "table" then
+      old[#old + 1] = v
+    else
+      named[k] = { old, v }
+    end
+    args = rest
   end
   return named, args
 end
