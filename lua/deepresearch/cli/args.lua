@@ -7,6 +7,7 @@ M.GLOBAL = {
   { "base-url", value = "URL" },
   { "provider", value = "NAME" },
   { "quiet", short = "q" },
+  { "yes", short = "y" },
   { "verbose", short = "v" },
   { "help", short = "h" },
   { "version" },

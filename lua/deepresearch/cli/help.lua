@@ -13,6 +13,8 @@ Exit codes:
        `deepresearch wait ID`)
   4    API or network error (its one-line message; for HTTP 402 the credits needed and
        available), or no token in the environment
+  5    the task needs your input (a checkpoint) and there is no terminal to ask on: the
+       checkpoint and the `deepresearch respond` command to run are printed
   130  interrupted (Ctrl-C) while waiting: the task keeps running on the server; during a
        create: after up to 5 s for its answer, the task id, or the list command to check
   70   internal error (a bug; --verbose shows the traceback)]]
@@ -23,6 +25,7 @@ Global options (anywhere on the line):
   --base-url URL    API base URL (default: $EXTRUCT_BASE_URL / $VALYU_BASE_URL, else the
                     provider's public URL)
   -q, --quiet       no progress and no notes on stderr (errors are still printed)
+  -y, --yes         at a checkpoint, accept what the task proposes without asking
   -v, --verbose     log every HTTP request on stderr (tokens redacted); tracebacks
   -h, --help        help for the command (also: deepresearch help COMMAND)
   --version         print the version
@@ -34,7 +37,7 @@ Environment:
 
 -- Commands in the order the overview lists them.
 M.ORDER = {
-  "run", "create", "get", "wait", "list", "report", "cancel", "download", "public",
+  "run", "create", "get", "wait", "list", "report", "cancel", "respond", "download", "public",
   "brief render", "brief lint",
   "discover", "discover get", "discover wait", "discover results", "discover resume",
     "discover list",

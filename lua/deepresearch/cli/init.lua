@@ -6,7 +6,8 @@ local progress = require "deepresearch.cli.progress"
 
 local M = {}
 
-M.EXIT = { ok = 0, failed = 1, usage = 2, timeout = 3, api = 4, interrupted = 130, internal = 70 }
+M.EXIT = { ok = 0, failed = 1, usage = 2, timeout = 3, api = 4, input_required = 5,
+  interrupted = 130, internal = 70 }
 local EXIT = M.EXIT
 
 local providers = require "deepresearch.providers"
@@ -30,7 +31,8 @@ end
 -- Every command, by name ("brief render" for a sub-command).
 local COMMANDS = {}
 for _, modname in ipairs({ "deepresearch.cli.research", "deepresearch.cli.discover",
-  "deepresearch.cli.brief", "deepresearch.cli.batch", "deepresearch.cli.assets" }) do
+  "deepresearch.cli.brief", "deepresearch.cli.checkpoint", "deepresearch.cli.batch",
+  "deepresearch.cli.assets" }) do
   for name, cmd in pairs(require(modname).commands) do
     cmd.name = name
     COMMANDS[name] = cmd
@@ -81,6 +83,8 @@ end
 --- Exit code for an error object (see docs/cli.md "Exit codes").
 function M.exit_code(e)
   if e.code == "task_failed" or e.code == "cancelled" then return EXIT.failed end
+  -- A checkpoint nobody answered: the task waits on the server for a `respond`.
+  if e.code == "input_required" then return EXIT.input_required end
   -- The wait's own deadline (not a request timeout, which carries the attempts made).
   if e.code == "timeout" and e.attempts == nil then return EXIT.timeout end
   -- Refused before anything was sent: the input is wrong, not the service.

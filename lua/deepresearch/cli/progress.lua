@@ -93,6 +93,11 @@ function P:update(task)
   if self.mode == "none" then return end
   self.info = self.describe(task)
   local state = providers.state(task)
+  if state == "input_required" then
+    local i = type(task.interaction) == "table" and task.interaction or {}
+    self.info.state = "waiting for your input" .. (i.type ~= nil and (" (" .. tostring(i.type) ..
+      ")") or "")
+  end
   self.final = state == "done" or state == "failed" or state == "cancelled"
   if self.mode == "tty" then
     self:draw()

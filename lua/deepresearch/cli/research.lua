@@ -2,18 +2,47 @@
 local input = require "deepresearch.cli.input"
 local output = require "deepresearch.cli.output"
 local adapters = require "deepresearch.cli.task"
+local checkpoint = require "deepresearch.cli.checkpoint"
 local providers = require "deepresearch.providers"
 
 local M = {}
 
 local STYLES = { "footnotes", "inline", "plain" }
 
+-- The modes the registered providers offer (descriptor.mode_order, with prices for the help);
+-- their aliases (lite) are accepted too. nil choices when no provider has modes.
+local function modes()
+  local shown, accepted, seen, owners = {}, {}, {}, {}
+  for _, name in ipairs(providers.names()) do
+    local d = providers.get(name)
+    if d.mode_order then owners[#owners + 1] = "--provider " .. name end
+    for _, m in ipairs(d.mode_order or {}) do
+      if not seen[m] then
+        local price = d.modes and d.modes[m] and d.modes[m].price
+        local notes = { price and string.format("$%.2f", price) or nil,
+          m == d.default_mode and "default" or nil }
+        shown[#shown + 1] = m .. (#notes > 0 and (" (" .. table.concat(notes, ", ") .. ")") or "")
+        accepted[#accepted + 1], seen[m] = m, true
+      end
+    end
+    for alias in pairs(d.mode_aliases or {}) do
+      if not seen[alias] then accepted[#accepted + 1], seen[alias] = alias, true end
+    end
+  end
+  if #accepted == 0 then return nil, "the research mode" end
+  return accepted, table.concat(shown, ", ") .. "; " .. table.concat(owners, ", ")
+end
+local MODES, MODES_DOC = modes()
+
 local O = {
   file = { "file", short = "f", value = "FILE", doc = "read the brief from FILE ('-' for stdin)" },
   depth = { "depth", value = "LEVEL", choices = { "medium", "high", "xhigh" },
     doc = "medium (25 agents, default), high (50) or xhigh (75); Extruct" },
-  mode = { "mode", value = "MODE", choices = { "fast", "standard", "heavy", "max" },
-    doc = "fast, standard (default), heavy or max; --provider valyu" },
+  mode = { "mode", value = "MODE", choices = MODES, doc = MODES_DOC },
+  checkpoint = { "checkpoint", value = "TYPE", multi = true, choices = checkpoint.TYPES,
+    doc = "stop for your input at TYPE (repeatable): planning_questions, plan_review, " ..
+      "source_review or outline_review; --provider valyu (answered on a terminal, by --yes, " ..
+      "or exit 5)" },
   schema = { "schema", value = "FILE",
     doc = "structured output: a JSON Schema file, or a .lua file returning a " ..
     "dr.schema value" },
@@ -22,7 +51,7 @@ local O = {
   json = { "json", doc = "print the final task as JSON instead of the report" },
   timeout = { "timeout", value = "S", number = true,
     doc = "stop waiting after S seconds (exit 3; the task " ..
-    "keeps running). Default 7200" },
+    "keeps running). Default 7200, or longer for a slow mode (Valyu max: 16200)" },
   interval = { "interval", value = "S", number = true, positive = true,
     doc = "first poll delay in seconds (default 2; grows x1.5 per poll)" },
   max_interval = { "max-interval", value = "S", number = true, positive = true,
@@ -67,18 +96,33 @@ local function wait_and_print(ctx, client, id, opts, first)
   local ad = ad_of(ctx)
   ctx.waiting = id
   local p = ctx:progress(ad.describe, ad.label)
+  local ops = ad.descriptor.operations or {}
   local task, err = client:wait(id, {
     on_progress = function(t) p:update(t) end, timeout = opts.timeout, interval = opts.interval,
     max_interval = opts.max_interval, task = first,
+    -- Checkpoints: --yes answers, a terminal asks, else the wait ends (exit 5).
+    on_input = ops.respond and checkpoint.on_input(ctx) or nil,
   })
   ctx:done_waiting()
   if not task then
+    if err.code == "input_required" then return checkpoint.stopped(ctx, id, err) end
     if opts.json and err.task and (err.code == "task_failed" or err.code == "cancelled") then
       ctx.out:write(output.json(err.task), "\n")
     end
     return ctx:fail(err)
   end
   return print_result(ctx, ad, task, opts)
+end
+M.wait_and_print = wait_and_print
+
+-- " (mode fast, $0.10)" after "created task ID", from the descriptor's modes; "" without.
+local function mode_note(d, task, opts)
+  local m = task.mode or opts.mode or d.default_mode
+  if not (d.modes and m) then return "" end
+  local info = d.modes[(d.mode_aliases or {})[m] or m]
+  local price = info and info.price
+  return string.format(" (mode %s, %s)", tostring(m),
+    price and string.format("$%.2f", price) or "price not published")
 end
 
 -- Reads, lints and creates. Returns client, task or nil, exit code.
@@ -113,7 +157,7 @@ local function run(ctx, opts, words)
   local id = ad_of(ctx).id(task)
   ctx.waiting = id
   ctx:end_create()
-  ctx:note("deepresearch: created task %s", id)
+  ctx:note("deepresearch: created task %s%s", id, mode_note(ad_of(ctx).descriptor, task, opts))
   return wait_and_print(ctx, client, id, opts, task)
 end
 
@@ -202,7 +246,7 @@ M.commands = {
   run = {
     usage = "run [BRIEF | -f FILE | -] [options]", run = run,
     summary = "lint a brief, create the task, wait with live progress, print the cited report",
-    options = with({ O.file, O.depth, O.mode, O.schema, O.strict }, WAIT_OPTS),
+    options = with({ O.file, O.depth, O.mode, O.checkpoint, O.schema, O.strict }, WAIT_OPTS),
     description =
       "The brief is the words after `run` (quote it), a file (-f FILE) or stdin (-).\n" ..
       "Lint findings go to stderr; errors stop the run (exit 2), warnings too with --strict.\n" ..
@@ -219,7 +263,7 @@ M.commands = {
   create = {
     usage = "create [BRIEF | -f FILE | -] [options]", run = create,
     summary = "lint a brief and create the task; print its id",
-    options = { O.file, O.depth, O.mode, O.schema, O.strict,
+    options = { O.file, O.depth, O.mode, O.checkpoint, O.schema, O.strict,
       { "json", doc = "print the created task as JSON instead of its id" } },
     examples = "  id=$(deepresearch create -f brief.txt) && deepresearch wait \"$id\" > report.md",
   },

@@ -97,9 +97,20 @@ D.cli = {
   },
 }
 
+-- --checkpoint TYPE (repeatable) switches on hitl checkpoints; the hint for another provider's
+-- flag stays the --mode one whichever flag next() meets first.
+D.cli.flags.checkpoint = D.cli.flags.mode
+
+local function hitl_of(types)
+  if not types then return nil end
+  local h = {}
+  for _, t in ipairs(types) do h[t] = true end
+  return h
+end
+
 function D.cli.create(client, text, opts, schema)
   return client:create{ query = text, mode = opts.mode,
-    output_formats = schema and { schema } or nil }
+    output_formats = schema and { schema } or nil, hitl = hitl_of(opts.checkpoint) }
 end
 
 function D.cli.list(client, opts)
@@ -110,6 +121,9 @@ function D.cli.summary(task, fmt)
   local p = type(task.progress) == "table" and task.progress or nil
   return {
     { "id", task.deepresearch_id }, { "status", task.status }, { "mode", task.mode },
+    -- A checkpoint waiting for an answer: its type and the id `respond` takes.
+    { "checkpoint", type(task.interaction) == "table" and (tostring(task.interaction.type) ..
+      " (interaction " .. tostring(task.interaction.interaction_id) .. ")") or nil },
     { "created", fmt.when(task.created_at) }, { "completed", fmt.when(task.completed_at) },
     { "step", p and p.current_step ~= nil and (fmt.shown(p.current_step) .. "/" ..
       fmt.shown(p.total_steps))
