@@ -249,7 +249,10 @@ local function prompt(ctx, task, interaction)
   local t = type_of(interaction)
   ctx.err:write(string.format("deepresearch: task %s needs your input: %s\n",
     tostring(ctx.waiting or ""), LABEL[t] or tostring(t)))
-  return (PROMPT[t] or prompt_json)(ctx, interaction, task)
+  local response = (PROMPT[t] or prompt_json)(ctx, interaction, task)
+  -- Until the next poll shows the task moving, the redrawn line says the answer went out.
+  if response and p and p.info then p.info.state = "answered, resuming" end
+  return response
 end
 
 --- The wait's on_input: --yes answers with the proposal, a terminal asks, else nil (the wait
