@@ -247,12 +247,44 @@ describe("deepresearch at a checkpoint (--provider valyu)", function()
       assert.same({ "flexport.com" }, status(id).hitl_history[1].response.excluded_domains)
     end)
 
+    it("takes the response from stdin with '-'", function()
+      local id = create({ "outline_review" })
+      s:set_speed(2000)
+      assert.equals(5, (cli(concat({ "wait", id }, FAST))))
+      s:set_speed(0)
+      local code, out, err = cli({ "respond", id, "-" },
+        { stdin = '{"approved": false, "modifications": "add a risks section"}' })
+      assert.equals(0, code, err)
+      assert.truthy(out:find("answered: task " .. id, 1, true), out)
+      local h = status(id).hitl_history[1]
+      assert.equals("outline_review", h.type)
+      assert.same({ approved = false, modifications = "add a risks section" }, h.response)
+    end)
+
     it("says so (exit 1) when the task waits for nothing", function()
       local id = create({})
       local code, _, err = cli({ "respond", id, "--approve" })
       assert.equals(1, code, err)
       assert.truthy(err:find("is not waiting for input", 1, true), err)
       assert.equals(0, responds())
+    end)
+  end)
+
+  describe("help", function()
+    it("lists respond, --yes and exit code 5; help respond shows every response shape", function()
+      local code, out = cli({ "--help" })
+      assert.equals(0, code)
+      for _, word in ipairs({ "respond", "-y, --yes", "5    the task needs your input" }) do
+        assert.truthy(out:find(word, 1, true), word)
+      end
+      local code2, text = cli({ "help", "respond" })
+      assert.equals(0, code2)
+      for _, word in ipairs({ "usage: deepresearch respond ID", "planning_questions",
+        '"approved"', '"included_domains"', "--approve", "--wait" }) do
+        assert.truthy(text:find(word, 1, true), word)
+      end
+      local _, run_help = cli({ "help", "run" })
+      assert.truthy(run_help:find("--checkpoint TYPE", 1, true), run_help)
     end)
   end)
 
