@@ -80,8 +80,8 @@ end
 
 --- The normalised state word (queued, running, input_required, done, failed, cancelled) of any
 -- provider's task, or nil for a status nobody knows. name, when given, says whose task it is
--- (for a table whose fields alone are ambiguous). A task carrying a provider's id field is read by that provider
--- first; a bare { status = ... } by the first provider that knows the word.
+-- (for a table whose fields alone are ambiguous). A task carrying a provider's id field is read
+-- by that provider first; a bare { status = ... } by the first provider that knows the word.
 function M.state(task, name)
   if type(task) ~= "table" or task.status == nil then return nil end
   local names = name ~= nil and { name } or order
