@@ -217,6 +217,7 @@ describe("deepresearch at a checkpoint (--provider valyu)", function()
 
     it("refuses a bad response with exit 2 and sends nothing", function()
       local id = create({ "source_review" })
+      s:config{ valyu = { hitl_pause_after = 3600 } } -- stays awaiting_input while asked
       s:set_speed(2000)
       local waited = cli(concat({ "wait", id }, FAST)) -- runs to the source review
       assert.equals(5, waited)
