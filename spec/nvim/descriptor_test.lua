@@ -43,20 +43,21 @@ local function acme()
 end
 
 -- The network, scripted: a create answers a task; its first wait ends at a checkpoint, the
--- next one done; respond acknowledges. Every call is recorded.
+-- next one done (per task); respond acknowledges. Every call is recorded.
 local function scripted_driver(log)
   return function(_, _, provider)
     log.provider = provider
-    local waits = 0
+    local made, waits = 0, {}
     return {
       create = function(_, params, cb)
         log.create = params
-        cb({ ref = "acme-1", status = "pending", meta = { topic = params.topic } })
+        made = made + 1
+        cb({ ref = "acme-" .. made, status = "pending", meta = { topic = params.topic } })
       end,
       wait = function(_, id, opts, cb)
-        waits = waits + 1
+        waits[id] = (waits[id] or 0) + 1
         local task = { ref = id, status = "asking", pct = 50 }
-        if waits == 1 then
+        if waits[id] == 1 then
           opts.on_progress(task)
           return cb(nil, { code = "input_required", task = task, message = "input needed",
             interaction = { interaction_id = "i-1", type = "plan_review",
@@ -114,6 +115,21 @@ return function(t)
     t.ok(log.list and log.list.newest == 50 and lines[1]:match("^REF%s+STATE%s+TOPIC$") and
       lines[2]:match("^acme%-1%s+finished%s+ports of the north sea"),
       "its list: the query its cli.list makes, its columns", table.concat(lines, "\n"))
+    vim.cmd("tabonly")
+
+    -- In Insert mode the prompt waits: it must not take keys meant for the text.
+    asked = nil
+    local real_mode = vim.fn.mode
+    vim.fn.mode = function() return "i" end
+    nv.research("Research the ports of the north sea", { provider = "acme" })
+    local later = nv.jobs()[#nv.jobs()]
+    vim.wait(300, function() return false end, 10)
+    local waited = asked == nil and later.state == "input_required"
+    vim.fn.mode = real_mode
+    vim.wait(5000, function() return later.state == "done" end, 10)
+    t.ok(waited and asked ~= nil and later.state == "done",
+      "a checkpoint that arrives in Insert mode is asked once the editor is back in Normal mode",
+      tostring(waited) .. " " .. later.state)
     vim.cmd("tabonly")
 
     notes = {}
