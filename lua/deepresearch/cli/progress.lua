@@ -172,6 +172,9 @@ function M.valyu_research(task)
     parts[#parts + 1] = "step " .. shown(cur) .. "/" .. shown(total)
   end
   parts[#parts + 1] = "messages " .. (type(task.messages) == "table" and #task.messages or 0)
+  -- The mode, and what the task cost once the server says (terminal states carry cost).
+  if type(task.mode) == "string" then parts[#parts + 1] = "mode " .. task.mode end
+  if count(task.cost) then parts[#parts + 1] = string.format("cost $%.2f", task.cost) end
   return { id = task.deepresearch_id, state = state_of(task), parts = parts, done = count(cur) or 0,
     total = count(total) }
 end
