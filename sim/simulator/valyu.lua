@@ -409,8 +409,7 @@ function M.install(app)
   end, true))
 
   -- Assets: by API key (the owner's) or by the token in the signed URL.
-  app:route("GET", "/v1/deepresearch/tasks/:id/assets/:asset_id", function(req)
-    settle(req.now or app:now())
+  local function serve_asset(req)
     local task = sim.tasks[req.params.id]
     local org = auth(req)
     local token = req.query and req.query.token
@@ -424,6 +423,12 @@ function M.install(app)
       return 200, bytes, { ["Content-Type"] = ctype }
     end
     return fail(404, "Asset not found")
+  end
+
+  app:route("GET", "/v1/deepresearch/tasks/:id/assets/:asset_id", function(req)
+    local now = req.now or app:now()
+    settle(now)
+    return after(now, serve_asset(req))
   end)
 
   batch_api.install(app, {

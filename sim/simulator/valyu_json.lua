@@ -14,13 +14,14 @@ M.null = null
 
 -- What the simulator echoes back was decoded by cjson, which gives [] and {} the same empty
 -- table. These keys always hold arrays where Valyu answers with them: JSON Schema's array
--- keywords (the schema echoed in output_formats), the status body's lists, and the HITL answers
--- kept in hitl_history (contract B.8).
+-- keywords (the schema echoed in output_formats), the status body's lists, the HITL payloads
+-- and the answers kept in hitl_history (contract B.8), a batch's echoed search source lists.
 local ARRAY_KEYS = {
   required = true, enum = true, anyOf = true, oneOf = true, allOf = true, prefixItems = true,
   examples = true, output_formats = true, sources = true, messages = true, images = true,
   deliverables = true, hitl_history = true, answers = true, included_domains = true,
-  excluded_domains = true,
+  excluded_domains = true, included_sources = true, excluded_sources = true, questions = true,
+  domains = true, research_areas = true, sections = true, batches = true, data_series = true,
 }
 
 --- Marks t (or a new table) as a JSON array: it encodes as [] when empty.
