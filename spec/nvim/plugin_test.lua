@@ -241,6 +241,17 @@ return function(t, env)
   t.ok(vim.fn.bufnr("deepresearch://" .. tostring(bjobs[1].id)) > 0,
     "a blocking driver opens the report too")
 
+  -- research's older option name output_schema still sends the schema (as schema does).
+  setup()
+  local schema = { type = "object", properties = { ceo = { type = "string" } } }
+  local sjob = nv.research(brief(200), { output_schema = schema })
+  vim.wait(30000, function() return all_finished({ sjob }) end, 10)
+  local sent = sjob.id and checker:get(sjob.id)
+  t.ok(type(sent) == "table" and type(sent.output_schema) == "table"
+    and type(sent.output_schema.properties) == "table"
+    and sent.output_schema.properties.ceo ~= nil,
+    "research{ output_schema = } creates the task with that schema", tostring(sjob.err))
+
   nv.close()
   checker:close()
 end

@@ -392,7 +392,8 @@ local function start_wait(job)
   ensure_timer()
 end
 
-local RESEARCH_OPTIONS = { provider = true, schema = true, params = true }
+-- output_schema: the name research took before providers other than Extruct (kept working).
+local RESEARCH_OPTIONS = { provider = true, schema = true, output_schema = true, params = true }
 
 -- The create parameters the provider's descriptor makes of brief and opts (its flags, a
 -- schema), with setup's and opts' extra params on top; or nil and a message.
@@ -410,7 +411,7 @@ local function create_params(name, brief, opts)
       s.flags[k] = v
     end
   end
-  local call, err = recorded(d.cli.create, brief, s.flags, opts.schema)
+  local call, err = recorded(d.cli.create, brief, s.flags, opts.schema or opts.output_schema)
   if not call then return nil, err end
   local params = type(call[1]) == "table" and call[1] or {}
   for k, v in pairs(s.params) do params[k] = v end
