@@ -1,5 +1,6 @@
 -- :DeepResearch, :DeepResearchWait, :DeepResearchList, :DeepResearchRespond. Loading this file
--- is cheap: the C module and the client load on the first command (see docs/neovim.md).
+-- is cheap: the C module and the client load on the first command (see docs/neovim.md). The
+-- commands themselves are lua/deepresearch/nvim/commands.lua's.
 if vim.g.loaded_deepresearch then return end
 vim.g.loaded_deepresearch = true
 
