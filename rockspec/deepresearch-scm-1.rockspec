@@ -90,11 +90,15 @@ build = {
     ["deepresearch.webhooks"] = "lua/deepresearch/webhooks.lua",
     ["deepresearch.runtime.wait"] = "lua/deepresearch/runtime/wait.lua",
     ["deepresearch.worker"] = "lua/deepresearch/worker/init.lua",
+    ["deepresearch.worker.batch"] = "lua/deepresearch/worker/batch.lua",
+    ["deepresearch.worker.checkpoint"] = "lua/deepresearch/worker/checkpoint.lua",
     ["deepresearch.worker.cli"] = "lua/deepresearch/worker/cli.lua",
     ["deepresearch.worker.flow"] = "lua/deepresearch/worker/flow.lua",
     ["deepresearch.worker.job"] = "lua/deepresearch/worker/job.lua",
+    ["deepresearch.worker.reconcile"] = "lua/deepresearch/worker/reconcile.lua",
     ["deepresearch.worker.redis"] = "lua/deepresearch/worker/redis.lua",
     ["deepresearch.worker.store"] = "lua/deepresearch/worker/store.lua",
+    ["deepresearch.worker.store_checkpoint"] = "lua/deepresearch/worker/store_checkpoint.lua",
   },
   install = {
     bin = {

@@ -8,6 +8,9 @@ local jobs = require "deepresearch.worker.job"
 local store_mod = require "deepresearch.worker.store"
 local redis = require "deepresearch.worker.redis"
 local flow = require "deepresearch.worker.flow"
+local reconcile = require "deepresearch.worker.reconcile"
+local checkpoint = require "deepresearch.worker.checkpoint"
+local batch = require "deepresearch.worker.batch"
 
 local core = dr.core
 local is_interrupt = redis.is_interrupt
@@ -25,8 +28,12 @@ M.defaults = {
   input_recheck = 300,
 }
 
+-- A job's steps, by job: one job's create and wait, the search for a task a create may have
+-- made, checkpoints, batches. Their names do not overlap.
 local Worker = {}
-for k, v in pairs(flow) do Worker[k] = v end
+for _, steps in ipairs({ flow, reconcile, checkpoint, batch }) do
+  for k, v in pairs(steps) do Worker[k] = v end
+end
 Worker.__index = Worker
 
 local function hostname()
@@ -103,13 +110,6 @@ end
 
 function Worker:debug(fmt, ...)
   if self.opts.verbose then self:log(fmt, ...) end
-end
-
---- The blocking client batches are sent and listed with (its own connections: the poller's
--- transfers are not disturbed while a batch call runs).
-function Worker:batch_client()
-  if not self.bclient then self.bclient = dr.client(self.client_opts) end
-  return self.bclient
 end
 
 function Worker:redis_state(up, msg)
