@@ -4,99 +4,20 @@
 -- read loosely (a domain may be a string or an object, a plan a string or a list): a shape we
 -- did not expect must never raise in the middle of someone's editing.
 -- luacheck: globals vim
+local reading = require "deepresearch.checkpoint"
+
 local M = {}
 
--- What an empty answer to a planning question sends: the research agent decides, as it would
--- have without the checkpoint.
-M.NO_PREFERENCE = "No preference: use your judgement."
+-- What a checkpoint asks, read loosely (deepresearch.checkpoint, shared with the command).
+M.NO_PREFERENCE = reading.NO_PREFERENCE
+M.label = reading.label -- what the checkpoint asks, in a few words
+M.known = reading.known -- whether the editor knows how to ask it
+-- The answer that accepts what the research agent proposes (nil for an unknown type).
+M.proposed = reading.proposed
 
-local LABEL = {
-  planning_questions = "questions before planning", plan_review = "review the research plan",
-  source_review = "review the sources", outline_review = "review the report outline",
-}
-
-local function data_of(interaction)
-  return type(interaction) == "table" and type(interaction.data) == "table" and interaction.data
-    or {}
-end
-
-local function list_of(v) return type(v) == "table" and v or {} end
+local questions, domains, proposal = reading.questions, reading.domains, reading.proposal
 
 local function one_line(s) return (tostring(s):gsub("%s+", " ")) end
-
---- What the checkpoint asks, in a few words ("review the research plan").
-function M.label(interaction)
-  local t = type(interaction) == "table" and interaction.type or nil
-  return LABEL[t] or ("checkpoint " .. tostring(t))
-end
-
---- Whether the editor knows how to ask this checkpoint.
-function M.known(interaction)
-  return type(interaction) == "table" and LABEL[interaction.type] ~= nil
-end
-
--- { {question =, context =}, ... }
-local function questions(interaction)
-  local out = {}
-  for _, q in ipairs(list_of(data_of(interaction).questions)) do
-    if type(q) == "string" then
-      out[#out + 1] = { question = q }
-    elseif type(q) == "table" and q.question ~= nil then
-      out[#out + 1] = { question = tostring(q.question),
-        context = type(q.context) == "string" and q.context or nil }
-    end
-  end
-  return out
-end
-
--- { {domain =, pick = "include" | "exclude" | nil, count =, score =}, ... }
-local function domains(interaction)
-  local out = {}
-  for _, d in ipairs(list_of(data_of(interaction).domains)) do
-    if type(d) == "string" then
-      out[#out + 1] = { domain = d }
-    elseif type(d) == "table" and d.domain ~= nil then
-      out[#out + 1] = { domain = tostring(d.domain), pick = d.ai_recommendation,
-        count = tonumber(d.source_count), score = tonumber(d.avg_relevance_score) }
-    end
-  end
-  return out
-end
-
--- The plan or outline as text, with its research areas or sections.
-local function proposal(interaction)
-  local d = data_of(interaction)
-  local lines, body = {}, d.plan or d.outline
-  if type(body) == "string" then
-    lines[1] = body
-  elseif type(body) == "table" then
-    for i, s in ipairs(body) do lines[#lines + 1] = string.format("%d. %s", i, tostring(s)) end
-  end
-  for _, e in ipairs({ { "Research areas", d.research_areas }, { "Sections", d.sections } }) do
-    if type(e[2]) == "table" and #e[2] > 0 and e[2] ~= body then
-      local items = {}
-      for i, v in ipairs(e[2]) do items[i] = tostring(v) end
-      lines[#lines + 1] = e[1] .. ": " .. table.concat(items, ", ")
-    end
-  end
-  return table.concat(lines, "\n")
-end
-
---- The answer that accepts what the research agent proposes: plans and outlines approved, the
--- AI's source picks (empty lists), questions left to its judgement. nil for an unknown type.
-function M.proposed(interaction)
-  local t = type(interaction) == "table" and interaction.type or nil
-  if t == "plan_review" or t == "outline_review" then return { approved = true } end
-  if t == "source_review" then return { included_domains = {}, excluded_domains = {} } end
-  if t == "planning_questions" then
-    local answers = {}
-    for i, q in ipairs(questions(interaction)) do
-      answers[i] = { question = q.question, answer = M.NO_PREFERENCE }
-    end
-    return { answers = answers }
-  end
-  return nil
-end
 
 -- Each asker: ask(ui, interaction, header, done); done(response) or done(nil) when the user
 -- cancels (the checkpoint stays open, to answer later).
