@@ -26,8 +26,9 @@ build = {
   modules = {
     ["deepresearch.core"] = {
       sources = {
-        "src/buffer.c", "src/client.c", "src/compat.c", "src/easy.c", "src/engine.c", "src/handle.c",
-        "src/hmac.c", "src/json.c", "src/module.c", "src/poller.c", "src/result.c", "src/spec.c",
+        "src/buffer.c", "src/client.c", "src/compat.c", "src/download.c", "src/easy.c",
+        "src/engine.c", "src/handle.c", "src/hmac.c", "src/json.c", "src/module.c", "src/poller.c",
+        "src/result.c", "src/spec.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "include", "src" },

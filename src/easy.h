@@ -72,6 +72,11 @@ int dr_easy_file_open(dr_xfer *x, const char *path);
 int dr_easy_file_commit(dr_xfer *x);
 /* Whether the answer's body went to the file (a 2xx to a download). */
 int dr_easy_to_file(dr_xfer *x);
+/* Writes n bytes of a download's body to its part file (libcurl's write callback's share);
+ * 0 when over max_response_size or on a write error, which ends the transfer. */
+size_t dr_easy_file_write(dr_xfer *x, const char *p, size_t n);
+/* Ends a download that did not complete: its part file goes (the path was never touched). */
+void dr_easy_file_discard(dr_xfer *x);
 /* Lua holds the body now: a big buffer is freed at once, a small one kept for the next use. */
 void dr_easy_body_done(dr_xfer *x);
 
