@@ -61,6 +61,7 @@ function M.default_name() return M.DEFAULT end
 
 M.register(require "deepresearch.providers.descriptor.extruct")
 M.register(require "deepresearch.providers.descriptor.valyu")
+M.register(require "deepresearch.providers.descriptor.gemini")
 
 local function each_kind(names, fn)
   for _, n in ipairs(names) do

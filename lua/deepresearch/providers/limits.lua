@@ -5,6 +5,8 @@ local M = {
   extruct = { brief = 20000 },
   discovery = { brief = 20000 }, -- Deep Search's query
   valyu = { brief = 25000, strategy_and_format = 15000 }, -- brief: the query
+  -- Gemini documents no input limit; its agents' context (about 1M tokens) bounds it.
+  gemini = { brief = 1000000 },
 }
 
 -- The provider a client talks to unless told otherwise: its limit is a brief's default.

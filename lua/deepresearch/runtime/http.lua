@@ -146,7 +146,8 @@ end
 local function http_error(state, res, req)
   local headers = M.headers(res)
   local info = res.body ~= nil and state.provider.parse_error(res.body) or {}
-  local code = status_code(res.status, info, req)
+  -- parse_error may name the code its body means (Gemini's 400 API_KEY_INVALID: unauthorized).
+  local code = info.code or status_code(res.status, info, req)
   -- A body that is not JSON (a proxy's HTML page) is not the API speaking.
   if res.raw and res.raw ~= "" and res.body == nil then code = "invalid_response" end
   local msg = info.message
@@ -154,12 +155,14 @@ local function http_error(state, res, req)
     msg = "HTTP " .. res.status .. (res.raw and (" with " .. snippet(res.raw)) or "")
   end
   return errors.new(code, msg, {
-    retryable = errors.RETRYABLE[status_code(res.status, info, req)] or false,
+    retryable = errors.RETRYABLE[info.code or status_code(res.status, info, req)] or false,
     -- The provider's own JSON error body: only such a 503 to a create means "nothing made".
     api = info.api or nil,
     status = res.status, request_id = headers["x-request-id"], details = info.details,
     fields = info.fields, required_credits = info.required_credits,
-    available_credits = info.available_credits, retry_after = headers["retry-after"],
+    available_credits = info.available_credits,
+    -- The header, else the wait the body gives (Gemini's RetryInfo.retryDelay), as seconds text.
+    retry_after = headers["retry-after"] or info.retry_after,
   })
 end
 
