@@ -46,6 +46,8 @@ local app = simulator.new({ seed = math.tointeger(opts.seed) or 1, speed = opts.
 app:use("simulator.extruct")
 app:use("simulator.discovery")
 app:use("simulator.valyu", true)
+app:use("simulator.gemini")
+app:use("simulator.openai")
 app:start()
 
 local watch = opts["watch-pid"]
