@@ -106,17 +106,38 @@ local function merge(t, modname)
   end
 end
 
+-- The methods every client answers. One its provider lacks (Extruct's cancel; list on an API
+-- with none, has_list = false) returns nil, err code "unsupported", so that generic code (the
+-- command, the worker, the editor) branches on the code instead of on a provider's name.
+M.GENERIC_METHODS = { "create", "get", "wait", "run", "list", "cancel", "delete" }
+
+local function unsupported(p, method)
+  return function()
+    return nil, errors.unsupported(p.name, method, p.cli and p.cli.name)
+  end
+end
+
+-- Adds the unsupported stand-ins for the generic methods t still lacks.
+local function fill_unsupported(t, p)
+  for _, k in ipairs(M.GENERIC_METHODS) do
+    if rawget(t, k) == nil then rawset(t, k, unsupported(p, k)) end
+  end
+end
+
 local function methods_for(p)
   local name = p.name
   if method_tables[name] then return method_tables[name] end
   local mods = modules_of(p)
   local t = {}
+  -- No list on the API: whatever the operations module holds, list answers unsupported.
+  if p.has_list == false then t.list = unsupported(p, "list") end
   merge(t, mods[1])
   t.close = close_client
   t.closed = client_closed
   setmetatable(t, {
     __index = function(_, k)
       for i = 2, #mods do merge(t, mods[i]) end
+      fill_unsupported(t, p)
       setmetatable(t, nil)
       return rawget(t, k)
     end,
@@ -207,6 +228,20 @@ local function check_options(opts)
   end
 end
 
+--- A base URL as the client uses it: without trailing slashes, and without a trailing version
+-- the descriptor lists in base_suffixes ("/v1", "/v1beta": the SDKs' convention puts it in the
+-- base URL; the descriptor's paths carry it already).
+function M.base_url(p, base)
+  base = tostring(base):gsub("/+$", "")
+  for _, suffix in ipairs(p.base_suffixes or {}) do
+    local n = #suffix
+    if base:sub(-n) == suffix and base:sub(1, -n - 1):match("^https?://[^/%s]+") then
+      return (base:sub(1, -n - 1):gsub("/+$", ""))
+    end
+  end
+  return base
+end
+
 --- Creates a client. See README "Configuration" for every option and its default.
 function M.client(opts)
   validate.type("client", 1, opts, "table", true)
@@ -224,7 +259,7 @@ function M.client(opts)
   if token ~= nil and type(token) ~= "string" and type(token) ~= "function" then
     error("bad option '" .. p.token_option .. "' to 'client' (string or function expected)", 2)
   end
-  local base = opts.base_url or os.getenv(p.base_env) or p.base_url
+  local base = M.base_url(p, opts.base_url or os.getenv(p.base_env) or p.base_url)
   if not base:match("^https?://[^/%s]+") or base:find("%c") then
     error(string.format("bad option 'base_url' to 'client' (an http(s) URL expected, got %q)",
       http.redact_url(base)), 2)
@@ -235,7 +270,8 @@ function M.client(opts)
   state.provider = p
   state.modules = modules_of(p) -- the poller runs the same operations
   state.token = token or os.getenv(p.token_env)
-  state.base_url = base:gsub("/+$", "")
+  state.base_url = base
+  state.poll = p.poll -- the wait's default first interval (floor) and cap (runtime/wait.lua)
   state.user_agent = (opts.user_agent and (opts.user_agent .. " ") or "") ..
     "deepresearch-lua/" .. core.version .. " libcurl/" .. core.curl_version
   state.max_retries = opts.max_retries or retry.defaults.max_retries

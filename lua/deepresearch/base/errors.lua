@@ -42,4 +42,12 @@ function M.invalid(message, fields)
   return M.new("invalid_request", message, fields)
 end
 
+--- A method the provider's API lacks (list on an API that cannot list tasks, cancel where
+-- nothing cancels): code "unsupported", never retryable.
+-- label: how the message names the provider ("Gemini"), provider its name ("gemini").
+function M.unsupported(provider, method, label)
+  return M.new("unsupported", string.format("%s has no '%s': its API offers no such operation",
+    tostring(label or provider), tostring(method)), { provider = provider, method = method })
+end
+
 return M

@@ -89,6 +89,8 @@ function M.exit_code(e)
   if e.code == "timeout" and e.attempts == nil then return EXIT.timeout end
   -- Refused before anything was sent: the input is wrong, not the service.
   if e.code == "invalid_request" and e.status == nil then return EXIT.usage end
+  -- A method the provider's API lacks (list on one that cannot list): a usage error.
+  if e.code == "unsupported" then return EXIT.usage end
   return EXIT.api
 end
 
@@ -277,6 +279,12 @@ local function interrupted_create(ctx)
   local id = task and c.id_of(task)
   if id then
     ctx.err:write("deepresearch: created task ", tostring(id), ". ", ctx:resume_hint(id), "\n")
+  elseif unknown and not providers.has_list(providers.get(ctx:provider())) then
+    -- No list to look in: say so instead of pointing at a command that cannot work.
+    ctx.err:write("deepresearch: ", again and "gave up waiting (second Ctrl-C)" or
+      string.format("no readable answer to the create within %g s", secs), "; a task may " ..
+      "exist (and be billed) and this provider's API cannot list tasks to find it; check the " ..
+      "provider's dashboard before creating it again\n")
   elseif unknown then
     ctx.err:write("deepresearch: ", again and "gave up waiting (second Ctrl-C)" or
       string.format("no readable answer to the create within %g s",

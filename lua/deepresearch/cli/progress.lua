@@ -179,6 +179,37 @@ function M.valyu_research(task)
     total = count(total) }
 end
 
+local function at_path(task, path)
+  if path:sub(1, 1) == "#" then
+    local t = task[path:sub(2)]
+    return type(t) == "table" and #t or nil
+  end
+  local v = task
+  for key in path:gmatch("[^%.]+") do
+    if type(v) ~= "table" then return nil end
+    v = v[key]
+  end
+  return v
+end
+
+--- Fields shown for any provider's task from its kind's data alone (a descriptor without a
+-- describer of its own): each counter its progress list names and the task reports
+-- ("steps 4", "sources 12"), nothing when it reports none; the line's elapsed time stays.
+function M.generic(kind)
+  return function(task)
+    local parts = {}
+    for _, path in ipairs(kind.progress or {}) do
+      local v = path ~= "status" and at_path(task, path) or nil
+      if type(v) == "number" or type(v) == "string" or type(v) == "boolean" then
+        local name = path:gsub("^#", ""):match("([^%.]+)$")
+        parts[#parts + 1] = name:gsub("_", " ") .. " " ..
+          (type(v) == "number" and shown(v) or tostring(v))
+      end
+    end
+    return { id = task[kind.id_field], state = state_of(task), parts = parts }
+  end
+end
+
 --- Fields shown for an Extruct Deep Search (discovery) task.
 function M.discovery(task)
   local total = count(task.desired_num_results) or 0

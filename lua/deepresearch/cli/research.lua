@@ -188,6 +188,11 @@ end
 
 local function list(ctx, opts, words)
   if #words > 0 then return ctx:usage("list takes no arguments, got '" .. words[1] .. "'") end
+  local d = ad_of(ctx).descriptor
+  if not require("deepresearch.providers").has_list(d) then
+    return ctx:usage(string.format("%s cannot list tasks (its API has no list); keep the id " ..
+      "that create prints, and use get ID or wait ID", d.cli.name))
+  end
   local no_offset = ad_of(ctx).descriptor.cli.no_offset
   if no_offset and opts.offset then return ctx:usage(no_offset) end
   if opts.limit == 0 then return ctx:usage("--limit must be at least 1") end

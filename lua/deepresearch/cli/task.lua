@@ -41,9 +41,12 @@ local function value_at(task, path)
   return v
 end
 
+-- The descriptor's describer: a function, a cli/progress.lua describer's name, or none (the
+-- generic one, from the kind's progress fields).
 local function describer(d)
   local how = d.cli.describe
   if type(how) == "function" then return how end
+  if how == nil or how == "generic" then return progress.generic(d.kinds.research) end
   local fn = progress[how]
   if d.cli.describe_budgets then fn = fn(d.cost.budgets) end
   return fn
@@ -65,10 +68,11 @@ function M.adapter(d)
   function ad.summary(task) return c.summary(task, FORMAT) end
   function ad.list(client, opts) return c.list(client, opts) end
   ad.list_headers = {}
-  for i, col in ipairs(c.columns) do ad.list_headers[i] = col[1] end
+  local cols = c.columns or {} -- none for a provider that cannot list (has_list = false)
+  for i, col in ipairs(cols) do ad.list_headers[i] = col[1] end
   function ad.list_row(task)
     local row = {}
-    for i, col in ipairs(c.columns) do
+    for i, col in ipairs(cols) do
       local v = value_at(task, col[2])
       if col[3] then v = FORMAT[col[3]](v) end
       row[i] = v

@@ -7,14 +7,55 @@ local M = {}
 local order = {} -- registered names, in registration order (the default first)
 
 -- The fields every descriptor holds (descriptors_spec checks them all).
+-- A provider without a list (has_list = false) may leave out list_paging, cli.list and
+-- worker.matches (LIST_ONLY).
 M.REQUIRED = { "name", "base_url", "base_env", "token_env", "token_option", "auth_header",
   "auth_prefix", "parse_error", "kinds", "module", "limits", "operations", "recovery",
   "list_paging",
   "report", "cost", "cli", "worker" }
 M.REQUIRED_KIND = { "path", "id_field", "states", "progress", "failure_field", "label" }
-M.REQUIRED_CLI = { "name", "flags", "describe", "columns", "create", "list", "summary" }
+-- cli.describe may be left out: the progress line then shows the kind's progress fields.
+M.REQUIRED_CLI = { "name", "flags", "columns", "create", "list", "summary" }
 M.REQUIRED_WORKER = { "id_field", "params", "validate", "matches", "progress" }
 M.RECOVERY = { list_match = true, idempotency_key = true, none = true }
+-- Needed only by a provider that lists its tasks (has_list ~= false): the command's list, the
+-- worker's search for a lost create.
+M.LIST_ONLY = { list_paging = true, ["cli.list"] = true, ["cli.columns"] = true,
+  ["worker.matches"] = true }
+-- Optional fields and the type each must have when present (docs/providers.md).
+M.OPTIONAL = { base_suffixes = "table", detect = "function", has_list = "boolean",
+  poll = "table", create_pace = "number", prices = "table", modes = "table", webhook = "table",
+  default = "boolean" }
+
+--- Whether a descriptor's provider can list its tasks (has_list = false says it cannot).
+function M.has_list(d) return d.has_list ~= false end
+
+--- The required fields d lacks and the optional ones of the wrong type, as "path" strings
+-- (an empty table for a whole descriptor). descriptors_spec checks every registered one.
+function M.missing(d)
+  local out = {}
+  local function need(v, path)
+    if v == nil and not (M.LIST_ONLY[path] and not M.has_list(d)) then out[#out + 1] = path end
+  end
+  for _, f in ipairs(M.REQUIRED) do need(d[f], f) end
+  for kname, kind in pairs(type(d.kinds) == "table" and d.kinds or {}) do
+    for _, f in ipairs(M.REQUIRED_KIND) do need(kind[f], "kinds." .. kname .. "." .. f) end
+  end
+  for _, f in ipairs(M.REQUIRED_CLI) do need(type(d.cli) == "table" and d.cli[f] or nil,
+    "cli." .. f) end
+  for _, f in ipairs(M.REQUIRED_WORKER) do
+    need(type(d.worker) == "table" and d.worker[f] or nil, "worker." .. f)
+  end
+  for f, t in pairs(M.OPTIONAL) do
+    if d[f] ~= nil and type(d[f]) ~= t then out[#out + 1] = f .. " (" .. t .. ")" end
+  end
+  if type(d.poll) == "table" and (type(d.poll.floor) ~= "number" or
+    type(d.poll.cap) ~= "number" or d.poll.floor > d.poll.cap) then
+    out[#out + 1] = "poll (floor <= cap, numbers)"
+  end
+  table.sort(out)
+  return out
+end
 
 --- Adds (or replaces) a provider's descriptor; returns it. Raises on a malformed one.
 function M.register(d)
@@ -62,6 +103,8 @@ function M.default_name() return M.DEFAULT end
 M.register(require "deepresearch.providers.descriptor.extruct")
 M.register(require "deepresearch.providers.descriptor.valyu")
 M.register(require "deepresearch.providers.descriptor.gemini")
+M.register(require "deepresearch.providers.descriptor.openai")
+M.register(require "deepresearch.providers.descriptor.perplexity")
 
 local function each_kind(names, fn)
   for _, n in ipairs(names) do

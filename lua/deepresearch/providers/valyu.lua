@@ -44,14 +44,16 @@ local PASS = { "mode", "output_formats", "research_strategy", "report_format", "
 
 -- What each public method accepts (base/options.lua): PASS, the aliases create reads
 -- (query/input, strategy), each with the type CONTRACT B.2 gives it.
-local CREATE = { query = "string", input = "string", strategy = "string", mode = "string",
+-- brief: every provider's word for the text asked (issue 16), sent as query.
+local CREATE = { query = "string", input = "string", brief = "string", strategy = "string",
+  mode = "string",
   output_formats = "table", research_strategy = "string", report_format = "string",
   search = "table", urls = "table", files = "table", deliverables = "table", mcp_servers = "table",
   tools = "table",
   previous_reports = "table", webhook_url = "string", alert_email = "string|table",
   brand_collection_id = "string", metadata = "table", hitl = "table", workflow_id = "string",
   workflow_params = "table", workflow_version = "number", code_execution = "boolean" }
-local QUERY = { "query", "input", "workflow_id" } -- one of these (see check_create)
+local QUERY = { "query", "input", "brief", "workflow_id" } -- one of these (see check_create)
 M.accepts = {
   create = { opts = 1, required = true, fields = CREATE, needs = { QUERY } },
   run = { opts = 1, required = true, fields = options.extend(CREATE, { on_progress = "function",
@@ -113,7 +115,7 @@ local function strategy_chars(p)
 end
 
 local function check_create(p)
-  local q = p.query or p.input
+  local q = p.query or p.input or p.brief
   if p.workflow_id ~= nil then
     if q or p.research_strategy or p.report_format then
       return nil,
@@ -166,7 +168,7 @@ function M.create_body(p)
   if not ok then return nil, err end
   local body = {}
   for _, k in ipairs(PASS) do body[k] = p[k] end
-  body.query = p.query or p.input
+  body.query = p.query or p.input or p.brief
   body.research_strategy = p.research_strategy or p.strategy
   if body.mode == "lite" then body.mode = "standard" end
   -- A nonce in metadata lets a lost create be found again without guessing.
@@ -248,7 +250,7 @@ function ops.create(runtime, self, params)
   local body, nonce = M.create_body(params)
   if not body then return nil, nonce end
   local started = os.time()
-  local query = params.query or params.input
+  local query = params.query or params.input or params.brief
   -- The mode the server records (lite is sent as standard, absent means standard): the
   -- siblings of a create are the creates a reconcile could confuse with it.
   local mode = (params.mode == nil or params.mode == "lite") and "standard" or params.mode

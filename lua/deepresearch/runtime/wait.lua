@@ -26,6 +26,18 @@ function M.schedule(opts)
   end
 end
 
+--- opts with the provider's poll pace (descriptor poll = { floor = s, cap = s }, on the client
+-- state) as the first interval and max_interval where the caller gave none: an API with low
+-- rate limits is polled no sooner than its floor by default. A fresh table when it changes.
+function M.with_poll(opts, poll)
+  if type(poll) ~= "table" or (opts.interval and opts.max_interval) then return opts end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.interval = o.interval or math.max(M.defaults.interval, poll.floor or 0)
+  o.max_interval = o.max_interval or math.max(poll.cap or M.defaults.max_interval, o.interval)
+  return o
+end
+
 local function field(task, path)
   if path:sub(1, 1) == "#" then
     local t = task[path:sub(2)]
@@ -60,7 +72,7 @@ Waiter.__index = Waiter
 --   timeout_for = optional fn(task) -> seconds: the default timeout a task's own fields imply
 --   (Valyu: its mode), used when the caller gave none }
 function M.waiter(ctx, kind, id, opts)
-  opts = opts or {}
+  opts = M.with_poll(opts or {}, ctx.policy and ctx.policy.poll)
   return setmetatable({
     ctx = ctx, kind = kind, id = id, opts = opts, start = ctx.clock.now(),
     timeout = opts.timeout or M.defaults.timeout, next_delay = M.schedule(opts),
