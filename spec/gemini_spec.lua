@@ -206,6 +206,22 @@ describe("gemini", function()
     assert.equals("failed", dr.state(err.task, "gemini"))
   end)
 
+  it("a run still going at the 65-minute deadline is cancelled; a caller's timeout is not",
+    function()
+      s:config{ gemini = { stuck = true } }
+      local t = dr.assert(client:create{ brief = BRIEF })
+      local _, err = client:wait(t.id, { timeout = 600 })
+      assert.equals("timeout", err.code)
+      assert.equals(0, env.count_requests(s, "^POST " .. ROUTE .. "/.*/cancel$"))
+      _, err = client:wait(t.id)
+      assert.equals("timeout", err.code)
+      assert.is_true(err.cancelled)
+      assert.matches("cancelled it", err.message)
+      assert.truthy(clock.t >= D.deadline)
+      assert.equals(1, env.count_requests(s, "^POST " .. ROUTE .. "/.*/cancel$"))
+      assert.equals("cancelled", dr.assert(client:get(t.id)).status)
+    end)
+
   it("incomplete without a report is a failure (code incomplete)", function()
     local task = { id = "i1", status = "incomplete", steps = {},
       errors = { { code = "x/max_tokens", message = "hit max tokens" } } }

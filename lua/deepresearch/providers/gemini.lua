@@ -282,10 +282,29 @@ end
 
 local function deadline() return D.deadline end
 
+-- A run stops at 60 minutes; one still running at the default deadline is stuck (seen in
+-- the wild): cancel it so that it stops billing, and say so. A caller's own timeout cancels
+-- nothing (the interaction keeps running; wait again to resume).
+local function give_up(runtime, self, err)
+  local task = err.task
+  if type(task) ~= "table" or type(task.id) ~= "string" then return err end
+  local ok, cerr = ops.cancel(runtime, self, task.id)
+  err.cancelled = ok ~= nil
+  err.message = string.format("interaction %s was still %s after %d minutes (Gemini stops " ..
+    "runs at 60): %s", task.id, tostring(task.status), math.floor(D.deadline / 60), ok and
+    "cancelled it" or ("cancelling it failed: " .. tostring(cerr and cerr.message)))
+  err.retryable = false
+  return err
+end
+
 function ops.wait(runtime, self, id_or_task, opts)
   validate.type("wait", 2, opts, "table", true)
-  return extruct.wait_on(runtime, self, D.kinds.research, id_or_task, opts, poll,
+  local task, err = extruct.wait_on(runtime, self, D.kinds.research, id_or_task, opts, poll,
     M.verdict, "wait", deadline)
+  if err and err.code == "timeout" and (opts == nil or opts.timeout == nil) then
+    return nil, give_up(runtime, self, err)
+  end
+  return task, err
 end
 
 function ops.run(runtime, self, params)

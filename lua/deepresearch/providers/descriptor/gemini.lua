@@ -233,7 +233,7 @@ end
 
 D.cli = {
   name = "Gemini",
-  flags = { agent = "Gemini tasks take --agent AGENT_ID" },
+  flags = {}, -- the agent is a create option (agent = ...); the command uses the default
   no_offset = "Gemini has no list",
   no_list = "Gemini's Interactions API has no list: keep the ids create returns",
   describe = function(task)
@@ -247,8 +247,8 @@ D.cli = {
   },
 }
 
-function D.cli.create(client, text, opts, schema)
-  return client:create{ brief = text, agent = opts.agent, output_schema = schema }
+function D.cli.create(client, text, _, schema)
+  return client:create{ brief = text, output_schema = schema }
 end
 
 -- There is none: the client answers unsupported, the command says so.
