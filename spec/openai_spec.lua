@@ -1,0 +1,214 @@
+-- The OpenAI client (Responses API in background mode, issue 16) against the simulator.
+local dr = require "deepresearch"
+local env = require "support.env"
+local json = require "cjson"
+
+describe("openai", function()
+  local s, client, clock
+  setup(function() s = env.sim() end)
+  before_each(function()
+    s:reset()
+    s:config{ openai = { time_scale = 0.05 } }
+    client, clock = env.client(s, { provider = "openai", api_key = "openai-key", token = false,
+      base_url = s.url .. "/v1", base_delay = 0.01 })
+  end)
+  after_each(function() client:close() end)
+
+  local BRIEF = "Compare Acme Robotics and Globex on warehouse automation revenue since 2023"
+
+  local function posts() return #s:requests_to("POST", "^/v1/responses$") end
+  local function last_body()
+    return json.decode(s:requests_to("POST", "^/v1/responses$")[1].body)
+  end
+
+  it("sends the brief as input with background, store, a data source and a nonce", function()
+    local t = dr.assert(client:create{ brief = BRIEF, instructions = "Cite primary sources." })
+    local req = s:requests_to("POST", "^/v1/responses$")[1]
+    assert.equals("Bearer openai-key", req.headers.authorization)
+    local body = last_body()
+    assert.equals(BRIEF, body.input)
+    assert.is_true(body.background)
+    assert.is_true(body.store)
+    assert.equals("gpt-5.5-pro", body.model)
+    assert.equals("web_search", body.tools[1].type)
+    assert.equals("Cite primary sources.", body.instructions)
+    assert.is_string(body.metadata.deepresearch_nonce)
+    assert.matches("^resp_%x+$", t.id)
+    assert.equals("queued", dr.state(t, "openai"))
+    assert.is_true(dr.providers.openai.detect(t))
+    assert.is_false(dr.providers.perplexity.detect(t))
+  end)
+
+  it("creates, waits with progress and reads the report of the last message", function()
+    local t = dr.assert(client:create{ brief = BRIEF, metadata = { team = "gtm" } })
+    local seen = 0
+    local done = dr.assert(client:wait(t.id, { on_progress = function() seen = seen + 1 end }))
+    assert.equals("completed", done.status)
+    assert.equals("done", dr.state(done, "openai"))
+    assert.equals("gtm", done.metadata.team)
+    local text = dr.providers.openai.report.extract(done)
+    assert.truthy(#text > 100)
+    assert.truthy(seen >= 2)
+    assert.truthy(#clock.sleeps >= 2)
+    -- the descriptor's poll floor paces the wait (PROVIDERS.md §5: 10 s)
+    assert.truthy(clock.sleeps[1] >= 10)
+    if dr.result then
+      local r = dr.result(done)
+      assert.equals("openai", r.provider)
+      assert.equals("done", r.state)
+      assert.truthy(#r.sources >= 1)
+    end
+  end)
+
+  it("run takes the brief and waits", function()
+    local done = dr.assert(client:run{ brief = BRIEF })
+    assert.equals("completed", done.status)
+    assert.equals(1, posts())
+  end)
+
+  it("ends a failed run with task_failed and its reason", function()
+    local _, err = client:run{ brief = BRIEF .. " [fail]" }
+    assert.equals("task_failed", err.code)
+    assert.is_string(err.reason)
+    assert.equals("failed", dr.state(err.task, "openai"))
+  end)
+
+  it("reads incomplete as done with text, and as failed without", function()
+    local done = dr.assert(client:run{ brief = BRIEF .. " [incomplete]" })
+    assert.equals("incomplete", done.status)
+    assert.truthy(#dr.providers.openai.report.extract(done) > 0)
+    s:config{ openai = { incomplete_no_message = true } }
+    local _, err = client:run{ brief = BRIEF .. " [incomplete]" }
+    assert.equals("incomplete", err.code)
+    assert.equals("max_output_tokens", err.reason)
+  end)
+
+  it("cancels a running response and the wait ends cancelled", function()
+    local t = dr.assert(client:create{ brief = BRIEF })
+    local c = dr.assert(client:cancel(t.id))
+    assert.equals("cancelled", c.status)
+    local _, err = client:wait(t.id)
+    assert.equals("cancelled", err.code)
+  end)
+
+  it("deletes a response; a GET then answers not_found", function()
+    local done = dr.assert(client:run{ brief = BRIEF })
+    local gone = dr.assert(client:delete(done.id))
+    assert.is_true(gone.deleted)
+    local _, err = client:get(done.id)
+    assert.equals("not_found", err.code)
+    assert.equals(404, err.status)
+  end)
+
+  it("has no list: unsupported, nothing sent", function()
+    local before = #s:requests()
+    local list, err = client:list()
+    assert.is_nil(list)
+    assert.equals("unsupported", err.code)
+    assert.equals(before, #s:requests())
+  end)
+
+  it("maps a bad key to unauthorized without retrying", function()
+    local c = env.client(s, { provider = "openai", api_key = "sk-wrong-key-1234", token = false })
+    local _, err = c:create{ brief = BRIEF }
+    assert.equals("unauthorized", err.code)
+    assert.equals(401, err.status)
+    assert.matches("Incorrect API key", err.message)
+    assert.equals(1, posts())
+    c:close()
+  end)
+
+  it("sends the provider's own options by their names", function()
+    local body = dr.providers.openai.module
+    body = require(body).create_body(dr.providers.openai, { brief = BRIEF, max_tool_calls = 12,
+      max_output_tokens = 4000, reasoning = { summary = "auto" }, model = "gpt-5.4-pro" })
+    body = json.decode(body)
+    assert.equals(12, body.max_tool_calls)
+    assert.equals(4000, body.max_output_tokens)
+    assert.equals("auto", body.reasoning.summary)
+    assert.equals("gpt-5.4-pro", body.model)
+  end)
+
+  it("validates locally before sending", function()
+    local before = #s:requests()
+    local cases = {
+      { brief = "" }, { brief = BRIEF, max_output_tokens = 8 }, { brief = BRIEF, tools = {} },
+      { brief = BRIEF, max_tool_calls = -1 },
+      { brief = BRIEF, output_schema = { type = "object", properties = {} } },
+    }
+    for _, c in ipairs(cases) do
+      local _, err = client:create(c)
+      assert.equals("invalid_request", err.code)
+    end
+    assert.equals(before, #s:requests())
+    assert.has_error(function() client:create{ brief = BRIEF, preset = "high" } end,
+      "bad option 'preset' to 'create' (unknown option)")
+    assert.has_error(function() client:create{ brief = BRIEF, modle = "x" } end)
+  end)
+
+  it("maps the server's validation answer to invalid_request with the field", function()
+    local _, err = client:create{ brief = BRIEF, service_tier = "turbo" }
+    assert.equals("invalid_request", err.code)
+    assert.equals(400, err.status)
+    assert.equals("service_tier", err.fields[1].field)
+  end)
+
+  it("names a shut-down model and its successor: retired", function()
+    local _, err = client:create{ brief = BRIEF, model = "o4-mini-deep-research" }
+    assert.equals("retired", err.code)
+    assert.is_false(err.retryable)
+    assert.matches("o4%-mini%-deep%-research", err.message)
+    assert.matches("gpt%-5%.5%-pro", err.message)
+    assert.matches("2026%-07%-23", err.message)
+    local _, unknown = client:create{ brief = BRIEF, model = "gpt-nonexistent" }
+    assert.equals("invalid_request", unknown.code)
+  end)
+
+  it("maps insufficient_quota to insufficient_credits, not retried", function()
+    local c = env.client(s, { provider = "openai", api_key = "openai-broke", token = false })
+    local _, err = c:create{ brief = BRIEF }
+    assert.equals("insufficient_credits", err.code)
+    assert.is_false(err.retryable)
+    assert.equals(1, posts())
+    c:close()
+  end)
+
+  it("maps 429 to rate_limited: a create is not re-sent, a read waits Retry-After", function()
+    s:config{ openai = { creates_per_min = 1, requests_per_min = 1 } }
+    local t = dr.assert(client:create{ brief = BRIEF })
+    local _, err = client:create{ brief = BRIEF }
+    assert.equals("rate_limited", err.code)
+    assert.equals(429, err.status)
+    assert.is_string(err.retry_after)
+    assert.equals(2, posts())
+    assert.equals(1, s:counter("openai.tasks_created"))
+    dr.assert(client:get(t.id)) -- the window's one read
+    local n = #clock.sleeps
+    local again = dr.assert(client:get(t.id)) -- 429, waits the hint, then answers
+    assert.equals(t.id, again.id)
+    assert.truthy(#clock.sleeps > n)
+    assert.truthy(clock.sleeps[#clock.sleeps] >= 1)
+  end)
+
+  it("reports a lost create as ambiguous with its nonce, after exactly one POST", function()
+    s:fault{ method = "POST", path = "/v1/responses", kind = "drop", after = true }
+    local _, err = client:create{ brief = BRIEF }
+    assert.equals("ambiguous", err.code)
+    assert.is_false(err.retryable)
+    assert.equals(1, posts())
+    assert.equals(1, s:counter("openai.tasks_created"))
+    local made = s:state().openai.tasks[1]
+    assert.equals(made.metadata.deepresearch_nonce, err.nonce)
+    assert.matches(err.nonce, err.message, 1, true)
+    assert.matches("cannot be looked up", err.message)
+  end)
+
+  it("never re-sends a create answered 5xx", function()
+    s:fault{ method = "POST", path = "/v1/responses", status = 503,
+      body = '{"error":{"message":"overloaded","type":"server_error","param":null,' ..
+        '"code":null}}' }
+    local _, err = client:create{ brief = BRIEF }
+    assert.equals("ambiguous", err.code)
+    assert.equals(1, posts())
+  end)
+end)
