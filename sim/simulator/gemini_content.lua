@@ -33,7 +33,8 @@ local TITLES = { "Überblick", "Marktposition", "Risiken", "Ausblick" }
 
 -- The subject a prompt names, for readable text (a fixed word when it names none).
 function M.target(text)
-  return content.target(text or "") or "the subject"
+  -- A leading lower-case word: a name that opens the prompt is not read as a sentence start.
+  return content.target("about " .. (text or "")) or "the subject"
 end
 
 local function domain_url(rng, domain, slug, redirect)
@@ -95,8 +96,9 @@ local function queries_for(target, first, n)
   return list
 end
 
-local function thought(rng, target, round, summaries)
-  local step = { type = "thought", signature = string.format("sig_%08x", rng:random(0, 0x7fffffff)) }
+local function thought_step(rng, target, round, summaries)
+  local step = { type = "thought",
+    signature = string.format("sig_%08x", rng:random(0, 0x7fffffff)) }
   if summaries then
     step.summary = { { type = "text", text = string.format(
       "**Examining %s (%d)**\n\nI'm cross-checking what the sources say about %s's %s.",
@@ -139,7 +141,7 @@ function M.schedule(rng, start, span, opts)
   for r = 1, opts.rounds do
     local t = start + span * (r - 1) / opts.rounds
     local gap = span / opts.rounds / 4
-    add(t, thought(rng, opts.target, r, opts.summaries))
+    add(t, thought_step(rng, opts.target, r, opts.summaries))
     local n = split(opts.queries, opts.rounds, r)
     local call, result = search_pair(rng, opts.target, r, first, n)
     first = first + n

@@ -126,7 +126,9 @@ local function check_webhook(w)
   if type(w) ~= "table" or is_array(w) and next(w) then
     return bad("webhook_config must be an object.")
   end
-  if w.uris ~= nil and not is_array(w.uris) then return bad("webhook_config.uris must be a list.") end
+  if w.uris ~= nil and not is_array(w.uris) then
+    return bad("webhook_config.uris must be a list.")
+  end
   for _, u in ipairs(w.uris or {}) do
     if type(u) ~= "string" or not u:match("^https?://") then
       return bad("webhook_config.uris must hold URLs.")
