@@ -80,11 +80,8 @@ D.recovery = "none"
 D.list_paging = "limit" -- unused: there is no list
 D.nonce_label = "deepresearch_nonce"
 
--- The agents (gemini.md banner, A.6). default_agent: the speed one.
-D.agents = {
-  ["deep-research-preview-04-2026"] = { estimate = { 1, 3 } },
-  ["deep-research-max-preview-04-2026"] = { estimate = { 3, 7 } },
-}
+-- The agents (gemini.md banner): the speed one (the default) and the thorough one.
+D.agents = { "deep-research-preview-04-2026", "deep-research-max-preview-04-2026" }
 D.default_agent = "deep-research-preview-04-2026"
 -- Shut down agent ids and what replaces them: a create naming one fails with code retired.
 D.retired_agents = {
@@ -172,20 +169,23 @@ end
 -- plus grounding searches, always an estimate. Which model backs each agent is not published
 -- (gemini.md D3): the rates below are Gemini 3 Pro's list prices (prompts <= 200k tokens),
 -- an assumption, and $14 per 1,000 grounded search queries (secondary source). Thought
--- tokens bill as output. Without usage, the agent's published band (A.6) is the estimate.
+-- tokens bill as output. Without usage, the midpoint of the agent's published band (A.6:
+-- low..high USD per task) is the estimate.
 D.prices = {
   as_of = "2026-12-07",
-  ["deep-research-preview-04-2026"] = { input = 2.00, cached = 0.20, output = 12.00,
-    web_search = 0.014 },
-  ["deep-research-max-preview-04-2026"] = { input = 2.00, cached = 0.20, output = 12.00,
-    web_search = 0.014 },
+  ["deep-research-preview-04-2026"] = { input = 2.00, cached_input = 0.20, output = 12.00,
+    web_search = 0.014, low = 1, high = 3 },
+  ["deep-research-max-preview-04-2026"] = { input = 2.00, cached_input = 0.20, output = 12.00,
+    web_search = 0.014, low = 3, high = 7 },
 }
+-- Where the counts are (dr.result's reader of computed costs reads these paths).
 D.cost = {
   source = "computed",
   model_field = "agent",
-  usage = { input = "usage.total_input_tokens", cached = "usage.total_cached_tokens",
-    output = "usage.total_output_tokens", thought = "usage.total_thought_tokens",
-    searches = "usage.grounding_tool_count[type=google_search].count" },
+  input = "usage.total_input_tokens",
+  cached = "usage.total_cached_tokens",
+  output = { "usage.total_output_tokens", "usage.total_thought_tokens" },
+  search_types = { google_search = true }, -- usage.grounding_tool_count[].type counted
   currency = "USD",
 }
 
@@ -206,18 +206,17 @@ local function num(v) return type(v) == "number" and v or 0 end
 function D.cost.compute(task)
   if type(task) ~= "table" then return nil end
   local price = D.prices[task.agent or D.default_agent]
+  if not price then return nil end
   local usage = task.usage
-  if type(usage) == "table" and price and type(usage.total_input_tokens) == "number" then
+  if type(usage) == "table" and type(usage.total_input_tokens) == "number" then
     local cached = math.min(num(usage.total_cached_tokens), num(usage.total_input_tokens))
     local usd = (num(usage.total_input_tokens) - cached) * price.input / 1e6
-      + cached * (price.cached or price.input) / 1e6
+      + cached * (price.cached_input or price.input) / 1e6
       + (num(usage.total_output_tokens) + num(usage.total_thought_tokens)) * price.output / 1e6
       + searches(usage) * (price.web_search or 0)
     return usd
   end
-  local agent = D.agents[task.agent or ""]
-  if agent and agent.estimate then return (agent.estimate[1] + agent.estimate[2]) / 2 end
-  return nil
+  return (price.low + price.high) / 2
 end
 
 --- Whether a bare table is a Gemini interaction: the wire's object word when present, else
