@@ -67,7 +67,9 @@ end
 
 local function check_agent_config(c)
   if c == nil then return nil end
-  if type(c) ~= "table" or is_array(c) then return bad("agent_config must be an object.") end
+  if type(c) ~= "table" or is_array(c) and next(c) then
+    return bad("agent_config must be an object.")
+  end
   for k in pairs(c) do
     if not CONFIG_FIELDS[k] then return unknown_name(k, ' at \'agent_config\'') end
   end
