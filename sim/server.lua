@@ -48,6 +48,7 @@ app:use("simulator.discovery")
 app:use("simulator.valyu", true)
 app:use("simulator.gemini")
 app:use("simulator.openai")
+app:use("simulator.perplexity")
 app:start()
 
 local watch = opts["watch-pid"]
