@@ -179,8 +179,18 @@ describe("gemini", function()
     assert.matches(err.nonce, err.message, 1, true)
     assert.equals(1, posts())
     assert.equals(1, s:counter("gemini.tasks_created"))
-    local made = sim_tasks()[1]
-    assert.is_table(made)
+    -- The interaction exists, and carries the nonce the error names.
+    assert.equals(err.nonce, sim_tasks()[1].labels.deepresearch_nonce)
+  end)
+
+  it("a 5xx to a create may have made one: ambiguous, never retried", function()
+    s:fault{ method = "POST", path = ROUTE, status = 503,
+      body = '{"error":{"code":503,"message":"The service is currently unavailable.",' ..
+        '"status":"UNAVAILABLE"}}' }
+    local _, err = client:create{ brief = BRIEF }
+    assert.equals("ambiguous", err.code)
+    assert.equals(503, err.status)
+    assert.equals(1, posts())
   end)
 
   it("run with a lost create does not wait or send again", function()
