@@ -183,7 +183,6 @@ local function create_refused(err, agent)
       agent, tostring(err.message), D.default_agent),
       { status = 404, cause = err, agent = agent, retryable = false })
   end
-  err.retryable = err.code == "rate_limited" or err.retryable
   return err
 end
 
