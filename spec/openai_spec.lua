@@ -2,6 +2,8 @@
 local dr = require "deepresearch"
 local env = require "support.env"
 local json = require "cjson"
+-- dr.result (issue 16's one view of a task), when installed.
+local has_result, result = pcall(require, "deepresearch.result")
 
 describe("openai", function()
   local s, client, clock
@@ -52,11 +54,16 @@ describe("openai", function()
     assert.truthy(#clock.sleeps >= 2)
     -- the descriptor's poll floor paces the wait (PROVIDERS.md §5: 10 s)
     assert.truthy(clock.sleeps[1] >= 10)
-    if dr.result then
-      local r = dr.result(done)
+    if has_result then
+      local r = dr.assert(result(done))
       assert.equals("openai", r.provider)
       assert.equals("done", r.state)
       assert.truthy(#r.sources >= 1)
+      assert.is_true(r.cost.estimated)
+      assert.is_number(r.cost.usd)
+      -- each url_citation range becomes a numbered footnote
+      local out = dr.report.render(done)
+      assert.truthy(out:find("[^1]: " .. r.sources[1].url, 1, true))
     end
   end)
 
