@@ -3,6 +3,11 @@
 -- answers, with `param` naming the field. Nothing is created when this says no.
 local M = {}
 
+-- cjson decodes every JSON number as a float on Lua 5.4: 5 arrives as 5.0.
+function M.integer(v)
+  return type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+end
+
 local KNOWN = {
   model = true, input = true, background = true, tools = true, reasoning = true,
   max_tool_calls = true, metadata = true, store = true, instructions = true,
@@ -35,7 +40,7 @@ end
 local function json_type(v, null)
   if v == null then return "null" end
   local t = type(v)
-  if t == "number" then return math.type(v) == "integer" and "an integer" or "a decimal" end
+  if t == "number" then return M.integer(v) and "an integer" or "a decimal" end
   if t == "table" then return (v[1] ~= nil or next(v) == nil) and "an array" or "an object" end
   if t == "boolean" then return "a boolean" end
   return "a string"
@@ -104,7 +109,7 @@ end
 local function check_int(body, name, min, null)
   local v = body[name]
   if v == nil or v == null then return nil end
-  if math.type(v) ~= "integer" then return wrong_type(name, "an integer", v, null) end
+  if not M.integer(v) then return wrong_type(name, "an integer", v, null) end
   if v < min then
     return err(string.format("Invalid '%s': integer below minimum value. Expected a value >= %d,"
       .. " but got %d instead.", name, min, v), name, "integer_below_min_value")

@@ -4,6 +4,11 @@
 -- verbatim messages where the captures give them, "validation failed: <field>: <reason>" else.
 local M = {}
 
+-- cjson decodes every JSON number as a float on Lua 5.4: 5 arrives as 5.0.
+function M.integer(v)
+  return type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+end
+
 -- Known fields per object kind; `true` = any value, a string = the kind of the nested object,
 -- a table { list = kind } = an array of objects of that kind.
 local SHAPES = {
@@ -97,7 +102,7 @@ local function check_types(b, null)
   local function typed(name, want)
     local v = b[name]
     if v == nil or v == null then return nil end
-    local ok = (want == "integer" and math.type(v) == "integer")
+    local ok = (want == "integer" and M.integer(v))
       or (want == "array" and is_array(v)) or (want == "object" and is_object(v))
       or type(v) == want
     if not ok then
@@ -154,7 +159,7 @@ local function check_tool(t, i, strict)
   end
   if t.type ~= "web_search" then return nil end
   if t.max_results ~= nil then
-    if math.type(t.max_results) ~= "integer" then
+    if not M.integer(t.max_results) then
       return vfail("tools[" .. i .. "].max_results", "must be an integer")
     elseif t.max_results < 1 then
       return bad("validation failed: tools[" .. i .. "]: max results must be at least 1")
