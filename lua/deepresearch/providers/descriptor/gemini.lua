@@ -233,8 +233,7 @@ end
 D.cli = {
   name = "Gemini",
   flags = {}, -- the agent is a create option (agent = ...); the command uses the default
-  no_offset = "Gemini has no list",
-  no_list = "Gemini's Interactions API has no list: keep the ids create returns",
+  no_offset = "Gemini has no list: keep the id create prints",
   describe = function(task)
     local steps = type(task.steps) == "table" and #task.steps or nil
     return { id = task.id, state = tostring(task.status),
