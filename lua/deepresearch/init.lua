@@ -303,7 +303,8 @@ end
 -- brief, schema, report and discovery helpers load on first use.
 local LAZY = { brief = "deepresearch.brief", schema = "deepresearch.schema",
   report = "deepresearch.report", discovery = "deepresearch.providers.discovery", json =
-    "deepresearch.base.json", webhooks = "deepresearch.webhooks" }
+    "deepresearch.base.json", webhooks = "deepresearch.webhooks",
+  result = "deepresearch.result" }
 setmetatable(M, {
   __index = function(t, k)
     local name = LAZY[k]

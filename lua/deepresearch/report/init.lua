@@ -1,7 +1,10 @@
 -- Reports: resolve citations, map schema basis to URLs, and render a finished task as
 -- markdown with footnotes, markdown with inline links, or plain text for a terminal.
--- Works on Extruct tasks (report.kind markdown|schema) and Valyu tasks (output + sources).
+-- Works on Extruct tasks (report.kind markdown|schema) and Valyu tasks (output + sources) as
+-- they always did, and on every other shape report/read.lua reads (annotated or search-result
+-- citations become numbered footnotes), or on a dr.result table.
 local errors = require "deepresearch.base.errors"
+local read = require "deepresearch.report.read"
 local json = require "deepresearch.base.json"
 local is_null = json.is_null
 local is_sequence = json.is_sequence
@@ -106,14 +109,36 @@ local function valyu_view(task)
   return v
 end
 
+-- A read.lua result: its text already carries [n] markers, and where it inserted them (marks)
+-- they are the only citations (a "[2]" the API wrote is text).
+local function result_view(res)
+  if not res.text and not res.fields then
+    return no_report(res, res.failure and res.failure.message or nil)
+  end
+  local v = { sources = {}, by_n = {}, reasons = {}, groups = res.marks }
+  for _, s in ipairs(res.sources) do add_source(v, s.n, s) end
+  for i, note in ipairs(res.notes) do v.reasons[i] = note end
+  if res.fields then
+    v.kind, v.fields, v.basis = "schema", res.fields, {}
+  else
+    v.kind, v.text = "markdown", res.text
+  end
+  v.cost, v.estimated = res.cost and res.cost.usd, res.cost and res.cost.estimated
+  return v
+end
+
+local ANNOTATED = { annotations_chars = true, annotations_bytes = true, search_results = true }
+
 -- What every function needs from a task, whichever provider it came from.
 local function view(task)
+  if read.is_result(task) then return result_view(task) end
   local r = task.report
   if type(r) == "table" then return extruct_view(r) end
   if (task.kind == "markdown" or task.kind == "schema") and (task.markdown ~= nil
     or task.fields ~= nil) then
     return extruct_view(task) -- a report table passed on its own
   end
+  if ANNOTATED[read.guess(task)] then return result_view(read.read(task)) end
   if task.deepresearch_id ~= nil or task.output ~= nil then
     if not present(task.output) then
       return no_report(task, present(task.error) and task.error or nil)
@@ -151,39 +176,7 @@ local function parse_group(inner)
   return nums
 end
 
--- Byte ranges of fenced code blocks and inline code spans.
-local function code_ranges(text)
-  local ranges = {}
-  local pos, fence_start, fence = 1, nil, nil
-  local size = #text
-  while pos <= size do
-    local nl = text:find("\n", pos, true) or size + 1
-    local line = text:sub(pos, nl - 1)
-    local marker = line:match("^ ? ? ?(```+)") or line:match("^ ? ? ?(~~~+)")
-    if fence then
-      if marker and marker:sub(1, 1) == fence:sub(1, 1) and #marker >= #fence then
-        ranges[#ranges + 1] = { fence_start, nl }
-        fence = nil
-      end
-    elseif marker then
-      fence, fence_start = marker, pos
-    else
-      local at = 1
-      while true do
-        local s, e = line:find("`+", at)
-        if not s then break end
-        local run = line:sub(s, e)
-        local cs, ce = line:find(run, e + 1, true)
-        if not cs then break end
-        ranges[#ranges + 1] = { pos + s - 1, pos + ce - 1 }
-        at = ce + 1
-      end
-    end
-    pos = nl + 1
-  end
-  if fence then ranges[#ranges + 1] = { fence_start, size } end
-  return ranges
-end
+local code_ranges = read.code_ranges
 
 -- A link definition "[1]: url" starts its line (up to three spaces of indent).
 local function at_line_start(text, s)
@@ -250,7 +243,7 @@ local body_of -- the text a view renders to, before any style is applied
 local function collect(v, body)
   local result = { list = {}, dangling = {}, unused = {} }
   local by_n = {}
-  local groups = v.verbatim and {} or scan(body)
+  local groups = v.verbatim and {} or v.groups or scan(body)
   for _, g in ipairs(groups) do
     for _, n in ipairs(g.nums) do
       local c = by_n[n]
@@ -485,7 +478,10 @@ function M.render(task, opts)
   end
 
   local trailer = {}
-  if v.cost then trailer[#trailer + 1] = "Cost: $" .. money(v.cost) end
+  if v.cost then
+    trailer[#trailer + 1] = v.estimated and "Cost: ~$" .. money(v.cost) .. " (estimated)" or
+      "Cost: $" .. money(v.cost)
+  end
   if v.pdf_url then trailer[#trailer + 1] = "PDF: " .. v.pdf_url end
   if #trailer > 0 then
     if markdown then parts[#parts + 1] = "---" end

@@ -75,6 +75,19 @@ D.list_paging = "offset" -- list takes offset and limit
 D.report = { text = "report.markdown", citations = "report.sources", citation_kind = "numbered" }
 D.cost = { source = "credits", field = "agents", budgets = { medium = 25, high = 50, xhigh = 75 } }
 
+--- Whether a bare task table is an Extruct Deep Research task (or its report on its own), for
+-- dr.result and the report without a provider name: a report, or Extruct's own task fields.
+function D.detect(task)
+  if type(task) ~= "table" or task.object ~= nil then return false end
+  if type(task.report) == "table" then return true end
+  if (task.kind == "markdown" or task.kind == "schema") and
+    (task.markdown ~= nil or task.fields ~= nil) then
+    return true
+  end
+  return task.brief ~= nil and (task.depth ~= nil or task.agents ~= nil or
+    task.iterations ~= nil)
+end
+
 -- What the command shows and which of its flags this provider takes.
 D.cli = {
   name = "Extruct",

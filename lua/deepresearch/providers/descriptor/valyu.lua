@@ -81,6 +81,14 @@ D.recovery = "list_match"
 D.list_paging = "limit" -- list takes a limit only (at most 100), no offset
 D.report = { text = "output", citations = "sources", citation_kind = "list" }
 D.cost = { source = "returned", field = "cost", currency = "USD" }
+
+--- Whether a bare task table is a Valyu DeepResearch task, for dr.result: its id field, or
+-- the query and output_type only Valyu's tasks carry.
+function D.detect(task)
+  if type(task) ~= "table" or task.object ~= nil then return false end
+  return task.deepresearch_id ~= nil or (task.output_type ~= nil and task.output ~= nil) or
+    (task.query ~= nil and task.mode ~= nil)
+end
 -- Signed webhooks (CONTRACT B.11; the SDKs' Contents recipe, assumed for DeepResearch):
 -- prefix .. hex(HMAC-SHA256(webhook_secret, timestamp .. "." .. raw body)). dr.webhooks reads it.
 D.webhook = { header = "X-Webhook-Signature", timestamp_header = "X-Webhook-Timestamp",
