@@ -461,6 +461,96 @@ describe("simulated Gemini Interactions", function()
     end)
   end)
 
+  describe("webhooks (G15): Standard Webhooks, user_metadata echoed", function()
+    local socket = require "socket"
+    local listener, port
+
+    setup(function()
+      listener = assert(socket.bind("127.0.0.1", 0))
+      port = select(2, listener:getsockname())
+    end)
+    teardown(function() listener:close() end)
+
+    -- One delivery, answered 200; nil when none comes within `wait` real seconds.
+    local function receive(wait)
+      listener:settimeout(wait or 5)
+      local c = listener:accept()
+      if not c then return nil end
+      c:settimeout(5)
+      local line, headers = c:receive("*l"), {}
+      while true do
+        local h = c:receive("*l")
+        if not h or h == "" then break end
+        local k, v = h:match("^([^:]+):%s*(.*)$")
+        headers[k:lower()] = v
+      end
+      local body = c:receive(tonumber(headers["content-length"]))
+      c:send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+      c:close()
+      return { line = line, headers = headers, body = body }
+    end
+
+    -- base64 HMAC-SHA256 by the openssl command line (not the simulator's code).
+    local function openssl_sig(secret_b64, data)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "wb"))
+      f:write(data)
+      f:close()
+      local cmd = "printf '%s' '" .. secret_b64 .. "' | openssl base64 -d -A | od -An -v -tx1"
+        .. " | tr -d ' \\n'"
+      local p = assert(io.popen(cmd))
+      local hex = p:read("*a")
+      p:close()
+      p = assert(io.popen("openssl dgst -sha256 -mac HMAC -macopt hexkey:" .. hex
+        .. " -binary " .. path .. " | openssl base64 -A 2>/dev/null"))
+      local out = p:read("*a")
+      p:close()
+      os.remove(path)
+      return out ~= "" and out or nil
+    end
+
+    it("POSTs a signed event when the run completes, once", function()
+      local id = create("Acme Corp", { webhook_config = {
+        uris = { "http://127.0.0.1:" .. port .. "/hook" },
+        user_metadata = { deepresearch_nonce = "abc123" } } }).json.id
+      s:advance(1000)
+      assert.equals("completed", get(id).json.status)
+      local got = assert(receive())
+      assert.equals("POST /hook HTTP/1.1", got.line)
+      local body = cjson.decode(got.body)
+      assert.equals("interaction.completed", body.type)
+      assert.same({ id = id, status = "completed",
+        user_metadata = { deepresearch_nonce = "abc123" } }, body.data)
+      assert.equals("msg_1", got.headers["webhook-id"])
+      assert.equals(tostring(1767225600 + 1000), got.headers["webhook-timestamp"])
+      local sig = got.headers["webhook-signature"]
+      assert.matches("^v1,", sig)
+      local secret = "c2ltdWxhdGVkLWdlbWluaS13ZWJob29rLXNlY3JldA=="
+      local want = openssl_sig(secret, "msg_1." .. got.headers["webhook-timestamp"] .. "."
+        .. got.body)
+      if want then assert.equals("v1," .. want, sig) end
+      get(id)
+      assert.is_nil(receive(0.3))
+      local w = gemini_state().webhooks
+      assert.equals(1, #w)
+      assert.equals("delivered", w[1].state)
+      assert.equals(1, s:counter("gemini.webhooks_delivered"))
+    end)
+
+    it("fails are reported as interaction.failed; switch webhook_fail records a failure",
+      function()
+        s:config{ gemini = { webhook_fail = true } }
+        create("Acme Corp [fail]", { webhook_config = {
+          uris = { "http://127.0.0.1:" .. port .. "/hook" } } })
+        s:advance(1000)
+        local w = gemini_state().webhooks
+        assert.equals("interaction.failed", w[1].event)
+        s:state()
+        w = gemini_state().webhooks
+        assert.equals("failed", w[1].state)
+      end)
+  end)
+
   describe("never pay twice (G14) and error shape switch", function()
     it("a dropped create answer still created exactly one interaction", function()
       s:fault{ method = "POST", path = BASE, kind = "drop", after = true }

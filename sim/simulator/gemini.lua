@@ -4,6 +4,8 @@
 -- planned at create time and read lazily against the virtual clock. No list, no idempotency.
 local validate = require "simulator.gemini_validate"
 local run = require "simulator.gemini_run"
+local webhook = require "simulator.gemini_webhook"
+local clock = require "simulator.clock"
 
 local M = {}
 
@@ -44,6 +46,10 @@ M.DEFAULTS = {
   rate = { creates_per_min = 10, gets_per_min = 600 },
   retry_after_header = false, -- true: 429 also carries Retry-After
   error_list = false,         -- true: error bodies wrapped in a one-element list [G7]
+  -- Standard Webhooks secret for webhook_config.uris deliveries (base64 after "whsec_")
+  webhook_secret = "whsec_c2ltdWxhdGVkLWdlbWluaS13ZWJob29rLXNlY3JldA==",
+  webhook_timeout = 2,        -- real seconds a delivery may take
+  webhook_fail = false,       -- true: deliveries are not attempted and are recorded as failed
   -- USD per million tokens, search per 1000 queries (the A.6 estimate; data, not Google's prices)
   rates = {
     standard = { input = 2, cached = 0.2, output = 12, search_per_1000 = 14 },
@@ -79,7 +85,7 @@ function M.install(app)
   local function cfg() return app.config.gemini end
 
   local function reset()
-    sim = { tasks = {}, order = {}, buckets = {}, query_key_uses = 0 }
+    sim = { tasks = {}, order = {}, buckets = {}, query_key_uses = 0, webhooks = {}, hook_n = 0 }
   end
   reset()
   app:on_reset(reset)
@@ -136,6 +142,27 @@ function M.install(app)
         retryDelay = delay .. "s" } }, headers)
   end
 
+  local function payload(task, event, status)
+    local meta = task.webhook_config.user_metadata
+    return app:encode({ type = event, timestamp = app:iso(app:now(), true),
+      data = { id = task.id, status = status, user_metadata = meta } })
+  end
+
+  -- Queues and signs the deliveries of runs that ended by now; sends them from the engine's
+  -- loop once the current answer is out (the receiver may be the client waiting for it).
+  local function publish(now)
+    if webhook.sweep(sim, function(task) return (run.state(task, now)) end, payload) == 0 then
+      return
+    end
+    webhook.sign(sim, clock.EPOCH + now, cfg().webhook_secret)
+    local s = sim
+    if app.server then
+      app.server:timer(0, function()
+        webhook.flush(s, cfg(), function(name) app:count(name) end)
+      end)
+    end
+  end
+
   -- Wraps a handler: authenticates, rate-limits, then handler(req, key_entry, now).
   local function api(kind, handler)
     return function(req)
@@ -144,7 +171,9 @@ function M.install(app)
       local now = req.now or app:now()
       local delay = limited(entry.key, kind, now)
       if delay then return too_many(delay) end
-      return handler(req, entry, now)
+      local status, body, headers = handler(req, entry, now)
+      publish(now)
+      return status, body, headers
     end
   end
 
@@ -246,12 +275,14 @@ function M.install(app)
 
   app:expose("gemini", function()
     local now = app:now()
+    publish(now)
     local list, total = {}, 0
     for i, task in ipairs(sim.order) do
       list[i] = run.side(task, now, cfg(), view(task, now))
       total = total + list[i].estimated_cost_usd
     end
     return { tasks = app.array(list), query_key_uses = sim.query_key_uses,
+      webhooks = app.array(webhook.view(sim)),
       charges = { tasks = #sim.order, estimated_usd = math.floor(total * 10000 + 0.5) / 10000 } }
   end)
 end
