@@ -197,6 +197,17 @@ describe("openai", function()
     assert.truthy(clock.sleeps[#clock.sleeps] >= 1)
   end)
 
+  it("honours retry-after-ms on a read's 429", function()
+    s:config{ openai = { requests_per_min = 1, retry_after_ms = true } }
+    local t = dr.assert(client:create{ brief = BRIEF })
+    dr.assert(client:get(t.id))
+    local again = dr.assert(client:get(t.id))
+    assert.equals(t.id, again.id)
+    -- the hint is the window's remaining minute, in milliseconds; no retry-after header
+    assert.truthy(clock.sleeps[#clock.sleeps] >= 30)
+    assert.equals(0, #s:requests_to("GET", "^/v1/responses/") - 3)
+  end)
+
   it("reports a lost create as ambiguous with its nonce, after exactly one POST", function()
     s:fault{ method = "POST", path = "/v1/responses", kind = "drop", after = true }
     local _, err = client:create{ brief = BRIEF }

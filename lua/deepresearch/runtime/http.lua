@@ -143,6 +143,13 @@ local function is_array(t)
   return type(t) == "table" and (t[1] ~= nil or next(t) == nil)
 end
 
+-- OpenAI's (and its SDKs') retry-after-ms, as whole seconds text (Retry-After's form).
+local function ms_as_seconds(v)
+  local ms = tonumber(v)
+  if not ms or ms < 0 or ms ~= ms then return nil end
+  return string.format("%d", math.ceil(math.min(ms, 86400000) / 1000)) -- a day at most
+end
+
 local function http_error(state, res, req)
   local headers = M.headers(res)
   local info = res.body ~= nil and state.provider.parse_error(res.body) or {}
@@ -162,7 +169,8 @@ local function http_error(state, res, req)
     fields = info.fields, required_credits = info.required_credits,
     available_credits = info.available_credits,
     -- The header, else the wait the body gives (Gemini's RetryInfo.retryDelay), as seconds text.
-    retry_after = headers["retry-after"] or info.retry_after,
+    retry_after = headers["retry-after"] or ms_as_seconds(headers["retry-after-ms"]) or
+      info.retry_after,
   })
 end
 

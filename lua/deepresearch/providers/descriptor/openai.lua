@@ -195,9 +195,11 @@ D.worker = {
     local p = {}
     for k, v in pairs(type(j.openai) == "table" and j.openai or {}) do p[k] = v end
     p.brief = j.brief
+    -- Passed on so that validate refuses it clearly rather than dropping it.
+    p.output_schema = p.output_schema or j.output_schema
     local meta = {}
     for k, v in pairs(p.metadata or {}) do meta[k] = v end
-    meta.deepresearch_job = j.id
+    meta.deepresearch_job = tostring(j.id)
     p.metadata = meta
     return p
   end,
