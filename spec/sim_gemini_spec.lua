@@ -295,6 +295,22 @@ describe("simulated Gemini Interactions", function()
       it_ = get(it_.id).json
       assert.same(it_.outputs, last_step(it_).content)
     end)
+
+    it("switch layout = by_revision: steps from steps_revision on, outputs before", function()
+      s:config{ gemini = { layout = "by_revision" } }
+      local id = run_to_end(create().json.id).id
+      local function with_revision(rev)
+        return assert(s:http("GET", BASE .. "/" .. id, { headers = {
+          ["x-goog-api-key"] = "gemini-key", ["Api-Revision"] = rev } })).json
+      end
+      local new = with_revision("2026-05-20")
+      assert.is_table(new.steps)
+      assert.is_nil(new.outputs)
+      local old = with_revision("2025-12-01")
+      assert.is_nil(old.steps)
+      assert.equals("text", old.outputs[1].type)
+      assert.is_nil(get(id).json.steps)
+    end)
   end)
 
   describe("rare statuses (G8)", function()

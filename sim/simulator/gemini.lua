@@ -39,7 +39,10 @@ M.DEFAULTS = {
   fail_at = 0.5,              -- share of the run at which `failed` strikes
   budget_at = 0.8,            -- share of the run at which `budget_exceeded` strikes
   planning_status = "completed", -- or "requires_action": how a plan turn ends
-  layout = "steps",           -- "steps" | "outputs" (legacy) | "both"
+  -- "steps" | "outputs" (legacy) | "both" | "by_revision" (steps only for an Api-Revision
+  -- header on or after `steps_revision`, else outputs: D6)
+  layout = "steps",
+  steps_revision = "2026-05-20",
   citation_urls = "redirect", -- "redirect" (grounding-api-redirect) | "source"
   delete_cancels = false,     -- true: DELETE of a running interaction also stops it
   retention = { paid = 55 * DAY, free = DAY },
@@ -199,8 +202,17 @@ function M.install(app)
     return "v1_" .. table.concat(out)
   end
 
+  local function layout(req)
+    local c = cfg()
+    if c.layout ~= "by_revision" then return c.layout end
+    if not req then return "both" end -- the side channel shows both
+    local rev = req.headers["api-revision"]
+    return (rev and rev >= tostring(c.steps_revision)) and "steps" or "outputs"
+  end
+
   local function view(task, now, opts)
-    return run.view(task, now, { layout = cfg().layout, include_input = opts and opts.input,
+    opts = opts or {}
+    return run.view(task, now, { layout = layout(opts.req), include_input = opts.input,
       iso = function(t) return app:iso(t, true) end, array = app.array })
   end
 
@@ -228,7 +240,7 @@ function M.install(app)
     sim.tasks[task.id] = task
     sim.order[#sim.order + 1] = task
     app:count("gemini.tasks_created")
-    return 200, view(task, now)
+    return 200, view(task, now, { req = req })
   end
 
   local function get(req, entry, now)
@@ -241,7 +253,7 @@ function M.install(app)
     end
     local task = find(req.params.id, entry, now)
     if not task then return not_found() end
-    return 200, view(task, now, { input = req.query.include_input == "true" })
+    return 200, view(task, now, { input = req.query.include_input == "true", req = req })
   end
 
   local function cancel(req, entry, now)
@@ -253,7 +265,7 @@ function M.install(app)
     end
     task.cancelled_at = now
     app:count("gemini.cancels")
-    return 200, view(task, now)
+    return 200, view(task, now, { req = req })
   end
 
   local function delete(req, entry, now)
