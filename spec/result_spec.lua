@@ -482,3 +482,45 @@ describe("server data never makes a reader raise", function()
     end
   end)
 end)
+
+-- One run per provider against the simulator: what the client hands back reads through
+-- dr.result and renders as numbered footnotes whose URLs the API gave.
+describe("dr.result end to end (simulator)", function()
+  local env = require "support.env"
+  local dr = require "deepresearch"
+  local providers = require "deepresearch.providers"
+  local s
+  setup(function() s = env.sim() end)
+  before_each(function() s:reset() end)
+
+  local CASES = {
+    { "openai", { api_key = "openai-key", base = "/v1" } },
+    { "perplexity", { api_key = "pplx-key", base = "" } },
+    { "gemini", { api_key = "gemini-key", base = "/v1beta" } },
+    { "valyu", { api_key = "valyu-key", base = "" } },
+    { "extruct", { token = "test-token", base = "" } },
+  }
+  for _, case in ipairs(CASES) do
+    local name, o = case[1], case[2]
+    it(name .. ": a finished run's text, numbered sources and cost", function()
+      if not providers.get(name) then
+        pending(name .. " is not registered yet")
+        return
+      end
+      local client = env.client(s, { provider = name, api_key = o.api_key,
+        token = o.token or false, base_url = s.url .. o.base, base_delay = 0.01 })
+      local done = dr.assert(client:run{ brief = env.BRIEF })
+      client:close()
+      local r = assert(dr.result(done))
+      assert.equal(name, r.provider)
+      assert.equal("done", r.state)
+      assert.is_string(r.text)
+      assert.truthy(#r.sources >= 1, name .. ": no sources")
+      local out = assert(dr.report.render(r))
+      assert.matches("\n%[%^%d+%]: https?://", out)
+      assert.is_table(r.cost)
+      assert.truthy(r.cost.usd or r.cost.credits, name .. ": no cost")
+      assert.equal(r.cost.estimated, providers.get(name).cost.source == "computed")
+    end)
+  end
+end)
