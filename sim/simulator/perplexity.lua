@@ -106,6 +106,9 @@ local function engine(body)
     base = c.aliases[base] or base
     local p = c.presets[base]
     if not p then return nil, err(400, "unknown preset: " .. name, "invalid_request") end
+    if type(body.model) == "string" and not c.models[body.model] then
+      return nil, err(400, "model not supported: " .. body.model, "invalid_model")
+    end
     return { preset = name, p = p, model = type(body.model) == "string" and body.model or p.model }
   end
   local list = body.models or { body.model }
@@ -166,7 +169,7 @@ end
 -- Views ---------------------------------------------------------------------------------------
 
 local function status_at(task, now)
-  if task.cancel_at and now >= task.cancel_at then return "cancelled", task.cancel_requested end
+  if task.cancel_at and now >= task.cancel_at then return "cancelled", task.cancel_at end
   if now < task.start then return task.cancel_at and "in_progress" or "queued", now end
   if now < task.finish then return "in_progress", now end
   return task.outcome, task.finish
@@ -175,7 +178,10 @@ end
 local function visible(task, upto, status)
   local out = {}
   local terminal = status ~= "queued" and status ~= "in_progress"
-  if status == "queued" or (not terminal and not cfg().partial_output) then return out end
+  if status == "queued" or (not terminal and not cfg().partial_output)
+    or (status == "incomplete" and task.no_message) then -- the captured truncation: []
+    return out
+  end
   for _, e in ipairs(task.items) do
     if e.t <= upto then out[#out + 1] = e.item end
   end
@@ -285,12 +291,12 @@ local function accrued(task, now)
   if status == "queued" then return 0 end
   local share = 1
   if status == "in_progress" or status == "cancelled" then
-    local upto = status == "cancelled" and task.cancel_requested or now
+    local upto = status == "cancelled" and task.cancel_at or now
     share = math.max(0, math.min(1, (upto - task.start) / math.max(1, task.finish - task.start)))
   end
   local x = costs(task, status == "cancelled" and "failed" or status, share)
   local searches, fetches = report.counts(task, status == "completed" and math.huge
-    or (status == "cancelled" and task.cancel_requested or now))
+    or (status == "cancelled" and task.cancel_at or now))
   local each = task.engine.preset and cfg().search_price_preset or cfg().search_price_model
   return common.round(x.input_cost * share + x.cache_read_cost * share + x.output_cost
     + searches * each + fetches * cfg().fetch_price)
@@ -456,11 +462,12 @@ local function cancel(req, key)
     app:count("perplexity.cancels")
     local r = app:rng_for(task.seed + 7)
     local at = req.now + between(r, cfg().cancel_delay)
-    if cfg().late_completion then
+    task.cancel_requested = req.now
+    if cfg().late_completion then -- the run completes instead of cancelling
       task.finish, task.outcome = math.min(task.finish, at), "completed"
       task.start = math.min(task.start, task.finish)
-    else
-      task.cancel_requested, task.cancel_at = req.now, at
+    elseif task.finish > at then -- else the run ends before the cancel lands: it stands
+      task.cancel_at = at
     end
   end
   return 200, { response_id = task.id, status = "cancelling" }
