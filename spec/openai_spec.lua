@@ -24,7 +24,8 @@ describe("openai", function()
   end
 
   it("sends the brief as input with background, store, a data source and a nonce", function()
-    local t = dr.assert(client:create{ brief = BRIEF, instructions = "Cite primary sources." })
+    local t = dr.assert(client:create{ brief = BRIEF, instructions = "Cite primary sources.",
+      max_tool_calls = 12, max_output_tokens = 20000 })
     local req = s:requests_to("POST", "^/v1/responses$")[1]
     assert.equals("Bearer openai-key", req.headers.authorization)
     local body = last_body()
@@ -34,6 +35,8 @@ describe("openai", function()
     assert.equals("gpt-5.5-pro", body.model)
     assert.equals("web_search", body.tools[1].type)
     assert.equals("Cite primary sources.", body.instructions)
+    assert.equals(12, body.max_tool_calls)
+    assert.equals(20000, body.max_output_tokens)
     assert.is_string(body.metadata.deepresearch_nonce)
     assert.matches("^resp_%x+$", t.id)
     assert.equals("queued", dr.state(t, "openai"))

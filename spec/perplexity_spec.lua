@@ -81,7 +81,8 @@ describe("perplexity", function()
     local schema = { type = "object", properties = { summary = { type = "string" } } }
     dr.assert(client:create{ brief = BRIEF, preset = "low", output_schema = schema,
       search_domain_filter = { "sec.gov", "-reddit.com" }, search_recency_filter = "month",
-      search_after_date_filter = "01/31/2025", instructions = "Cite filings." })
+      search_after_date_filter = "01/31/2025", instructions = "Cite filings.", max_steps = 8,
+      max_tool_calls = 20 })
     local body = sent()
     assert.equals("json_schema", body.response_format.type)
     assert.equals("object", body.response_format.json_schema.schema.type)
@@ -90,6 +91,8 @@ describe("perplexity", function()
     assert.equals("sec.gov", body.tools[1].filters.search_domain_filter[1])
     assert.equals("01/31/2025", body.tools[1].filters.search_after_date_filter)
     assert.equals("Cite filings.", body.instructions)
+    assert.equals(8, body.max_steps)
+    assert.equals(20, body.max_tool_calls)
   end)
 
   it("gives a bare model a web_search tool (else it would not search)", function()
@@ -109,11 +112,11 @@ describe("perplexity", function()
     local done = dr.assert(client:run{ brief = BRIEF .. " [incomplete]", preset = "fast" })
     assert.equals("incomplete", done.status)
     assert.truthy(#D.report.extract(done) > 0)
-    local verdict = require(D.module).verdict
-    local e = verdict({ id = "resp_x", status = "incomplete", output = {},
-      incomplete_details = { reason = "max_output_tokens" } }, "done")
-    assert.equals("incomplete", e.code)
-    assert.equals("max_output_tokens", e.reason)
+    -- a small cap spent on reasoning: incomplete with no message at all
+    local _, err = client:run{ brief = BRIEF, preset = "medium", max_output_tokens = 32 }
+    assert.equals("incomplete", err.code)
+    assert.equals("max_output_tokens", err.reason)
+    if has_result then assert.equals("failed", dr.assert(result(err.task)).state) end
   end)
 
   it("cancels: the answer says cancelling, the wait ends cancelled", function()
