@@ -330,7 +330,8 @@ readers.list = function(task, res)
 end
 
 local function with_fields(task, res)
-  local format = tbl(at_path(task, "text.format"))
+  -- Where a Responses-shaped task echoes the schema it was asked for.
+  local format = tbl(at_path(task, "text.format")) or tbl(task.response_format)
   if res.text and format and format.type == "json_schema" then
     res.fields = json_fields(res.text)
   end
