@@ -160,17 +160,15 @@ end
 
 D.cli = {
   name = "OpenAI",
-  flags = { model = "OpenAI tasks take --model MODEL" },
+  flags = {}, -- the model is a create option (model = ...); the command uses the default
   describe = describe,
   columns = { { "ID", "id" }, { "STATUS", "status" }, { "MODEL", "model" },
     { "CREATED", "created_at", "when" } },
 }
 
-function D.cli.create(client, text, opts, schema)
-  if schema ~= nil then
-    return client:create{ brief = text, model = opts.model, output_schema = schema }
-  end
-  return client:create{ brief = text, model = opts.model }
+-- A --schema is passed on: create refuses it with a clear message (no structured output).
+function D.cli.create(client, text, _, schema)
+  return client:create{ brief = text, output_schema = schema }
 end
 
 function D.cli.summary(task, fmt)

@@ -95,14 +95,14 @@ end
 
 D.cli = {
   name = "Perplexity",
-  flags = { preset = "Perplexity tasks take --preset fast|low|medium|high|xhigh" },
+  flags = {}, -- the preset is a create option (preset = ...); the command uses the default
   describe = describe,
   columns = { { "ID", "id" }, { "STATUS", "status" }, { "MODEL", "model" },
     { "CREATED", "created_at", "when" } },
 }
 
-function D.cli.create(client, text, opts, schema)
-  return client:create{ brief = text, preset = opts.preset, output_schema = schema }
+function D.cli.create(client, text, _, schema)
+  return client:create{ brief = text, output_schema = schema }
 end
 
 function D.cli.summary(task, fmt)
