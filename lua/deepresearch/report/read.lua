@@ -112,9 +112,13 @@ local function char_length(c)
   return 4
 end
 
--- Byte offset (0-based, after) of character offset n in text, or nil past the end.
+-- Byte offset (0-based, after) of character offset n in text, or nil past the end. Ranges
+-- mostly come in order: the walk resumes where the last call on the same text stopped.
+local cursor = { text = nil, i = 1, count = 0 }
 local function byte_of_char(text, n)
-  local i, count, size = 1, 0, #text
+  local c = cursor
+  if c.text ~= text or n < c.count then c.text, c.i, c.count = text, 1, 0 end
+  local i, count, size = c.i, c.count, #text
   while count < n do
     if i > size then return nil end
     local len = char_length(text:byte(i))
@@ -127,6 +131,7 @@ local function byte_of_char(text, n)
     end
     i, count = i + len, count + 1
   end
+  c.i, c.count = i, count
   return i - 1
 end
 
