@@ -229,6 +229,32 @@ describe("OpenAI simulator", function()
     end)
   end)
 
+  describe("switches and optional items", function()
+    it("shows reasoning summaries and a code interpreter call when asked", function()
+      local id = create({ reasoning = { summary = "auto" },
+        tools = { { type = "web_search_preview" }, { type = "code_interpreter",
+          container = { type = "auto" } } } }).json.id
+      s:advance(3000)
+      local b = get("/v1/responses/" .. id).json
+      local kinds, summary = {}, false
+      for _, item in ipairs(b.output) do
+        kinds[item.type] = true
+        if item.type == "reasoning" and item.summary[1] then summary = true end
+      end
+      assert.is_true(kinds.code_interpreter_call)
+      assert.is_true(summary)
+    end)
+
+    it("ends incomplete by content_filter and omits tool_usage by switch", function()
+      s:config({ openai = { incomplete_reason = "content_filter", tool_usage = false } })
+      local id = create({ input = "Research Acme [incomplete]" }).json.id
+      s:advance(3000)
+      local b = get("/v1/responses/" .. id).json
+      assert.equal("content_filter", b.incomplete_details.reason)
+      assert.is_nil(b.tool_usage)
+    end)
+  end)
+
   describe("cancel (O10)", function()
     it("cancels a running response at once and keeps answering it unchanged", function()
       local id = create().json.id

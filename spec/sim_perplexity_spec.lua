@@ -219,6 +219,51 @@ describe("Perplexity Agent API simulator", function()
     end)
   end)
 
+  describe("engines and switches (PA5, PA7, PA8, PA9)", function()
+    it("takes effort pins, model chains and explicit models with their own search price",
+      function()
+        local b = finished({ preset = false, effort = "medium@2026-10-16.0" })
+        assert.equal("completed", b.status)
+        s:reset()
+        s:config({ perplexity = { models_fail_first = 1 } })
+        b = finished({ preset = false, models = { "openai/gpt-5.6-sol", "perplexity/sonar" },
+          tools = { { type = "web_search" } } })
+        assert.equal("perplexity/sonar", b.model)
+        local d = b.usage.tool_calls_details.search_web
+        assert.is_true(math.abs(d.cost_usd - d.invocation * 0.0025) < 1e-9)
+        s:reset()
+        s:config({ perplexity = { effort_field = false } })
+        assert.equal("effort", create({ effort = "fast" }).json.error.param)
+      end)
+
+    it("keeps created_at stable and cites [page:1] and a repeated id by switch", function()
+      s:config({ perplexity = { stable_created_at = true, page_marker = true,
+        duplicate_id = true } })
+      local b = finished()
+      assert.equal(1767225600, b.created_at)
+      assert.is_true(b.completed_at > b.created_at)
+      assert.truthy(report_text(b):find("[page:1]", 1, true))
+      local seen, repeated = {}, false
+      for _, item in ipairs(b.output) do
+        for _, r in ipairs(item.results or {}) do
+          if seen[r.id] and seen[r.id] ~= r.url then repeated = true end
+          seen[r.id] = r.url
+        end
+      end
+      assert.is_true(repeated)
+    end)
+
+    it("bills fast at the priority tier and shows no usage before the end", function()
+      local id = create({ preset = "fast" }).json.id
+      s:advance(1)
+      local r = get("/v1/agent/" .. id)
+      assert.equal("queued", r.json.status)
+      assert.truthy(r.body:find('"usage":null', 1, true))
+      s:advance(20)
+      assert.equal("fast", get("/v1/agent/" .. id).json.service_tier)
+    end)
+  end)
+
   describe("rare endings (PA10, PA11)", function()
     it("ends incomplete with output [] when the cap is tiny", function()
       local b = finished({ max_output_tokens = 20 })
