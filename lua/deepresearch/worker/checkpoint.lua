@@ -60,7 +60,7 @@ function M:answer(job, h, task)
   job.task_id = h.task_id
   job.parked = true
   if not task then
-    self.poller:get(h.task_id, function(t, err)
+    self:lane(job).poller:get(h.task_id, function(t, err)
       self:try(job, function()
         if not t then return self:answer_later(job, err) end
         return self:answer(job, h, t)
@@ -79,7 +79,8 @@ function M:answer(job, h, task)
     return self:wait(job, h.task_id)
   end
   local response = jobs.decode(h.answer)
-  local ok, err = pcall(self.poller.add, self.poller, "respond", function(ack, rerr)
+  local poller = self:lane(job).poller
+  local ok, err = pcall(poller.add, poller, "respond", function(ack, rerr)
     self:try(job, function() return self:responded(job, h, ack, rerr) end)
   end, h.task_id, i, response) -- the table: its type selects the shape checked
   if not ok then
@@ -111,7 +112,7 @@ function M:responded(job, h, ack, err)
   -- Refused: by this library (a bad shape) or by the API. The API also refuses an answer it
   -- already has (a respond sent twice), so the task decides: still waiting for this
   -- interaction means the answer itself was refused.
-  self.poller:get(h.task_id, function(t, gerr)
+  self:lane(job).poller:get(h.task_id, function(t, gerr)
     self:try(job, function()
       if not t then return self:answer_later(job, gerr) end
       local i = t.interaction

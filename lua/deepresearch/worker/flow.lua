@@ -93,6 +93,29 @@ function flow:lost(job)
   return true
 end
 
+--- The client and poller of a job's provider (its "provider" field, else --provider): made on
+-- the first job that names it, with the same client options except --base-url (the worker's
+-- own provider's): another provider's base URL comes from its descriptor or environment.
+-- A worker made without lanes (one provider) has the one.
+function flow:lane(job)
+  if not self.lanes then
+    return { name = self.provider_name, provider = self.provider, poller = self.poller,
+      descriptor = require("deepresearch.providers").get(self.provider_name) }
+  end
+  local name = job and job.provider or self.provider_name
+  local lane = self.lanes[name]
+  if lane then return lane end
+  local copts = {}
+  for k, v in pairs(self.client_opts) do copts[k] = v end
+  copts.provider, copts.base_url = name, nil
+  local client = require("deepresearch").client(copts)
+  lane = { name = name, provider = jobs.providers[name], client = client,
+    poller = client:poller{ max_connections = math.min(self.opts.concurrency, 16) },
+    descriptor = require("deepresearch.providers").get(name) }
+  self.lanes[name] = lane
+  return lane
+end
+
 --- A job text just moved into this worker's processing list. not_before: the Redis time
 -- before which a create an earlier holder may have sent is not searched for (its lease
 -- expiry plus the reconcile grace).
@@ -173,15 +196,19 @@ end
 -- that gate wrote (the marker this create owns).
 function flow:create(job)
   if self.draining then return true end
-  if self.batching and not job.solo and self:join_batch(job) then return true end
+  -- Batches are the worker's own provider's (--provider); a job naming another goes alone.
+  if self.batching and not job.solo and self:lane(job).name == self.provider_name and
+    self:join_batch(job) then
+    return true
+  end
   job.attempts = job.attempts + 1
   local g = {}
   job.gate = g
   self:debug("job %s: create queued (attempt %d)", job.id, job.attempts)
-  self.poller:create(job.params, function(task, err)
+  self:lane(job).poller:create(job.params, function(task, err)
     if job.gone then return self:late_answer(job, g, task, err) end
     self:try(job, function()
-      if task then job.answered = task[self.provider.id_field] end
+      if task then job.answered = task[self:lane(job).provider.id_field] end
       local ok, e = self:created(job, g, task, err)
       if ok then job.sending = nil end -- its outcome is in Redis now
       return ok, e
@@ -288,11 +315,11 @@ function flow:late_answer(job, g, task, err)
   if task then
     self:log("job %s: its create answered (task %s) after the job was taken over; recording it",
       job.id,
-      tostring(task[self.provider.id_field]))
+      tostring(task[self:lane(job).provider.id_field]))
   end
   local function write()
     if task then
-      local id = task[self.provider.id_field]
+      local id = task[self:lane(job).provider.id_field]
       local r, v = self.store:record_task(job, id, jobs.created_epoch(task), task.status,
         task.reconciled)
       if r == "other" then
@@ -323,7 +350,7 @@ end
 
 --- Records the task id against the job, then waits on it.
 function flow:record(job, task, reconciled)
-  local id = task[self.provider.id_field]
+  local id = task[self:lane(job).provider.id_field]
   local r, v = self.store:record_task(job, id, jobs.created_epoch(task), task.status,
     reconciled or task.reconciled)
   if not r then return nil, v end
@@ -356,7 +383,7 @@ function flow:wait(job, task_id)
       local ok, e = pcall(self.progress, self, job, t)
       if not ok and is_interrupt(e) then self.interrupted = true end
     end }
-  self.poller:wait(task_id, opts, function(task, err)
+  self:lane(job).poller:wait(task_id, opts, function(task, err)
     self:try(job, function() return self:waited(job, task, err) end)
   end)
   return true
@@ -368,7 +395,7 @@ function flow:progress(job, t)
   if job.parked and task_state(t) ~= "input_required" then
     if self.store:unparked(job) then job.parked = false end
   end
-  return self.store:progress(job, self.provider.progress(t))
+  return self.store:progress(job, self:lane(job).provider.progress(t))
 end
 
 function flow:waited(job, task, err)

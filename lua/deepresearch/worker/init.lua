@@ -83,6 +83,7 @@ function M.new(opts)
   for k, v in pairs(o.client or {}) do client_opts[k] = v end
   w.client = dr.client(client_opts)
   w.client_opts = client_opts
+  w.lanes = {}
   if (o.batch_size or 0) > 1 then
     if not w.provider.batch then
       return nil, "--batch-size: provider " .. tostring(o.provider) .. " has no batches"
@@ -90,6 +91,8 @@ function M.new(opts)
     w.batching, w.groups, w.full = true, {}, {}
   end
   w.poller = w.client:poller{ max_connections = math.min(o.concurrency, 16) }
+  w.lanes[o.provider] = { name = o.provider, provider = w.provider, client = w.client,
+    poller = w.poller, descriptor = dr.providers.get(o.provider) }
   -- No Redis call may block longer than a fraction of the lease, or others would take over.
   local conn, err = redis.new{ url = o.redis_url, max_backoff = math.min(2, o.lease / 3),
     timeout = math.max(0.5, math.min(5, o.lease / 3)),
@@ -99,6 +102,33 @@ function M.new(opts)
   w.store = store_mod.new(conn, o.queue, w.wid)
   w.tty = o.tty
   return w
+end
+
+-- Each lane's poller, the worker's own first (a fixed order, whatever pairs does).
+function Worker:pollers()
+  local list, names = { self.poller }, {}
+  for name in pairs(self.lanes) do
+    if self.lanes[name].poller ~= self.poller then names[#names + 1] = name end
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do list[#list + 1] = self.lanes[name].poller end
+  return list
+end
+
+--- Steps the pollers with work, for at most ms milliseconds in all; false when none has any.
+function Worker:step_pollers(ms)
+  local busy = {}
+  for _, p in ipairs(self:pollers()) do
+    if p:pending() > 0 then busy[#busy + 1] = p end
+  end
+  if #busy == 0 then return false end
+  local each = math.max(1, math.floor(ms / #busy))
+  for _, p in ipairs(busy) do p:step(math.min(p:next_timeout() or each, each)) end
+  return true
+end
+
+function Worker:close_pollers()
+  for _, p in ipairs(self:pollers()) do p:close() end
 end
 
 function Worker:log(fmt, ...)
@@ -282,18 +312,15 @@ function Worker:turn()
     self.next_once_check = now + 0.2
     if self.store:all_empty() then return false end
   end
-  local p = self.poller
-  if p:pending() > 0 then
-    local ms = math.floor(self.opts.busy_poll * 1000)
-    local ok, err = pcall(p.step, p, math.min(p:next_timeout() or ms, ms))
-    if not ok then
-      if is_interrupt(err) then
-        self.interrupted = true
-      else
-        self:log("internal error in a callback: %s", tostring(err))
-      end
+  local ms = math.floor(self.opts.busy_poll * 1000)
+  local ok, stepped = pcall(self.step_pollers, self, ms)
+  if not ok then
+    if is_interrupt(stepped) then
+      self.interrupted = true
+    else
+      self:log("internal error in a callback: %s", tostring(stepped))
     end
-  else
+  elseif not stepped then
     core.sleep(self.count > 0 and self.opts.busy_poll or self.opts.idle_poll)
   end
   self:status(self.now())
@@ -317,7 +344,7 @@ function Worker:run()
   self:status(self.now(), true)
   if self.tty and not self.opts.quiet then self.out:write("\n") end
   if not self.usurped then self.store:retire() end
-  self.poller:close()
+  self:close_pollers()
   self.conn:close()
   return self.stats, self.usurped and 1 or 0
 end
@@ -345,12 +372,7 @@ function Worker:drain_turn()
       self:try(job, fn)
     end
   end
-  local p = self.poller
-  if p:pending() > 0 then
-    p:step(math.min(p:next_timeout() or 50, 50))
-  else
-    core.sleep(0.05)
-  end
+  if not self:step_pollers(50) then core.sleep(0.05) end
 end
 
 --- After Ctrl-C: takes no more jobs and sends no more creates, gives the creates already sent
@@ -392,7 +414,7 @@ function Worker:stop_interrupted()
       "them at once)",
       self.count, self.wid, self.wid)
   end
-  self.poller:close()
+  self:close_pollers()
   self.conn:close()
   return M.EXIT_INTERRUPTED
 end

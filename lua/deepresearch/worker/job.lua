@@ -43,7 +43,6 @@ end })
 --- Parses one queue entry. Returns the job, or nil, err (err.job_id when the id was readable).
 -- job = { raw, id, brief, depth, output_schema, params }
 function M.parse(raw, provider_name)
-  local provider = M.providers[provider_name]
   local v, perr = M.decode(raw)
   if v == nil then
     return nil, errors.invalid("the job is not JSON: " .. tostring(perr):gsub("^.-: ", ""))
@@ -60,14 +59,22 @@ function M.parse(raw, provider_name)
       " characters without spaces, chosen by the producer")
   end
   local bad = function(msg) local e = errors.invalid(msg) e.job_id = id return nil, e end
+  -- "provider": the job's own (one queue may mix providers); the worker's --provider else.
+  if v.provider ~= nil and (type(v.provider) ~= "string" or not M.providers[v.provider]) then
+    return bad("provider must be one of " .. table.concat(providers.names(), ", ") .. ", got " ..
+      (type(v.provider) == "string" and ("'" .. v.provider .. "'") or type(v.provider)))
+  end
+  local name = v.provider or provider_name
+  local provider = M.providers[name]
   if type(v.brief) ~= "string" then return bad("brief must be a string") end
   if v.depth ~= nil and type(v.depth) ~= "string" then return bad("depth must be a string") end
   if v.output_schema ~= nil and type(v.output_schema) ~= "table" then
     return bad("output_schema must be a JSON object")
   end
   local job = { raw = raw, id = id, brief = v.brief, depth = v.depth,
-    output_schema = v.output_schema,
-    valyu = v.valyu }
+    output_schema = v.output_schema, provider = name }
+  -- The provider's own options, under its name ({"valyu": {"mode": ...}}): its params read them.
+  if job[name] == nil then job[name] = v[name] end
   job.params = provider.params(job)
   local ok, body, err = pcall(provider.validate, job.params)
   if not ok then return bad(tostring(body):gsub("^.-:%d+: ", "")) end

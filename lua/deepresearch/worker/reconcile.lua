@@ -78,14 +78,23 @@ function M:reconcile(job)
     if ready > now then return self:later(job, ready - now, M.reconcile) end
   end
   s.from = s.from or self.now()
+  -- A provider that cannot list its tasks cannot find this one: set aside for a person now.
+  if not require("deepresearch.providers").has_list(self:lane(job).descriptor) and
+    not h.batch_id then
+    self:log("job %s: its create may have made a task and this provider cannot list tasks " ..
+      "to find it; set aside as ambiguous for a person (docs/worker.md)", job.id)
+    local h2 = self.store:load(job.id) or h
+    return self:finish(job, "ambiguous", { error = h2.error or h.error })
+  end
   local floor = epoch(h.creating_floor)
   -- A provider whose list pages by offset is searched page by page; others list the newest only.
-  local paged = require("deepresearch.providers").get(self.provider_name).list_paging == "offset"
+  local lane = self:lane(job)
+  local paged = lane.descriptor.list_paging == "offset"
   local matches = {}
   local counted = false
   -- A job added to a batch is looked for in that batch's task list (complete, by the job's id).
-  local batch = h.batch_id and self.provider.batch or nil
-  local match = batch and batch.matches or self.provider.matches
+  local batch = h.batch_id and lane.provider.batch or nil
+  local match = batch and batch.matches or lane.provider.matches
   local page
   local function got(list, lerr, offset, n)
         if not list then
@@ -120,7 +129,7 @@ function M:reconcile(job)
   end
   page = function(offset, n)
     local opts = paged and { offset = offset, limit = LIST_LIMIT } or { limit = 100 }
-    self.poller:list(opts, function(list, lerr)
+    lane.poller:list(opts, function(list, lerr)
       self:try(job, function() return got(list, lerr, offset, n) end)
     end)
   end
@@ -137,7 +146,7 @@ function M:reconciled(job, matches)
   table.sort(matches, function(a,
     b) return (jobs.created_epoch(a) or 0) < (jobs.created_epoch(b) or 0) end)
   for _, t in ipairs(matches) do
-    local id = t[self.provider.id_field]
+    local id = t[self:lane(job).provider.id_field]
     local r, v = self.store:record_task(job, id, jobs.created_epoch(t), t.status, true)
     if not r then return nil, v end
     if r == "ok" then
