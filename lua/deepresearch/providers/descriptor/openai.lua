@@ -57,6 +57,12 @@ function M.report_text(task)
   return nil
 end
 
+--- Unix seconds (the Responses APIs' timestamps) as UTC "YYYY-MM-DD HH:MM", or nil.
+function M.unix_time(t)
+  if type(t) ~= "number" or t ~= t or t < 0 or t > 253402300799 then return nil end
+  return os.date("!%Y-%m-%d %H:%M", math.floor(t))
+end
+
 -- Counts output items of a type (and, for web_search_call, an action type).
 function M.count_items(task, kind, action)
   local n = 0
@@ -162,8 +168,7 @@ D.cli = {
   name = "OpenAI",
   flags = {}, -- the model is a create option (model = ...); the command uses the default
   describe = describe,
-  columns = { { "ID", "id" }, { "STATUS", "status" }, { "MODEL", "model" },
-    { "CREATED", "created_at", "when" } },
+  columns = { { "ID", "id" }, { "STATUS", "status" }, { "MODEL", "model" } },
 }
 
 -- A --schema is passed on: create refuses it with a clear message (no structured output).
@@ -171,13 +176,13 @@ function D.cli.create(client, text, _, schema)
   return client:create{ brief = text, output_schema = schema }
 end
 
-function D.cli.summary(task, fmt)
+function D.cli.summary(task)
   local err = type(task.error) == "table" and task.error or nil
   local inc = type(task.incomplete_details) == "table" and task.incomplete_details or nil
   local usage = type(task.usage) == "table" and task.usage or nil
   return {
     { "id", task.id }, { "status", task.status }, { "model", task.model },
-    { "created", fmt.when(task.created_at) }, { "completed", fmt.when(task.completed_at) },
+    { "created", M.unix_time(task.created_at) }, { "completed", M.unix_time(task.completed_at) },
     { "searches", M.count_items(task, "web_search_call") },
     { "tokens", usage and usage.total_tokens or nil },
     { "incomplete", inc and inc.reason or nil },

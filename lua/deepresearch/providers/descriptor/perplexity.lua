@@ -85,7 +85,8 @@ end
 local function describe(task)
   local parts = { "sources " .. searches(task),
     "steps " .. (type(task.output) == "table" and #task.output or 0) }
-  if type(task.model) == "string" then parts[#parts + 1] = "preset " .. task.model end
+  -- the preset name until completed, then the model that ran it (A.5)
+  if type(task.model) == "string" then parts[#parts + 1] = "model " .. task.model end
   local cost = type(task.usage) == "table" and type(task.usage.cost) == "table" and
     task.usage.cost.total_cost
   if type(cost) == "number" then parts[#parts + 1] = string.format("cost $%.4f", cost) end
@@ -97,22 +98,22 @@ D.cli = {
   name = "Perplexity",
   flags = {}, -- the preset is a create option (preset = ...); the command uses the default
   describe = describe,
-  columns = { { "ID", "id" }, { "STATUS", "status" }, { "MODEL", "model" },
-    { "CREATED", "created_at", "when" } },
+  columns = { { "ID", "id" }, { "STATUS", "status" }, { "MODEL", "model" } },
 }
 
 function D.cli.create(client, text, _, schema)
   return client:create{ brief = text, output_schema = schema }
 end
 
-function D.cli.summary(task, fmt)
+function D.cli.summary(task)
   local err = type(task.error) == "table" and task.error or nil
   local inc = type(task.incomplete_details) == "table" and task.incomplete_details or nil
   local usage = type(task.usage) == "table" and task.usage or nil
   local cost = usage and type(usage.cost) == "table" and usage.cost.total_cost or nil
   return {
     { "id", task.id }, { "status", task.status }, { "model", task.model },
-    { "completed", fmt.when(task.completed_at) },
+    -- created_at is rewritten on every GET (A.1): only the completion time means anything.
+    { "completed", shared.unix_time(task.completed_at) },
     { "sources", searches(task) },
     { "tokens", usage and usage.total_tokens or nil },
     { "cost", type(cost) == "number" and string.format("$%.4f", cost) or nil },
