@@ -8,13 +8,17 @@ usage: deepresearch-worker [options]
 
 Takes deep-research jobs from a Redis list, runs them and writes the results back.
 A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "output_schema": {...}}
+and may name its provider: {"provider": "NAME", ...}, with that provider's options under its name
+({"valyu": {"mode": "fast"}}), so that one queue mixes providers.
 
   --redis-url URL       redis://[:password@]host[:port][/db]   (default $DEEPRESEARCH_REDIS_URL
                         or redis://127.0.0.1:6379/0)
   --queue NAME          the list jobs are pushed to; every key starts with it (default deepresearch)
   --concurrency N       jobs in flight at once (default 4)
-  --provider NAME       extruct | valyu (default extruct)
-  --base-url URL        API base URL (default the provider's, or $EXTRUCT_BASE_URL / $VALYU_BASE_URL)
+  --provider NAME       the provider of jobs that name none (default @DEFAULT@), one of
+                        @PROVIDERS@
+  --base-url URL        that provider's API base URL (default its variable, else its own:
+                        @BASE_ENVS@); a job naming another provider uses that one's
   --timeout S           seconds one HTTP request may take (default the library's)
   --interval S          first delay between polls of a task (default 2)
   --max-interval S      longest delay between polls (default 30)
@@ -37,7 +41,7 @@ A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "outp
   --verbose             one log line per job step
   --help, --version
 
-The API token comes from the environment only: EXTRUCT_API_TOKEN (extruct) or VALYU_API_KEY (valyu).
+The API tokens come from the environment only: @TOKEN_ENVS@.
 Ctrl-C: no more jobs are taken; creates already sent get up to 5 s to be answered and recorded;
 exit status 130. A second Ctrl-C quits at once.
 
@@ -47,6 +51,35 @@ A job whose task waits for a person (status input_required; its hash holds the i
   resume JOB_ID                  hands the job back after you answered through the API yourself
 Exit status 0, or 1 when the job does not wait for input (or for that interaction).
 ]]
+
+-- The providers' words, from the registry (a provider registered later is listed too).
+do
+  local providers = require "deepresearch.providers"
+  local names, bases, tokens = providers.names(), {}, {}
+  for _, n in ipairs(names) do
+    local d = providers.get(n)
+    bases[#bases + 1] = "$" .. d.base_env
+    tokens[#tokens + 1] = d.token_env .. " (" .. n .. ")"
+  end
+  -- A list as lines of at most 100 columns, the next ones indented by indent spaces.
+  local function wrap(items, sep, first, indent)
+    local lines, line = {}, ""
+    for i, item in ipairs(items) do
+      local piece = item .. (i < #items and sep or "")
+      local width = #lines == 0 and (100 - first) or (100 - indent)
+      if line ~= "" and #line + #piece > width then
+        lines[#lines + 1] = line:gsub("%s+$", "")
+        line = ""
+      end
+      line = line .. piece
+    end
+    lines[#lines + 1] = line
+    return table.concat(lines, "\n" .. string.rep(" ", indent))
+  end
+  M.USAGE = M.USAGE:gsub("@(%u+[_%u]*)@", {
+    PROVIDERS = wrap(names, " | ", 24, 24), DEFAULT = tostring(providers.DEFAULT),
+    BASE_ENVS = wrap(bases, ", ", 24, 24), TOKEN_ENVS = wrap(tokens, ", ", 48, 2) })
+end
 
 local NUMBERS = { concurrency = true, timeout = true, interval = true, ["max-interval"] = true,
   ["wait-timeout"] = true, lease = true, ["reconcile-grace"] = true, ["search-window"] = true,
