@@ -314,6 +314,84 @@ describe("OpenAI simulator", function()
     end)
   end)
 
+  describe("webhooks (O14)", function()
+    local socket = require "socket"
+    local SECRET = "simulated-openai-webhook-secret"
+
+    -- base64 HMAC-SHA256 by the openssl command line (not the simulator's code).
+    local function openssl_sig(data)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "wb"))
+      f:write(data)
+      f:close()
+      local hex = SECRET:gsub(".", function(c) return string.format("%02x", c:byte()) end)
+      local p = assert(io.popen("openssl dgst -sha256 -mac HMAC -macopt hexkey:" .. hex
+        .. " -binary " .. path .. " | openssl base64 -A 2>/dev/null"))
+      local out = p:read("*a")
+      p:close()
+      os.remove(path)
+      return out
+    end
+
+    -- Accepts one delivery on `server`, answers 200, returns its headers and body.
+    local function receive(server)
+      local c = assert(server:accept())
+      c:settimeout(5)
+      local headers = {}
+      while true do
+        local line = assert(c:receive("*l"))
+        if line == "" then break end
+        local k, v = line:match("^([^:]+):%s*(.*)$")
+        if k then headers[k:lower()] = v end
+      end
+      local body = assert(c:receive(tonumber(headers["content-length"])))
+      c:send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+      c:close()
+      return headers, body
+    end
+
+    local function listen()
+      local server = assert(socket.bind("127.0.0.1", 0))
+      server:settimeout(5)
+      local _, port = server:getsockname()
+      s:config({ openai = { webhook_url = "http://127.0.0.1:" .. port .. "/hook" } })
+      return server
+    end
+
+    it("announces a run's end once, signed the Standard Webhooks way", function()
+      local server = listen()
+      local id = create().json.id
+      s:advance(3000)
+      assert.equal("completed", get("/v1/responses/" .. id).json.status)
+      local h, body = receive(server)
+      server:close()
+      local event = require("cjson").decode(body)
+      assert.equal("response.completed", event.type)
+      assert.equal(id, event.data.id)
+      assert.equal(h["webhook-id"], event.id)
+      assert.equal("v1," .. openssl_sig(h["webhook-id"] .. "." .. h["webhook-timestamp"] .. "."
+        .. body), h["webhook-signature"])
+      get("/v1/responses/" .. id)
+      local hooks = s:state().openai.webhooks
+      assert.equal(1, #hooks)
+      assert.equal("delivered", hooks[1].state)
+    end)
+
+    it("switches: a bad signature, a stale timestamp", function()
+      local server = listen()
+      s:config({ openai = { webhook_bad_signature = true, webhook_stale = true } })
+      local id = create().json.id
+      s:advance(60)
+      post("/v1/responses/" .. id .. "/cancel", nil)
+      local h, body = receive(server)
+      server:close()
+      assert.equal("response.cancelled", require("cjson").decode(body).type)
+      assert.are_not.equal("v1," .. openssl_sig(h["webhook-id"] .. "."
+        .. h["webhook-timestamp"] .. "." .. body), h["webhook-signature"])
+      assert.equal(1767225600 + 60 - 400, tonumber(h["webhook-timestamp"]))
+    end)
+  end)
+
   describe("rate limits and no idempotency (O12, O13)", function()
     it("answers 429 rate_limit_exceeded with retry-after, nothing created", function()
       s:config({ openai = { creates_per_min = 2 } })

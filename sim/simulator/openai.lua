@@ -7,6 +7,7 @@
 local common = require "simulator.responses_common"
 local text = require "simulator.responses_content"
 local validate = require "simulator.openai_validate"
+local webhook = require "simulator.openai_webhook"
 
 local M = {}
 
@@ -56,6 +57,11 @@ local DEFAULTS = {
   creates_per_min = 60, requests_per_min = 600, tokens_per_min = 30000000,
   retry_after_ms = false,      -- 429s carry retry-after-ms instead of retry-after
   retry_after = false,         -- a number: the retry hint sent instead of the true wait
+  -- Project webhooks (O14): off until webhook_url is an http:// URL.
+  webhook_url = false,
+  webhook_secret = "whsec_c2ltdWxhdGVkLW9wZW5haS13ZWJob29rLXNlY3JldA==",
+  webhook_timeout = 2,         -- real seconds a delivery may take
+  webhook_bad_signature = false, webhook_stale = false, webhook_duplicate = false,
 }
 
 local app, st
@@ -366,6 +372,27 @@ local function limit(who, req, kind)
     "rate_limit_exceeded", headers)
 end
 
+-- Queues and signs the events of runs that ended by `now`; sends them from the engine's loop
+-- once the current answer is out (the receiver may be the client waiting for it).
+local function publish(now)
+  local function ended(task)
+    local status, at = status_at(task, now)
+    return status, common.unix(at)
+  end
+  local function event_id() return "evt_" .. common.hex(app, 32) end
+  if webhook.sweep(st.webhooks, st.tasks, cfg(), ended, event_id,
+    function(v) return app:encode(v) end) == 0 then
+    return
+  end
+  webhook.sign(st.webhooks, common.unix(now), cfg())
+  local list, c = st.webhooks, cfg()
+  if app.server then
+    app.server:timer(0, function()
+      webhook.flush(list, c, function(name) app:count(name) end)
+    end)
+  end
+end
+
 local function guarded(kind, fn)
   return function(req)
     local who, status, body = auth(req)
@@ -374,6 +401,7 @@ local function guarded(kind, fn)
     if not headers then return s2, b2, h2 end
     local s, b, h = fn(req, who)
     for k, v in pairs(h or {}) do headers[k] = v end
+    publish(req.now)
     return s, b, headers
   end
 end
@@ -480,19 +508,21 @@ end
 
 local function expose()
   local now, tasks = app:now(), {}
+  publish(now)
   for i, task in ipairs(st.tasks) do
     tasks[i] = { id = task.id, status = status_at(task, now), model = task.model,
       created_at = common.unix(task.created), background = task.background, store = task.store,
       deleted = task.deleted == true, expired = not task.deleted and gone(task, now),
       metadata = task.metadata, searches = task.searches, cost_usd = cost(task, now) }
   end
-  return { tasks = app.array(tasks), creates = #st.tasks }
+  return { tasks = app.array(tasks), creates = #st.tasks,
+    webhooks = app.array(webhook.view(st.webhooks)) }
 end
 
 function M.install(a)
   app = a
   app.config.openai = common.copy(DEFAULTS)
-  app:on_reset(function() st = { tasks = {}, by_id = {}, windows = {} } end)
+  app:on_reset(function() st = { tasks = {}, by_id = {}, windows = {}, webhooks = {} } end)
   common.route(app, "POST", "/v1/responses", guarded("create", create))
   common.route(app, "GET", "/v1/responses", guarded("request", no_list))
   common.route(app, "GET", "/v1/responses/:id", guarded("request", get))
