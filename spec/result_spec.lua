@@ -418,6 +418,15 @@ describe("report.render over the new shapes", function()
     assert.matches("Cost: %$0%.0038\n", assert(report.render(pp)))
   end)
 
+  it("a structured answer renders its fields, its sources listed", function()
+    local t = response("completed", { { type = "url_citation", url = MENU, start_index = 1,
+      end_index = 5 } }, { text = { format = { type = "json_schema" } } })
+    t.output[3].content[1].text = '{"ceo": "A. B."}'
+    local out = assert(report.render(t))
+    assert.matches("## ceo\n\nA%. B%.", out)
+    assert.matches("Sources:\n\n%- %[1%] https://cafe%.example/menu", out)
+  end)
+
   it("inline and plain styles", function()
     local t = response("completed", CHAR_ANNOTATIONS)
     local inline = assert(report.render(t, { style = "inline" }))

@@ -115,7 +115,8 @@ local function result_view(res)
   if not res.text and not res.fields then
     return no_report(res, res.failure and res.failure.message or nil)
   end
-  local v = { sources = {}, by_n = {}, reasons = {}, groups = res.marks }
+  -- Marks point into the text; a structured answer renders its fields instead.
+  local v = { sources = {}, by_n = {}, reasons = {}, groups = res.fields and {} or res.marks }
   for _, s in ipairs(res.sources) do add_source(v, s.n, s) end
   for i, note in ipairs(res.notes) do v.reasons[i] = note end
   if res.fields then

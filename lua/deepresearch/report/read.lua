@@ -334,11 +334,12 @@ readers.list = function(task, res)
   end
 end
 
-local function with_fields(task, res)
+-- raw: the text as the API wrote it (markers inserted into JSON would break it).
+local function with_fields(task, res, raw)
   -- Where a Responses-shaped task echoes the schema it was asked for.
   local format = tbl(at_path(task, "text.format")) or tbl(task.response_format)
-  if res.text and format and format.type == "json_schema" then
-    res.fields = json_fields(res.text)
+  if raw and format and format.type == "json_schema" then
+    res.fields = json_fields(raw)
   end
 end
 
@@ -349,7 +350,7 @@ readers.annotations_chars = function(task, res)
   if #parts > 0 then res.text, res.marks = insert_markers(text, points) end
   res.sources = as_sources(srcs.list)
   if refusal then res.notes[#res.notes + 1] = "the model refused: " .. refusal end
-  with_fields(task, res)
+  with_fields(task, res, #parts > 0 and text or nil)
 end
 
 readers.annotations_bytes = function(task, res)
@@ -360,7 +361,7 @@ readers.annotations_bytes = function(task, res)
   res.sources = as_sources(srcs.list)
   local err = step and tbl(step.error)
   if err and str(err.message) then res.notes[#res.notes + 1] = err.message end
-  with_fields(task, res)
+  with_fields(task, res, #parts > 0 and text or nil)
 end
 
 -- Every search result by id, across search_results and people_search_results items.
@@ -412,7 +413,7 @@ readers.search_results = function(task, res)
     res.notes[#res.notes + 1] = "citation" .. (#unresolved > 1 and "s " or " ") ..
       table.concat(unresolved, ", ") .. " match no search result; left as written"
   end
-  with_fields(task, res)
+  with_fields(task, res, text)
 end
 
 ----------------------------------------------------------------------------------------------
