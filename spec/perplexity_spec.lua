@@ -129,6 +129,8 @@ describe("perplexity", function()
     local _, again = client:cancel(t.id)
     assert.equals("invalid_request", again.code)
     assert.equals(400, again.status)
+    assert.matches("already ended %(cancelled%)", again.message)
+    assert.equals("cancelled", again.task.status)
   end)
 
   it("has no list and no delete: unsupported, nothing sent", function()

@@ -401,8 +401,20 @@ end
 
 --- OpenAI answers the cancelled Response; Perplexity {response_id, status = "cancelling"}
 -- (the run shows cancelled a few polls later) and 400 for a run already over.
-function ops.cancel(runtime, self, id) return mutate(runtime, self, "cancel", id, "POST",
-  "/cancel") end
+-- Perplexity answers one 400 for a run already over and for an unknown id (A.8): a GET says
+-- which, so that the error names the run's final status.
+function ops.cancel(runtime, self, id)
+  local ack, err = mutate(runtime, self, "cancel", id, "POST", "/cancel")
+  if ack or err.status ~= 400 or type(id) ~= "string" then return ack, err end
+  local task = get(runtime, self, id)
+  local final = task and provider(self).kinds.research.states[task.status]
+  if final == "done" or final == "failed" or final == "cancelled" then
+    err.message = string.format("response %s already ended (%s): nothing to cancel", id,
+      tostring(task.status))
+    err.task = task
+  end
+  return nil, err
+end
 
 --- OpenAI only: removes a stored response (a GET answers 404 afterwards).
 function ops.delete(runtime, self, id) return mutate(runtime, self, "delete", id, "DELETE", "") end
