@@ -76,6 +76,27 @@ describe("gemini", function()
       assert.truthy(usd > 0.2 and usd < 10, tostring(usd))
     end)
 
+  it("dr.result and report.render read a finished interaction: footnotes, estimated cost",
+    function()
+      local done = dr.assert(client:run{ brief = BRIEF })
+      local r = dr.assert(dr.result(done)) -- detected without the provider's name
+      assert.equals("gemini", r.provider)
+      assert.equals(done.id, r.id)
+      assert.equals("done", r.state)
+      assert.truthy(#r.sources >= 1)
+      assert.is_true(r.cost.estimated)
+      assert.equals(D.prices.as_of, r.cost.as_of)
+      assert.near(D.cost.compute(done), r.cost.usd, 1e-9)
+      -- Each [n] marker sits where a citation's byte range ends in the report text.
+      local text, cites = D.report.read(done)
+      local first = cites[1]
+      local before = text:sub(1, first.end_index)
+      assert.equals(1, r.text:find(before, 1, true))
+      assert.equals("[1]", r.text:sub(#before + 1, #before + 3))
+      local md = dr.report.render(done)
+      assert.matches("%[%^1%]: " .. r.sources[1].url:gsub("%p", "%%%0"), md)
+    end)
+
   it("run creates and waits in one call; the legacy outputs[] layout reads too", function()
     s:config{ gemini = { layout = "outputs" } }
     local done = dr.assert(client:run{ brief = BRIEF })
