@@ -146,9 +146,9 @@ D.prices = {
 -- simulator's default: 60 a minute).
 D.poll = { floor = 10, cap = 60 }
 D.create_pace = 60
--- Project-level Standard Webhooks (dashboard): webhook-id, webhook-timestamp, v1,<base64>.
-D.webhook = { header = "webhook-signature", timestamp_header = "webhook-timestamp",
-  id_header = "webhook-id", prefix = "v1,", signed = "id.timestamp.body", standard = true }
+-- No D.webhook: OpenAI's project-level Standard Webhooks (webhook-id, webhook-timestamp,
+-- base64 "v1,<sig>" over id.timestamp.body with a whsec_ key) are not a recipe dr.webhooks
+-- verifies; declaring one would refuse genuine events.
 
 --- Whether a bare task table is an OpenAI response: resp_ + 50 hex digits.
 function D.detect(task)
