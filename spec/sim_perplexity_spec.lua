@@ -358,6 +358,15 @@ describe("Perplexity Agent API simulator", function()
       s:advance(300)
       assert.equal("completed", s:state().perplexity.tasks[1].status)
     end)
+
+    it("can answer 500 in Perplexity's envelope after the run was started", function()
+      s:fault({ method = "POST", path = "/v1/agent", status = 500, after = true,
+        body = '{"error":{"message":"internal error","type":"internal_error","code":500}}' })
+      local r = create()
+      assert.equal(500, r.status)
+      assert.equal("internal_error", r.json.error.type)
+      assert.equal(1, created())
+    end)
   end)
 
   describe("retired Sonar routes (PA18)", function()
