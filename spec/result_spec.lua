@@ -366,6 +366,14 @@ describe("dr.result", function()
     assert.equal("no_report", err.code)
   end)
 
+  it("Extruct and Valyu results render exactly as their tasks do", function()
+    for _, f in ipairs({ "extruct_markdown.json", "extruct_schema.json", "valyu_markdown.json",
+      "valyu_json.json" }) do
+      local task = load(f)
+      assert.equal(assert(report.render(task)), assert(report.render(result(task))))
+    end
+  end)
+
   it("a result passes through", function()
     local r = result(load("valyu_markdown.json"))
     assert.equal(r, result(r))

@@ -131,8 +131,16 @@ end
 local ANNOTATED = { annotations_chars = true, annotations_bytes = true, search_results = true }
 
 -- What every function needs from a task, whichever provider it came from.
-local function view(task)
-  if read.is_result(task) then return result_view(task) end
+local view
+view = function(task)
+  if read.is_result(task) then
+    -- Extruct's and Valyu's own markers and layout: rendered from the task as always.
+    local origin = read.origin(task)
+    if origin and (task.citation_kind == "numbered" or task.citation_kind == "list") then
+      return view(origin)
+    end
+    return result_view(task)
+  end
   local r = task.report
   if type(r) == "table" then return extruct_view(r) end
   if (task.kind == "markdown" or task.kind == "schema") and (task.markdown ~= nil

@@ -586,6 +586,14 @@ end
 local RESULT_MT = { __name = "deepresearch.result" }
 M.RESULT_MT = RESULT_MT
 
+-- The task each result was read from (weak: a result does not keep its task alive).
+local origins = setmetatable({}, { __mode = "k" })
+
+--- The task a result was read from, or nil.
+function M.origin(res)
+  return origins[res]
+end
+
 --- Whether v is a table read() returned.
 function M.is_result(v)
   return type(v) == "table" and getmetatable(v) == RESULT_MT
@@ -633,6 +641,7 @@ function M.read(task, spec)
   if readers[kind] then readers[kind](task, res) end
   settle(task, res, kind_spec)
   res.cost = cost_of(task, spec, kind, res.state)
+  origins[res] = task
   return res
 end
 
