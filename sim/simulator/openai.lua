@@ -424,6 +424,9 @@ local function shut_down(model)
 end
 
 local function create(req, who)
+  if type(req.json) == "table" then -- top-level nulls mean "not given"
+    for k, v in pairs(req.json) do if v == app.null then req.json[k] = nil end end
+  end
   local problem = validate.check(req, app.null)
   if problem then
     return fail(problem.status, problem.message, nil, problem.param, problem.code)

@@ -407,7 +407,8 @@ local function create(req, key)
   local problem = validate.check(req, app.null,
     { strict = cfg().strict_filters, effort = cfg().effort_field })
   if problem then return err(problem.status, problem.message, problem.type, problem.param) end
-  local body = req.json
+  local body = {} -- top-level nulls mean "not given"
+  for k, v in pairs(req.json) do if v ~= app.null then body[k] = v end end
   local eng, s, b = engine(body)
   if not eng then return s, b end
   if type(eng.model) == "string" and eng.model:find("^anthropic/")

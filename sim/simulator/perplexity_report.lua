@@ -45,8 +45,11 @@ end
 local function plan_items(task, r)
   local p = task.engine.p
   local n = r:random(p.searches[1], p.searches[2])
-  if task.max_tool_calls then n = math.min(n, task.max_tool_calls) end
   local f = r:random(p.fetches[1], p.fetches[2])
+  if task.max_tool_calls then -- a cap on every tool call (0 disables the preset's tools too)
+    n = math.min(n, task.max_tool_calls)
+    f = math.min(f, task.max_tool_calls - n)
+  end
   local perm, d = shuffled(r, n), task.finish - task.start
   task.items, task.results = {}, {}
   for k = 1, n + f do
