@@ -63,17 +63,11 @@ describe("gemini", function()
       assert.equals("done", dr.state(done, "gemini"))
       assert.truthy(seen >= 2)
       for _, d in ipairs(clock.sleeps) do assert.truthy(d >= D.poll.floor and d <= D.poll.cap) end
-      local text, cites = D.report.read(done)
-      assert.is_string(text)
-      assert.truthy(#cites >= 1)
-      -- Byte offsets (UTF-8) into the report, end exclusive.
-      for _, c in ipairs(cites) do
-        assert.truthy(c.start_index >= 0 and c.start_index < c.end_index and c.end_index <= #text)
-        assert.is_string(c.url)
-      end
+      local r = dr.assert(dr.result(done, "gemini"))
+      assert.matches("%[1%]", r.text)
+      assert.truthy(#r.sources >= 1)
       assert.truthy(D.detect(done))
-      local usd = D.cost.compute(done)
-      assert.truthy(usd > 0.2 and usd < 10, tostring(usd))
+      assert.truthy(r.cost.usd > 0.2 and r.cost.usd < 10, tostring(r.cost.usd))
     end)
 
   it("dr.result and report.render read a finished interaction: footnotes, estimated cost",
@@ -86,11 +80,16 @@ describe("gemini", function()
       assert.truthy(#r.sources >= 1)
       assert.is_true(r.cost.estimated)
       assert.equals(D.prices.as_of, r.cost.as_of)
-      assert.near(D.cost.compute(done), r.cost.usd, 1e-9)
-      -- Each [n] marker sits where a citation's byte range ends in the report text.
-      local text, cites = D.report.read(done)
-      local first = cites[1]
-      local before = text:sub(1, first.end_index)
+      -- The first [n] marker sits where the first citation's byte range ends.
+      local part
+      for _, step in ipairs(done.steps) do
+        if step.type == "model_output" then part = step.content[1] end
+      end
+      local first = part.annotations[1]
+      for _, a in ipairs(part.annotations) do
+        if a.end_index < first.end_index then first = a end
+      end
+      local before = part.text:sub(1, first.end_index)
       assert.equals(1, r.text:find(before, 1, true))
       assert.equals("[1]", r.text:sub(#before + 1, #before + 3))
       local md = dr.report.render(done)
@@ -102,7 +101,7 @@ describe("gemini", function()
     local done = dr.assert(client:run{ brief = BRIEF })
     assert.equals("completed", done.status)
     assert.is_nil(done.steps)
-    assert.is_string((D.report.read(done)))
+    assert.matches("%[1%]", dr.assert(dr.result(done)).text)
   end)
 
   it("an invalid key (400 API_KEY_INVALID) is unauthorized, sent once", function()
@@ -271,17 +270,18 @@ describe("gemini", function()
   end)
 
   it("reads a byte-range citation after non-ASCII text", function()
-    local text = "Zürich — Acme grew 30%."
-    local s0 = text:find("Acme", 1, true) - 1
+    -- 3 bytes more than characters before the cited sentence: character offsets would miss.
+    local text = "Zürich — Acme grew 30%. Globex fell."
+    local s0, e0 = text:find("Acme grew 30%.", 1, true)
     local task = { id = "x", status = "completed", agent = D.default_agent, steps = {
       { type = "thought", summary = {} },
       { type = "model_output", content = { { type = "text", text = text, annotations = {
         { type = "url_citation", url = "https://a.example", title = "a.example",
-          start_index = s0, end_index = #text } } } } } } }
-    local got, cites = D.report.read(task)
-    assert.equals(text, got)
-    assert.equals("Acme grew 30%.", got:sub(cites[1].start_index + 1, cites[1].end_index))
-    assert.equals(2, D.cost.compute(task)) -- no usage: the agent's band midpoint
+          start_index = s0 - 1, end_index = e0 } } } } } } }
+    local r = dr.assert(dr.result(task))
+    assert.equals("Zürich — Acme grew 30%.[1] Globex fell.", r.text)
+    assert.equals("https://a.example", r.sources[1].url)
+    assert.is_true(r.cost.estimated)
     assert.is_true(D.detect(task))
     assert.is_false(D.detect({ object = "response", id = "resp_1", status = "completed" }))
   end)

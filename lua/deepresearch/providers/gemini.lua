@@ -8,6 +8,7 @@ local validate = require "deepresearch.base.validate"
 local options = require "deepresearch.base.options"
 local extruct = require "deepresearch.providers.extruct"
 local D = require "deepresearch.providers.descriptor.gemini"
+local read = require "deepresearch.report.read"
 
 local data = http.state
 local M = { ops = {} }
@@ -248,7 +249,9 @@ end
 --- The wait's verdict on one snapshot: "done", an error, or nil (keep polling).
 function M.verdict(task, state)
   if state == "done" then
-    if task.status == "incomplete" and not D.report.read(task) then
+    -- incomplete: done with a degradation note when a report came back, else a failure.
+    local r = task.status == "incomplete" and read.read(task, D)
+    if r and r.state == "failed" then
       return fail("incomplete", task, "ended incomplete without a report")
     end
     return "done"

@@ -99,7 +99,8 @@ D.create_pace = 10 -- creates per minute (the simulator's default bucket; Google
 
 -- The report: the text parts of the last model_output step (steps[], since 2026-06-08), or
 -- the last text block of outputs[] (the legacy layout). Citations are url_citation
--- annotations on that text part with UTF-8 byte offsets, end exclusive.
+-- annotations on that text part with UTF-8 byte offsets, end exclusive. report/read.lua
+-- reads it (dr.result, report.render, the wait's incomplete verdict).
 D.report = {
   text = "steps[type=model_output][-1].content[type=text].text",
   legacy_text = "outputs[type=text][-1].text",
@@ -107,70 +108,12 @@ D.report = {
   citation_kind = "annotations_bytes",
 }
 
-local function text_parts(content)
-  local texts = {}
-  for _, part in ipairs(type(content) == "table" and content or {}) do
-    if type(part) == "table" and part.type == "text" and type(part.text) == "string" then
-      texts[#texts + 1] = part
-    end
-  end
-  return texts
-end
-
---- The text parts of the report, each { type = "text", text, annotations }, or {} when there
--- is no report yet. The readers (dr.result, the report renderer, the wait) all use this.
-function D.report.parts(task)
-  if type(task) ~= "table" then return {} end
-  local steps = task.steps
-  if type(steps) == "table" then
-    for i = #steps, 1, -1 do
-      local s = steps[i]
-      if type(s) == "table" and s.type == "model_output" then
-        local parts = text_parts(s.content)
-        if #parts > 0 then return parts end
-      end
-    end
-  end
-  local outputs = task.outputs
-  if type(outputs) == "table" then
-    for i = #outputs, 1, -1 do
-      local o = outputs[i]
-      if type(o) == "table" and o.type == "text" and type(o.text) == "string" then
-        return { o }
-      end
-    end
-  end
-  return {}
-end
-
---- The report text (its parts joined) and its url_citation annotations with byte offsets
--- shifted to the joined text; nil when there is no report text.
-function D.report.read(task)
-  local parts = D.report.parts(task)
-  if #parts == 0 then return nil end
-  local texts, cites, offset = {}, {}, 0
-  for _, part in ipairs(parts) do
-    texts[#texts + 1] = part.text
-    for _, a in ipairs(type(part.annotations) == "table" and part.annotations or {}) do
-      if type(a) == "table" and a.type == "url_citation" and type(a.start_index) == "number" and
-         type(a.end_index) == "number" then
-        cites[#cites + 1] = { url = a.url, title = a.title, start_index = a.start_index + offset,
-          end_index = a.end_index + offset }
-      end
-    end
-    offset = offset + #part.text
-  end
-  local text = table.concat(texts)
-  if text == "" then return nil end
-  return text, cites
-end
-
 -- Cost: no cost field on the wire. Computed from usage x the underlying model's token rates
 -- plus grounding searches, always an estimate. Which model backs each agent is not published
 -- (gemini.md D3): the rates below are Gemini 3 Pro's list prices (prompts <= 200k tokens),
 -- an assumption, and $14 per 1,000 grounded search queries (secondary source). Thought
--- tokens bill as output. Without usage, the midpoint of the agent's published band (A.6:
--- low..high USD per task) is the estimate.
+-- tokens bill as output. When usage holds no token counts, the midpoint of the agent's
+-- published band (A.6: low..high USD per task) is the estimate.
 D.prices = {
   as_of = "2026-12-07",
   ["deep-research-preview-04-2026"] = { input = 2.00, cached_input = 0.20, output = 12.00,
@@ -188,36 +131,6 @@ D.cost = {
   search_types = { google_search = true }, -- usage.grounding_tool_count[].type counted
   currency = "USD",
 }
-
-local function searches(usage)
-  for _, g in ipairs(type(usage.grounding_tool_count) == "table" and usage.grounding_tool_count
-    or {}) do
-    if type(g) == "table" and g.type == "google_search" and type(g.count) == "number" then
-      return g.count
-    end
-  end
-  return 0
-end
-
-local function num(v) return type(v) == "number" and v or 0 end
-
---- The estimated cost in USD of an interaction, or nil when neither its usage nor its agent
--- says anything. Always an estimate (estimated = true).
-function D.cost.compute(task)
-  if type(task) ~= "table" then return nil end
-  local price = D.prices[task.agent or D.default_agent]
-  if not price then return nil end
-  local usage = task.usage
-  if type(usage) == "table" and type(usage.total_input_tokens) == "number" then
-    local cached = math.min(num(usage.total_cached_tokens), num(usage.total_input_tokens))
-    local usd = (num(usage.total_input_tokens) - cached) * price.input / 1e6
-      + cached * (price.cached_input or price.input) / 1e6
-      + (num(usage.total_output_tokens) + num(usage.total_thought_tokens)) * price.output / 1e6
-      + searches(usage) * (price.web_search or 0)
-    return usd
-  end
-  return (price.low + price.high) / 2
-end
 
 --- Whether a bare table is a Gemini interaction: the wire's object word when present, else
 -- its own fields (steps / outputs / agent with an interaction status).
@@ -255,14 +168,14 @@ function D.cli.list(client, opts)
 end
 
 function D.cli.summary(task, fmt)
-  local text = D.report.read(task)
+  local r = require("deepresearch.report.read").read(task, D)
   local errs = type(task.errors) == "table" and task.errors or {}
   local first = type(errs[1]) == "table" and errs[1] or nil
   return {
     { "id", task.id }, { "status", task.status }, { "agent", task.agent },
     { "created", fmt.when(task.created) }, { "updated", fmt.when(task.updated) },
     { "steps", type(task.steps) == "table" and #task.steps or nil },
-    { "report", text and (#text .. " bytes") or nil },
+    { "report", r.text and (#r.sources .. " sources") or nil },
     { "error", first and tostring(first.message or first.code) or nil },
   }
 end
