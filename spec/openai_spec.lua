@@ -67,6 +67,30 @@ describe("openai", function()
       -- each url_citation range becomes a numbered footnote
       local out = dr.report.render(done)
       assert.truthy(out:find("[^1]: " .. r.sources[1].url, 1, true))
+      -- the last citation's marker sits at its range's end, counted in characters, after
+      -- non-ASCII text (so a byte count would put it elsewhere)
+      local part = done.output[#done.output].content[1]
+      local last = part.annotations[1]
+      for _, a in ipairs(part.annotations) do
+        if a.end_index > last.end_index then last = a end
+      end
+      local upto, n = {}, 0
+      for ch in part.text:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
+        if n == last.end_index then break end
+        upto[#upto + 1], n = ch, n + 1
+      end
+      local prefix = table.concat(upto)
+      assert.truthy(#prefix > n)
+      -- the report with its markers taken out, and where each was
+      local stripped, marks, pos = {}, {}, 1
+      for piece, mark in (out .. "[^0]"):gmatch("(.-)(%[%^%d+%])") do
+        stripped[#stripped + 1] = piece
+        pos = pos + #piece
+        marks[pos] = mark
+      end
+      local at = table.concat(stripped):find(prefix, 1, true)
+      assert.is_number(at)
+      assert.is_string(marks[at + #prefix])
     end
   end)
 
