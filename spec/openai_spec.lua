@@ -248,6 +248,24 @@ describe("openai", function()
     assert.matches("cannot be looked up", err.message)
   end)
 
+  it("create_all sends each create once; a lost one is ambiguous", function()
+    s:fault{ method = "POST", path = "/v1/responses", kind = "drop", after = true, skip = 1 }
+    local tasks, errs = client:create_all({ { brief = BRIEF .. " one" },
+      { brief = BRIEF .. " two" }, { brief = BRIEF .. " three" } }, { max_connections = 3 })
+    local made, lost = 0, 0
+    for i = 1, 3 do
+      if tasks[i] then made = made + 1 end
+      if errs[i] then
+        lost = lost + 1
+        assert.equals("ambiguous", errs[i].code)
+      end
+    end
+    assert.equals(2, made)
+    assert.equals(1, lost)
+    assert.equals(3, posts())
+    assert.equals(3, s:counter("openai.tasks_created"))
+  end)
+
   it("never re-sends a create answered 5xx", function()
     s:fault{ method = "POST", path = "/v1/responses", status = 503,
       body = '{"error":{"message":"overloaded","type":"server_error","param":null,' ..

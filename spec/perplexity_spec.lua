@@ -67,6 +67,15 @@ describe("perplexity", function()
       local out = dr.report.render(done)
       assert.is_nil(out:find("[web:", 1, true))
       assert.truthy(out:find("[^1]: " .. r.sources[1].url, 1, true))
+      -- the first marker names a result by its id, not by its place in the output
+      local first = tonumber(text:match("%[web:(%d+)%]"))
+      local url
+      for _, item in ipairs(done.output) do
+        for _, res in ipairs(item.type == "search_results" and item.results or {}) do
+          if res.id == first then url = res.url end
+        end
+      end
+      assert.equals(url, r.sources[1].url)
     end
   end)
 
