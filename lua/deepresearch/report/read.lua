@@ -403,6 +403,12 @@ readers.search_results = function(task, res)
         from = e + 1
       else
         unresolved[#unresolved + 1] = text:sub(s, e)
+        if prefix == "" then
+          -- A bare [7] left as it is would read as the renumbered source 7: escaped, it shows
+          -- as written in markdown and is no citation.
+          out[#out + 1] = text:sub(from, s - 1) .. "\\"
+          size, from = size + s - from + 1, s
+        end
       end
     end
   end
