@@ -7,6 +7,10 @@ local M = {
   valyu = { brief = 25000, strategy_and_format = 15000 }, -- brief: the query
   -- Gemini documents no input limit; its agents' context (about 1M tokens) bounds it.
   gemini = { brief = 1000000 },
+  -- OpenAI and Perplexity's Agent API document no input limit either (a model's context bounds
+  -- it; Perplexity's body may reach 32 MiB): ours keeps a pasted file from being sent.
+  openai = { brief = 200000 },
+  perplexity = { brief = 200000 },
 }
 
 -- The provider a client talks to unless told otherwise: its limit is a brief's default.

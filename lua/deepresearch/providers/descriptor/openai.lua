@@ -102,9 +102,7 @@ local D = {
 }
 
 D.module = "deepresearch.providers.responses"
--- No documented character limit (the model's context is the bound); ours keeps a pasted file
--- from being sent by mistake.
-D.limits = { brief = 200000 }
+D.limits = require("deepresearch.providers.limits").openai
 D.operations = { cancel = true, delete = true }
 D.has_list = false -- no endpoint lists responses
 -- No idempotency key and no list: a create whose answer is lost cannot be found again. It is

@@ -31,8 +31,7 @@ local D = {
 }
 
 D.module = "deepresearch.providers.responses"
--- No documented text limit (a body may reach 32 MiB); ours keeps a pasted file from being sent.
-D.limits = { brief = 200000 }
+D.limits = require("deepresearch.providers.limits").perplexity
 D.operations = { cancel = true } -- no delete, no list
 D.has_list = false
 -- No idempotency key, no list, and metadata cannot be searched (A.12): a create whose answer
