@@ -124,9 +124,12 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include
 	install -m 644 include/deepresearch.h $(DESTDIR)$(PREFIX)/include/
 
+# make demo PROVIDER=gemini (or openai, perplexity, valyu): the same run on that provider's
+# simulated API; Extruct unless told.
+PROVIDER ?= extruct
 demo: DEPS_FOR = demo
 demo: deps all
-	@scripts/demo
+	@PROVIDER="$(PROVIDER)" scripts/demo
 
 FUZZ_SECONDS ?= 60
 fuzz:

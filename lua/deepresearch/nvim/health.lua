@@ -180,6 +180,23 @@ local function check_token(r, nv, lib, name)
   end
 end
 
+-- Every other registered provider: whether its key variable is set (provider=NAME needs it),
+-- never its value and no request.
+local function check_other_keys(r, in_use)
+  local providers = require "deepresearch.providers"
+  local seen = {}
+  for _, n in ipairs(in_use) do seen[n] = true end
+  for _, name in ipairs(providers.names()) do
+    local d = providers.get(name)
+    if not seen[name] then
+      local v = os.getenv(d.token_env)
+      r.info(string.format("%s: %s %s", d.cli.name, d.token_env, (v and v ~= "") and
+        "is set (for provider=" .. name .. ")" or "is not set (needed for provider=" ..
+        name .. " only)"))
+    end
+  end
+end
+
 -- The providers in use: setup's, then those setup configures under `providers`.
 local function providers_in_use(nv)
   local names, seen = { nv.provider() }, { [nv.provider()] = true }
@@ -208,7 +225,9 @@ function M.check()
   local core, lib = check_module(r, root)
   if core then r.ok("libcurl " .. tostring(core.curl_version)) end
   check_json(r)
-  for _, name in ipairs(providers_in_use(nv)) do check_token(r, nv, lib, name) end
+  local in_use = providers_in_use(nv)
+  for _, name in ipairs(in_use) do check_token(r, nv, lib, name) end
+  check_other_keys(r, in_use)
 end
 
 return M

@@ -63,6 +63,11 @@ function M.list(opts)
   opts = opts or {}
   local name = opts.provider or config.provider()
   local d = providers.get(name)
+  if d and not providers.has_list(d) then
+    -- The API cannot list tasks: say so, as the command does (err code "unsupported").
+    return show_list(name, nil, require("deepresearch.base.errors").unsupported(name, "list",
+      d.cli.name))
+  end
   local p, err = drivers.get(name)
   local call
   if p then call, err = drivers.recorded(d.cli.list, { limit = opts.limit or 50 }) end
