@@ -198,9 +198,7 @@ describe("issue 14 part 2: descriptors", function()
   end)
 
   it("item 2: no file outside providers/ compares against a provider's name", function()
-    local known = { -- pending: provider_ops picks the operations module by name (owned elsewhere)
-      ["lua/deepresearch/runtime/poller.lua"] = true,
-    }
+    local known = {} -- none left: the client and the poller read the descriptor's module
     local p = assert(io.popen("find lua bin -type f \\( -name '*.lua' -o -path 'bin/*' \\) | sort"))
     local bad = {}
     for path in p:lines() do
