@@ -168,4 +168,53 @@ describe("deepresearch batch", function()
     assert.matches("mode must be one of", err)
     assert.equals(0, #s:requests())
   end)
+
+  describe("against a server whose lists are not the API's", function()
+    local server
+    setup(function()
+      server = require("support.hostile").start([[
+return function(method, path)
+  local scenario, rest = path:match("^/(%w+)(/.*)$")
+  local lists = {
+    nulls = { '{"batches":[1,"a",null]}', '{"tasks":[null,5],"pagination":{"has_more":false}}' },
+    odd = { '{"batches":[{"batch_id":"b1","status":{},"counts":{"total":"3","failed":null},' ..
+      '"name":7}]}', '{"tasks":[{"deepresearch_id":7,"status":{},"query":5,' ..
+      '"batch_task_id":[]}],"pagination":{"has_more":false}}' },
+  }
+  if rest:match("^/v1/deepresearch/batches%?") then return 200, lists[scenario][1] end
+  if rest:match("/tasks") then return 200, lists[scenario][2] end
+  if rest:match("/batches/b1$") then
+    return 200, '{"batch_id":"b1","status":"open","counts":{"total":"3","failed":null}}'
+  end
+  return 404, '{"error":"not found"}'
+end]])
+    end)
+    teardown(function() server.stop() end)
+
+    local function on(scenario, argv)
+      local url = s.url
+      s = { url = server.url .. "/" .. scenario }
+      local code, out, err = cli(argv)
+      s = sim.shared()
+      assert.equals(url, s.url)
+      return code, out, err
+    end
+
+    it("entries that are not objects: invalid_response (exit 4), not a crash (70)", function()
+      local code, _, err = on("nulls", { "batch", "list" })
+      assert.equals(4, code, err)
+      assert.matches("not an object", err)
+      code, _, err = on("nulls", { "batch", "tasks", "b1" })
+      assert.equals(4, code, err)
+      assert.matches("not an object", err)
+    end)
+
+    it("fields of odd types print as they can, without a crash", function()
+      for _, argv in ipairs{ { "batch", "list" }, { "batch", "tasks", "b1" },
+        { "batch", "get", "b1" } } do
+        local code, _, err = on("odd", argv)
+        assert.equals(0, code, table.concat(argv, " ") .. ": " .. err)
+      end
+    end)
+  end)
 end)

@@ -239,4 +239,99 @@ describe("valyu batches", function()
       assert.equals(1, #dr.assert(client:batch_list{}))
     end)
   end)
+
+  -- Answers no simulator gives: a cursor that never ends, entries that are not objects.
+  describe("a server whose lists are not the API's", function()
+    local hostile = require "support.hostile"
+    local server, c
+    setup(function()
+      server = hostile.start([[
+local TASK = '{"deepresearch_id":"t","status":"queued","batch_task_id":"x"}'
+return function(method, path)
+  local scenario, rest = path:match("^/(%w+)(/.*)$")
+  if rest:match("^/v1/deepresearch/batches$") or rest:match("^/v1/deepresearch/batches%?") then
+    return 200, '{"batches":[1,"a",null,{"batch_id":"b1","status":"open"}]}'
+  end
+  local key = tonumber(rest:match("last_key=k(%d+)") or "0")
+  local pages = {
+    empty = '{"tasks":[],"pagination":{"has_more":true,"last_key":"k' .. key + 1 .. '"}}',
+    same = '{"tasks":[' .. TASK .. '],"pagination":{"has_more":true,"last_key":"k1"}}',
+    back = '{"tasks":[' .. TASK .. '],"pagination":{"has_more":true,"last_key":"k' ..
+      (key + 1) % 3 .. '"}}',
+    endless = '{"tasks":[' .. TASK .. '],"pagination":{"has_more":true,"last_key":"k' ..
+      key + 1 .. '"}}',
+    nulls = '{"tasks":[null,5,' .. TASK .. '],"pagination":{"has_more":false}}',
+  }
+  if rest:match("/tasks") and method == "POST" then return nil end -- no answer: lost
+  if rest:match("/tasks") and pages[scenario] then return 200, pages[scenario] end
+  return 404, '{"error":"not found"}'
+end]])
+    end)
+    teardown(function() server.stop() end)
+    after_each(function() if c then c:close() end end)
+
+    local function on(scenario)
+      c = dr.client{ provider = "valyu", api_key = "k", base_url = server.url .. "/" ..
+        scenario, timeout = 5, base_delay = 0.01, max_retries = 0 }
+      return c
+    end
+
+    local function drain(scenario, limit)
+      local got, errs = 0, {}
+      for t, err in on(scenario):batch_tasks("b1", { limit = limit }) do
+        if t then got = got + 1 else errs[#errs + 1] = err end
+        assert.truthy(got + #errs < 20000, "the iterator does not stop")
+      end
+      return got, errs
+    end
+
+    it("an empty page that says has_more ends the listing with invalid_response", function()
+      local got, errs = drain("empty")
+      assert.equals(0, got)
+      assert.equals(1, #errs)
+      assert.equals("invalid_response", errs[1].code)
+      assert.matches("empty page", errs[1].message)
+      assert.equals(1, server.count("^GET /empty/"))
+    end)
+
+    it("a last_key that does not move, or comes back, ends the listing", function()
+      local got, errs = drain("same")
+      assert.equals(2, got)
+      assert.equals("invalid_response", errs[1].code)
+      got, errs = drain("back") -- k1, k2, k0, then k1 again
+      assert.equals(4, got)
+      assert.equals("invalid_response", errs[1].code)
+      assert.equals(4, server.count("^GET /back/"))
+    end)
+
+    it("a listing that never ends stops after MAX_LISTED tasks", function()
+      local batch = require "deepresearch.providers.valyu_batch"
+      local max = batch.MAX_LISTED
+      batch.MAX_LISTED = 5
+      local ok, got, errs = pcall(drain, "endless")
+      batch.MAX_LISTED = max
+      assert.is_true(ok, got)
+      assert.equals(5, got)
+      assert.equals("invalid_response", errs[1].code)
+      assert.matches("after 5 tasks", errs[1].message)
+      assert.equals(5, server.count("^GET /endless/"))
+    end)
+
+    it("a task page or batch list with entries that are not objects is invalid_response",
+      function()
+        local got, errs = drain("nulls")
+        assert.equals(0, got)
+        assert.equals("invalid_response", errs[1].code)
+        local list, err = on("nulls"):batch_list{}
+        assert.is_nil(list)
+        assert.equals("invalid_response", err.code)
+      end)
+
+    it("a lost add whose lookup loops is ambiguous, after one POST", function()
+      local _, err = on("empty"):batch_add("b1", { QUERY })
+      assert.equals(1, server.count("^POST /empty/"))
+      assert.equals("ambiguous", err.code)
+      assert.equals("invalid_response", err.reconcile_error.code)
+    end)
+  end)
 end)

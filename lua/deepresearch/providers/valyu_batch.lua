@@ -118,6 +118,16 @@ local function check_batch(b)
   return nil
 end
 
+-- Entries of a list that are not objects (null, a number): the answer is not the API's.
+local function all_objects(list, what)
+  for _, v in ipairs(list) do
+    if type(v) ~= "table" or json.is_null(v) then
+      return what .. " with an entry that is not an object"
+    end
+  end
+  return nil
+end
+
 -- The batches of a list answer: {batches = [...]}, {data = [...]} or a bare array.
 local function batches_of(body)
   if body[1] ~= nil or next(body) == nil then return body end
@@ -129,7 +139,9 @@ end
 local function list_batches(runtime, self, limit)
   return call(runtime, data(self), { method = "GET", path = M.PATH, query = { limit = limit },
     effect = "read", check = function(b)
-      return not batches_of(b) and "a batch list without batches" or nil
+      local list = batches_of(b)
+      if not list then return "a batch list without batches" end
+      return all_objects(list, "a batch list")
     end })
 end
 
@@ -350,7 +362,7 @@ end
 
 local function check_page(p)
   if type(p.tasks) ~= "table" then return "a batch task page without tasks" end
-  return nil
+  return all_objects(p.tasks, "a batch task page")
 end
 
 --- One page of a batch's tasks: body { tasks, pagination = { count, last_key, has_more } }.
@@ -361,37 +373,58 @@ function M.page(runtime, self, id, opts, last_key)
     effect = "read", expect = "object", check = check_page })
 end
 
-local function check_tasks_opts(opts)
-  local ok, err = check_limit(opts.limit)
-  if ok and opts.status ~= nil then ok, err = validate.enum("status", opts.status,
-    M.TASK_STATUSES) end
-  return ok, err
+-- A listing stops there (docs/valyu.md says so): a server still saying has_more after this
+-- many tasks is taken to loop. Empty pages are refused, so the pages are bounded too.
+M.MAX_LISTED = 10000
+
+local function bad_cursor(why)
+  return errors.new("invalid_response", "the batch task list " .. why, { retryable = false })
+end
+
+-- The cursor after a used-up page: the key to fetch next, false at the end, or nil, err.
+local function next_cursor(page, seen, listed)
+  local p = type(page.pagination) == "table" and page.pagination or {}
+  if p.has_more ~= true then return false end
+  if #page.tasks == 0 then return nil, bad_cursor("says it has more but sent an empty page") end
+  local key = p.last_key
+  if (type(key) ~= "string" and type(key) ~= "number") or seen[key] then
+    return nil, bad_cursor("says it has more but gives no new last_key")
+  end
+  if listed >= M.MAX_LISTED then
+    return nil, bad_cursor(string.format("still says it has more after %d tasks; stopped",
+      listed))
+  end
+  seen[key] = true
+  return key
 end
 
 --- Iterates a batch's tasks across cursor pages (last_key, has_more), fetching a page when the
--- last is used up. A failed page (or a cursor that does not move) yields false, err once.
+-- last is used up. A failed page, a cursor that does not move or comes back, an empty page
+-- that has more, or more than MAX_LISTED tasks yields false, err once.
 function M.iterate(runtime, self, id, opts)
-  local page, i, key, done = nil, 0, nil, false
+  local page, i, done, seen, listed = nil, 0, false, {}, 0
   return function()
     if done then return nil end
     while not page or i >= #page.tasks do
-      local more = page and type(page.pagination) == "table" and page.pagination.has_more
-      if page and not more then done = true return nil end
-      local next_key = page and page.pagination.last_key
-      if page and (next_key == nil or next_key == key) then
-        done = true
-        return false, errors.new("invalid_response", "the batch task list says it has more " ..
-          "but gives no new last_key", { retryable = false })
-      end
-      local err
-      key = next_key
+      local key, err
+      if page then key, err = next_cursor(page, seen, listed) end
+      if key == false then done = true return nil end
+      if err then done = true return false, err end
       page, err = M.page(runtime, self, id, opts, key)
       if not page then done = true return false, err end
       i = 0
     end
     i = i + 1
+    listed = listed + 1
     return page.tasks[i]
   end
+end
+
+local function check_tasks_opts(opts)
+  local ok, err = check_limit(opts.limit)
+  if ok and opts.status ~= nil then ok, err = validate.enum("status", opts.status,
+    M.TASK_STATUSES) end
+  return ok, err
 end
 
 local function tasks_iterator(runtime, self, id, opts)
