@@ -130,14 +130,15 @@ describe("issue 15 item 6: Valyu checkpoints", function()
     assert.equals(1, asked)
   end)
 
-  it("respond takes the interaction id too (no local shape check without its type)", function()
+  it("respond takes the interaction id too (the shape then follows the response's keys)",
+    function()
     local t = hitl_task{ plan_review = true }
     local _, err = client:wait(t.deepresearch_id)
     local ack = dr.assert(client:respond(t.deepresearch_id, err.interaction.interaction_id,
       { approved = true }))
     assert.is_true(ack.success)
     assert.equals("running", ack.status)
-  end)
+    end)
 
   describe("refuses a response of the wrong shape before sending", function()
     local interaction
@@ -186,9 +187,31 @@ describe("issue 15 item 6: Valyu checkpoints", function()
     end)
 
     it("raises for wrong argument types", function()
-      assert.has_error(function() client:respond("x", 42, {}) end)
+      assert.has_error(function() client:respond("x", true, {}) end)
       assert.has_error(function() client:respond("x", "i") end)
       assert.has_error(function() client:respond("x", { type = "plan_review" }, {}) end)
+      assert.equals(0, #s:requests())
+    end)
+
+    it("with a bare interaction id, the response's keys pick the shape", function()
+      local id = interaction.interaction_id
+      local function refused_bare(response, field)
+        local r, err = client:respond("any-id", id, response)
+        assert.is_nil(r)
+        assert.equals("invalid_request", err.code)
+        if field then assert.equals(field, err.field) end
+      end
+      refused_bare({ approved = "yes" }, "response.approved")
+      refused_bare({ approve = true }, "response.approve")
+      refused_bare({ answers = { { question = "q" } } }, "response.answers[1]")
+      refused_bare({ included_domains = { 1 } }, "response.included_domains[1]")
+      refused_bare({ approved = true, answers = {} }) -- two shapes at once
+      refused_bare({ approved = true, excluded_domains = {} })
+      refused_bare({}) -- no shape at all
+      -- An interaction table without its type is read the same way.
+      local r, err = client:respond("any-id", { interaction_id = id }, { approved = 1 })
+      assert.is_nil(r)
+      assert.equals("response.approved", err.field)
       assert.equals(0, #s:requests())
     end)
 
@@ -224,5 +247,153 @@ describe("issue 15 item 6: Valyu checkpoints", function()
     done = client:wait_all({ b.deepresearch_id }, { interval = 0.05, max_interval = 0.05,
       on_input = function() return { approved = true } end })
     assert.equals("completed", done[b.deepresearch_id].status)
+  end)
+
+  describe("an answer that fails on the way", function()
+    local RESPOND = "/v1/deepresearch/tasks/[^/]+/respond"
+
+    it("a 503 keeps the wait polling; the answer is sent again while the checkpoint shows",
+      function()
+        local t = hitl_task{ plan_review = true }
+        s:fault{ method = "POST", path = RESPOND, status = 503, count = 1 }
+        client:close() -- one attempt per send: the wait, not the transport, sends again
+        client = env.client(s, { provider = "valyu", api_key = "valyu-key", token = false,
+          max_retries = 0 })
+        local asked = 0
+        local done = dr.assert(client:wait(t.deepresearch_id, { on_input = function()
+          asked = asked + 1
+          return { approved = true }
+        end }))
+        assert.equals("completed", done.status)
+        assert.equals(1, asked)
+        assert.equals(2, posts("respond"))
+      end)
+
+    it("a lost answer the server took is not sent again", function()
+      local t = hitl_task{ plan_review = true }
+      s:fault{ method = "POST", path = RESPOND, kind = "drop", after = true, count = 1 }
+      local done = dr.assert(client:wait(t.deepresearch_id, { on_input = function()
+        return { approved = true }
+      end }))
+      assert.equals("completed", done.status)
+      assert.equals(1, posts("respond"))
+    end)
+  end)
+
+  -- Answers the simulator does not give: a checkpoint that stays after its answer, a numeric
+  -- interaction id, an answer whose loss the status shows late.
+  describe("a server that keeps a checkpoint", function()
+    local server
+    setup(function()
+      server = require("support.hostile").start([[
+local state = {}
+local TASK = '{"deepresearch_id":"t1","status":"%s","mode":"fast","interaction":' ..
+  '{"interaction_id":%s,"type":"plan_review","data":{}}}'
+local DONE = '{"deepresearch_id":"t1","status":"completed","mode":"fast","output":"# R",' ..
+  '"output_type":"markdown"}'
+return function(_, path, body)
+  local sc, rest = path:match("^/(%w+)(/.*)$")
+  local st = state[sc] or { responds = 0, after = 0 }
+  state[sc] = st
+  if rest:match("/respond$") then
+    st.responds = st.responds + 1
+    if sc == "numeric" then
+      if body:match('"interaction_id":"12345"') then return 200, '{"success":true}' end
+      return 400, '{"error":"Interaction not found"}'
+    end
+    if sc == "busy" then return 503, '{"error":"busy"}' end
+    if sc == "late" and st.responds > 1 then
+      return 400, '{"error":"Task must be in awaiting_input or paused status"}'
+    end
+    st.answered = true
+    if sc == "late" then return nil end -- taken, the answer lost
+    return 200, '{"success":true,"status":"running","deepresearch_id":"t1"}'
+  end
+  if rest:match("/status$") then
+    local status = "awaiting_input"
+    if st.answered and sc == "paused" then status = "paused" end
+    if st.answered and sc == "late" then
+      st.after = st.after + 1
+      if st.after > 1 then return 200, DONE end -- one stale poll first
+    end
+    return 200, TASK:format(status, sc == "numeric" and "12345" or '"i-1"')
+  end
+  return 404, '{"error":"not found"}'
+end]])
+    end)
+    teardown(function() server.stop() end)
+
+    local c
+    after_each(function() if c then c:close() end end)
+    local function on(scenario)
+      local clock = { t = 0 }
+      clock.now = function() return clock.t end
+      clock.sleep = function(sec) clock.t = clock.t + sec return true end
+      c = dr.client{ provider = "valyu", api_key = "k", base_url = server.url .. "/" ..
+        scenario, clock = clock, timeout = 5, base_delay = 0.01, max_retries = 0 }
+      return c, clock
+    end
+    local function approve() return { approved = true } end
+    local function responds(scenario)
+      return server.count("^POST /" .. scenario .. "/.*/respond$")
+    end
+
+    it("an answered checkpoint still pending after a few polls ends with input_required",
+      function()
+        local cl, clock = on("pending")
+        local _, err = cl:wait("t1", { on_input = approve })
+        assert.equals("input_required", err.code)
+        assert.is_true(err.answered)
+        assert.matches("after its answer was sent", err.message)
+        assert.equals(1, responds("pending"))
+        assert.truthy(clock.t < 120, "virtual seconds, not the 2-hour timeout: " .. clock.t)
+        assert.truthy(server.count("^GET /pending/") <= 5)
+      end)
+
+    it("an answered checkpoint that shows paused ends the wait at once", function()
+      local cl = on("paused")
+      local _, err = cl:wait("t1", { on_input = approve })
+      assert.equals("input_required", err.code)
+      assert.is_true(err.answered)
+      assert.equals(1, responds("paused"))
+      assert.equals(2, server.count("^GET /paused/"))
+    end)
+
+    it("a lost answer the status shows late: one resend, its refusal counts as answered",
+      function()
+        local done = dr.assert(on("late"):wait("t1", { on_input = approve }))
+        assert.equals("completed", done.status)
+        assert.equals(2, responds("late"))
+      end)
+
+    it("an answer that keeps failing ends the wait after MAX_SENDS sends", function()
+      local hitl = require "deepresearch.providers.valyu_hitl"
+      local asked = 0
+      local _, err = on("busy"):wait("t1", { on_input = function()
+        asked = asked + 1
+        return approve()
+      end })
+      assert.equals("unavailable", err.code)
+      assert.equals("plan_review", err.interaction.type)
+      assert.equals(1, asked)
+      assert.equals(hitl.MAX_SENDS, responds("busy"))
+    end)
+
+    it("a numeric interaction_id is answered as its digits", function()
+      local cl = on("numeric")
+      local _, err = cl:wait("t1")
+      assert.equals("input_required", err.code)
+      assert.equals(12345, err.interaction.interaction_id)
+      assert.is_true(dr.assert(cl:respond("t1", err.interaction, approve())).success)
+      assert.is_true(dr.assert(cl:respond("t1", 12345, approve())).success)
+      local asked = 0
+      _, err = cl:wait("t1", { on_input = function()
+        asked = asked + 1
+        return approve()
+      end })
+      assert.equals(1, asked)
+      assert.is_true(err.answered)
+      assert.equals(3, responds("numeric"))
+    end)
   end)
 end)

@@ -82,12 +82,49 @@ end
 
 M.TYPES = { "planning_questions", "plan_review", "source_review", "outline_review" }
 
+-- The keys that name a shape, for a response sent with a bare interaction id.
+local SHAPE_OF = { answers = "planning_questions", approved = "plan_review",
+  modifications = "plan_review", included_domains = "source_review",
+  excluded_domains = "source_review" }
+
+-- The checkpoint type a response's keys imply (outline_review shares plan_review's shape), or
+-- nil, err when they imply none or several: nothing unchecked leaves.
+local function infer(response)
+  local kind
+  for k in pairs(response) do
+    local k_kind = SHAPE_OF[k]
+    if not k_kind then return bad(tostring(k), "is not part of any checkpoint's response") end
+    if kind and kind ~= k_kind then
+      return bad(tostring(k), "mixes the shapes of " .. kind .. " and " .. k_kind)
+    end
+    kind = k_kind
+  end
+  if not kind then
+    return nil, errors.invalid("response names no checkpoint's fields (answers, approved, " ..
+      "included_domains...); pass the interaction table to answer a source_review with {}",
+      { field = "response" })
+  end
+  return kind
+end
+
+-- An interaction id as sent: a string, or a number some server gave (sent as its digits).
+local function id_text(id)
+  if type(id) == "number" and id == id and id ~= math.huge and id ~= -math.huge then
+    return math.floor(id) == id and string.format("%d", id) or tostring(id)
+  end
+  return id
+end
+M.id_text = id_text
+
 --- The JSON body of a respond, or nil, err (invalid_request). interaction: its id, or the
--- interaction table from task.interaction (then its type selects the shape checked). A wrong
--- Lua type raises at level (error()'s count from the caller of this function).
+-- interaction table from task.interaction. Its type selects the shape checked; without one
+-- (a bare id) the response's keys must imply a single shape. An unknown type (newer than this
+-- client) is sent as given. A wrong Lua type raises at level (counted from the caller).
 function M.body(interaction, response, level)
   local id, kind = interaction, nil
   if type(interaction) == "table" then id, kind = interaction.interaction_id, interaction.type end
+  id = id_text(id)
+  if type(kind) ~= "string" then kind = nil end
   if type(id) ~= "string" then
     error(string.format("bad argument #2 to 'respond' (interaction id or interaction table " ..
       "expected, got %s)", type(interaction) == "table" and "a table without interaction_id"
@@ -101,8 +138,13 @@ function M.body(interaction, response, level)
     return nil, errors.invalid("interaction_id must be a non-empty string without control " ..
       "characters", { field = "interaction_id" })
   end
+  if kind == nil then
+    local err
+    kind, err = infer(response)
+    if not kind then return nil, err end
+  end
   local shaped = response
-  if kind ~= nil and check[kind] then
+  if check[kind] then
     local err
     shaped, err = check[kind](response)
     if not shaped then return nil, err end
@@ -124,16 +166,58 @@ function M.input_required(task)
     { task = task, interaction = i, retryable = false })
 end
 
+-- How many polls may still show an answered interaction pending before the wait gives up (the
+-- server took the answer but the task does not move on), and how many sends one answer gets
+-- when the network or the server fails on the way.
+M.STILL_PENDING_POLLS = 3
+M.MAX_SENDS = 3
+
+-- The wait's end when an answered checkpoint stays: input_required, err.answered = true.
+local function stuck(task, i)
+  local err = M.input_required(task)
+  err.answered = true
+  err.message = string.format("task %s still waits at checkpoint %s (interaction %s) after " ..
+    "its answer was sent: the server took the answer but the task is %s; look at it with " ..
+    "client:get, respond again or cancel it", tostring(task.deepresearch_id), tostring(i.type),
+    tostring(i.interaction_id), tostring(task.status))
+  return err
+end
+
+-- Sends (or sends again) an answer. A transient failure keeps the wait polling: the answer is
+-- sent again only if the next poll still shows the same checkpoint. After such a resend, a
+-- refusal (400/409: "not awaiting input", "already answered") means the first one arrived.
+local function send(a, task, i, respond)
+  a.sends = a.sends + 1
+  local ack, err = respond(task, i, a.response)
+  if ack or (a.sends > 1 and (err.status == 400 or err.status == 409)) then
+    a.acked, a.stale = true, 0
+    return nil
+  end
+  -- By code, not err.retryable (false for a POST that may have arrived): the next poll
+  -- decides whether it did.
+  if errors.RETRYABLE[err.code] and a.sends < M.MAX_SENDS then return nil end
+  err.task, err.interaction = err.task or task, err.interaction or i
+  return err
+end
+
 --- A wait verdict that handles input_required, then defers to verdict(task, state).
 -- respond(task, interaction, response) -> ack | nil, err sends the answer. on_input is asked
--- once per interaction_id; an answered one keeps the wait polling until the task moves on.
+-- once per interaction_id; an answered one keeps the wait polling until the task moves on, for
+-- at most STILL_PENDING_POLLS polls (at once if it shows paused): then input_required with
+-- err.answered = true.
 function M.verdict(verdict, on_input, respond)
-  local answered = {}
+  local answers = {}
   return function(task, state, opts)
     if state ~= "input_required" then return verdict(task, state, opts) end
     local i = type(task.interaction) == "table" and task.interaction or nil
-    local id = i and i.interaction_id
-    if id ~= nil and answered[id] then return nil end
+    local id = i and id_text(i.interaction_id)
+    local a = type(id) == "string" and answers[id]
+    if a and a.acked then
+      a.stale = a.stale + 1
+      if task.status == "paused" or a.stale >= M.STILL_PENDING_POLLS then return stuck(task, i) end
+      return nil
+    end
+    if a then return send(a, task, i, respond) end
     if not on_input or type(id) ~= "string" then return M.input_required(task) end
     local response = on_input(task, i)
     if response == nil then return M.input_required(task) end
@@ -141,13 +225,9 @@ function M.verdict(verdict, on_input, respond)
       return errors.invalid("on_input must return a response table or nil, got " ..
         type(response), { task = task, interaction = i })
     end
-    answered[id] = true
-    local ack, err = respond(task, i, response)
-    if not ack then
-      err.task, err.interaction = err.task or task, err.interaction or i
-      return err
-    end
-    return nil
+    a = { response = response, sends = 0 }
+    answers[id] = a
+    return send(a, task, i, respond)
   end
 end
 
