@@ -303,3 +303,32 @@ if fixture.enabled() then
     end)
   end)
 end
+
+describe("issue 16: the registered providers, as their descriptors say", function()
+  local CASES = {
+    { name = "openai", suffix = "/v1", lacks = { "list" } },
+    { name = "perplexity", suffix = "/v1", lacks = { "list", "delete" } },
+    { name = "gemini", suffix = "/v1beta", lacks = { "list" } },
+  }
+  for _, case in ipairs(CASES) do
+    local name = case.name
+    it(name .. ": a base URL ending in " .. case.suffix .. " is accepted; what it lacks is " ..
+      "unsupported, nothing sent; the command's list exits 2", function()
+      if not providers.get(name) then return pending(name .. " is not registered yet") end
+      local c = dr.client{ provider = name, api_key = "k",
+        base_url = "http://127.0.0.1:9" .. case.suffix .. "/" }
+      assert.matches("(" .. name .. ", http://127.0.0.1:9)", tostring(c), 1, true)
+      for _, m in ipairs(case.lacks) do
+        local r, err = c[m](c, "resp_1")
+        assert.is_nil(r, m)
+        assert.are.equal("unsupported", err.code, name .. " " .. m)
+        assert.are.equal(m, err.method)
+      end
+      c:close()
+      local code, out, err = main({ "--provider", name, "list" })
+      assert.are.equal(2, code)
+      assert.are.equal("", out)
+      assert.matches("cannot list tasks", err, 1, true)
+    end)
+  end
+end)

@@ -110,6 +110,7 @@ end
 -- with none, has_list = false) returns nil, err code "unsupported", so that generic code (the
 -- command, the worker, the editor) branches on the code instead of on a provider's name.
 M.GENERIC_METHODS = { "create", "get", "wait", "run", "list", "cancel", "delete" }
+M.EXTRA_METHODS = { "cancel", "delete" } -- generic, offered when D.operations names them
 
 local function unsupported(p, method)
   return function()
@@ -129,8 +130,12 @@ local function methods_for(p)
   if method_tables[name] then return method_tables[name] end
   local mods = modules_of(p)
   local t = {}
-  -- No list on the API: whatever the operations module holds, list answers unsupported.
+  -- No list on the API, or an extra (cancel, delete) its operations do not name: whatever the
+  -- operations module holds (one module may serve two APIs), the method answers unsupported.
   if p.has_list == false then t.list = unsupported(p, "list") end
+  for _, k in ipairs(M.EXTRA_METHODS) do
+    if not (p.operations and p.operations[k]) then t[k] = unsupported(p, k) end
+  end
   merge(t, mods[1])
   t.close = close_client
   t.closed = client_closed
