@@ -102,6 +102,27 @@ describe("dr.webhooks", function()
     assert.equals("invalid_signature", err.code)
   end)
 
+  it("a repeated header (a list): any matching signature verifies; timestamps must agree",
+    function()
+      local other = SIG:gsub("%x$", function(c) return c == "0" and "1" or "0" end)
+      assert.is_true(verify{ signature = { other, SIG } })
+      assert.is_true(verify{ signature = false, timestamp = false, headers = {
+        ["X-Webhook-Signature"] = { SIG, other }, ["x-webhook-timestamp"] = { TS, TS } } })
+      local _, err = verify{ signature = { other, other } }
+      assert.equals("invalid_signature", err.code)
+      assert.matches("does not match", err.message)
+      _, err = verify{ signature = {} }
+      assert.equals("invalid_signature", err.code)
+      _, err = verify{ signature = { 5, false } } -- entries that are not strings: none left
+      assert.equals("invalid_signature", err.code)
+      _, err = verify{ timestamp = { TS, "1700000001" } }
+      assert.equals("invalid_signature", err.code)
+      assert.matches("different values", err.message)
+      _, err = verify{ signature = false, timestamp = false, headers = {
+        ["X-Webhook-Signature"] = 12, ["X-Webhook-Timestamp"] = TS } }
+      assert.equals("invalid_signature", err.code)
+    end)
+
   it("refuses a stale or future timestamp with stale_webhook", function()
     local _, err = verify{ now = tonumber(TS) + 301 }
     assert.equals("stale_webhook", err.code)

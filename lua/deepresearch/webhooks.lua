@@ -12,7 +12,8 @@ local M = {}
 M.DEFAULT_TOLERANCE = 300 -- seconds between the signed timestamp and now, either way
 
 local VERIFY = { provider = "string", secret = "string", body = "string",
-  signature = "string", timestamp = "string|number", headers = "table", tolerance = "number",
+  signature = "string|table", timestamp = "string|number|table", headers = "table",
+  tolerance = "number",
   now = "number" }
 local SIGN = { provider = "string", secret = "string", body = "string",
   timestamp = "string|number" }
@@ -84,10 +85,46 @@ end
 
 local function refuse(code, message, fields) return nil, errors.new(code, message, fields) end
 
+-- The strings of a header value: a string, or a repeated header's list (other entries and
+-- types are dropped: what is left must verify on its own).
+local function strings_of(v)
+  if type(v) == "string" then return { v } end
+  local out = {}
+  if type(v) == "table" then
+    for _, x in ipairs(v) do
+      if type(x) == "string" and x ~= "" then out[#out + 1] = x end
+    end
+  end
+  return out
+end
+
+-- The one timestamp: a repeated header must repeat the same value (two differing ones leave
+-- it unknown which was signed).
+local function one_stamp(v)
+  if type(v) == "number" then return stamp_text(v) end
+  local list = strings_of(v)
+  for i = 2, #list do
+    if list[i] ~= list[1] then return nil end
+  end
+  return list[1]
+end
+
+-- Whether any of the signatures matches. Each is compared in constant time, and all of them
+-- are, so the time does not tell which one (or how many) came close.
+local function any_matches(expected, sigs)
+  local ok = false
+  for _, sig in ipairs(sigs) do
+    if core.equal_constant_time(expected, sig) then ok = true end
+  end
+  return ok
+end
+
 --- dr.webhooks.verify{ provider, secret, body, signature, timestamp [, headers] [, tolerance]
 -- [, now] }: true, or nil, err with code "invalid_signature" (missing, malformed or wrong) or
 -- "stale_webhook" (signed more than tolerance seconds from now). signature and timestamp may
--- come from headers (the request's header table, any case of names). Caller mistakes raise.
+-- come from headers (the request's header table, any case of names). A repeated header (a list
+-- of strings) verifies when any signature in it matches; its timestamps must all be the same.
+-- Caller mistakes raise.
 function M.verify(opts)
   options.table_arg("verify", 1, opts, false, 2)
   options.check("verify", opts, VERIFY, 2)
@@ -99,17 +136,16 @@ function M.verify(opts)
   if tolerance ~= tolerance or tolerance < 0 then
     error("bad option 'tolerance' to 'verify' (a number >= 0 expected)", 2)
   end
-  local sig = opts.signature or header(opts.headers, r.header)
-  local ts = opts.timestamp or header(opts.headers, r.timestamp_header)
-  if type(sig) ~= "string" or sig == "" then
+  local sigs = strings_of(opts.signature or header(opts.headers, r.header))
+  local ts = one_stamp(opts.timestamp or header(opts.headers, r.timestamp_header))
+  if #sigs == 0 then
     return refuse("invalid_signature", "no " .. tostring(r.header) .. " signature")
   end
-  ts = stamp_text(ts)
   if type(ts) ~= "string" or not ts:find("^%d+$") then
     return refuse("invalid_signature", "no " .. tostring(r.timestamp_header) ..
-      " in Unix seconds")
+      " in Unix seconds (or repeated with different values)")
   end
-  if not core.equal_constant_time(signature_of(r, opts.secret, ts, opts.body), sig) then
+  if not any_matches(signature_of(r, opts.secret, ts, opts.body), sigs) then
     return refuse("invalid_signature", "the signature does not match the body")
   end
   local now = opts.now or os.time()
