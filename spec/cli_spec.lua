@@ -278,6 +278,15 @@ describe("deepresearch command", function()
       assert.equals(2, code)
     end)
 
+    it("shows the schema's lint warnings from --schema (and sends it still)", function()
+      local props = {}
+      for i = 1, 60 do props[#props + 1] = string.format('"p%d": {"type": "string"}', i) end
+      local wide = tmp('{"type": "object", "properties": {' .. table.concat(props, ", ") .. '}}')
+      local code, _, err = cli(concat({ "run", BRIEF, "--schema", wide, "--json" }, FAST))
+      assert.equals(0, code, err)
+      assert.matches("warning: .*%[schema_properties%]", err)
+    end)
+
     it("exits 1 when the task fails, with the failure reason on stderr", function()
       local code, out, err = cli(concat({ "run", NO_TARGET }, FAST))
       assert.equals(1, code)

@@ -64,7 +64,8 @@ end
 -- quiet leaves out the info findings.
 function M.lint(stream, name, text, opts)
   local brief = require "deepresearch.brief"
-  local findings = brief.lint(text, { max_length = opts.max_length })
+  local findings = brief.lint(text, { max_length = opts.max_length,
+    output_schema = opts.output_schema })
   local counts = { error = 0, warning = 0, info = 0 }
   for _, f in ipairs(findings) do
     counts[f.severity] = (counts[f.severity] or 0) + 1
@@ -77,7 +78,8 @@ end
 
 --- Lints a brief before it is sent. Returns true, or nil, message (exit 2).
 function M.check_brief(ctx, name, text, opts)
-  local counts = M.lint(ctx.err, name, text, { max_length = opts.max_length, quiet = ctx.g.quiet })
+  local counts = M.lint(ctx.err, name, text, { max_length = opts.max_length, quiet = ctx.g.quiet,
+    output_schema = opts.output_schema })
   if counts.error > 0 then
     return nil, string.format("the brief has %d error%s (above); nothing was sent", counts.error,
       counts.error > 1 and "s" or "")

@@ -132,14 +132,16 @@ local function create_task(ctx, opts, words)
   local ad = ad_of(ctx)
   local text, name = input.brief_text(ctx, opts, words)
   if not text then return nil, ctx:usage(name) end
-  local ok, why = input.check_brief(ctx, name, text, { strict = opts.strict,
-    max_length = ad.max_brief })
-  if not ok then return nil, ctx:usage(why) end
-  local schema
+  local schema, why
   if opts.schema then
     schema, why = input.schema(opts.schema)
     if not schema then return nil, ctx:usage(why) end
   end
+  -- The schema first: the lint warns about it too (nesting, fields without a type...).
+  local ok
+  ok, why = input.check_brief(ctx, name, text, { strict = opts.strict,
+    max_length = ad.max_brief, output_schema = schema })
+  if not ok then return nil, ctx:usage(why) end
   local client, code = ctx:client()
   if not client then return nil, code end
   ctx:begin_create(ad.id)
