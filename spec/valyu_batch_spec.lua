@@ -181,6 +181,32 @@ describe("valyu batches", function()
     assert.has_error(function() client:batch_wait("b-1", { on_progres = print }) end)
   end)
 
+  it("takes create tables that repeat the batch's mode, formats and search; refuses others",
+    function()
+      local search = { included_sources = { "sec.gov" } }
+      local b = dr.assert(client:batch_create{ mode = "fast",
+        output_formats = { "markdown", "pdf" }, search = search })
+      dr.assert(client:batch_add(b.batch_id, { QUERY }))
+      assert.equals(0, count("GET", BATCHES_PATH .. "/[^/]+"), "a brief costs no lookup")
+      local same = { query = QUERY, mode = "fast", output_formats = { "markdown", "pdf" },
+        search = { included_sources = { "sec.gov" } } }
+      local added = dr.assert(client:batch_add(b.batch_id, { same }))
+      assert.equals(1, added.added)
+      assert.equals(2, posts_to(TASKS_PATH))
+      for _, over in ipairs{ { mode = "heavy" }, { output_formats = { "markdown" } },
+        { search = { included_sources = { "arxiv.org" } } } } do
+        local t = { query = QUERY }
+        for k, v in pairs(over) do t[k] = v end
+        local r, err = client:batch_add(b.batch_id, { QUERY, t })
+        assert.is_nil(r)
+        assert.equals("invalid_request", err.code)
+        assert.matches("tasks%[2%]%." .. next(over) .. " differs", err.message)
+      end
+      assert.equals(2, posts_to(TASKS_PATH))
+      assert.has_error(function() client:batch_add(b.batch_id, { { query = QUERY,
+        hitl = { plan_review = true } } }) end)
+    end)
+
   it("counts a CJK strategy in characters", function()
     local b = dr.assert(client:batch_create{ mode = "fast" })
     local cjk = string.rep("研", 6000) -- 18,000 bytes, 6,000 characters

@@ -27,10 +27,12 @@ M.WAIT_TIMEOUT = 14400
 
 local BATCH_FIELDS = { name = "string", mode = "string", output_formats = "table",
   search = "table", webhook_url = "string", metadata = "table" }
--- A task of a batch: its own text; mode, formats and search come from the batch.
+-- A task of a batch: its own text; mode, formats and search come from the batch (a create
+-- table reused as a task may repeat the batch's own: check_inherited).
 local TASK_FIELDS = { id = "string", query = "string", input = "string",
   research_strategy = "string", strategy = "string", report_format = "string", urls = "table",
-  metadata = "table" }
+  metadata = "table", mode = "string", output_formats = "table", search = "table" }
+local INHERITED = { "mode", "output_formats", "search" }
 local WAIT_FIELDS = { on_progress = "function", timeout = "number", interval = "number",
   max_interval = "number", growth = "number", max_failures = "number" }
 
@@ -306,6 +308,44 @@ local function lost_add(runtime, self, id, bodies, cause)
       found = found, reconcile_error = err })
 end
 
+-- The batch's own value of an inherited key, as a create table gives it.
+local function batch_value(batch, k)
+  if k == "output_formats" then return batch.output_formats or { "markdown" } end
+  if k == "search" then return batch.search_params or batch.search or {} end
+  return batch.mode
+end
+
+local function same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do
+    if not same(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+-- Tasks given as create tables may carry the batch's own mode, output_formats or search; another
+-- value is refused before anything is sent (the batch decides them). One batch_get, if needed.
+local function check_inherited(runtime, self, id, tasks)
+  local batch, err
+  for i, t in ipairs(tasks) do
+    for _, k in ipairs(type(t) == "table" and INHERITED or {}) do
+      if t[k] ~= nil then
+        if not batch then batch, err = ops.batch_get(runtime, self, id) end
+        if not batch then return nil, err end
+        local v = k == "mode" and mode_alias(self, t[k]) or t[k]
+        if not same(v, batch_value(batch, k)) then
+          return nil, errors.invalid(string.format("tasks[%d].%s differs from batch %s's: its " ..
+            "tasks share the batch's %s (leave it out)", i, k, id, k), { field = k })
+        end
+      end
+    end
+  end
+  return true
+end
+
 function ops.batch_add(runtime, self, id, tasks, level)
   local err
   id, err = batch_id(id)
@@ -313,6 +353,9 @@ function ops.batch_add(runtime, self, id, tasks, level)
   local bodies
   bodies, err = M.task_bodies(tasks, (level or 1) + 1)
   if not bodies then return nil, err end
+  local ok
+  ok, err = check_inherited(runtime, self, id, tasks)
+  if not ok then return nil, err end
   local text
   text, err = encode({ tasks = bodies })
   if not text then return nil, err end
