@@ -204,6 +204,26 @@ describe("issue 16: a provider's consumers follow its descriptor", function()
     assert.are.equal(5, delay)
   end)
 
+  it("item 8: the worker keeps to the descriptor's create pace (creates per minute)", function()
+    local flow = require "deepresearch.worker.flow"
+    local t = 1000
+    local d = nolist()
+    d.create_pace = 2
+    local w = setmetatable({ lanes = { nolist = { name = "nolist", descriptor = d } },
+      provider_name = "nolist", now = function() return t end }, { __index = flow })
+    local job = { id = "j1", provider = "nolist" }
+    assert.are.equal(0, w:create_delay(job))
+    t = 1010
+    assert.are.equal(0, w:create_delay(job))
+    t = 1030
+    assert.are.equal(30, w:create_delay(job)) -- the first create leaves the minute at 1060
+    t = 1060
+    assert.are.equal(0, w:create_delay(job))
+    -- No pace: never held.
+    w.lanes.nolist.descriptor = providers.get("extruct")
+    for _ = 1, 5 do assert.are.equal(0, w:create_delay(job)) end
+  end)
+
   it("item 6: a job's own provider field picks its provider; unknown ones are refused",
     function()
       local jobs = require "deepresearch.worker.job"

@@ -128,10 +128,17 @@ local function finish(job, task, err)
   end
 end
 
+-- The first poll comes no sooner than the provider's poll floor (its descriptor's poll: an API
+-- with low rate limits), whatever setup's interval says.
 local function wait_opts(job)
   local c = config.values
-  return { on_progress = on_progress(job), interval = c.interval,
-    max_interval = c.max_interval, timeout = c.timeout, task = job.task }
+  local d = require("deepresearch.providers").get(job.provider)
+  local floor = d and type(d.poll) == "table" and d.poll.floor or 0
+  local interval = c.interval and math.max(c.interval, floor) or nil
+  local max_interval = c.max_interval and interval and math.max(c.max_interval, interval) or
+    c.max_interval
+  return { on_progress = on_progress(job), interval = interval,
+    max_interval = max_interval, timeout = c.timeout, task = job.task }
 end
 
 --- Waits (again) on the job's task through its provider's driver.

@@ -191,11 +191,33 @@ function flow:drop(job)
   return true
 end
 
+--- Seconds until the job's provider takes another create (its descriptor's create_pace:
+-- creates per minute), 0 when one may go now (and it is counted).
+function flow:create_delay(job)
+  local lane = self:lane(job)
+  local pace = lane.descriptor and lane.descriptor.create_pace
+  if type(pace) ~= "number" or pace <= 0 then return 0 end
+  local now, sent = self.now(), lane.sent or {}
+  lane.sent = sent
+  while sent[1] and sent[1] <= now - 60 do table.remove(sent, 1) end
+  if #sent < pace then
+    sent[#sent + 1] = now
+    return 0
+  end
+  return sent[1] + 60 - now
+end
+
 --- Queues the create. Nothing is written to Redis yet: the job is marked "creating" by the
 -- gate, when the request has its connection and is about to leave. g.marker: the creating_at
 -- that gate wrote (the marker this create owns).
 function flow:create(job)
   if self.draining then return true end
+  local delay = self:create_delay(job)
+  if delay > 0 then
+    self:debug("job %s: %s's create pace reached; create in %.1fs", job.id,
+      tostring(self:lane(job).name), delay)
+    return self:later(job, delay, flow.create)
+  end
   -- Batches are the worker's own provider's (--provider); a job naming another goes alone.
   if self.batching and not job.solo and self:lane(job).name == self.provider_name and
     self:join_batch(job) then
