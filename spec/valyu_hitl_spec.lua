@@ -226,6 +226,19 @@ describe("issue 15 item 6: Valyu checkpoints", function()
     end)
   end)
 
+  it("create checks the hitl flags before sending: known checkpoints, true or false", function()
+    s:clear_requests()
+    for _, flags in ipairs{ { plan_reveiw = true }, { plan_review = "yes" }, { "plan_review" },
+      { [true] = true } } do
+      local t, err = client:create{ query = QUERY, mode = "fast", hitl = flags }
+      assert.is_nil(t)
+      assert.equals("invalid_request", err.code)
+      assert.matches("^hitl", err.field)
+    end
+    assert.equals(0, #s:requests())
+    dr.assert(client:create{ query = QUERY, mode = "fast", hitl = { plan_review = false } })
+  end)
+
   it("an empty source_review answer sends two JSON arrays (accept the AI's picks)", function()
     local t = hitl_task{ source_review = true }
     local done = dr.assert(client:wait(t.deepresearch_id, { on_input = function() return {} end }))

@@ -153,6 +153,8 @@ local function check_create(p)
     local ok, bad = validate.webhook_url("webhook_url", p.webhook_url)
     if not ok then return nil, bad end
   end
+  local flags_ok, flags_err = hitl.check_flags(p.hitl)
+  if not flags_ok then return nil, flags_err end
   if p.output_formats ~= nil then
     validate.type("create", 1, p.output_formats, "table")
     return check_formats(p.output_formats)

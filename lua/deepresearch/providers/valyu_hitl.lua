@@ -82,6 +82,25 @@ end
 
 M.TYPES = { "planning_questions", "plan_review", "source_review", "outline_review" }
 
+--- Checks create's hitl table before sending: checkpoint names (M.TYPES) set to true or false.
+-- A typo ({ plan_reveiw = true }) would otherwise run the task with no checkpoint at all.
+function M.check_flags(flags)
+  if flags == nil then return true end
+  for k, v in pairs(flags) do
+    local known = false
+    for _, t in ipairs(M.TYPES) do known = known or k == t end
+    if not known then
+      return nil, errors.invalid(string.format("hitl key %s is not a checkpoint: hitl = { " ..
+        "name = true }, with name one of %s", type(k) == "string" and k or "[" .. tostring(k) ..
+        "]", table.concat(M.TYPES, ", ")), { field = "hitl" })
+    end
+    if type(v) ~= "boolean" then
+      return nil, errors.invalid("hitl." .. k .. " must be true or false", { field = "hitl." .. k })
+    end
+  end
+  return true
+end
+
 -- The keys that name a shape, for a response sent with a bare interaction id.
 local SHAPE_OF = { answers = "planning_questions", approved = "plan_review",
   modifications = "plan_review", included_domains = "source_review",
