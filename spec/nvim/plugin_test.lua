@@ -222,6 +222,12 @@ return function(t, env)
     and not has(health, "ERROR"),
     ":checkhealth deepresearch reports no error when the module, cjson and the token " ..
       "are in place", health)
+  -- Issue 16: every other registered provider's key variable is named (provider=NAME needs it).
+  local named, reg = true, require("deepresearch.providers")
+  for _, n in ipairs(reg.names()) do
+    if n ~= reg.default_name() then named = named and has(health, reg.get(n).token_env) end
+  end
+  t.ok(named, ":checkhealth deepresearch names each other provider's key variable", health)
   vim.cmd("tabclose")
 
   -- A blocking driver (injected by this test): the same check must fail, proving it can.
