@@ -8,8 +8,8 @@ usage: deepresearch-worker [options]
 
 Takes deep-research jobs from a Redis list, runs them and writes the results back.
 A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "output_schema": {...}}
-and may name its provider: {"provider": "NAME", ...}, with that provider's options under its name
-({"valyu": {"mode": "fast"}}), so that one queue mixes providers.
+and may name its provider: {"provider": "NAME", "NAME": {...its create options}, ...}, so that
+one queue mixes providers.
 
   --redis-url URL       redis://[:password@]host[:port][/db]   (default $DEEPRESEARCH_REDIS_URL
                         or redis://127.0.0.1:6379/0)
