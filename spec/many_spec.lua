@@ -82,13 +82,15 @@ describe("many", function()
 
       -- Concurrent: the wait ends about one poll interval (30 virtual s) after the slowest task
       -- finished, plus the time one round of 200 polls takes; waiting one task after the
-      -- other would take about 200 intervals longer.
+      -- other would take about 200 intervals longer. The simulator's clock runs on real time
+      -- here, so a loaded machine (two cores, other runs) stretches a round of polls: the bound
+      -- is 20 intervals, still ten times below what waiting one by one would take.
       local interval_v = INTERVAL * SPEED
       local late = st.now - slowest
       assert.truthy(late >= 0)
       assert.truthy(
-        late <= 3 * interval_v, string.format("noticed %.1f virtual s after the slowest", late))
-      assert.truthy(st.now - start.now <= (slowest - start.now) + 3 * interval_v)
+        late <= 20 * interval_v, string.format("noticed %.1f virtual s after the slowest", late))
+      assert.truthy(st.now - start.now <= (slowest - start.now) + 20 * interval_v)
 
       -- Bounded: never more sockets than max_connections; reused: far fewer sockets than requests.
       local polls = 0
@@ -172,6 +174,10 @@ describe("many", function()
   describe("create_all", function()
     it("creates many tasks concurrently, one each, in the order given", function()
       s:clear_requests()
+      -- Sockets an earlier spec's client may still hold idle count in max_open from the start
+      -- (clear_requests starts the window from the sockets open now): only create_all's own
+      -- connections are bounded by its max_connections.
+      local already = s:state().connections.open
       local tasks = create(30)
       for i, t in ipairs(tasks) do
         assert.equals(brief(i), t.brief)
@@ -179,7 +185,8 @@ describe("many", function()
       end
       assert.equals(30, s:counter("extruct.tasks_created"))
       local st = s:state()
-      assert.truthy(st.connections.max_open <= 8)
+      assert.truthy(st.connections.max_open <= 8 + already,
+        string.format("max_open %d, %d open before", st.connections.max_open, already))
     end)
 
     it("retries a create answered 503 and still makes exactly one task each", function()
