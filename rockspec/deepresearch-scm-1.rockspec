@@ -79,6 +79,7 @@ build = {
     ["deepresearch.providers.descriptor.valyu"] = "lua/deepresearch/providers/descriptor/valyu.lua",
     ["deepresearch.providers.descriptor.gemini"] = "lua/deepresearch/providers/descriptor/gemini.lua",
     ["deepresearch.providers.descriptor.openai"] = "lua/deepresearch/providers/descriptor/openai.lua",
+    ["deepresearch.providers.descriptor.responses_shared"] = "lua/deepresearch/providers/descriptor/responses_shared.lua",
     ["deepresearch.providers.descriptor.perplexity"] = "lua/deepresearch/providers/descriptor/perplexity.lua",
     ["deepresearch.report"] = "lua/deepresearch/report/init.lua",
     ["deepresearch.report.read"] = "lua/deepresearch/report/read.lua",

@@ -9,7 +9,7 @@ local json = require "deepresearch.base.json"
 local validate = require "deepresearch.base.validate"
 local options = require "deepresearch.base.options"
 local extruct = require "deepresearch.providers.extruct"
-local shared = require("deepresearch.providers.descriptor.openai").shared
+local shared = require "deepresearch.providers.descriptor.responses_shared"
 
 local data = http.state
 local M = { ops = {} }

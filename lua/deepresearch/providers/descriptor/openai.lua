@@ -1,79 +1,7 @@
 -- OpenAI deep research (the Responses API in background mode): everything that differs, as data.
 -- Pure Lua: no core, no CLI. Facts: ../shared/api/openai.md. Model ids and prices change:
 -- they are data here, never code (the *-deep-research models were shut down on 2026-07-23).
-local M = {} -- helpers the Perplexity descriptor shares (same Responses shape)
-
--- {"error": {"message", "type", "param", "code"}}; Perplexity adds an integer code and a
--- FastAPI {"detail": [...]} on 422. info.api stays nil on purpose: no error body of these APIs
--- is documented to mean "nothing was created" for a 5xx, so a failed create is never re-sent.
-function M.parse_error(body)
-  local info = {}
-  if type(body) ~= "table" then return info end
-  local e = body.error
-  if type(e) == "table" then
-    info.message = e.message ~= nil and tostring(e.message) or nil
-    local code = e.code
-    info.server_code = type(code) == "string" and code or (type(e.type) == "string" and e.type)
-      or nil
-    if type(e.param) == "string" then
-      info.fields = { { field = e.param, message = info.message, type = info.server_code } }
-    end
-    info.details = e
-  elseif type(body.detail) == "table" then
-    local parts, fields = {}, {}
-    for _, item in ipairs(body.detail) do
-      local loc = type(item.loc) == "table" and item.loc or {}
-      local name = loc[#loc] ~= nil and tostring(loc[#loc]) or "?"
-      fields[#fields + 1] = { field = name, message = item.msg, type = item.type }
-      parts[#parts + 1] = name .. ": " .. tostring(item.msg)
-    end
-    info.message = #parts > 0 and table.concat(parts, "; ") or nil
-    info.fields = fields
-    info.details = body.detail
-  elseif type(body.error) == "string" then
-    info.message = body.error
-  end
-  return info
-end
-
--- The report text of a Responses-shaped task: the output_text parts of the last message
--- item, concatenated (the SDKs' output_text convenience is not on the wire). nil when there is
--- no message (a run still going, or one that stopped before writing).
-function M.report_text(task)
-  local output = type(task) == "table" and task.output
-  if type(output) ~= "table" then return nil end
-  for i = #output, 1, -1 do
-    local item = output[i]
-    if type(item) == "table" and item.type == "message" and type(item.content) == "table" then
-      local parts = {}
-      for _, c in ipairs(item.content) do
-        if type(c) == "table" and c.type == "output_text" and type(c.text) == "string" then
-          parts[#parts + 1] = c.text
-        end
-      end
-      return table.concat(parts)
-    end
-  end
-  return nil
-end
-
---- Unix seconds (the Responses APIs' timestamps) as UTC "YYYY-MM-DD HH:MM", or nil.
-function M.unix_time(t)
-  if type(t) ~= "number" or t ~= t or t < 0 or t > 253402300799 then return nil end
-  return os.date("!%Y-%m-%d %H:%M", math.floor(t))
-end
-
--- Counts output items of a type (and, for web_search_call, an action type).
-function M.count_items(task, kind, action)
-  local n = 0
-  for _, item in ipairs(type(task.output) == "table" and task.output or {}) do
-    if type(item) == "table" and item.type == kind and (not action or
-      (type(item.action) == "table" and item.action.type == action)) then
-      n = n + 1
-    end
-  end
-  return n
-end
+local M = require "deepresearch.providers.descriptor.responses_shared"
 
 local D = {
   name = "openai",
@@ -86,19 +14,7 @@ local D = {
   auth_header = "Authorization",
   auth_prefix = "Bearer ",
   parse_error = M.parse_error,
-  kinds = {
-    research = {
-      path = "/v1/responses",
-      id_field = "id",
-      -- incomplete is terminal with partial output: done here; the wait's verdict makes it
-      -- failed (code "incomplete") when no report text came (PROVIDERS.md §3).
-      states = { queued = "queued", in_progress = "running", completed = "done",
-                 incomplete = "done", failed = "failed", cancelled = "cancelled" },
-      progress = { "status", "#output" },
-      failure_field = "error.message",
-      label = "response",
-    },
-  },
+  kinds = { research = M.research_kind("/v1/responses") },
 }
 
 D.module = "deepresearch.providers.responses"
@@ -166,13 +82,10 @@ D.cli = {
   name = "OpenAI",
   flags = {}, -- the model is a create option (model = ...); the command uses the default
   describe = describe,
-  columns = { { "ID", "id" }, { "STATUS", "status" }, { "MODEL", "model" } },
+  columns = M.columns,
 }
 
--- A --schema is passed on: create refuses it with a clear message (no structured output).
-function D.cli.create(client, text, _, schema)
-  return client:create{ brief = text, output_schema = schema }
-end
+D.cli.create = M.cli_create
 
 function D.cli.summary(task)
   local err = type(task.error) == "table" and task.error or nil
@@ -193,11 +106,7 @@ D.worker = {
   id_field = "id",
   module = D.module,
   params = function(j)
-    local p = {}
-    for k, v in pairs(type(j.openai) == "table" and j.openai or {}) do p[k] = v end
-    p.brief = j.brief
-    -- Passed on so that validate refuses it clearly rather than dropping it.
-    p.output_schema = p.output_schema or j.output_schema
+    local p = M.params(j, "openai")
     local meta = {}
     for k, v in pairs(p.metadata or {}) do meta[k] = v end
     meta.deepresearch_job = tostring(j.id)
@@ -214,7 +123,5 @@ D.worker = {
       iterations = type(task.output) == "table" and #task.output or nil }
   end,
 }
-
-D.shared = M -- the Responses helpers, for the Perplexity descriptor and the operations module
 
 return D

@@ -3,7 +3,7 @@
 -- of perplexity.md is retired: its routes answer 403 chat_completions_not_available). The
 -- Responses shape is OpenAI's; ids, citations, cost and cancel differ. Presets, their model
 -- bindings and prices changed several times in 2026: they are data here.
-local shared = require("deepresearch.providers.descriptor.openai").shared
+local shared = require "deepresearch.providers.descriptor.responses_shared"
 
 local D = {
   name = "perplexity",
@@ -16,18 +16,7 @@ local D = {
   auth_header = "Authorization",
   auth_prefix = "Bearer ",
   parse_error = shared.parse_error,
-  kinds = {
-    research = {
-      path = "/v1/agent",
-      id_field = "id",
-      -- cancelling appears only in the cancel answer; incomplete: see the OpenAI descriptor.
-      states = { queued = "queued", in_progress = "running", completed = "done",
-                 incomplete = "done", failed = "failed", cancelled = "cancelled" },
-      progress = { "status", "#output" },
-      failure_field = "error.message",
-      label = "response",
-    },
-  },
+  kinds = { research = shared.research_kind("/v1/agent") },
 }
 
 D.module = "deepresearch.providers.responses"
@@ -97,12 +86,10 @@ D.cli = {
   name = "Perplexity",
   flags = {}, -- the preset is a create option (preset = ...); the command uses the default
   describe = describe,
-  columns = { { "ID", "id" }, { "STATUS", "status" }, { "MODEL", "model" } },
+  columns = shared.columns,
 }
 
-function D.cli.create(client, text, _, schema)
-  return client:create{ brief = text, output_schema = schema }
-end
+D.cli.create = shared.cli_create
 
 function D.cli.summary(task)
   local err = type(task.error) == "table" and task.error or nil
@@ -124,13 +111,7 @@ end
 D.worker = {
   id_field = "id",
   module = D.module,
-  params = function(j)
-    local p = {}
-    for k, v in pairs(type(j.perplexity) == "table" and j.perplexity or {}) do p[k] = v end
-    p.brief = j.brief
-    p.output_schema = p.output_schema or j.output_schema
-    return p
-  end,
+  params = function(j) return shared.params(j, "perplexity") end,
   validate = function(p) return require(D.module).create_body(D, p) end,
   progress = function(task)
     return { task_status = task.status, sources = searches(task),
