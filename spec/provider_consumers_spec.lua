@@ -290,22 +290,10 @@ if fixture.enabled() then
 
     -- The fixture's start sets the Extruct token only; this worker also holds Valyu's.
     local function start(q)
-      local quote = sim.shell_quote
-      local args = { "--redis-url", F.R.url, "--queue", q, "--base-url", S.url, "--interval",
+      return F:spawn({ "--redis-url", F.R.url, "--queue", q, "--base-url", S.url, "--interval",
         "0.05", "--max-interval", "0.2", "--once", "--verbose", "--watch-pid",
-        tostring(sim.own_pid()) }
-      local w = { log = F.tmp .. "/mixed.log", rc_file = F.tmp .. "/mixed.rc" }
-      local quoted = {}
-      for i, a in ipairs(args) do quoted[i] = quote(a) end
-      local cmd = string.format("( EXTRUCT_API_TOKEN=test-token VALYU_API_KEY=valyu-key " ..
-        "VALYU_BASE_URL=%s %s %s </dev/null >>%s 2>&1 & w=$!; echo $w; wait $w; echo $? >%s ) " ..
-        "2>/dev/null &", quote(S.url), quote(fixture.WORKER), table.concat(quoted, " "),
-        quote(w.log), quote(w.rc_file))
-      local p = assert(io.popen(cmd, "r"))
-      w.pid = tonumber(p:read("*l"))
-      p:close()
-      F.workers[#F.workers + 1] = w
-      return w
+        tostring(sim.own_pid()) }, { { "EXTRUCT_API_TOKEN", "test-token" },
+        { "VALYU_API_KEY", "valyu-key" }, { "VALYU_BASE_URL", S.url } }, "mixed")
     end
 
     it("each job goes to its own provider; both end done with one task each", function()

@@ -20,25 +20,7 @@ local quote = sim.shell_quote
 local KEY = "valyu-key"
 local F, S
 
--- A Valyu worker in the background (the fixture's start sets the Extruct token only).
-local function start(q, extra)
-  local args = { "--provider", "valyu", "--redis-url", F.R.url, "--queue", q, "--base-url",
-    S.url, "--interval", "0.05", "--max-interval", "0.2", "--reconcile-grace", "0.5",
-    "--search-window", "2", "--verbose", "--watch-pid", tostring(sim.own_pid()) }
-  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  local n = #F.workers + 1
-  local w = { log = F.tmp .. "/worker" .. n .. ".log", rc_file = F.tmp .. "/worker" .. n .. ".rc" }
-  local quoted = {}
-  for i, a in ipairs(args) do quoted[i] = quote(a) end
-  local cmd = string.format("( VALYU_API_KEY=%s %s %s </dev/null >>%s 2>&1 & w=$!; echo $w; " ..
-    "wait $w; echo $? >%s ) 2>/dev/null &", KEY, quote(fixture.WORKER), table.concat(quoted, " "),
-    quote(w.log), quote(w.rc_file))
-  local p = assert(io.popen(cmd, "r"))
-  w.pid = tonumber(p:read("*l"))
-  p:close()
-  F.workers[#F.workers + 1] = w
-  return w
-end
+local function start(q, extra) return F:start_valyu(q, S.url, extra) end
 
 -- `deepresearch-worker respond|resume ...`: its exit status and output.
 local function command(q, ...)

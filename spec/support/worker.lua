@@ -3,7 +3,7 @@
 --   local fixture = require "support.worker"
 --   if not fixture.enabled() then ... pending ... end
 --   local f = fixture.new()              -- before_each: f.R (support.redis), f.tmp
---   local w = f:start(q, sim_url, { "--concurrency", "4" })
+--   local w = f:start(q, sim_url, { "--concurrency", "4" })   -- or f:start_valyu(...)
 --   assert.are.equal(0, f:exit_status(w, 60), f:log_of(w))
 --   f:teardown()                         -- after_each: workers killed, Redis and directory removed
 local socket = require "socket"
@@ -74,29 +74,50 @@ function Fixture.log_of(_, w)
   return text
 end
 
---- Starts a worker in the background on queue q against base_url; returns { pid, log, rc_file }.
--- Options in extra come after the defaults, so they override them.
-function Fixture:start(q, base_url, extra)
-  local args = {
-    "--redis-url", self.R.url, "--queue", q, "--base-url", base_url, "--interval", "0.05",
-    "--max-interval", "0.2", "--reconcile-grace", "0.5", "--search-window", "2", "--once",
-    "--verbose",
-    "--watch-pid", tostring(sim.own_pid()) }
-  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  local n = #self.workers + 1
-  local w = {
-    log = self.tmp .. "/worker" .. n .. ".log", rc_file = self.tmp .. "/worker" .. n .. ".rc" }
-  local quoted = {}
+--- Starts bin/deepresearch-worker in the background with exactly `args` and `env`, a list of
+-- { name, value } pairs set for it alone; returns { pid, log, rc_file }. name names its log
+-- (worker<n> unless given).
+function Fixture:spawn(args, env, name)
+  name = name or ("worker" .. (#self.workers + 1))
+  local w = { log = self.tmp .. "/" .. name .. ".log", rc_file = self.tmp .. "/" .. name .. ".rc" }
+  local quoted, vars = {}, {}
   for i, a in ipairs(args) do quoted[i] = quote(a) end
+  for i, kv in ipairs(env or {}) do vars[i] = kv[1] .. "=" .. quote(kv[2]) end
   -- The subshell reports the worker's own pid, then records its exit status.
-  local cmd = string.format("( EXTRUCT_API_TOKEN=test-token %s %s </dev/null >>%s 2>&1 & w=$!; " ..
-    "echo $w; wait $w; echo $? >%s ) 2>/dev/null &", quote(M.WORKER), table.concat(quoted, " "),
-    quote(w.log), quote(w.rc_file))
+  local cmd = string.format("( %s %s %s </dev/null >>%s 2>&1 & w=$!; echo $w; wait $w; " ..
+    "echo $? >%s ) 2>/dev/null &", table.concat(vars, " "), quote(M.WORKER),
+    table.concat(quoted, " "), quote(w.log), quote(w.rc_file))
   local p = assert(io.popen(cmd, "r"))
   w.pid = tonumber(p:read("*l"))
   p:close()
   self.workers[#self.workers + 1] = w
   return w
+end
+
+-- The options of every spec worker on queue q against base_url (short polls, grace and search
+-- window; it stops when this process does), then extra (which may override them).
+function Fixture:args(q, base_url, extra)
+  local args = {
+    "--redis-url", self.R.url, "--queue", q, "--base-url", base_url, "--interval", "0.05",
+    "--max-interval", "0.2", "--reconcile-grace", "0.5", "--search-window", "2", "--verbose",
+    "--watch-pid", tostring(sim.own_pid()) }
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  return args
+end
+
+--- Starts an Extruct worker (--once) in the background on queue q against base_url; returns
+-- { pid, log, rc_file }. Options in extra come after the defaults, so they override them.
+function Fixture:start(q, base_url, extra)
+  local args = self:args(q, base_url, { "--once" })
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  return self:spawn(args, { { "EXTRUCT_API_TOKEN", "test-token" } })
+end
+
+--- Starts a Valyu worker (with VALYU_API_KEY=valyu-key; no --once unless extra says so).
+function Fixture:start_valyu(q, base_url, extra)
+  local args = self:args(q, base_url, { "--provider", "valyu" })
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  return self:spawn(args, { { "VALYU_API_KEY", "valyu-key" } })
 end
 
 --- The worker's exit status, waiting for it at most timeout seconds (default 120).
