@@ -1,64 +1,23 @@
 -- `deepresearch --provider valyu batch ...` as a user runs it: bin/deepresearch in a subprocess
 -- against the simulator, which runs fast (2000x) so that a wait takes a fraction of a second.
 local sim = require "support.sim"
+local support = require "support.cli"
 local cjson = require("cjson").new()
 
 local QUERY = "Compare Acme Robotics and Globex on warehouse automation revenue since 2023"
-local FAST = { "--interval", "0.05", "--max-interval", "0.05" }
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local tmpfiles = {}
-local function tmp(text)
-  local path = os.tmpname()
-  tmpfiles[#tmpfiles + 1] = path
-  if text then
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-  end
-  return path
-end
+local FAST, tmp, concat = support.FAST, support.tmp, support.concat
 
 describe("deepresearch batch", function()
   local s
 
   -- Runs bin/deepresearch --provider valyu with argv: exit code, stdout, stderr.
+  -- o.provider: another provider, or false for none; o.stdin is fed on standard input.
   local function cli(argv, o)
     o = o or {}
-    local parts = { "env", "-u LD_PRELOAD", "-u ASAN_OPTIONS", "-u LSAN_OPTIONS",
-      "-u UBSAN_OPTIONS", "-u DEEPRESEARCH_DEBUG", "-u COLUMNS", "DEEPRESEARCH_TTY=0", "LANG=C",
-      "EXTRUCT_BASE_URL=" .. q(s.url), "EXTRUCT_API_TOKEN=test-token",
-      "VALYU_BASE_URL=" .. q(s.url), "VALYU_API_KEY=valyu-key", "lua5.4 bin/deepresearch" }
-    if o.provider ~= false then
-      parts[#parts + 1] = "--provider"
-      parts[#parts + 1] = o.provider or "valyu"
-    end
-    for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
-    local errf = tmp()
-    local inf = o.stdin and tmp(o.stdin) or "/dev/null"
-    local p = assert(io.popen(table.concat(parts, " ") .. " <" .. inf .. " 2>" .. errf ..
-      "; echo \"__rc=$?\""))
-    local out = p:read("*a")
-    p:close()
-    local code = tonumber(out:match("__rc=(%d+)\n?$"))
-    out = out:gsub("__rc=%d+\n?$", "")
-    return code, out, slurp(errf)
-  end
-
-  local function concat(a, b)
-    local out = {}
-    for _, v in ipairs(a) do out[#out + 1] = v end
-    for _, v in ipairs(b) do out[#out + 1] = v end
-    return out
+    local words = {}
+    if o.provider ~= false then words = { "--provider", o.provider or "valyu" } end
+    return support.run(s.url, concat(words, argv),
+      { stdin = o.stdin, env = { DEEPRESEARCH_TTY = "0" } })
   end
 
   local function create(extra)
@@ -71,9 +30,7 @@ describe("deepresearch batch", function()
 
   setup(function() s = sim.shared() end)
   before_each(function() s:reset{ speed = 2000 } end)
-  teardown(function()
-    for _, p in ipairs(tmpfiles) do os.remove(p) end
-  end)
+  teardown(support.cleanup)
 
   it("lists the batch commands in the overview and in 'batch' alone (exit 2)", function()
     local code, out = cli({ "--help" }, { provider = false })

@@ -7,79 +7,24 @@
 -- so the runs that must stop there do so with the clock stopped (speed 0); the runs that
 -- finish use 2000x and poll every 0.05 s.
 local sim = require "support.sim"
+local support = require "support.cli"
 local cjson = require("cjson").new()
 
 local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research " ..
   "Flexport (flexport.com): their current tooling, leadership changes and public statements in " ..
   "the last 12 months, so we can decide whether to pitch them this quarter."
-local FAST = { "--interval", "0.05", "--max-interval", "0.05" }
+local FAST, concat, tmp = support.FAST, support.concat, support.tmp
 local KEY = "valyu-key"
-
-local q = sim.shell_quote
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local tmpfiles = {}
-local function tmp(text)
-  local path = os.tmpname()
-  tmpfiles[#tmpfiles + 1] = path
-  if text then
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-  end
-  return path
-end
-
-local function concat(...)
-  local out = {}
-  for _, list in ipairs({ ... }) do
-    for _, v in ipairs(list) do out[#out + 1] = v end
-  end
-  return out
-end
 
 describe("deepresearch at a checkpoint (--provider valyu)", function()
   local s
 
-  local function env_prefix(env)
-    local all = { VALYU_BASE_URL = s.url, VALYU_API_KEY = KEY, EXTRUCT_BASE_URL = s.url,
-      EXTRUCT_API_TOKEN = "test-token", LANG = "C" }
-    for k, v in pairs(env or {}) do all[k] = v end
-    local parts = { "env", "-u LD_PRELOAD", "-u ASAN_OPTIONS", "-u LSAN_OPTIONS",
-      "-u UBSAN_OPTIONS", "-u DEEPRESEARCH_DEBUG", "-u COLUMNS", "-u DEEPRESEARCH_TTY" }
-    local names = {}
-    for k in pairs(all) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. q(all[k]) end
-    return table.concat(parts, " ")
-  end
-
   -- Runs a shell command line "deepresearch ..." (as printed by the command itself) with the
   -- simulator's environment; returns exit code, stdout, stderr.
-  local function shell(line, o)
-    o = o or {}
-    local errf = tmp()
-    local inf = o.stdin and tmp(o.stdin) or "/dev/null"
-    local cmd = env_prefix(o.env) .. " lua5.4 bin/" .. line .. " <" .. inf .. " 2>" .. errf ..
-      "; echo \"__rc=$?\""
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
-    local code = tonumber(out:match("__rc=(%d+)\n?$"))
-    return code, (out:gsub("__rc=%d+\n?$", "")), slurp(errf)
-  end
+  local function shell(line, o) return support.shell(s.url, line, o) end
 
   local function cli(argv, o)
-    local words = {}
-    for i, a in ipairs(argv) do words[i] = q(a) end
-    return shell("deepresearch --provider valyu " .. table.concat(words, " "), o)
+    return support.run(s.url, concat({ "--provider", "valyu" }, argv), o)
   end
 
   local function status(id)
@@ -103,9 +48,7 @@ describe("deepresearch at a checkpoint (--provider valyu)", function()
 
   setup(function() s = sim.shared() end)
   before_each(function() s:reset{ speed = 0 } end)
-  teardown(function()
-    for _, p in ipairs(tmpfiles) do os.remove(p) end
-  end)
+  teardown(support.cleanup)
 
   describe("without a terminal", function()
     it("exits 5 with the plan and a respond command that works when run", function()

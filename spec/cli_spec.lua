@@ -2,6 +2,7 @@
 -- stderr and exit code apart. The command sleeps for real between polls, so the simulator
 -- runs fast (2000x: a medium task takes ~0.13 s) and every wait polls every 0.05 s.
 local sim = require "support.sim"
+local support = require "support.cli"
 local cjson = require("cjson").new()
 
 local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research " ..
@@ -11,32 +12,12 @@ local BRIEF = "We sell freight-visibility software to mid-market logistics firms
 local NO_TARGET = "We sell freight-visibility software to mid-market logistics firms. Research " ..
   "the logistics companies that might buy it in the last 12 months, so we can decide where to " ..
   "pitch this quarter."
-local FAST = { "--interval", "0.05", "--max-interval", "0.05" }
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local FAST, slurp, tmp = support.FAST, support.slurp, support.tmp
 
 local function write(path, text)
   local f = assert(io.open(path, "wb"))
   f:write(text)
   f:close()
-end
-
-local tmpfiles = {}
-local function tmp(text)
-  local path = os.tmpname()
-  tmpfiles[#tmpfiles + 1] = path
-  if text then write(path, text) end
-  return path
 end
 
 local function lines(s)
@@ -50,50 +31,14 @@ local function is_report(out)
   return ("\n" .. out):find("\n# ") ~= nil
 end
 
-local function concat(...)
-  local out = {}
-  for _, list in ipairs({ ... }) do
-    for _, v in ipairs(list) do out[#out + 1] = v end
-  end
-  return out
-end
+local concat = support.concat
 
 describe("deepresearch command", function()
   local s
 
   -- Runs bin/deepresearch with argv; returns exit code, stdout, stderr.
   -- o.env overrides the environment (false unsets), o.stdin is fed on standard input.
-  local function cli(argv, o)
-    o = o or {}
-    local env = {
-      EXTRUCT_BASE_URL = s.url, EXTRUCT_API_TOKEN = "test-token", VALYU_BASE_URL = s.url,
-      VALYU_API_KEY = "valyu-key", DEEPRESEARCH_TTY = false, LANG = "C" }
-    for k, v in pairs(o.env or {}) do env[k] = v end
-    -- The sanitizer and debug settings of the spec run are not the command's.
-    local parts = {
-      "env", "-u LD_PRELOAD", "-u ASAN_OPTIONS", "-u LSAN_OPTIONS", "-u UBSAN_OPTIONS",
-      "-u DEEPRESEARCH_DEBUG", "-u COLUMNS" }
-    local names = {}
-    for k in pairs(env) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do
-      if env[k] == false then parts[#parts + 1] = "-u " .. k end
-    end
-    for _, k in ipairs(names) do
-      if env[k] then parts[#parts + 1] = k .. "=" .. q(env[k]) end
-    end
-    parts[#parts + 1] = "lua5.4 bin/deepresearch"
-    for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
-    local errf = tmp()
-    local inf = o.stdin and tmp(o.stdin) or "/dev/null"
-    local p = assert(
-      io.popen(table.concat(parts, " ") .. " <" .. inf .. " 2>" .. errf .. "; echo \"__rc=$?\""))
-    local out = p:read("*a")
-    p:close()
-    local code = tonumber(out:match("__rc=(%d+)\n?$"))
-    out = out:gsub("__rc=%d+\n?$", "")
-    return code, out, slurp(errf)
-  end
+  local function cli(argv, o) return support.run(s.url, argv, o) end
 
   local function created_ids()
     local ids = {}
@@ -103,9 +48,7 @@ describe("deepresearch command", function()
 
   setup(function() s = sim.shared() end)
   before_each(function() s:reset{ speed = 2000 } end)
-  teardown(function()
-    for _, p in ipairs(tmpfiles) do os.remove(p) end
-  end)
+  teardown(support.cleanup)
 
   describe("help and usage", function()
     it("prints the overview, every command and the exit codes with --help (exit 0)", function()
@@ -258,7 +201,7 @@ describe("deepresearch command", function()
       local lua_file = tmp()
       os.remove(lua_file)
       lua_file = lua_file .. ".lua"
-      tmpfiles[#tmpfiles + 1] = lua_file
+      support.remember(lua_file)
       write(lua_file, 'local S = require("deepresearch").schema\n' ..
         'return S.object{ hq = S.string{ description = "city" }, founded = ' ..
         'S.optional(S.integer()) }')

@@ -232,28 +232,10 @@ describe("interrupts (issue 13)", function()
   end)
 
   describe("item 6: Ctrl-C during the command's create", function()
-    local tmpfiles = {}
-    local function tmp(text)
-      local path = os.tmpname()
-      tmpfiles[#tmpfiles + 1] = path
-      if text then
-        local f = assert(io.open(path, "wb"))
-        f:write(text)
-        f:close()
-      end
-      return path
-    end
-    local function slurp(path)
-      local f = io.open(path, "rb")
-      if not f then return "" end
-      local t = f:read("*a")
-      f:close()
-      return t
-    end
+    local support = require "support.cli"
+    local tmp, slurp = support.tmp, support.slurp
     local running = {}
-    teardown(function()
-      for _, p in ipairs(tmpfiles) do os.remove(p) end
-    end)
+    teardown(support.cleanup)
     -- A command a failed spec left behind is stopped by its pid.
     after_each(function()
       for _, p in ipairs(running) do
