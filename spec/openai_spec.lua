@@ -9,10 +9,8 @@ describe("openai", function()
   local s, client, clock
   setup(function() s = env.sim() end)
   before_each(function()
-    s:reset()
-    s:config{ openai = { time_scale = 0.05 } }
-    client, clock = env.client(s, { provider = "openai", api_key = "openai-key", token = false,
-      base_url = s.url .. "/v1", base_delay = 0.01 })
+    client, clock = env.provider_client(s, "openai", { time_scale = 0.05 },
+      { api_key = "openai-key", base_url = s.url .. "/v1" })
   end)
   after_each(function() client:close() end)
 

@@ -9,10 +9,8 @@ describe("perplexity", function()
   local s, client, clock
   setup(function() s = env.sim() end)
   before_each(function()
-    s:reset()
-    s:config{ perplexity = { time_scale = 0.1 } }
-    client, clock = env.client(s, { provider = "perplexity", api_key = "pplx-key", token = false,
-      base_delay = 0.01 })
+    client, clock = env.provider_client(s, "perplexity", { time_scale = 0.1 },
+      { api_key = "pplx-key" })
   end)
   after_each(function() client:close() end)
 

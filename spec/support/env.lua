@@ -30,6 +30,17 @@ function M.client(s, opts)
   return dr.client(o), o.clock
 end
 
+--- For a provider's client spec: resets the simulator, sets its `provider` section to config
+-- (e.g. { time_scale = 0.05 }) and returns a client of that provider on it (no Extruct token,
+-- short retry delays; opts override) and its clock.
+function M.provider_client(s, provider, config, opts)
+  s:reset()
+  s:config{ [provider] = config }
+  local o = { provider = provider, token = false, base_delay = 0.01 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return M.client(s, o)
+end
+
 --- Requests the simulator logged whose "METHOD path" matches a Lua pattern.
 function M.count_requests(s, pattern)
   local n = 0
