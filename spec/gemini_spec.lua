@@ -144,6 +144,48 @@ describe("gemini", function()
     assert.equals(1, posts())
   end)
 
+  it("only Google's JSON NOT_FOUND naming the agent is retired; other 404s keep their code",
+    function()
+      local h = require("support.hostile").start([[
+return function(method, path, body, n)
+  if n == 1 then return 404, '<html>Not Found</html>' end
+  if n == 2 then
+    return 404, '{"error":{"code":404,"message":"Requested entity was not found.",' ..
+      '"status":"NOT_FOUND"}}'
+  end
+  return 404, '{"error":{"code":404,"message":"Agent deep-research-preview-04-2026 is not ' ..
+    'found for API version v1beta","status":"NOT_FOUND"}}'
+end]])
+      finally(h.stop) -- before any assertion: a server left running blocks busted's exit
+      local c = dr.client{ provider = "gemini", api_key = "k", base_url = h.url .. "/v1beta" }
+      local _, err = c:create{ brief = BRIEF }
+      assert.equals("invalid_response", err.code)
+      assert.equals(404, err.status)
+      _, err = c:create{ brief = BRIEF }
+      assert.equals("not_found", err.code)
+      _, err = c:create{ brief = BRIEF }
+      assert.equals("retired", err.code)
+      assert.matches("deep%-research%-preview%-04%-2026", err.message)
+      c:close()
+    end)
+
+  it("an error body of the wrong types is read, never raised on", function()
+    local h = require("support.hostile").start([[
+return function()
+  return 400, '{"error":{"code":"x","message":{"a":1},"status":7,' ..
+    '"details":[1,"s",{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":{}},' ..
+    '{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":5}]}}'
+end]])
+    finally(h.stop)
+    local c = dr.client{ provider = "gemini", api_key = "k", base_url = h.url }
+    local ok, _, err = pcall(c.create, c, { brief = BRIEF })
+    assert.is_true(ok, tostring(_))
+    assert.equals("invalid_request", err.code)
+    assert.is_string(err.message)
+    assert.no_match("table:", err.message)
+    c:close()
+  end)
+
   it("a 429 carries retryDelay as retry_after; a create is not re-sent, a get is", function()
     s:config{ gemini = { rate = { creates_per_min = 1, gets_per_min = 1 } } }
     local t = dr.assert(client:create{ brief = BRIEF })

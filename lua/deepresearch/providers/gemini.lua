@@ -171,9 +171,16 @@ local function ambiguous(cause, nonce)
       status = cause.status, nonce = nonce })
 end
 
--- A 404 to a create names no interaction: the agent id is unknown (a shut-down preview).
+-- Google's JSON NOT_FOUND whose message names the agent: the agent id is unknown (a shut-down
+-- preview). Any other 404 (a proxy's page, a wrong path) keeps its own error.
+local function agent_not_found(err, agent)
+  local e = err.status == 404 and type(err.details) == "table" and err.details or nil
+  return e ~= nil and e.status == "NOT_FOUND" and type(err.message) == "string" and
+    err.message:find(agent, 1, true) ~= nil
+end
+
 local function create_refused(err, agent)
-  if err.status == 404 then
+  if agent_not_found(err, agent) then
     local gone = retired(agent)
     if gone then
       gone.status, gone.cause = 404, err

@@ -29,10 +29,11 @@ local function gemini_error(body)
   if type(body) == "table" and body[1] ~= nil then body = body[1] end
   local e = type(body) == "table" and body.error or nil
   if type(e) ~= "table" then return info end
-  info.message = e.message ~= nil and tostring(e.message) or nil
+  -- Only strings are read: a message or reason of another type is absent, never raised on.
+  info.message = type(e.message) == "string" and e.message or nil
   info.server_code = type(e.status) == "string" and e.status or nil
   local reason = detail_of(e.details, "google.rpc.ErrorInfo")
-  info.reason = reason and reason.reason or nil
+  info.reason = reason and type(reason.reason) == "string" and reason.reason or nil
   if info.reason == "API_KEY_INVALID" then info.code = "unauthorized" end
   info.retry_after = retry_delay(e.details)
   info.details = e
