@@ -345,3 +345,37 @@ describe("issue 16: the registered providers, as their descriptors say", functio
     end)
   end
 end)
+
+describe("issue 16 review: every descriptor's parse_error reads a hostile body", function()
+  local cjson = require "cjson"
+  -- Items and fields of the wrong type in each provider's error shape (and the others').
+  local BODIES = {
+    '{"detail":[1,"x",null,{"loc":[{}],"msg":{},"type":5},{"loc":"body","msg":"m"}]}',
+    '{"detail":{"error":{"a":1},"required_credits":"x"}}',
+    '{"detail":7}',
+    '{"error":{"message":{"a":1},"type":7,"code":[],"param":{}}}',
+    '{"error":"validation_failed","message":[1],"errors":[1,"s",{"key":{},"message":{}}]}',
+    '{"success":false,"error":{"x":1}}',
+    '[{"error":{"message":5,"status":{},"details":[1,{"@type":7},' ..
+      '{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":{}},' ..
+      '{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":[]}]}}]',
+    '[1]', '"text"', '{}',
+  }
+  for _, name in ipairs(providers.names()) do
+    it(name .. ": no raise; message and server_code are strings or absent", function()
+      local d = providers.get(name)
+      for _, text in ipairs(BODIES) do
+        local ok, info = pcall(d.parse_error, cjson.decode(text))
+        assert.is_true(ok, name .. " " .. text .. ": " .. tostring(info))
+        assert.is_table(info, text)
+        for _, f in ipairs{ "message", "server_code", "retry_after" } do
+          assert.is_true(info[f] == nil or type(info[f]) == "string", f .. " of " .. text)
+        end
+        if info.message then assert.is_nil(info.message:find("table:", 1, true), text) end
+        for _, fl in ipairs(type(info.fields) == "table" and info.fields or {}) do
+          assert.is_true(fl.message == nil or type(fl.message) == "string", text)
+        end
+      end
+    end)
+  end
+end)

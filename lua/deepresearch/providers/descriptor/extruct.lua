@@ -8,20 +8,27 @@ local function fastapi_error(body)
   local detail = type(body) == "table" and body.detail or nil
   if type(detail) == "string" then
     info.message = detail
-  elseif type(detail) == "table" and detail.error then
-    info.message, info.server_code = tostring(detail.error), detail.error
+  elseif type(detail) == "table" and type(detail.error) == "string" then
+    info.message, info.server_code = detail.error, detail.error
     info.required_credits = detail.required_credits
     info.available_credits = detail.available_credits
   elseif type(detail) == "table" and detail[1] then
     local fields, msgs = {}, {}
+    -- Items of the wrong type are skipped, fields of the wrong type read as absent: a hostile
+    -- body never raises here.
     for _, item in ipairs(detail) do
-      local loc = type(item.loc) == "table" and item.loc or {}
-      local name = loc[#loc] ~= nil and tostring(loc[#loc]) or "?"
-      fields[#fields + 1] = { field = name, message = item.msg, type = item.type, loc = loc }
-      msgs[#msgs + 1] = name .. ": " .. tostring(item.msg)
+      if type(item) == "table" then
+        local loc = type(item.loc) == "table" and item.loc or {}
+        local last = loc[#loc]
+        local name = (type(last) == "string" or type(last) == "number") and tostring(last) or "?"
+        local msg = type(item.msg) == "string" and item.msg or "invalid"
+        fields[#fields + 1] = { field = name, message = msg,
+          type = type(item.type) == "string" and item.type or nil, loc = loc }
+        msgs[#msgs + 1] = name .. ": " .. msg
+      end
     end
     info.fields = fields
-    info.message = table.concat(msgs, "; ")
+    info.message = #msgs > 0 and table.concat(msgs, "; ") or nil
   end
   info.details = detail
   -- Only FastAPI's own shapes: a string detail, an object with an error code, pydantic items.

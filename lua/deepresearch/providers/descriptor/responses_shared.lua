@@ -11,7 +11,7 @@ function M.parse_error(body)
   if type(body) ~= "table" then return info end
   local e = body.error
   if type(e) == "table" then
-    info.message = e.message ~= nil and tostring(e.message) or nil
+    info.message = type(e.message) == "string" and e.message or nil
     local code = e.code
     info.server_code = type(code) == "string" and code or (type(e.type) == "string" and e.type)
       or nil
@@ -21,11 +21,17 @@ function M.parse_error(body)
     info.details = e
   elseif type(body.detail) == "table" then
     local parts, fields = {}, {}
+    -- Server data of the wrong type is read as absent: a hostile body never raises here.
     for _, item in ipairs(body.detail) do
-      local loc = type(item.loc) == "table" and item.loc or {}
-      local name = loc[#loc] ~= nil and tostring(loc[#loc]) or "?"
-      fields[#fields + 1] = { field = name, message = item.msg, type = item.type }
-      parts[#parts + 1] = name .. ": " .. tostring(item.msg)
+      if type(item) == "table" then
+        local loc = type(item.loc) == "table" and item.loc or {}
+        local last = loc[#loc]
+        local name = (type(last) == "string" or type(last) == "number") and tostring(last) or "?"
+        local msg = type(item.msg) == "string" and item.msg or "invalid"
+        fields[#fields + 1] = { field = name, message = msg,
+          type = type(item.type) == "string" and item.type or nil }
+        parts[#parts + 1] = name .. ": " .. msg
+      end
     end
     info.message = #parts > 0 and table.concat(parts, "; ") or nil
     info.fields = fields

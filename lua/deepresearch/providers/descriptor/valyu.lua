@@ -7,19 +7,25 @@ local limits = require "deepresearch.providers.limits"
 local function valyu_error(body)
   local info = {}
   if type(body) ~= "table" then return info end
-  local msg = body.message or body.error
+  -- Only strings are read: server data of another type is absent, never raised on.
+  local function text(v) return type(v) == "string" and v or nil end
+  local msg = text(body.message) or text(body.error)
   if type(body.errors) == "table" and #body.errors > 0 then
-    local parts, fields = { tostring(msg or "validation failed") }, {}
+    local parts, fields = { msg or "validation failed" }, {}
     for _, item in ipairs(body.errors) do
-      local m = tostring(item.message or item.code or "")
-      if item.key and not m:find(item.key, 1, true) then m = item.key .. ": " .. m end
-      parts[#parts + 1] = m
-      fields[#fields + 1] = { field = item.key, message = item.message, type = item.code }
+      if type(item) == "table" then
+        local key = text(item.key)
+        local m = text(item.message) or text(item.code) or ""
+        if key and not m:find(key, 1, true) then m = key .. ": " .. m end
+        parts[#parts + 1] = m
+        fields[#fields + 1] = { field = key, message = text(item.message),
+          type = text(item.code) }
+      end
     end
     msg = table.concat(parts, "; ")
     info.fields = fields
   end
-  info.message = msg and tostring(msg) or nil
+  info.message = msg
   info.server_code = type(body.error) == "string" and body.error:match("^[%l_]+$") and body.error
     or nil
   info.details = body
