@@ -363,6 +363,17 @@ describe("dr.result", function()
     assert.equal("valyu", result(load("valyu_json.json")).provider)
   end)
 
+  it("detects an OpenAI response whatever its hex id's length; not Perplexity's uuid ids",
+    function()
+      local function resp(id) return { object = "response", id = id, status = "completed",
+        output = {} } end
+      assert.equal("openai", result(resp("resp_" .. string.rep("ab", 24))).provider) -- 48 hex
+      assert.equal("openai", result(resp("resp_" .. string.rep("c", 50))).provider)
+      assert.equal("perplexity",
+        result(resp("resp_12345678-1234-1234-1234-123456789012")).provider)
+      assert.is_false(providers.openai.detect(resp("resp_abc")))
+    end)
+
   it("takes a provider name; an unknown one is a programming error", function()
     assert.equal("valyu", result(load("valyu_markdown.json"), "valyu").provider)
     assert.has_error(function() result({}, "nobody") end)

@@ -64,10 +64,11 @@ D.create_pace = 60
 -- base64 "v1,<sig>" over id.timestamp.body with a whsec_ key) are not a recipe dr.webhooks
 -- verifies; declaring one would refuse genuine events.
 
---- Whether a bare task table is an OpenAI response: resp_ + 50 hex digits.
+--- Whether a bare task table is an OpenAI response: resp_ + hex digits (50 seen; Perplexity's
+-- resp_<uuid> has hyphens, so the two never clash).
 function D.detect(task)
   return type(task) == "table" and task.object == "response" and type(task.id) == "string" and
-    #task.id == 55 and task.id:match("^resp_%x+$") ~= nil
+    #task.id >= 20 and task.id:match("^resp_%x+$") ~= nil -- the hex length is not documented
 end
 
 local function describe(task)
