@@ -179,17 +179,23 @@ function M.valyu_research(task)
     total = count(total) }
 end
 
-local function at_path(task, path)
-  if path:sub(1, 1) == "#" then
-    local t = task[path:sub(2)]
-    return type(t) == "table" and #t or nil
-  end
+--- The value at a dotted path ("usage.total_tokens") in a task, or nil.
+function M.value_at(task, path)
   local v = task
   for key in path:gmatch("[^%.]+") do
     if type(v) ~= "table" then return nil end
     v = v[key]
   end
   return v
+end
+
+-- As value_at; "#name" is the length of the list at name.
+local function at_path(task, path)
+  if path:sub(1, 1) == "#" then
+    local t = task[path:sub(2)]
+    return type(t) == "table" and #t or nil
+  end
+  return M.value_at(task, path)
 end
 
 --- Fields shown for any provider's task from its kind's data alone (a descriptor without a

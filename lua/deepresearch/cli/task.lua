@@ -32,15 +32,6 @@ local FORMAT = {
 }
 M.FORMAT = FORMAT
 
-local function value_at(task, path)
-  local v = task
-  for key in path:gmatch("[^%.]+") do
-    if type(v) ~= "table" then return nil end
-    v = v[key]
-  end
-  return v
-end
-
 -- The descriptor's describer: a function, a cli/progress.lua describer's name, or none (the
 -- generic one, from the kind's progress fields).
 local function describer(d)
@@ -73,7 +64,7 @@ function M.adapter(d)
   function ad.list_row(task)
     local row = {}
     for i, col in ipairs(cols) do
-      local v = value_at(task, col[2])
+      local v = progress.value_at(task, col[2])
       if col[3] then v = FORMAT[col[3]](v) end
       row[i] = v
     end
