@@ -373,13 +373,19 @@ function ops.wait(runtime, self, id_or_task, opts)
     "wait")
 end
 
+--- run's work once its params are checked, for any provider's op table: create with
+-- create_params, then wait on the new task with run's own wait options.
+function M.create_then_wait(op_table, runtime, self, params, create_params)
+  local task, err = op_table.create(runtime, self, create_params)
+  if not task then return nil, err end
+  return op_table.wait(runtime, self, task.id, { on_progress = params.on_progress,
+    timeout = params.timeout, interval = params.interval, max_interval = params.max_interval,
+    task = task })
+end
+
 function ops.run(runtime, self, params)
   validate.type("run", 1, params, "table")
-  local task, err = ops.create(runtime, self, params)
-  if not task then return nil, err end
-  return ops.wait(runtime, self, task.id, { on_progress = params.on_progress,
-    timeout = params.timeout,
-    interval = params.interval, max_interval = params.max_interval, task = task })
+  return M.create_then_wait(ops, runtime, self, params, params)
 end
 
 --- The account behind the token: GET /v1/user (credits, organisation).

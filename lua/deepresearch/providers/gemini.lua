@@ -318,11 +318,7 @@ end
 
 function ops.run(runtime, self, params)
   validate.type("run", 1, params, "table")
-  local task, err = ops.create(runtime, self, params)
-  if not task then return nil, err end
-  return ops.wait(runtime, self, task.id, { on_progress = params.on_progress,
-    timeout = params.timeout, interval = params.interval, max_interval = params.max_interval,
-    task = task })
+  return extruct.create_then_wait(ops, runtime, self, params, params)
 end
 
 M.methods = extruct.blocking_methods(ops, M.accepts)

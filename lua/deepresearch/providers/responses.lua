@@ -377,11 +377,7 @@ function ops.run(runtime, self, params)
   for k, v in pairs(params) do
     if not RUN_EXTRA[k] then create[k] = v end
   end
-  local task, err = ops.create(runtime, self, create)
-  if not task then return nil, err end
-  return ops.wait(runtime, self, task.id, { on_progress = params.on_progress,
-    timeout = params.timeout, interval = params.interval, max_interval = params.max_interval,
-    task = task })
+  return extruct.create_then_wait(ops, runtime, self, params, create)
 end
 
 local function unsupported(D, method)
