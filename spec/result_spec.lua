@@ -374,6 +374,23 @@ describe("dr.result", function()
       assert.is_false(providers.openai.detect(resp("resp_abc")))
     end)
 
+  it("dr.state: incomplete without report text is failed, with text done (PROVIDERS.md 3)",
+    function()
+      local dr = require "deepresearch"
+      local id = "resp_" .. string.rep("ab", 25)
+      local bare = { object = "response", id = id, status = "incomplete",
+        incomplete_details = { reason = "max_output_tokens" }, output = {} }
+      local gm = { id = "v1_x", status = "incomplete", steps = {},
+        errors = { { code = "x", message = "cut" } } }
+      assert.equal("failed", dr.state(bare))
+      assert.equal("failed", dr.state(bare, "openai"))
+      assert.equal("failed", dr.state(gm, "gemini"))
+      local texted = { object = "response", id = id, status = "incomplete", output = {
+        { type = "message", content = { { type = "output_text", text = "Partial." } } } } }
+      assert.equal("done", dr.state(texted))
+      assert.equal("done", dr.state(texted, "openai"))
+    end)
+
   it("takes a provider name; an unknown one is a programming error", function()
     assert.equal("valyu", result(load("valyu_markdown.json"), "valyu").provider)
     assert.has_error(function() result({}, "nobody") end)

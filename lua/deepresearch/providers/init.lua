@@ -126,6 +126,26 @@ end
 -- provider's task, or nil for a status nobody knows. name, when given, says whose task it is
 -- (for a table whose fields alone are ambiguous). A task carrying a provider's id field is read
 -- by that provider first; a bare { status = ... } by the first provider that knows the word.
+-- The descriptor that says (D.detect) a bare task is its provider's, or nil.
+local function detected(task)
+  for _, n in ipairs(order) do
+    local d = M.get(n)
+    if d and type(d.detect) == "function" then
+      local ok, yes = pcall(d.detect, task)
+      if ok and yes then return d end
+    end
+  end
+  return nil
+end
+
+-- PROVIDERS.md section 3 note 2: a run that stopped early (incomplete) is done when it left
+-- report text, failed when it left none. The report reader (dr.result's) decides.
+local function incomplete_state(task, name)
+  local d = name ~= nil and M.get(name) or detected(task)
+  local ok, res = pcall(require("deepresearch.report.read").read, task, d)
+  return ok and res.state == "failed" and "failed" or "done"
+end
+
 function M.state(task, name)
   if type(task) ~= "table" or task.status == nil then return nil end
   local names = name ~= nil and { name } or order
@@ -133,8 +153,9 @@ function M.state(task, name)
   local r = each_kind(names, function(kind)
     if task[kind.id_field] ~= nil then return kind.states[status] end
   end)
-  if r ~= nil then return r end
-  return each_kind(names, function(kind) return kind.states[status] end)
+  if r == nil then r = each_kind(names, function(kind) return kind.states[status] end) end
+  if r == "done" and status == "incomplete" then return incomplete_state(task, name) end
+  return r
 end
 
 return M
