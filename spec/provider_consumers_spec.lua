@@ -263,6 +263,22 @@ describe("issue 16 item 2: one way to ask", function()
     client:close()
   end)
 
+  it("brief with the provider's own field (input, query) is refused before sending", function()
+    local CASES = { { "openai", "input", "/v1" }, { "perplexity", "input", "/v1" },
+      { "gemini", "input", "/v1beta" }, { "valyu", "query", "" }, { "valyu", "input", "" } }
+    for _, case in ipairs(CASES) do
+      local name, field = case[1], case[2]
+      -- Port 9 answers nothing: a request that left would end network, not invalid_request.
+      local c = dr.client{ provider = name, api_key = "k",
+        base_url = "http://127.0.0.1:9" .. case[3] }
+      local _, err = c:create{ brief = "Compare Acme and Globex on revenue",
+        [field] = "Compare Acme and Globex on revenue" }
+      assert.are.equal("invalid_request", err and err.code, name .. " " .. field)
+      assert.matches("give brief or " .. field .. ", not both", err.message, 1, true)
+      c:close()
+    end
+  end)
+
   it("Extruct takes brief, as before", function()
     local client = env.client(s, {})
     local t = dr.assert(client:create{ brief = "Research Flexport (flexport.com): products, " ..

@@ -77,6 +77,9 @@ local function schema_table(s)
 end
 
 local function check_input(D, p)
+  if p.brief ~= nil and p.input ~= nil then -- one rule for every provider (issue 16)
+    return nil, errors.invalid("give brief or input, not both", { field = "input" })
+  end
   local text = p.brief
   if text == nil and type(p.input) == "string" then text = p.input end
   if text ~= nil then return validate.text(p.brief ~= nil and "brief" or "input", text,

@@ -115,6 +115,10 @@ local function strategy_chars(p)
 end
 
 local function check_create(p)
+  if p.brief ~= nil and (p.query ~= nil or p.input ~= nil) then -- one rule for every provider
+    return nil, errors.invalid("give brief or " .. (p.query ~= nil and "query" or "input") ..
+      ", not both", { field = p.query ~= nil and "query" or "input" })
+  end
   local q = p.query or p.input or p.brief
   if p.workflow_id ~= nil then
     if q or p.research_strategy or p.report_format then
