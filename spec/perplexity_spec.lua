@@ -234,42 +234,5 @@ describe("perplexity", function()
     assert.equals(1, s:counter("perplexity.tasks_created"))
     assert.matches("cannot be looked up", err.message)
   end)
-
-  it("an error body of the wrong types is an error, never a raise: create, get, wait, poller",
-    function()
-      local h = require("support.hostile").start([[
-return function(method, path, body, n)
-  if n % 2 == 0 then return 400, '{"error":{"message":{"a":1},"type":7,"code":[]}}' end
-  return 422, '{"detail":[1,"x",{"loc":[{}],"msg":{},"type":5},{"loc":["body","input"],' ..
-    '"msg":"field required","type":"missing"}]}'
-end]])
-      local c
-      finally(function() -- one finally per test; a server left running blocks busted's exit
-        if c then c:close() end
-        h.stop()
-      end)
-      c = dr.client{ provider = "perplexity", api_key = "k", base_url = h.url,
-        base_delay = 0.01, max_retries = 0 }
-      local errs = {}
-      local function try(label, fn, ...)
-        local ok, _, err = pcall(fn, ...)
-        assert.is_true(ok, label .. ": " .. tostring(_))
-        assert.is_table(err, label)
-        assert.is_string(err.message, label)
-        assert.is_nil(err.message:find("table:", 1, true), err.message)
-        errs[#errs + 1] = err
-      end
-      try("create", c.create, c, { brief = BRIEF })
-      try("get", c.get, c, "resp_1")
-      try("wait", c.wait, c, "resp_1", { timeout = 1 })
-      assert.equals("invalid_request", errs[1].code)
-      assert.truthy(errs[1].message:find("input: field required", 1, true), errs[1].message)
-      local pl, got = c:poller{}, nil
-      local ok, e = pcall(function()
-        pl:create({ brief = BRIEF }, function(_, err) got = err end)
-        while pl:pending() > 0 do pl:step(50) end
-      end)
-      assert.is_true(ok, tostring(e))
-      assert.is_table(got)
-    end)
+  -- The hostile-error-body case for both Responses providers is in openai_spec.
 end)
