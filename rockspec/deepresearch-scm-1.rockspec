@@ -27,8 +27,8 @@ build = {
     ["deepresearch.core"] = {
       sources = {
         "src/buffer.c", "src/client.c", "src/compat.c", "src/download.c", "src/easy.c",
-        "src/engine.c", "src/handle.c", "src/hmac.c", "src/json.c", "src/module.c", "src/poller.c",
-        "src/result.c", "src/spec.c",
+        "src/engine.c", "src/handle.c", "src/hmac.c", "src/journal.c", "src/json.c", "src/module.c",
+        "src/poller.c", "src/result.c", "src/spec.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "include", "src" },
@@ -56,6 +56,7 @@ build = {
     ["deepresearch.base.errors"] = "lua/deepresearch/base/errors.lua",
     ["deepresearch.providers.extruct"] = "lua/deepresearch/providers/extruct.lua",
     ["deepresearch.health"] = "lua/deepresearch/health.lua",
+    ["deepresearch.journal"] = "lua/deepresearch/journal.lua",
     ["deepresearch.nvim.health"] = "lua/deepresearch/nvim/health.lua",
     ["deepresearch.runtime.http"] = "lua/deepresearch/runtime/http.lua",
     ["deepresearch.base.json"] = "lua/deepresearch/base/json.lua",

@@ -12,6 +12,9 @@
 #include "json.h"
 #include "poller.h"
 
+/* src/journal.c: append_line and mkdir_private. */
+void dr_journal_open(lua_State *L);
+
 static int dr_decode(lua_State *L) {
   luaL_checkstring(L, 1);
   lua_settop(L, 1);
@@ -76,5 +79,6 @@ DEEPRESEARCH_API int luaopen_deepresearch_core(lua_State *L) {
   dr_client_open(L);
   dr_poller_open(L);
   dr_hmac_open(L);
+  dr_journal_open(L);
   return 1;
 }

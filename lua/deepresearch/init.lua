@@ -309,7 +309,7 @@ end
 local LAZY = { brief = "deepresearch.brief", schema = "deepresearch.schema",
   report = "deepresearch.report", discovery = "deepresearch.providers.discovery", json =
     "deepresearch.base.json", webhooks = "deepresearch.webhooks",
-  result = "deepresearch.result" }
+  result = "deepresearch.result", journal = "deepresearch.journal" }
 setmetatable(M, {
   __index = function(t, k)
     local name = LAZY[k]
