@@ -10,9 +10,10 @@
 
 #include "handle.h"
 
-static volatile sig_atomic_t dr_sigint_seen;
-static struct sigaction dr_sigint_prev;
-static int dr_sigint_trapped;
+static volatile sig_atomic_t dr_sigint_seen; /* signals trapped since the trap went on */
+static volatile sig_atomic_t dr_signal_last;
+static struct sigaction dr_sigint_prev, dr_sigterm_prev;
+static int dr_sigint_trapped, dr_sigterm_trapped;
 
 static double dr_clock_ms(void) {
   struct timespec ts;
@@ -122,36 +123,53 @@ static int dr_client_abandon(lua_State *L) {
 }
 
 static void dr_on_sigint(int sig) {
-  (void)sig;
-  dr_sigint_seen = 1;
+  dr_signal_last = sig;
+  if (dr_sigint_seen < 1000)
+    dr_sigint_seen++;
 }
 
-/* core.trap_interrupt(on): for a command that, after a first Ctrl-C, needs a few seconds more
- * (lua.c has restored the default action by then, under which a second Ctrl-C kills the
- * process before it can say anything). While on, SIGINT only sets a flag that
- * core.interrupted() reads, and ends a wait slice early. Returns whether the trap is on. */
+/* core.trap_interrupt(on [, term]): for a command that, after a first Ctrl-C, needs a few
+ * seconds more (lua.c has restored the default action by then, under which a second Ctrl-C
+ * kills the process before it can say anything). While on, SIGINT (and SIGTERM when term is
+ * true: a service manager's stop, for a long-running process such as the worker) only counts
+ * in a flag that core.interrupted() reads, and ends a wait slice early. Returns whether the
+ * trap is on. */
 static int dr_trap_interrupt(lua_State *L) {
-  int on = lua_toboolean(L, 1);
-  if (on && !dr_sigint_trapped) {
+  int on = lua_toboolean(L, 1), term = lua_toboolean(L, 2);
+  if (on) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = dr_on_sigint;
     sigemptyset(&sa.sa_mask);
-    dr_sigint_seen = 0;
-    if (sigaction(SIGINT, &sa, &dr_sigint_prev) == 0)
-      dr_sigint_trapped = 1;
-  } else if (!on && dr_sigint_trapped) {
-    sigaction(SIGINT, &dr_sigint_prev, NULL);
-    dr_sigint_trapped = 0;
+    if (!dr_sigint_trapped) {
+      dr_sigint_seen = 0;
+      if (sigaction(SIGINT, &sa, &dr_sigint_prev) == 0)
+        dr_sigint_trapped = 1;
+    }
+    if (term && !dr_sigterm_trapped && sigaction(SIGTERM, &sa, &dr_sigterm_prev) == 0)
+      dr_sigterm_trapped = 1;
+  } else {
+    if (dr_sigint_trapped)
+      sigaction(SIGINT, &dr_sigint_prev, NULL);
+    if (dr_sigterm_trapped)
+      sigaction(SIGTERM, &dr_sigterm_prev, NULL);
+    dr_sigint_trapped = dr_sigterm_trapped = 0;
     dr_sigint_seen = 0;
   }
   lua_pushboolean(L, dr_sigint_trapped);
   return 1;
 }
 
+/* core.interrupted(): whether a trapped signal came; then its name ("INT" or "TERM", the
+ * last one) and how many came since the trap went on. */
 static int dr_interrupted(lua_State *L) {
-  lua_pushboolean(L, dr_sigint_seen != 0);
-  return 1;
+  int n = (int)dr_sigint_seen;
+  lua_pushboolean(L, n != 0);
+  if (n == 0)
+    return 1;
+  lua_pushstring(L, dr_signal_last == SIGTERM ? "TERM" : "INT");
+  lua_pushinteger(L, n);
+  return 3;
 }
 
 static const luaL_Reg dr_client_methods[] = {{"request", dr_client_request},
