@@ -49,6 +49,7 @@ app:use("simulator.valyu", true)
 app:use("simulator.gemini")
 app:use("simulator.openai")
 app:use("simulator.perplexity")
+app:use("simulator.pages")
 app:start()
 
 local watch = opts["watch-pid"]

@@ -23,7 +23,12 @@ static size_t dr_on_body(char *p, size_t size, size_t n, void *ud) {
     if (len > 0 && (size_t)len > x->body.cap)
       dr_buf_reserve(&x->body, (size_t)len);
   }
-  return dr_buf_append(&x->body, p, size * n) == 0 ? size * n : 0;
+  if (dr_buf_append(&x->body, p, size * n) == 0)
+    return size * n;
+  /* A link check needs the status, not the page: the transfer ends here as an answer. */
+  if (x->truncate && x->body.overflow)
+    x->truncated = 1;
+  return 0;
 }
 
 static size_t dr_on_header(char *p, size_t size, size_t n, void *ud) {
@@ -126,9 +131,15 @@ static void dr_set_method(dr_xfer *x, const char *method, const char *body, size
     return;
   curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+  if (x->nobody)
+    curl_easy_setopt(c, CURLOPT_NOBODY, (long)(x->nobody = 0));
   x->get = get;
   if (get)
     return;
+  if (strcmp(method, "HEAD") == 0) { /* libcurl reads no body after a HEAD's header block */
+    curl_easy_setopt(c, CURLOPT_NOBODY, (long)(x->nobody = 1));
+    return;
+  }
   if (strcmp(method, "POST") != 0)
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   if (body != NULL || strcmp(method, "POST") == 0) {
@@ -147,6 +158,17 @@ static void dr_set_limits(CURL *c, const dr_limits *lim) {
     curl_easy_setopt(c, CURLOPT_PROXY, lim->proxy);
   if (lim->user_agent != NULL)
     curl_easy_setopt(c, CURLOPT_USERAGENT, lim->user_agent);
+  /* Third-party pages only (link checks); the API's engines keep FOLLOWLOCATION 0. No
+   * credential can follow a redirect: none is set, and the protocols stay http and https. */
+  if (lim->max_redirects > 0) {
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, lim->max_redirects);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  }
 }
 
 /* Options that never change for an engine's handles: set once per handle. */
@@ -269,6 +291,8 @@ dr_xfer *dr_easy_take(dr_engine *e) {
   }
   dr_set_common(x->easy, x);
   dr_set_limits(x->easy, &e->limits);
+  x->follow = e->limits.max_redirects > 0;
+  x->truncate = e->limits.truncate_body;
   x->get = 1;         /* libcurl's default method */
   x->timeout_ms = -1; /* not set yet */
   return x;
@@ -282,6 +306,7 @@ int dr_easy_prepare(lua_State *L, const dr_engine *e, dr_xfer *x, int idx, const
   x->has_send_by = s->has_send_by; /* pooled handles keep PREREQDATA: the deadline is per request */
   x->send_by = s->send_by;
   x->unsent = 0;
+  x->truncated = 0;
   x->to_file = -1;
   x->file_bytes = 0;
   x->file_errno = 0;

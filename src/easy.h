@@ -35,6 +35,10 @@ typedef struct dr_xfer {
   int added; /* to the multi handle */
   int decode;
   int get;         /* the handle is set for a plain GET */
+  int nobody;      /* CURLOPT_NOBODY as last set (a HEAD) */
+  int follow;      /* its engine follows redirects (link checks): results name the final URL */
+  int truncate;    /* its engine keeps a body past max_response as a truncated answer ... */
+  int truncated;   /* ... and this answer's was cut there */
   int fresh;       /* CURLOPT_FRESH_CONNECT as last set */
   long timeout_ms; /* CURLOPT_TIMEOUT_MS as last set */
   int head_done;   /* the header block's blank line came */

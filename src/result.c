@@ -65,6 +65,26 @@ static int dr_file_failed(const dr_xfer *x, char *msg, size_t size) {
   return 1;
 }
 
+/* A link check's redirects: where they ended and how many there were (engines that follow). */
+static void dr_push_final(lua_State *L, dr_xfer *x) {
+  char *url = NULL;
+  long n = 0;
+  if (!x->follow)
+    return;
+  curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+  curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &n);
+  if (url != NULL) {
+    lua_pushstring(L, url);
+    lua_setfield(L, -2, "final_url");
+  }
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_setfield(L, -2, "redirects");
+  if (x->truncated) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "truncated");
+  }
+}
+
 static void dr_push_error(lua_State *L, dr_xfer *x) {
   long sent = 0;
   char msg[CURL_ERROR_SIZE + 512];
@@ -89,6 +109,7 @@ static void dr_push_error(lua_State *L, dr_xfer *x) {
   }
   lua_pushinteger(L, (lua_Integer)x->result);
   lua_setfield(L, -2, "curl_code");
+  dr_push_final(L, x);
 }
 
 /* Returns -1 with an error to re-raise on top of the stack, else 0. */
@@ -97,6 +118,7 @@ static int dr_push_response(lua_State *L, dr_xfer *x) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(L, status);
   lua_setfield(L, -2, "status");
+  dr_push_final(L, x);
   /* The raw header block: the Lua side parses it only when it needs a header. */
   lua_pushlstring(L, x->head.data ? x->head.data : "", x->head.len);
   lua_setfield(L, -2, "head");
@@ -135,6 +157,8 @@ void dr_engine_push_result(lua_State *L, dr_engine *e, dr_xfer *x) {
   /* A complete 2xx download takes its path now; anything else leaves no file (release). */
   if (x->result == CURLE_OK && x->fp != NULL && dr_easy_to_file(x) && dr_easy_file_commit(x) != 0)
     x->result = CURLE_WRITE_ERROR;
+  if (x->truncated && x->result == CURLE_WRITE_ERROR)
+    x->result = CURLE_OK; /* the answer, cut at max_response (truncate_body engines) */
   if (x->result != CURLE_OK) {
     dr_push_error(L, x);
   } else if (dr_push_response(L, x) != 0) {

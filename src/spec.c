@@ -21,6 +21,7 @@ static char *dr_strdup(const char *s) {
 #define DR_SECONDS_MAX 86400L
 #define DR_RATE_MAX 2147483647L
 #define DR_CONNECTIONS_MAX 1024L
+#define DR_REDIRECTS_MAX 20L
 #define DR_RESPONSE_MAX (sizeof(size_t) > 4 ? 4294967296.0 : 2147483647.0)
 
 /* The number field k of the table at idx, times scale, as a whole number in [lo, hi].
@@ -48,6 +49,14 @@ static double dr_num_field(lua_State *L, int idx, const char *what, const char *
 
 static long dr_ms_field(lua_State *L, int idx, const char *what, const char *k, long dflt) {
   return (long)dr_num_field(L, idx, what, k, (double)dflt, 1000.0, 0, (double)DR_MS_MAX);
+}
+
+static int dr_truthy_field(lua_State *L, int idx, const char *k) {
+  int v;
+  lua_getfield(L, idx, k);
+  v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
 }
 
 /* Never raises: dr_limits_read type-checks every string field first. */
@@ -85,6 +94,9 @@ void dr_limits_read(lua_State *L, int idx, dr_limits *lim) {
       (size_t)dr_num_field(L, idx, "option", "max_response_size", 64 << 20, 1, 0, DR_RESPONSE_MAX);
   lim->max_connections =
       (long)dr_num_field(L, idx, "option", "max_connections", 8, 1, 1, (double)DR_CONNECTIONS_MAX);
+  lim->max_redirects =
+      (long)dr_num_field(L, idx, "option", "follow_redirects", 0, 1, 0, (double)DR_REDIRECTS_MAX);
+  lim->truncate_body = dr_truthy_field(L, idx, "truncate_body");
   dr_check_str_field(L, idx, "ca_file");
   dr_check_str_field(L, idx, "proxy");
   dr_check_str_field(L, idx, "user_agent");

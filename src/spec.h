@@ -16,6 +16,11 @@ typedef struct dr_limits {
   char *ca_file;
   char *proxy;
   char *user_agent;
+  /* Link checks only (report/links.lua): their engine follows up to max_redirects redirects and
+   * reports the final URL; a body past max_response ends the transfer as a truncated answer.
+   * 0 for the API's engines, which never follow a redirect. */
+  long max_redirects;
+  int truncate_body;
 } dr_limits;
 
 /* One request as the Lua table describes it. The strings point into that table: valid while

@@ -3,6 +3,7 @@
 -- serve (markdown reports with citations, schema-conforming fields, companies, criteria).
 -- Everything is a function of a seed, so the same seed always yields the same bytes.
 local M = {}
+local pages = require "simulator.pages"
 
 local Rng = {}
 Rng.__index = Rng
@@ -86,8 +87,8 @@ function M.sources(rng, target, k)
     "reviews", "competitors", "hiring", "filings", "partners" }
   local list, slug = {}, M.slug(target)
   for i = 1, k do
-    list[i] = { id = i,
-      url = string.format("https://source-%d.example/%s-%s", i, slug, rng:pick(topics)) }
+    list[i] = { id = i, url = pages.map(
+      string.format("https://source-%d.example/%s-%s", i, slug, rng:pick(topics))) }
   end
   return list
 end

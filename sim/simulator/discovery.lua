@@ -5,6 +5,7 @@
 -- num_results <= evaluated <= enriched <= discovered by construction.
 local content = require "simulator.content"
 local extruct = require "simulator.extruct"
+local pages = require "simulator.pages"
 
 local M = {}
 
@@ -111,7 +112,8 @@ local function row(task, c)
   local scores = {}
   for _, cr in ipairs(task.criteria) do
     local g = c.grades[cr.key]
-    scores[cr.key] = { grade = g, sources = { "https://" .. c.company_website .. "/", c.evidence },
+    scores[cr.key] = { grade = g,
+      sources = { pages.map("https://" .. c.company_website .. "/"), pages.map(c.evidence) },
       explanation = string.format("%s scores %d/5 on %s: %s", c.company_name, g, cr.name:lower(),
         g >= 4 and "strong public evidence." or "limited or contrary evidence.") }
   end

@@ -3,6 +3,7 @@
 -- appends while it runs, the markdown report with UTF-8 byte-range url_citation annotations,
 -- the collaborative-planning plan and the usage block. Pure functions of a seeded RNG.
 local content = require "simulator.content"
+local pages = require "simulator.pages"
 
 local M = {}
 
@@ -69,7 +70,8 @@ function M.report(rng, opts)
       push(buf, j == 1 and ". " or ".\n\n")
       local domain = rng:pick(DOMAINS)
       notes[#notes + 1] = { type = "url_citation", title = domain,
-        url = domain_url(rng, domain, slug, opts.redirect), start_index = a, end_index = b }
+        url = pages.map(domain_url(rng, domain, slug, opts.redirect)), start_index = a,
+        end_index = b }
     end
   end
   push(buf, "## Méthode\n\nCompiled from web searches; figures in € are converted at 2025 rates.\n")
@@ -117,7 +119,8 @@ end
 
 local function url_pair(rng, target, round)
   local id = string.format("url_%d_%04x", round, rng:random(0, 0xffff))
-  local url = string.format("https://www.%s/%s", rng:pick(DOMAINS), content.slug(target))
+  local url = pages.map(string.format("https://www.%s/%s", rng:pick(DOMAINS),
+    content.slug(target)))
   return { type = "url_context_call", id = id, arguments = { urls = { url } } },
     { type = "url_context_result", call_id = id, result = { { url = url, status = "success" } } }
 end

@@ -3,6 +3,7 @@
 -- (ASCII URLs, titles and snippets with non-ASCII text) and report sentences. Non-ASCII text sits
 -- before citations on purpose: byte offsets and character offsets must differ in every report.
 local content = require "simulator.content"
+local pages = require "simulator.pages"
 
 local M = {}
 
@@ -44,7 +45,7 @@ function M.sources(rng, topic, n)
     local url = string.format("https://%s/%s/%s-%d", d[1], angle, slug, rng:random(100, 999))
     if not seen[url] then
       seen[url] = true
-      list[#list + 1] = { url = url, domain = d[1], site = d[2],
+      list[#list + 1] = { url = pages.map(url), domain = d[1], site = d[2],
         title = string.format(rng:pick(TITLE_FORMS), topic),
         snippet = string.format("**%s** … figures for %s (€%d.%d bn, +%d %%) — see the full "
           .. "report …", d[2], topic, rng:random(1, 90), rng:random(0, 9), rng:random(2, 40)),

@@ -3,6 +3,7 @@
 -- own small PRNG, seeded once at create, so the content does not depend on how often or in what
 -- order anyone polls (same simulator seed, same requests => same bytes).
 local json = require("simulator.valyu_json")
+local pages = require "simulator.pages"
 
 local M = {}
 
@@ -115,8 +116,8 @@ function M.plan(rng, query, mode)
     local angle = ANGLES[(i - 1) % #ANGLES + 1]
     sources[i] = {
       title = string.format("%s: %s (%s)", pub[2], topic, angle),
-      url = string.format("https://%s/%s/%s-%s", pub[1], angle:gsub("%s", "-"):gsub("[^%w%-]", ""),
-        slug, rng:hex(6)),
+      url = pages.map(string.format("https://%s/%s/%s-%s", pub[1],
+        angle:gsub("%s", "-"):gsub("[^%w%-]", ""), slug, rng:hex(6))),
       snippet = string.format("%s on %s: %s.", pub[2], angle, clip(topic, 60)),
       source = pub[3],
       category = pub[3],
