@@ -36,16 +36,19 @@ SPEC_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;sim/?.lua;sim/?/init.lua;spec/?.l
 RESULTS := build/results
 
 .PHONY: all deps test test-unit test-valgrind test-asan test-all test-nvim lint install clean \
-        demo fuzz bench help
+        demo fuzz bench help env rock rock-install
 
 all: $(MODULE)
 
 $(MODULE): $(SRC) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(LDFLAGS_SO) $(CURL_LIBS) $(CRYPTO_LIBS) -lm
+	@# Linked beside and renamed into place: a process loading the module meanwhile (a spec
+	@# run, another make) never sees a half-written file.
+	$(CC) $(ALL_CFLAGS) -o $@.tmp $(SRC) $(LDFLAGS_SO) $(CURL_LIBS) $(CRYPTO_LIBS) -lm
+	@mv -f $@.tmp $@
 
 help:
-	@echo "make [all|test|test-valgrind|test-asan|test-all|lint|demo|bench|fuzz|install|clean]"
+	@echo "make [all|test|test-valgrind|test-asan|test-all|lint|demo|bench|fuzz|install|env|clean]"
 	@echo "     LUA_VERSION=5.1|5.2|5.3|5.4|luajit PREFIX=$(PREFIX) DESTDIR= LUA_INCDIR= LUA_LIBDIR="
 
 deps:
@@ -54,12 +57,12 @@ deps:
 # The README's test command: specs on Lua $(LUA_VERSION), then memcheck over the C-driving specs.
 test: DEPS_FOR = test
 test: deps all
-	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS) && date +%s >$(RESULTS)/started
 	@if command -v npm >/dev/null 2>&1; then scripts/prism-install; fi
 	@scripts/run-specs $(LUA) build/$(LUA_VERSION) lua$(LUA_VERSION) spec
 	@$(MAKE) --no-print-directory test-valgrind
 	@if command -v nvim >/dev/null 2>&1; then $(MAKE) --no-print-directory test-nvim; fi
-	@scripts/summary $(RESULTS)
+	@scripts/summary $(RESULTS) $(RESULTS)/started
 
 test-unit: all
 	@mkdir -p $(RESULTS)
@@ -107,7 +110,8 @@ test-nvim:
 	@$(MAKE) --no-print-directory LUA_VERSION=luajit all
 	@scripts/run-nvim-test
 
-lint:
+lint: DEPS_FOR = lint
+lint: deps
 	luacheck lua spec sim bin bench plugin
 	clang-format --dry-run --Werror src/*.c src/*.h include/*.h fuzz/*.c fuzz/*.h bench/*.c spec/c/*.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
@@ -119,10 +123,31 @@ install: all
 	install -m 755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/deepresearch/core.so
 	@for f in $$(cd lua && find deepresearch -name '*.lua'); do \
 	  install -d $(LUA_SHARE)/$$(dirname $$f) && install -m 644 lua/$$f $(LUA_SHARE)/$$f; done
-	@if [ -n "$(BINS)" ]; then install -d $(DESTDIR)$(PREFIX)/bin && \
-	  for b in $(BINS); do install -m 755 $$b $(DESTDIR)$(PREFIX)/bin/; done; fi
+	@# The commands run on this build's Lua (shebang) and find their modules from where they
+	@# are installed, so no path is written into them (DESTDIR cannot leak).
+	@install -d $(DESTDIR)$(PREFIX)/bin && for b in $(BINS); do \
+	  sed '1s|^#!.*|#!/usr/bin/env $(LUA)|' $$b >$(DESTDIR)$(PREFIX)/bin/$${b##*/} && \
+	  chmod 755 $(DESTDIR)$(PREFIX)/bin/$${b##*/}; done
 	install -d $(DESTDIR)$(PREFIX)/include
 	install -m 644 include/deepresearch.h $(DESTDIR)$(PREFIX)/include/
+	@scripts/lua-env hint $(LUA) $(PREFIX)/share/lua/$(LUA_ABI) $(PREFIX)/lib/lua/$(LUA_ABI)
+
+# eval "$$(make -s env)": this tree's modules for your own scripts on Lua $(LUA_VERSION).
+env:
+	@scripts/lua-env env $(CURDIR)/lua $(CURDIR)/$(BUILD)
+	@[ -f $(MODULE) ] || echo "make env: $(MODULE) is not built yet; run make LUA_VERSION=$(LUA_VERSION)" >&2
+
+# LuaRocks (rockspec build type make): builds out of tree, in build/<version> as `make` does,
+# for the interpreter LuaRocks names (ROCK_LUA), and installs into the rock's own directories.
+ROCK_LUA_VERSION = $(if $(findstring luajit,$(ROCK_LUA)),luajit,$(shell $(ROCK_LUA) -e 'io.write(_VERSION:sub(5))'))
+rock:
+	@$(MAKE) --no-print-directory LUA_VERSION=$(ROCK_LUA_VERSION) all
+rock-install:
+	install -d $(LIBDIR)/deepresearch $(BINDIR)
+	install -m 755 build/$(ROCK_LUA_VERSION)/deepresearch/core.so $(LIBDIR)/deepresearch/core.so
+	@for f in $$(cd lua && find deepresearch -name '*.lua'); do \
+	  install -d $(LUADIR)/$$(dirname $$f) && install -m 644 lua/$$f $(LUADIR)/$$f; done
+	@for b in $(BINS); do install -m 755 $$b $(BINDIR)/; done
 
 # make demo PROVIDER=gemini (or openai, perplexity, valyu): the same run on that provider's
 # simulated API; Extruct unless told.
