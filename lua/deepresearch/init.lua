@@ -137,6 +137,7 @@ local function methods_for(p)
     if not (p.operations and p.operations[k]) then t[k] = unsupported(p, k) end
   end
   merge(t, mods[1])
+  require("deepresearch.budget").wrap_create(t, p) -- create{ budget = ... } (budget.lua)
   t.close = close_client
   t.closed = client_closed
   setmetatable(t, {
@@ -293,6 +294,14 @@ end
 
 --- The normalised state of any provider's task: queued, running, done, failed, cancelled.
 M.state = providers.state
+
+--- Across providers (README "Across providers"): the worst case of a create, one brief on
+-- several providers, their comparison, and falling back from one to the next.
+function M.estimate(provider, params) return require("deepresearch.budget").estimate(provider,
+  params) end
+function M.fanout(opts) return require("deepresearch.fanout").fanout(opts) end
+function M.compare(results, opts) return require("deepresearch.compare").compare(results, opts) end
+function M.fallback(opts) return require("deepresearch.fallback").fallback(opts) end
 
 --- assert that raises the error object with its message on every Lua version.
 -- PUC 5.1/5.2's assert rejects a table message, and their lua.c cannot print one.

@@ -25,7 +25,7 @@ M.LIST_ONLY = { list_paging = true, ["cli.list"] = true, ["cli.columns"] = true,
 -- Optional fields and the type each must have when present (docs/providers.md).
 M.OPTIONAL = { base_suffixes = "table", detect = "function", has_list = "boolean",
   poll = "table", create_pace = "number", prices = "table", modes = "table", webhook = "table",
-  default = "boolean" }
+  default = "boolean", budget = "table" }
 
 --- Whether a descriptor's provider can list its tasks (has_list = false says it cannot).
 function M.has_list(d) return d.has_list ~= false end

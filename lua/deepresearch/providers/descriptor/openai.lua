@@ -49,13 +49,21 @@ D.cost = { source = "computed", model_field = "model", usage = "usage",
   input = "usage.input_tokens", cached = "usage.input_tokens_details.cached_tokens",
   output = "usage.output_tokens", searches = "tool_usage.web_search.num_requests",
   search_items = "web_search_call" }
+-- context: the most input tokens one model turn can bill (the context window), which the
+-- worst-case estimate before a create multiplies by the turns max_tool_calls allows (budget.lua).
 D.prices = {
   as_of = "2026-12-07",
-  ["o3-deep-research"] = { input = 10, cached_input = 2.50, output = 40, web_search = 0.01 },
-  ["o4-mini-deep-research"] = { input = 2, cached_input = 0.50, output = 8, web_search = 0.01 },
-  -- Secondary sources only (API resellers): unverified.
-  ["gpt-5.5-pro"] = { input = 30, output = 180, web_search = 0.01 },
+  ["o3-deep-research"] = { input = 10, cached_input = 2.50, output = 40, web_search = 0.01,
+    context = 200000 },
+  ["o4-mini-deep-research"] = { input = 2, cached_input = 0.50, output = 8, web_search = 0.01,
+    context = 200000 },
+  -- Secondary sources only (API resellers): unverified, context too.
+  ["gpt-5.5-pro"] = { input = 30, output = 180, web_search = 0.01, context = 400000 },
 }
+-- The request fields that bound a run's worst case (budget.lua): output tokens, tool calls
+-- (each tool call is one more model turn reading the context again).
+D.budget = { recipe = "turns", output = "max_output_tokens", tools = "max_tool_calls",
+  tool_price = "web_search" }
 -- Polling (A.6): first poll after 10 s, back off to 60 s; no documented create limit (the
 -- simulator's default: 60 a minute).
 D.poll = { floor = 10, cap = 60 }

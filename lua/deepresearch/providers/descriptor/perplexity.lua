@@ -48,6 +48,26 @@ D.report = { text = "output[type=message].content[type=output_text].text",
   extract = shared.report_text }
 -- The run's cost, returned in USD once terminal (null on a cancelled run).
 D.cost = { source = "returned", field = "usage.cost.total_cost", currency = "USD" }
+-- The worst case before a create (budget.lua; cost is not known before create, A.7): model
+-- token prices (USD per 1M, docs Models page, Aug 2026; context: the input one step can bill,
+-- the sol rate's 272k tier, assumed for luna too), the dearest tool call (sandbox $0.03 a
+-- session under xhigh, finance/people search $0.005 otherwise; A.7) and each preset's steps
+-- and output cap (A.4, Aug 2026 column). max_tool_calls must be sent: nothing else bounds the
+-- tool calls of a step.
+D.prices = {
+  as_of = "2026-12-07",
+  ["openai/gpt-5.6-luna"] = { input = 0.20, output = 1.20, context = 272000 },
+  ["openai/gpt-5.6-sol"] = { input = 5, output = 30, context = 272000 },
+}
+D.budget = { recipe = "steps", output = "max_output_tokens", tools = "max_tool_calls",
+  steps = "max_steps", tool_call = 0.005,
+  presets = {
+    fast = { model = "openai/gpt-5.6-luna", steps = 1, output = 8192 },
+    low = { model = "openai/gpt-5.6-luna", steps = 5, output = 32768 },
+    medium = { model = "openai/gpt-5.6-luna", steps = 15, output = 128000 },
+    high = { model = "openai/gpt-5.6-sol", steps = 15, output = 128000 },
+    xhigh = { model = "openai/gpt-5.6-sol", steps = 100, output = 128000, tool_call = 0.03 },
+  } }
 -- Polling (A.8): first poll after 3 s, back off to 30 s. Tier 0 allows 50 requests a minute
 -- and 1 a second (A.11).
 D.poll = { floor = 3, cap = 30 }
@@ -87,6 +107,8 @@ D.cli = {
   flags = {}, -- the preset is a create option (preset = ...); the command uses the default
   describe = describe,
   columns = shared.columns,
+  -- created_at is rewritten on every GET (A.1): the progress clock cannot date the task by it.
+  age_from = false,
 }
 
 D.cli.create = shared.cli_create
