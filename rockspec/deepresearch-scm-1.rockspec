@@ -1,4 +1,7 @@
 -- Offline install from a checkout: luarocks --lua-version=5.4 make rockspec/deepresearch-scm-1.rockspec
+-- The build is the Makefile's (targets rock and rock-install): the C module is built out of
+-- tree in build/<lua version>, so the checkout is left as it was, and every Lua module under
+-- lua/ is installed without a list here to keep up to date.
 -- lua-cjson comes from Debian (lua-cjson package) and is found at run time, so it is not a
 -- rock dependency here: LuaRocks' online repository is not needed to build.
 rockspec_format = "3.0"
@@ -20,100 +23,21 @@ dependencies = {
 }
 -- libcurl (Debian: libcurl4-openssl-dev) and libcrypto (libssl-dev) are found on the
 -- compiler's default paths, which include Debian's multiarch directories; LuaRocks' own
--- header lookup does not.
+-- header lookup does not. ROCK_LUA is the interpreter LuaRocks builds for (its version picks
+-- the build directory and headers); LUADIR, LIBDIR and BINDIR are the rock's directories.
 build = {
-  type = "builtin",
-  modules = {
-    ["deepresearch.core"] = {
-      sources = {
-        "src/buffer.c", "src/client.c", "src/compat.c", "src/download.c", "src/easy.c",
-        "src/engine.c", "src/handle.c", "src/hmac.c", "src/journal.c", "src/json.c", "src/module.c",
-        "src/poller.c", "src/result.c", "src/spec.c",
-      },
-      defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "include", "src" },
-      libraries = { "curl", "crypto", "m" },
-    },
-    ["deepresearch"] = "lua/deepresearch/init.lua",
-    ["deepresearch.brief"] = "lua/deepresearch/brief.lua",
-    ["deepresearch.cli"] = "lua/deepresearch/cli/init.lua",
-    ["deepresearch.cli.args"] = "lua/deepresearch/cli/args.lua",
-    ["deepresearch.cli.brief"] = "lua/deepresearch/cli/brief.lua",
-    ["deepresearch.cli.assets"] = "lua/deepresearch/cli/assets.lua",
-    ["deepresearch.cli.batch"] = "lua/deepresearch/cli/batch.lua",
-    ["deepresearch.cli.checkpoint"] = "lua/deepresearch/cli/checkpoint.lua",
-    ["deepresearch.checkpoint"] = "lua/deepresearch/checkpoint.lua",
-    ["deepresearch.cli.discover"] = "lua/deepresearch/cli/discover.lua",
-    ["deepresearch.cli.help"] = "lua/deepresearch/cli/help.lua",
-    ["deepresearch.cli.input"] = "lua/deepresearch/cli/input.lua",
-    ["deepresearch.cli.output"] = "lua/deepresearch/cli/output.lua",
-    ["deepresearch.cli.progress"] = "lua/deepresearch/cli/progress.lua",
-    ["deepresearch.cli.research"] = "lua/deepresearch/cli/research.lua",
-    ["deepresearch.cli.task"] = "lua/deepresearch/cli/task.lua",
-    ["deepresearch.runtime.clock"] = "lua/deepresearch/runtime/clock.lua",
-    ["deepresearch.base.dates"] = "lua/deepresearch/base/dates.lua",
-    ["deepresearch.providers.discovery"] = "lua/deepresearch/providers/discovery.lua",
-    ["deepresearch.base.errors"] = "lua/deepresearch/base/errors.lua",
-    ["deepresearch.providers.extruct"] = "lua/deepresearch/providers/extruct.lua",
-    ["deepresearch.health"] = "lua/deepresearch/health.lua",
-    ["deepresearch.journal"] = "lua/deepresearch/journal.lua",
-    ["deepresearch.nvim.health"] = "lua/deepresearch/nvim/health.lua",
-    ["deepresearch.runtime.http"] = "lua/deepresearch/runtime/http.lua",
-    ["deepresearch.base.json"] = "lua/deepresearch/base/json.lua",
-    ["deepresearch.runtime.poller"] = "lua/deepresearch/runtime/poller.lua",
-    ["deepresearch.nvim"] = "lua/deepresearch/nvim/init.lua",
-    ["deepresearch.nvim.buffer"] = "lua/deepresearch/nvim/buffer.lua",
-    ["deepresearch.nvim.checkpoint"] = "lua/deepresearch/nvim/checkpoint.lua",
-    ["deepresearch.nvim.commands"] = "lua/deepresearch/nvim/commands.lua",
-    ["deepresearch.nvim.config"] = "lua/deepresearch/nvim/config.lua",
-    ["deepresearch.nvim.descriptors"] = "lua/deepresearch/nvim/descriptors.lua",
-    ["deepresearch.nvim.drivers"] = "lua/deepresearch/nvim/drivers.lua",
-    ["deepresearch.nvim.jobs"] = "lua/deepresearch/nvim/jobs.lua",
-    ["deepresearch.nvim.library"] = "lua/deepresearch/nvim/library.lua",
-    ["deepresearch.nvim.list"] = "lua/deepresearch/nvim/list.lua",
-    ["deepresearch.nvim.report"] = "lua/deepresearch/nvim/report.lua",
-    ["deepresearch.nvim.respond"] = "lua/deepresearch/nvim/respond.lua",
-    ["deepresearch.nvim.state"] = "lua/deepresearch/nvim/state.lua",
-    ["deepresearch.providers"] = "lua/deepresearch/providers/init.lua",
-    ["deepresearch.providers.limits"] = "lua/deepresearch/providers/limits.lua",
-    ["deepresearch.providers.descriptor.extruct"] = "lua/deepresearch/providers/descriptor/extruct.lua",
-    ["deepresearch.providers.descriptor.valyu"] = "lua/deepresearch/providers/descriptor/valyu.lua",
-    ["deepresearch.providers.descriptor.gemini"] = "lua/deepresearch/providers/descriptor/gemini.lua",
-    ["deepresearch.providers.descriptor.openai"] = "lua/deepresearch/providers/descriptor/openai.lua",
-    ["deepresearch.providers.descriptor.responses_shared"] = "lua/deepresearch/providers/descriptor/responses_shared.lua",
-    ["deepresearch.providers.descriptor.perplexity"] = "lua/deepresearch/providers/descriptor/perplexity.lua",
-    ["deepresearch.report"] = "lua/deepresearch/report/init.lua",
-    ["deepresearch.report.read"] = "lua/deepresearch/report/read.lua",
-    ["deepresearch.result"] = "lua/deepresearch/result.lua",
-    ["deepresearch.base.options"] = "lua/deepresearch/base/options.lua",
-    ["deepresearch.base.policy"] = "lua/deepresearch/base/policy.lua",
-    ["deepresearch.schema"] = "lua/deepresearch/schema/init.lua",
-    ["deepresearch.schema.check"] = "lua/deepresearch/schema/check.lua",
-    ["deepresearch.base.utf8"] = "lua/deepresearch/base/utf8.lua",
-    ["deepresearch.base.validate"] = "lua/deepresearch/base/validate.lua",
-    ["deepresearch.providers.valyu"] = "lua/deepresearch/providers/valyu.lua",
-    ["deepresearch.providers.gemini"] = "lua/deepresearch/providers/gemini.lua",
-    ["deepresearch.providers.responses"] = "lua/deepresearch/providers/responses.lua",
-    ["deepresearch.providers.valyu_batch"] = "lua/deepresearch/providers/valyu_batch.lua",
-    ["deepresearch.providers.valyu_hitl"] = "lua/deepresearch/providers/valyu_hitl.lua",
-    ["deepresearch.providers.valyu_assets"] = "lua/deepresearch/providers/valyu_assets.lua",
-    ["deepresearch.webhooks"] = "lua/deepresearch/webhooks.lua",
-    ["deepresearch.runtime.wait"] = "lua/deepresearch/runtime/wait.lua",
-    ["deepresearch.worker"] = "lua/deepresearch/worker/init.lua",
-    ["deepresearch.worker.batch"] = "lua/deepresearch/worker/batch.lua",
-    ["deepresearch.worker.checkpoint"] = "lua/deepresearch/worker/checkpoint.lua",
-    ["deepresearch.worker.cli"] = "lua/deepresearch/worker/cli.lua",
-    ["deepresearch.worker.flow"] = "lua/deepresearch/worker/flow.lua",
-    ["deepresearch.worker.job"] = "lua/deepresearch/worker/job.lua",
-    ["deepresearch.worker.reconcile"] = "lua/deepresearch/worker/reconcile.lua",
-    ["deepresearch.worker.redis"] = "lua/deepresearch/worker/redis.lua",
-    ["deepresearch.worker.store"] = "lua/deepresearch/worker/store.lua",
-    ["deepresearch.worker.store_checkpoint"] = "lua/deepresearch/worker/store_checkpoint.lua",
+  type = "make",
+  build_target = "rock",
+  build_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    ROCK_LUA = "$(LUA)",
   },
-  install = {
-    bin = {
-      ["deepresearch"] = "bin/deepresearch",
-      ["deepresearch-worker"] = "bin/deepresearch-worker",
-    },
+  install_target = "rock-install",
+  install_variables = {
+    ROCK_LUA = "$(LUA)",
+    LUADIR = "$(LUADIR)",
+    LIBDIR = "$(LIBDIR)",
+    BINDIR = "$(BINDIR)",
   },
 }
