@@ -14,6 +14,8 @@
 -- Which kind a URL gets: config.pages.mix, picked by a hash of the URL (no RNG draw, so content
 -- stays what it was with pages off). Every page reply is held config.pages.delay_ms real ms, so
 -- concurrent requests overlap; state.pages counts requests and the most in flight at once.
+local socket = require "socket"
+
 local M = {}
 
 local DEFAULTS = {
@@ -97,7 +99,7 @@ local function reset()
   state = { requests = {}, in_flight = 0, max_in_flight = 0, count = 0 }
 end
 
-local function serve(raw)
+local function serve(raw, conn)
   local path = raw.target:match("^[^?]*")
   local segs = {}
   for seg in path:sub(#"/_sim/pages/" + 1):gmatch("[^/]+") do segs[#segs + 1] = seg end
@@ -118,12 +120,26 @@ local function serve(raw)
   if raw.method == "HEAD" then body = "" end
   local delay = (tonumber(cfg().delay_ms) or 0) / 1000
   if segs[1] == "slow" then delay = delay + (tonumber(segs[2]) or 3000) / 1000 end
-  -- Out of flight when the reply leaves, or when it would have (a client that gave up closed
-  -- the connection, and the engine then drops the reply).
-  local st = state -- a reset meanwhile starts a new count
-  local done = function() st.in_flight = st.in_flight - 1 end
-  if delay > 0 and app.server then app.server:timer(delay, done) else done() end
-  return { status = status, headers = headers, body = body, delay = delay }
+  -- Out of flight when the reply leaves, or as soon as the client gives up and closes the
+  -- connection (the engine then drops the reply): watched every 10 ms while it is held.
+  local st, out = state, false -- a reset meanwhile starts a new count
+  local function done()
+    if not out then out, st.in_flight = true, st.in_flight - 1 end
+  end
+  local server = app.server
+  if delay > 0 and server then
+    local due = socket.gettime() + delay
+    local function watch()
+      if out then return end
+      if conn.closed then done() elseif socket.gettime() < due then server:timer(0.01, watch) end
+    end
+    server:timer(0.01, watch)
+  end
+  return { status = status, headers = headers, body = body, delay = delay,
+    compute = function()
+      done()
+      return { status = status, headers = headers, body = body }
+    end }
 end
 
 function M.install(a)
@@ -139,7 +155,7 @@ function M.install(a)
   -- /_sim/ prefix keeps their connections out of the API's accounting too).
   local handle = app.handle
   app.handle = function(self, raw, conn)
-    if raw.target:sub(1, 12) == "/_sim/pages/" then return serve(raw) end
+    if raw.target:sub(1, 12) == "/_sim/pages/" then return serve(raw, conn) end
     return handle(self, raw, conn)
   end
   app:route("DELETE", "/_sim/pages", function()

@@ -399,9 +399,12 @@ local function link_target(url)
   return url
 end
 
-local function source_line(prefix, s)
+-- links: a report.check_links result, whose mark ("dead link: 404 not found") ends the line.
+local function source_line(prefix, s, links)
   local line = prefix .. (s.url or "(no URL)")
   if s.title then line = line .. " - " .. s.title end
+  local mark = links and require("deepresearch.report.links").mark(links, s.url)
+  if mark then line = line .. " [" .. mark .. "]" end
   return line
 end
 
@@ -411,6 +414,21 @@ local function money(cost)
   if s:find("%.$") then return s .. "00" end
   return s
 end
+
+--- The markers ("[2]") of cited sources whose link a check_links result calls dead.
+function M.dead_citations(list, links)
+  local dead, by = {}, links.by_url or links
+  local DEAD = require("deepresearch.report.links").DEAD
+  for _, c in ipairs(list) do
+    local t = c.url and by[c.url]
+    if type(t) == "table" and DEAD[t.status] then dead[#dead + 1] = "[" .. num(c.n) .. "]" end
+  end
+  return dead
+end
+
+--- report.check_links(task, opts) and report.html(task, opts): report/links.lua, report/html.lua.
+function M.check_links(...) return require("deepresearch.report.links").check(...) end
+function M.html(...) return require("deepresearch.report.html").render(...) end
 
 --- Renders a finished task. opts.style: "footnotes" (default), "inline" or "plain".
 -- Returns the text, or nil, err (code no_report) when the task has no report yet.
@@ -422,6 +440,10 @@ function M.render(task, opts)
     error(string.format("bad argument #2 to 'render' (style must be footnotes, inline or plain, " ..
       "got %s)",
       tostring(style)), 2)
+  end
+  local links = opts and opts.links
+  if links ~= nil and type(links) ~= "table" then
+    error("bad argument #2 to 'render' (links must be a check_links result)", 2)
   end
   local v, err = view(task)
   if not v then return nil, err end
@@ -466,23 +488,32 @@ function M.render(task, opts)
       return any and table.concat(out) or nil
     end)
   end
+  local dead = links and M.dead_citations(cites.list, links) or {}
+  if #dead > 0 then
+    parts[#parts + 1] = string.format("%sWarning: cited link%s %s %s dead (see the sources).",
+      markdown and "> " or "", #dead > 1 and "s" or "", table.concat(dead, ", "),
+      #dead > 1 and "are" or "is")
+  end
   if body ~= "" then parts[#parts + 1] = body end
 
   if style == "footnotes" then
     local defs = {}
     for _, s in ipairs(cites.list) do
-      if not s.dangling then defs[#defs + 1] = source_line("[^" .. num(s.n) .. "]: ", s) end
+      if not s.dangling then defs[#defs + 1] = source_line("[^" .. num(s.n) .. "]: ", s, links) end
     end
     if #defs > 0 then parts[#parts + 1] = table.concat(defs, "\n") end
   end
   if markdown and #cites.unused > 0 then
     local lines = { #cites.list > #cites.dangling and "Other sources:" or "Sources:", "" }
-    for _, s in ipairs(cites.unused) do lines[#lines + 1] = source_line("- [" .. num(s.n) .. "] ",
-      s) end
+    for _, s in ipairs(cites.unused) do
+      lines[#lines + 1] = source_line("- [" .. num(s.n) .. "] ", s, links)
+    end
     parts[#parts + 1] = table.concat(lines, "\n")
   elseif not markdown and #v.sources > 0 then
     local lines = { "Sources" }
-    for _, s in ipairs(v.sources) do lines[#lines + 1] = source_line("[" .. num(s.n) .. "] ", s) end
+    for _, s in ipairs(v.sources) do
+      lines[#lines + 1] = source_line("[" .. num(s.n) .. "] ", s, links)
+    end
     parts[#parts + 1] = table.concat(lines, "\n")
   end
 
