@@ -13,7 +13,8 @@ local KEYS = { extruct = "test-token", search = "test-token", valyu = "valyu-key
 
 M.QUERY = "B2B logistics software vendors in Germany with 50-500 employees"
 M.CRITERIA = {
-  { key = "logistics", name = "Logistics focus", criterion = "Sells software to logistics companies" },
+  { key = "logistics", name = "Logistics focus",
+    criterion = "Sells software to logistics companies" },
   { key = "germany", name = "German HQ", criterion = "Headquartered in Germany" },
 }
 

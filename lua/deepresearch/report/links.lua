@@ -110,7 +110,9 @@ local function refusal(url)
   if url:find("[%c%s]") then return "malformed URL (spaces or control characters)" end
   local authority = url:match("^%a[%w+.%-]*://([^/?#]*)")
   if not authority or authority == "" then return "malformed URL (no host)" end
-  if authority:find("@", 1, true) then return "the URL carries credentials (user@host); not sent" end
+  if authority:find("@", 1, true) then
+    return "the URL carries credentials (user@host); not sent"
+  end
   return nil
 end
 
