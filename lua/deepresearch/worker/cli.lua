@@ -5,6 +5,7 @@ M.USAGE = [[
 usage: deepresearch-worker [options]
        deepresearch-worker respond JOB_ID 'ANSWER_JSON' [--interaction ID] [--redis-url URL] [--queue NAME]
        deepresearch-worker resume JOB_ID [--redis-url URL] [--queue NAME]
+       deepresearch-worker status [--json] [--redis-url URL] [--queue NAME]
 
 Takes deep-research jobs from a Redis list, runs them and writes the results back.
 A job is JSON: {"id": "...", "brief": "...", "depth": "medium|high|xhigh", "output_schema": {...}}
@@ -35,21 +36,34 @@ one queue mixes providers.
                         one create per job (default)
   --input-recheck S     a job whose task waits for input (a checkpoint) leaves the worker;
                         it is looked at again after S seconds (default 300)
-  --once                exit when the queue is empty and no worker holds a job
+  --rate PROVIDER=N/min at most N creates a minute of that provider, shared by every worker on
+                        this Redis and queue (a token bucket in Redis; repeatable)
+  --budget-usd-per-day N  spend cap shared by every worker: a job's worst-case cost is reserved
+                        before its create and settled to the real cost when its task ends; a
+                        job that would cross the cap waits (status waiting_budget). Day in UTC
+  --budget-window S     the budget's window in seconds (default 86400: UTC days)
+  --once                exit when the queue is empty and no worker holds a job; exit 4 when
+                        Redis does not answer for one lease
   --watch-pid PID       exit (as if killed) when process PID is gone (for supervisors and tests)
   --quiet               no status line or log on stderr
   --verbose             one log line per job step
   --help, --version
 
 The API tokens come from the environment only: @TOKEN_ENVS@.
-Ctrl-C: no more jobs are taken; creates already sent get up to 5 s to be answered and recorded;
-exit status 130. A second Ctrl-C quits at once.
+Ctrl-C or SIGTERM: no more jobs are taken; creates already sent get up to 5 s to be answered
+and recorded; the jobs held keep their lease (a worker started next on this host resumes them at
+once, others after the lease); one line, exit status 0. A second signal quits at once.
+Exit status: 0; 1 another process took this worker id; 2 usage; 4 no API token, or (--once,
+status) Redis unreachable.
 
 A job whose task waits for a person (status input_required; its hash holds the interaction):
   respond JOB_ID 'ANSWER_JSON'   records the answer (e.g. '{"approved": true}') and hands the job
                                  back to the workers, which send it and go on waiting
   resume JOB_ID                  hands the job back after you answered through the API yourself
 Exit status 0, or 1 when the job does not wait for input (or for that interaction).
+
+  status                         queue length, jobs by status, workers with their leases, dead
+                                 letters (--json: the same as one JSON object)
 ]]
 
 -- The providers' words, from the registry (a provider registered later is listed too).
@@ -84,11 +98,28 @@ end
 local NUMBERS = { concurrency = true, timeout = true, interval = true, ["max-interval"] = true,
   ["wait-timeout"] = true, lease = true, ["reconcile-grace"] = true, ["search-window"] = true,
   ["watch-pid"] = true, ["batch-size"] = true, ["input-recheck"] = true }
+NUMBERS["budget-usd-per-day"], NUMBERS["budget-window"] = true, true
 local STRINGS = { ["redis-url"] = true, queue = true, provider = true, ["base-url"] = true,
   ["worker-id"] = true, interaction = true }
-local FLAGS = { once = true, quiet = true, verbose = true, help = true, version = true }
+local LISTS = { rate = true } -- repeatable
+local FLAGS = { once = true, quiet = true, verbose = true, help = true, version = true,
+  json = true }
 
-local COMMANDS = { respond = 2, resume = 1 } -- command -> its positional arguments
+local COMMANDS = { respond = 2, resume = 1, status = 0 } -- command -> its positional arguments
+
+--- Reads --rate PROVIDER=N/min; returns provider, creates per second, or nil, message.
+function M.parse_rate(v)
+  local name, n, unit = v:match("^([%w_%-]+)=([%d%.]+)/(%a+)$")
+  n = tonumber(n)
+  if not name or not n or n <= 0 or unit ~= "min" then
+    return nil, "--rate needs PROVIDER=N/min (N > 0), got " .. v
+  end
+  if not require("deepresearch.worker.job").providers[name] then
+    return nil, "--rate: unknown provider " .. name .. " (" ..
+      table.concat(require("deepresearch.providers").names(), ", ") .. ")"
+  end
+  return name, n / 60
+end
 
 --- Parses argv; returns options (keys with dashes; o.command and o.args for respond and
 -- resume) or nil, message.
@@ -105,6 +136,17 @@ function M.parse(argv)
       o.args[#o.args + 1] = a
     elseif not name then
       return nil, "unexpected argument " .. a
+    elseif LISTS[name] then
+      local v = inline
+      if not v then
+        i = i + 1
+        v = argv[i]
+      end
+      if v == nil then return nil, "missing value for --" .. name end
+      local p, per_second = M.parse_rate(v)
+      if not p then return nil, per_second end
+      o.rate = o.rate or {}
+      o.rate[p] = per_second
     elseif FLAGS[name] then
       if inline then return nil, "--" .. name .. " takes no value" end
       o[name] = true
@@ -135,6 +177,17 @@ function M.parse(argv)
   if o.interaction and o.command ~= "respond" then
     return nil, "--interaction goes with respond only"
   end
+  if o.json and o.command ~= "status" then return nil, "--json goes with status only" end
+  if o["budget-usd-per-day"] == 0 then return nil, "--budget-usd-per-day needs a number > 0" end
+  if o["budget-window"] and o["budget-window"] < 1 then
+    return nil, "--budget-window needs at least 1 second"
+  end
+  if o["budget-window"] and not o["budget-usd-per-day"] then
+    return nil, "--budget-window goes with --budget-usd-per-day"
+  end
+  if (o.rate or o["budget-usd-per-day"]) and (o["batch-size"] or 0) > 1 then
+    return nil, "--rate and --budget-usd-per-day take single creates: not with --batch-size"
+  end
   if o["batch-size"] and (o["batch-size"] % 1 ~= 0 or o["batch-size"] > 100) then
     return nil, "--batch-size needs a whole number from 0 to 100"
   end
@@ -155,7 +208,8 @@ function M.worker_options(o)
     queue = o.queue, concurrency = o.concurrency, provider = o.provider, worker_id = o["worker-id"],
     lease = o.lease, reconcile_grace = o["reconcile-grace"], search_window = o["search-window"],
     once = o.once, batch_size = o["batch-size"], input_recheck = o["input-recheck"],
-    quiet = o.quiet,
+    quiet = o.quiet, rate = o.rate, budget_usd = o["budget-usd-per-day"],
+    budget_window = o["budget-window"],
     verbose = o.verbose, watch_pid = o["watch-pid"],
     client = { base_url = o["base-url"], timeout = o.timeout },
     wait = { interval = o.interval, max_interval = o["max-interval"], timeout = o["wait-timeout"] },
@@ -210,6 +264,7 @@ function M.main(argv)
   local o, err = M.parse(argv)
   if not o then return fail(err .. "\n" .. M.USAGE) end
   if o.help then io.stdout:write(M.USAGE) return 0 end
+  if o.command == "status" then return require("deepresearch.worker.status").main(o) end
   if o.command then return M.answer(o) end
   local dr = require "deepresearch"
   if o.version then io.stdout:write("deepresearch-worker ", dr.version, "\n") return 0 end
@@ -220,16 +275,16 @@ function M.main(argv)
   end
   local token = os.getenv(provider.token_env)
   if not token or token == "" then
-    return fail("no API token: set " .. provider.token_env .. " in the environment")
+    return fail("no API token: set " .. provider.token_env .. " in the environment", 4)
   end
+  -- Ctrl-C and SIGTERM only set a flag from here on: the loop stops cleanly (stop.lua).
+  dr.core.trap_interrupt(true, true)
   local worker = require "deepresearch.worker"
   local wopts = M.worker_options(o)
   wopts.tty = os.execute("test -t 2") == true
+  wopts.trap_signals = true
   local ok, w, werr = pcall(worker.new, wopts)
-  if not ok then
-    if require("deepresearch.worker.redis").is_interrupt(w) then return worker.EXIT_INTERRUPTED end
-    return fail(tostring(w))
-  end
+  if not ok then return fail(tostring(w)) end
   if not w then return fail(tostring(werr)) end
   local _, code = w:run()
   return code

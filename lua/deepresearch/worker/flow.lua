@@ -14,9 +14,9 @@
 local core = require "deepresearch.core"
 local jobs = require "deepresearch.worker.job"
 local policy = require "deepresearch.base.policy"
-local store_mod = require "deepresearch.worker.store"
 local is_interrupt = require("deepresearch.worker.redis").is_interrupt
 local task_state = require("deepresearch").state
+local intake = require "deepresearch.worker.intake"
 
 local flow = {}
 
@@ -133,29 +133,11 @@ function flow:admit(raw, not_before)
   self:try(job, flow.resume)
 end
 
-local function dead_entry(self, raw, err)
-  return jobs.encode({ job = raw, error = { code = err.code, message = err.message },
-    worker = self.wid,
-    at = store_mod.timestamp() })
-end
-
-function flow:dead_letter(raw, err, job_id)
-  self.stats.dead = self.stats.dead + 1
-  self:log("dead letter%s: %s", job_id and (" (job " .. job_id .. ")") or "",
-    err.message or tostring(err))
-  local entry = dead_entry(self, raw, err)
-  return self:effect(function() return self.store:dead(raw, entry, job_id,
-    jobs.error_json(err)) end)
-end
-
 --- Where a job stands in Redis decides what happens next.
 function flow:resume(job)
   local h, err = self.store:load(job.id)
   if not h then return nil, err end
-  if h.status == "done" or h.status == "failed" then
-    self:debug("job %s: already %s; dropping this copy", job.id, h.status)
-    return self:drop(job)
-  end
+  if h.status == "done" or h.status == "failed" then return self:duplicate(job, h.status) end
   if h.task_id then
     local elsewhere, e = self:held_elsewhere(job, h)
     if elsewhere == nil then return nil, e end
@@ -167,6 +149,10 @@ function flow:resume(job)
   -- A create may have been sent (its holder stopped before recording the answer), or may have
   -- made a task (ambiguous; pushed again after it was set aside: it is searched for once more).
   if flow.may_have_task(h) then return self:reconcile(job) end
+  if h.lint == nil then
+    local ok, e = self:lint(job)
+    if not ok then return nil, e end
+  end
   return self:create(job)
 end
 
@@ -277,7 +263,7 @@ function flow:created(job, g, task, err)
     return self:ambiguous(job, jobs.error_json(err))
   end
   if err.code == "invalid_request" then
-    local ok, e = self.store:dead(job.raw, dead_entry(self, job.raw, err), job.id,
+    local ok, e = self.store:dead(job.raw, intake.dead_entry(self, job.raw, err, job.id), job.id,
       jobs.error_json(err))
     if ok == nil then return nil, e end
     self.stats.dead = self.stats.dead + 1
@@ -377,9 +363,7 @@ function flow:record(job, task, reconciled)
     reconciled or task.reconciled)
   if not r then return nil, v end
   if r == "ok" then
-    -- While stopping after Ctrl-C the id is shown whatever the verbosity: the task is paid for.
-    local say = self.draining and self.log or self.debug
-    say(self, "job %s: task %s%s", job.id,
+    self:debug("job %s: task %s%s", job.id,
       id, (reconciled or task.reconciled) and " (reconciled)" or "")
     return self:wait(job, id)
   end

@@ -11,13 +11,15 @@ local flow = require "deepresearch.worker.flow"
 local reconcile = require "deepresearch.worker.reconcile"
 local checkpoint = require "deepresearch.worker.checkpoint"
 local batch = require "deepresearch.worker.batch"
+local stop = require "deepresearch.worker.stop"
+local intake = require "deepresearch.worker.intake"
 
 local core = dr.core
 local is_interrupt = redis.is_interrupt
 local M = {}
 
-M.DRAIN_SECONDS = 5 -- after Ctrl-C: the longest wait for creates in flight to be answered
-M.EXIT_INTERRUPTED = 130
+M.DRAIN_SECONDS = stop.DRAIN_SECONDS -- after a signal: the longest wait for creates in flight
+M.EXIT_UNREACHABLE = 4 -- --once and Redis never answered within the bound (M.once_give_up)
 
 M.defaults = {
   queue = "deepresearch", concurrency = 4, provider = dr.providers.DEFAULT, lease = 10,
@@ -31,7 +33,7 @@ M.defaults = {
 -- A job's steps, by job: one job's create and wait, the search for a task a create may have
 -- made, checkpoints, batches. Their names do not overlap.
 local Worker = {}
-for _, steps in ipairs({ flow, reconcile, checkpoint, batch }) do
+for _, steps in ipairs({ flow, reconcile, checkpoint, batch, stop, intake }) do
   for k, v in pairs(steps) do Worker[k] = v end
 end
 Worker.__index = Worker
@@ -65,7 +67,7 @@ function M.new(opts)
   local pid = own_pid()
   local w = setmetatable({
     opts = o, provider = jobs.providers[o.provider], provider_name = o.provider,
-    wid = o.worker_id or (hostname() .. "-" .. pid), pid = pid,
+    wid = o.worker_id or (hostname() .. "-" .. pid), pid = pid, host = hostname(),
     now = o.now or core.now, out = o.stderr or io.stderr,
     jobs = {}, count = 0, pending_ops = {}, stats = { done = 0, failed = 0, dead = 0,
     ambiguous = 0 },
@@ -209,12 +211,17 @@ function Worker:check_ownership()
   end
 end
 
--- On start: the jobs this worker id already holds (it was killed and restarted).
+-- On start: the jobs this worker id already holds (it was killed and restarted), then those of
+-- workers stopped on a signal on this host whose process is gone (stop.lua).
 function Worker:adopt_own()
-  local items = self.store:processing_items()
-  if not items then return false end
-  if #items > 0 then self:log("resuming %d job(s) held before a restart", #items) end
-  for i = #items, 1, -1 do self:admit(items[i], self.adopt_not_before) end
+  if not self.adopted_own then
+    local items = self.store:processing_items()
+    if not items then return false end
+    if #items > 0 then self:log("resuming %d job(s) held before a restart", #items) end
+    for i = #items, 1, -1 do self:admit(items[i], self.adopt_not_before) end
+    self.adopted_own = true
+  end
+  if not self:adopt_stopped() then return false end
   self.adopted = true
   return true
 end
@@ -240,7 +247,7 @@ end
 
 function Worker:fill()
   self:recheck(self.now())
-  while self.count < self.opts.concurrency do
+  while self.count < self.opts.concurrency and not self:poll_signal() do
     local raw = self.store:take()
     if not raw then return end
     self:admit(raw)
@@ -296,7 +303,10 @@ end
 --- One turn: lease, takeovers, new jobs, due steps, network. Returns false when --once is done.
 function Worker:turn()
   local now = self.now()
-  if self:keep_lease(now) then
+  if self:poll_signal() then return true end
+  local up = self:keep_lease(now)
+  if self:unreachable(now, up) then return false end
+  if up then
     if not self.adopted then self:adopt_own() end
     if self.adopted then
       self:replay_ops()
@@ -323,12 +333,33 @@ function Worker:turn()
   elseif not stepped then
     core.sleep(self.count > 0 and self.opts.busy_poll or self.opts.idle_poll)
   end
+  self:poll_signal()
   self:status(self.now())
   return true
 end
 
---- Runs until --once finds nothing left (or forever), or Ctrl-C. Returns the local counters and
--- the exit status: 0, 130 after Ctrl-C, 1 when another process took over this worker id.
+--- With --once: true when Redis has not answered for M.once_give_up seconds, before it ever
+-- answered or while this worker holds nothing (a batch run must not hang on a wrong URL).
+-- Jobs held are never given up: their tasks are still waited on until Redis returns.
+function Worker:unreachable(now, up)
+  if up or self.usurped then
+    self.down_since = nil
+    return false
+  end
+  if not self.opts.once then return false end
+  self.down_since = self.down_since or now
+  if self.count > 0 or self.pending_ops[1] then return false end
+  if now - self.down_since < M.once_give_up(self.opts) then return false end
+  self.gave_up = now - self.down_since
+  return true
+end
+
+--- Seconds --once waits for an unreachable Redis: one lease (at least 1 s).
+function M.once_give_up(o) return math.max(1, o.lease) end
+
+--- Runs until --once finds nothing left (or forever), or Ctrl-C / SIGTERM. Returns the local
+-- counters and the exit status: 0 (also after a signal), 1 when another process took over this
+-- worker id, 4 when --once found Redis unreachable.
 function Worker:run()
   self:log("queue %q, concurrency %d, lease %gs, redis %s", self.opts.queue, self.opts.concurrency,
     self.opts.lease, self.opts.redis_url:gsub("//[^@/]*@", "//***@"))
@@ -341,82 +372,19 @@ function Worker:run()
     if self.interrupted then return self.stats, self:stop_interrupted() end
     if not more then break end
   end
+  if self.gave_up then
+    self:log("redis %s did not answer for %gs; giving up (--once)",
+      (self.opts.redis_url:gsub("//[^@/]*@", "//***@")), math.floor(self.gave_up * 10 + 0.5) / 10)
+    self:close_pollers()
+    self.conn:close()
+    return self.stats, M.EXIT_UNREACHABLE
+  end
   self:status(self.now(), true)
   if self.tty and not self.opts.quiet then self.out:write("\n") end
   if not self.usurped then self.store:retire() end
   self:close_pollers()
   self.conn:close()
   return self.stats, self.usurped and 1 or 0
-end
-
--- Ctrl-C ----------------------------------------------------------------------------------------
-
-local function sending(self)
-  local list = {}
-  for _, job in pairs(self.jobs) do
-    if job.sending then list[#list + 1] = job end
-  end
-  return list
-end
-
--- One turn while stopping: the lease kept, the answers of creates in flight taken and recorded;
--- nothing new starts (the gate refuses every create not yet sent).
-function Worker:drain_turn()
-  local now = self.now()
-  self:keep_lease(now)
-  self:replay_ops()
-  for _, job in pairs(self.jobs) do
-    if job.sending and job.step and job.due <= now then
-      local fn = job.step
-      job.step = nil
-      self:try(job, fn)
-    end
-  end
-  if not self:step_pollers(50) then core.sleep(0.05) end
-end
-
---- After Ctrl-C: takes no more jobs and sends no more creates, gives the creates already sent
--- up to DRAIN_SECONDS to be answered and recorded, then exits 130. The jobs stay in this
--- worker's processing list: restarted under the same --worker-id it resumes them at once;
--- otherwise another worker takes them over once the lease has expired.
-function Worker:stop_interrupted()
-  self.draining = true
-  local list = sending(self)
-  if #list > 0 then
-    self:log("interrupted: taking no more jobs; waiting up to %gs for %d create(s) already sent " ..
-      "to be " ..
-      "answered and recorded (Ctrl-C again quits at once)", M.DRAIN_SECONDS, #list)
-  else
-    self:log("interrupted: no create in flight; stopping")
-  end
-  local deadline = core.now() + M.DRAIN_SECONDS
-  while (sending(self)[1] or self.pending_ops[1]) and core.now() < deadline do
-    local ok, err = pcall(self.drain_turn, self)
-    if not ok and not is_interrupt(err) then
-      self:log("internal error while stopping: %s", tostring(err))
-    end
-  end
-  for _, job in ipairs(sending(self)) do
-    if job.answered then
-      self:log("job %s: its task is %s (created; not recorded: redis unavailable). The next " ..
-        "worker to hold " ..
-        "the job finds it by listing before creating anything", job.id, job.answered)
-    else
-      self:log("job %s: its create was sent and not answered in time; a task may exist. The job " ..
-        "stays " ..
-        "\"creating\": the next worker to hold it searches for the task and never creates it " ..
-          "again " ..
-        "(not found within --search-window, the job is set aside as ambiguous)", job.id)
-    end
-  end
-  if self.count > 0 then
-    self:log("stopped: %d job(s) stay with worker id %s (restart with --worker-id %s to resume " ..
-      "them at once)",
-      self.count, self.wid, self.wid)
-  end
-  self:close_pollers()
-  self.conn:close()
-  return M.EXIT_INTERRUPTED
 end
 
 M.Worker = Worker

@@ -437,5 +437,7 @@ end
 -- Checkpoints (a task waiting for a person's answer): park, take_due, waiting_input, answered,
 -- unparked, respond.
 require("deepresearch.worker.store_checkpoint").install(Store, PRELUDE)
+-- A stopped worker's lease, the status command's reads, duplicates and lint notes.
+require("deepresearch.worker.store_worker").install(Store)
 
 return M
