@@ -138,7 +138,9 @@ end
 --- "perplexity: plan_required; openai: unauthorized".
 function M.summary(skipped)
   local parts = {}
-  for _, s in ipairs(skipped or {}) do parts[#parts + 1] = s.provider .. ": " .. tostring(s.code) end
+  for _, s in ipairs(skipped or {}) do
+    parts[#parts + 1] = s.provider .. ": " .. tostring(s.code)
+  end
   return table.concat(parts, "; ")
 end
 

@@ -543,7 +543,7 @@ end
 
 --- Creates many tasks concurrently, each with create's duplicate-safety rules.
 -- Returns tasks in the order given, and index -> err for those that failed.
-local CREATE_ALL_OPTIONS = { max_connections = "any", depth = "string" }
+local CREATE_ALL_OPTIONS = { max_connections = "any", depth = "string", budget = "table" }
 function M.create_all(self, list, opts)
   options.table_arg("create_all", 1, list, false, 2)
   options.table_arg("create_all", 2, opts, true, 2)
@@ -559,6 +559,22 @@ function M.create_all(self, list, opts)
       error(string.format("bad argument #1 to 'create_all' (list[%d]: a table or string " ..
         "expected, " ..
         "got %s)", i, type(params)), 2)
+    end
+  end
+  -- A total budget (budget.lua): the worst cases summed, checked before anything is sent.
+  if opts.budget ~= nil then
+    local budget = require "deepresearch.budget"
+    budget.check_arg("create_all", opts.budget, 2)
+    local items = {}
+    for i, params in ipairs(list) do
+      items[i] = { data(self).provider, type(params) == "string" and
+        { brief = params, depth = opts.depth } or params }
+    end
+    local total, err = budget.check_total(items, opts.budget)
+    if not total then
+      local over = {}
+      for i = 1, #list do over[i] = err end
+      return {}, over
     end
   end
   local p = M.poller(self, { max_connections = opts.max_connections })
