@@ -64,9 +64,9 @@ describe("deepresearch at a checkpoint (--provider valyu)", function()
       assert.truthy(err:find("no terminal to ask on", 1, true), err)
       assert.truthy(err:find("Investigate", 1, true), err) -- the plan itself
       assert.equals(0, responds())
-      local line = err:match("\n  (deepresearch [^\n]* respond [^\n]*)")
+      local line = err:match("\n  (bin/deepresearch [^\n]* respond [^\n]*)")
       assert.truthy(line, err)
-      assert.truthy(err:find("  deepresearch --provider valyu wait " .. id, 1, true), err)
+      assert.truthy(err:find("  bin/deepresearch --provider valyu wait " .. id, 1, true), err)
 
       local code2, out2, err2 = shell(line)
       assert.equals(0, code2, err2)

@@ -326,7 +326,7 @@ describe("deepresearch command", function()
       local id = created_ids()[1]
       local err = slurp(errf)
       assert.matches("interrupted", err)
-      assert.truthy(err:find("Resume with: deepresearch wait " .. id, 1, true))
+      assert.truthy(err:find("Resume with: bin/deepresearch wait " .. id, 1, true))
       assert.equals("in_progress", s:tasks()[1].status)
     end)
   end)

@@ -161,7 +161,7 @@ describe("deepresearch on a terminal (tmux)", function()
     local id = tasks[1].id
     local text = screen()
     assert.matches("interrupted", text)
-    assert.truthy(text:gsub("\n", ""):find("Resume with: deepresearch wait " .. id, 1, true))
+    assert.truthy(text:gsub("\n", ""):find("Resume with: bin/deepresearch wait " .. id, 1, true))
     assert.same({}, progress_lines(text))
     assert.equals("", slurp(out))
     -- the task was left running, and waiting again picks it up

@@ -299,7 +299,8 @@ describe("interrupts (issue 13)", function()
         "interrupted; waiting up to 5 s for the create's answer so the task id is not lost", err)
       assert.truthy(err:find("created task " .. id, 1, true), err)
       assert.truthy(
-        err:find("Resume with: deepresearch --base-url " .. s.url .. " wait " .. id, 1, true), err)
+        err:find("Resume with: bin/deepresearch --base-url " .. s.url .. " wait " .. id, 1,
+          true), err)
       assert.equals(1, #s:requests_to("POST", "^/v1/deep_research_tasks$"))
     end)
 
@@ -315,7 +316,7 @@ describe("interrupts (issue 13)", function()
       assert.matches("a task may exist", err)
       assert.truthy(
         err:find(
-        "Check before creating it again: deepresearch --base-url " .. s.url .. " list\n", 1,
+        "Check before creating it again: bin/deepresearch --base-url " .. s.url .. " list\n", 1,
         true), err)
       assert.not_matches("created task", err)
     end)

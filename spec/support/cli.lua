@@ -77,14 +77,16 @@ function M.env_prefix(url, env)
   return table.concat(parts, " ")
 end
 
---- Runs a shell command line "deepresearch ..." (as the command prints it) from bin/ against
+--- Runs a shell command line "deepresearch ..." or "bin/deepresearch ..." (as the command
+-- prints it when run from the source tree: it names itself as invoked) from bin/ against
 -- the simulator at url; returns exit code, stdout, stderr. o.env: see env_prefix; o.stdin is
 -- fed on standard input (none: /dev/null).
 function M.shell(url, line, o)
   o = o or {}
   local errf = M.tmp()
   local inf = o.stdin and M.tmp(o.stdin) or "/dev/null"
-  local p = assert(io.popen(M.env_prefix(url, o.env) .. " lua5.4 bin/" .. line .. " <" .. inf ..
+  local cmd = line:match("^bin/") and line or ("bin/" .. line)
+  local p = assert(io.popen(M.env_prefix(url, o.env) .. " lua5.4 " .. cmd .. " <" .. inf ..
     " 2>" .. errf .. "; echo \"__rc=$?\""))
   local out = p:read("*a")
   p:close()

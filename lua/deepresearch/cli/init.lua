@@ -109,7 +109,8 @@ function Ctx:fail(e)
   elseif code == EXIT.timeout then
     local id = e.task and (e.task.id or e.task.deepresearch_id) or self.waiting
     self.err:write("deepresearch: ", tostring(e.message), "\n")
-    if id then self.err:write(self:resume_hint(id), "\n") end
+    -- A task no poll ever answered with is not known to run: no resume hint for it.
+    if id and not e.never_seen then self.err:write(self:resume_hint(id), "\n") end
   else
     self.err:write(tostring(e), hint(self, e), "\n")
   end
@@ -124,7 +125,22 @@ function Ctx:command_line(words)
     flags = flags .. " --base-url " ..
       require("deepresearch.runtime.http").redact_url(self.g.base_url)
   end
-  return "deepresearch" .. flags .. " " .. words
+  return (self.program or "deepresearch") .. flags .. " " .. words
+end
+
+--- The command as the user invoked it, for the command lines it prints: arg[0]
+-- ("bin/deepresearch" from a source tree), or its bare name when arg[0]'s directory is on PATH
+-- (an installed command run by name); "deepresearch" when there is no arg[0].
+function M.program_name(arg0, path)
+  if type(arg0) ~= "string" or arg0 == "" then return "deepresearch" end
+  local dir, base = arg0:match("^(.*)/([^/]+)$")
+  if dir then
+    for p in (path or ""):gmatch("[^:]+") do
+      if (p:gsub("/+$", "")) == dir then return base end
+    end
+  end
+  if arg0:find("[^%w%./_%-+,:@]") then return "'" .. arg0:gsub("'", "'\\''") .. "'" end
+  return arg0
 end
 
 --- The command line that resumes waiting on a task (same provider and base URL).
@@ -204,12 +220,23 @@ local function terminal_width()
   return tonumber(line and line:match("%d+%s+(%d+)") or "") or 80
 end
 
---- A progress reporter for a wait; describe turns a task into the fields shown.
-function Ctx:progress(describe, label)
+--- The server's clock now, in epoch seconds: the Date of the client's last answer (a task's
+-- created time is the server's), else this machine's clock.
+function Ctx:server_now()
+  local http = require "deepresearch.runtime.http"
+  local res = self.handle and http.state(self.handle).last_response
+  local t = res and require("deepresearch.base.dates").parse_http_date(http.headers(res).date)
+  return t or os.time()
+end
+
+--- A progress reporter for a wait; describe turns a task into the fields shown. age_from: the
+-- descriptor's cli.age_from (where a task's created time is; false: nowhere stable).
+function Ctx:progress(describe, label, age_from)
   local mode = self.g.quiet and "none" or (self:stderr_tty() and "tty" or "lines")
   local dr = require "deepresearch"
   local p = progress.new{ mode = mode, stream = self.err, now = dr.core.now, describe = describe,
-    label = label, width = mode == "tty" and terminal_width() or 80 }
+    label = label, width = mode == "tty" and terminal_width() or 80,
+    age = function(task) return progress.task_age(task, age_from, self:server_now()) end }
   self.ticking = mode == "tty" and p or nil
   self.current_progress = p
   return p
@@ -378,7 +405,8 @@ end
 function M.main(argv, io_)
   io_ = io_ or {}
   local ctx = setmetatable({ out = io_.out or io.stdout, err = io_.err or io.stderr,
-    stdin = io_.stdin or io.stdin, g = {} }, Ctx)
+    stdin = io_.stdin or io.stdin, g = {},
+    program = M.program_name(argv[0], os.getenv("PATH")) }, Ctx)
   local trace
   -- A closure: PUC Lua 5.1's xpcall passes no arguments to the function it calls.
   local ok, code = xpcall(function() return run(ctx, argv) end, function(e)

@@ -4,6 +4,7 @@
 --   "lines": one plain line per change (logs, pipes, CI);
 --   "none":  nothing (--quiet).
 local providers = require "deepresearch.providers"
+local dates = require "deepresearch.base.dates"
 
 local M = {}
 
@@ -29,13 +30,15 @@ end
 local P = {}
 P.__index = P
 
---- opts = { mode, stream, now (fn), width, describe (fn(task) -> fields) }
+--- opts = { mode, stream, now (fn), width, describe (fn(task) -> fields), age (fn(task) ->
+-- seconds or nil: how old the task is, so the clock shows its age, not this wait's) }
 -- describe returns { state, parts = {"iterations 3", ...}, done = n, total = n }.
 function M.new(opts)
   local fancy = utf8_locale()
   return setmetatable({
     mode = opts.mode or "lines", stream = opts.stream or io.stderr, now = opts.now,
     start = opts.now(), width = math.max(40, opts.width or 80), describe = opts.describe,
+    age = opts.age,
     label = opts.label or "task", spin = fancy and UTF8_SPIN or ASCII_SPIN, frame = 0,
     fill = fancy and "█" or "#", empty = fancy and "░" or ".", drawn = false,
   }, P)
@@ -75,7 +78,13 @@ function P:line(fancy)
     self.frame = self.frame % #self.spin + 1
     local spin = self.final and " " or self.spin[self.frame]
     text = spin .. " " .. text
-    if d.total and d.total > 0 then text = text .. "  " .. bar(self, d.done or 0, d.total) end
+    -- A finished task's bar is full: its counters against the budget (agents 15/25) say what
+    -- it used, not how far it got.
+    if self.done_state then
+      text = text .. "  " .. bar(self, 1, 1)
+    elseif d.total and d.total > 0 then
+      text = text .. "  " .. bar(self, d.done or 0, d.total)
+    end
   end
   return text
 end
@@ -88,9 +97,26 @@ function P:draw()
   self.drawn = true
 end
 
+--- The wait began: a terminal shows the task as created (first), or, before any poll has
+-- answered, that it waits for one (a mistyped id or a slow server is not a blank screen).
+function P:begin(first)
+  if self.mode ~= "tty" or self.info then return end
+  if first then return self:update(first) end
+  self.info = { state = "waiting for first answer" .. (utf8_locale() and "…" or "..."),
+    parts = {} }
+  self:draw()
+end
+
 --- A poll saw a change.
 function P:update(task)
   if self.mode == "none" then return end
+  if self.age and not self.aged then
+    -- Once: the clock then runs on from the task's age at its first answer.
+    local ok, a = pcall(self.age, task)
+    if ok and type(a) == "number" and a == a and a >= 0 and a < 1e9 then
+      self.start, self.aged = self.now() - a, true
+    end
+  end
   self.info = self.describe(task)
   local state = providers.state(task)
   if state == "input_required" then
@@ -99,6 +125,7 @@ function P:update(task)
       ")") or "")
   end
   self.final = state == "done" or state == "failed" or state == "cancelled"
+  self.done_state = state == "done"
   if self.mode == "tty" then
     self:draw()
   else
@@ -177,6 +204,30 @@ function M.valyu_research(task)
   if count(task.cost) then parts[#parts + 1] = string.format("cost $%.2f", task.cost) end
   return { id = task.deepresearch_id, state = state_of(task), parts = parts, done = count(cur) or 0,
     total = count(total) }
+end
+
+--- How old a task is, in seconds, from its created time: the first of paths (a path, a list,
+-- or nil for created_at then created; false when the API gives no stable created time) that
+-- holds an ISO 8601 string or Unix seconds, measured against server_now (epoch seconds: the
+-- server's Date, else this machine's clock). nil when the task says nothing usable; never
+-- below 0 (clocks differ).
+function M.task_age(task, paths, server_now)
+  if paths == false or type(task) ~= "table" then return nil end
+  if paths == nil then
+    paths = { "created_at", "created" }
+  elseif type(paths) ~= "table" then
+    paths = { paths }
+  end
+  for _, path in ipairs(paths) do
+    local v, t = M.value_at(task, path), nil
+    if type(v) == "number" and v == v and v > 0 and v < 1e11 then
+      t = v
+    elseif type(v) == "string" then
+      t = dates.parse_iso(v)
+    end
+    if t then return math.max(0, server_now - t) end
+  end
+  return nil
 end
 
 --- The value at a dotted path ("usage.total_tokens") in a task, or nil.

@@ -95,7 +95,8 @@ end
 local function wait_and_print(ctx, client, id, opts, first)
   local ad = ad_of(ctx)
   ctx.waiting = id
-  local p = ctx:progress(ad.describe, ad.label)
+  local p = ctx:progress(ad.describe, ad.label, ad.descriptor.cli.age_from)
+  p:begin(first)
   local ops = ad.descriptor.operations or {}
   local task, err = client:wait(id, {
     on_progress = function(t) p:update(t) end, timeout = opts.timeout, interval = opts.interval,

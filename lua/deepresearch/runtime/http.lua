@@ -420,7 +420,14 @@ function M.request(runtime, state, req)
     if handle then res = transfer(handle, state, spec, req) else res = runtime.send(spec) end
     if debug_on then log(req, spec, res, core.now() - t0, attempt) end
     local body, e, r = classify(state, res, req)
-    if not e then return body, nil, r end
+    if not e then
+      -- The last answer's Date dates a task's age (cli/progress.lua); a create's ids get the
+      -- wait's 404 grace (runtime/wait.lua), which other ids do not.
+      state.last_response = res
+      if req.effect == "create" then require("deepresearch.runtime.wait").note_created(state,
+        body) end
+      return body, nil, r
+    end
     e.attempts = attempt
     local again = retry.should_retry(req.effect, e)
     if req.effect ~= "read" then e.retryable = again or e.code == "rate_limited" end

@@ -10,8 +10,39 @@ M.defaults = {
   max_interval = 30,   -- ... up to this cap
   timeout = 7200,      -- deep research runs 10-90 minutes
   max_failures = 5,    -- transient failures in a row that end the wait
-  not_found_grace = 30, -- seconds after wait starts during which 404 means "not visible yet"
+  -- Seconds after a wait starts during which a 404 means "not visible yet": only for a task
+  -- this client created (or the caller handed in), as a new task may take a moment to be
+  -- readable. Any other id's 404 is final at the first poll: a mistyped id ends at once.
+  not_found_grace = 30,
 }
+
+-- Ids a client's creates returned, for the grace above: two generations of up to CREATED_KEEP
+-- each, so a long-running worker keeps the recent ones without growing without bound.
+M.CREATED_KEEP = 256
+
+--- Records the ids in a create's answer (state: the client's state; body: the decoded object):
+-- "id" and every "*_id" field holding a string, which covers every kind's id field.
+function M.note_created(state, body)
+  if type(state) ~= "table" or type(body) ~= "table" then return end
+  local set = state.created_ids
+  if not set or state.created_count >= M.CREATED_KEEP then
+    state.created_before, set = set, {}
+    state.created_ids, state.created_count = set, 0
+  end
+  for k, v in pairs(body) do
+    if type(v) == "string" and type(k) == "string" and (k == "id" or k:sub(-3) == "_id") then
+      set[v] = true
+      state.created_count = state.created_count + 1
+    end
+  end
+end
+
+--- Whether this client's creates returned id (see note_created).
+function M.created_here(state, id)
+  if type(state) ~= "table" then return false end
+  local a, b = state.created_ids, state.created_before
+  return (a ~= nil and a[id] == true) or (b ~= nil and b[id] == true)
+end
 
 --- The delays a wait sleeps between polls when nothing goes wrong.
 function M.schedule(opts)
@@ -67,6 +98,19 @@ local TRANSIENT = retry.POLL_TRANSIENT
 local Waiter = {}
 Waiter.__index = Waiter
 
+--- The 404 grace of a wait on id: the caller's not_found_grace when given; else the default
+-- for a task this client created or the caller handed in (opts.task); else none. A waiter
+-- whose ctx carries no client state (ctx.policy) keeps the default grace.
+function M.grace_for(ctx, id, opts)
+  if opts.not_found_grace then return opts.not_found_grace end
+  local state = ctx.policy
+  if opts.task ~= nil or type(state) ~= "table" or state.provider == nil or
+     M.created_here(state, id) then
+    return M.defaults.not_found_grace
+  end
+  return 0
+end
+
 --- ctx = { clock = {now, sleep}, verdict = fn(task, state, opts) -> "done" | err | nil,
 --   policy = the client's retry settings (max_retry_after, base_delay, max_delay),
 --   timeout_for = optional fn(task) -> seconds: the default timeout a task's own fields imply
@@ -79,7 +123,7 @@ function M.waiter(ctx, kind, id, opts)
     timeout_open = opts.timeout == nil and ctx.timeout_for ~= nil,
     cap = opts.max_interval or M.defaults.max_interval,
     failures = 0, last = opts.task, polls = 0,
-    grace = opts.not_found_grace or M.defaults.not_found_grace,
+    grace = M.grace_for(ctx, id, opts), seen = opts.task ~= nil,
   }, Waiter)
 end
 
@@ -99,7 +143,7 @@ function Waiter:observe(task, err, pace)
   local delay
   if task then
     self.failures = 0
-    self.last = task
+    self.last, self.seen = task, true
     if self.timeout_open then self:settle_timeout(task) end
     local key = progress_key(task, self.kind)
     if key ~= self.last_key then
@@ -113,7 +157,14 @@ function Waiter:observe(task, err, pace)
     if type(pace) == "number" then delay = math.min(math.max(delay, pace), self.cap) end
   else
     local early_404 = err.code == "not_found" and clock.now() - self.start < self.grace
-    if not early_404 and not TRANSIENT[err.code] then return "error", err end
+    if not early_404 and not TRANSIENT[err.code] then
+      if err.code == "not_found" and not self.seen then
+        -- Name the id: the server's own text ("Task not found") does not.
+        err.message = string.format("no %s %s: %s", self.kind.label, tostring(self.id),
+          tostring(err.message))
+      end
+      return "error", err
+    end
     self.failures = self.failures + 1
     if self.failures >= (opts.max_failures or M.defaults.max_failures) then
       err.message = string.format("%s (%d polls in a row failed)", err.message, self.failures)
@@ -124,6 +175,13 @@ function Waiter:observe(task, err, pace)
   end
   local remaining = self.timeout - (clock.now() - self.start)
   if remaining <= 0 then
+    if not self.seen then
+      -- No poll ever answered with the task: nothing says it exists, let alone runs.
+      return "error", errors.new("timeout", string.format(
+        "%s %s was never seen within %gs: no poll answered with it (last error: %s)",
+        self.kind.label, self.id, self.timeout, tostring(err and err.message or "none")),
+        { never_seen = true, retryable = true })
+    end
     return "error", errors.new("timeout", string.format(
       "%s %s did not finish within %gs; it keeps running on the server (wait again to resume)",
       self.kind.label, self.id, self.timeout), { task = self.last, retryable = true })
