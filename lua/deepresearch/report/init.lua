@@ -555,4 +555,7 @@ function M.load(path)
   return value
 end
 
+-- For report/html.lua: the same reading of a task the renderers use.
+M.internal = { view = view, collect = collect, body_of = body_of, flatten_basis = flatten_basis }
+
 return M
