@@ -75,7 +75,7 @@ describe("make install", function()
 
     -- The C module comes from the prefix too: a broken one there is the one reported.
     assert(sh("echo broken > " .. dir .. "/lib/lua/5.4/deepresearch/core.so"))
-    ok, got = run_from_root(dir .. "/bin/deepresearch --version")
+    got = select(2, run_from_root(dir .. "/bin/deepresearch --version"))
     assert.truthy(got:find(dir .. "/bin/../lib/lua/5.4/deepresearch/core.so", 1, true), got)
     sh("rm -rf " .. dir)
   end)
@@ -143,7 +143,8 @@ describe("make install", function()
   end)
 
   it("says nothing more when the prefix is already on the interpreter's default paths", function()
-    local ok, out = sh("scripts/lua-env hint lua5.4 /usr/local/share/lua/5.4 /usr/local/lib/lua/5.4")
+    local ok, out = sh("scripts/lua-env hint lua5.4 /usr/local/share/lua/5.4 " ..
+      "/usr/local/lib/lua/5.4")
     assert.is_true(ok, out)
     assert.equals("", out)
   end)
@@ -208,8 +209,8 @@ describe("make test's progress", function()
     assert.is_true(ok, out)
     local lines = {}
     for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    assert.matches("^  " .. dir:gsub("%p", "%%%0") .. "/a_spec%.lua: 2 passed, 0 failed, %d+%.%d s$",
-      lines[1])
+    local quoted = dir:gsub("%p", "%%%0")
+    assert.matches("^  " .. quoted .. "/a_spec%.lua: 2 passed, 0 failed, %d+%.%d s$", lines[1])
     assert.matches("/b_spec%.lua: 1 passed, 1 failed, %d+%.%d s$", lines[2])
     assert.matches("/c_spec%.lua: 0 passed, 1 failed, %d+%.%d s$", lines[3])
     assert.equals("lbl: 3 passed, 2 failed", lines[4])
