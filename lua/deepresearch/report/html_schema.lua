@@ -33,7 +33,8 @@ function M.ordered_keys(value, schema)
     end
   end
   if type(schema) == "table" then
-    for _, list in ipairs({ schema.propertyOrdering, schema.required }) do
+    for _, name in ipairs({ "propertyOrdering", "required" }) do
+      local list = schema[name]
       if type(list) == "table" then
         for _, k in ipairs(list) do
           if type(k) == "string" then add(k) end
