@@ -15,8 +15,9 @@ local MIN_PREFIX = 6
 local ok_core, core = pcall(require, "deepresearch.core")
 if not ok_core then core = nil end
 
+-- Epoch seconds (core.now is a monotonic clock: no use for a date).
 local function now()
-  return (core and core.now) and core.now() or os.time()
+  return os.time()
 end
 
 local function shell_quote(s)

@@ -61,7 +61,9 @@ end
 -- sanitizer and debug settings of the spec run are not the command's.
 function M.env_prefix(url, env)
   local all = { EXTRUCT_BASE_URL = url, EXTRUCT_API_TOKEN = "test-token", VALYU_BASE_URL = url,
-    VALYU_API_KEY = "valyu-key", DEEPRESEARCH_TTY = false, LANG = "C" }
+    VALYU_API_KEY = "valyu-key", DEEPRESEARCH_TTY = false, LANG = "C",
+    -- No spec writes the user's own journal: the journal's specs name a temp file instead.
+    DEEPRESEARCH_JOURNAL = "off" }
   for k, v in pairs(env or {}) do all[k] = v end
   local parts = { "env", "-u LD_PRELOAD", "-u ASAN_OPTIONS", "-u LSAN_OPTIONS",
     "-u UBSAN_OPTIONS", "-u DEEPRESEARCH_DEBUG", "-u COLUMNS" }

@@ -4,6 +4,9 @@ local args = require "deepresearch.cli.args"
 local help = require "deepresearch.cli.help"
 local progress = require "deepresearch.cli.progress"
 
+-- The journal's global flag (cli/history.lua): keep whole briefs, not their first 80 characters.
+args.GLOBAL[#args.GLOBAL + 1] = { "journal-briefs" }
+
 local M = {}
 
 M.EXIT = { ok = 0, failed = 1, usage = 2, timeout = 3, api = 4, input_required = 5,
@@ -32,7 +35,7 @@ end
 local COMMANDS = {}
 for _, modname in ipairs({ "deepresearch.cli.research", "deepresearch.cli.discover",
   "deepresearch.cli.brief", "deepresearch.cli.checkpoint", "deepresearch.cli.batch",
-  "deepresearch.cli.assets" }) do
+  "deepresearch.cli.assets", "deepresearch.cli.history" }) do
   for name, cmd in pairs(require(modname).commands) do
     cmd.name = name
     COMMANDS[name] = cmd
@@ -304,7 +307,9 @@ local function interrupted_create(ctx)
   core.trap_interrupt(false)
   if not ok then task, unknown = nil, true end
   local id = task and c.id_of(task)
+  local journalled = require "deepresearch.cli.history"
   if id then
+    journalled.created(ctx, task)
     ctx.err:write("deepresearch: created task ", tostring(id), ". ", ctx:resume_hint(id), "\n")
   elseif unknown and not providers.has_list(providers.get(ctx:provider())) then
     -- No list to look in: say so instead of pointing at a command that cannot work.
@@ -318,6 +323,7 @@ local function interrupted_create(ctx)
         secs), "; a task may exist (and be " ..
       "billed). Check before creating it again: ", ctx:command_line(c.list), "\n")
   else
+    journalled.not_created(ctx, "interrupted")
     ctx.err:write("deepresearch: no task was created\n")
   end
 end

@@ -4,6 +4,8 @@ local output = require "deepresearch.cli.output"
 local adapters = require "deepresearch.cli.task"
 local checkpoint = require "deepresearch.cli.checkpoint"
 local providers = require "deepresearch.providers"
+local history = require "deepresearch.cli.history"
+local ids = require "deepresearch.cli.ids"
 
 local M = {}
 
@@ -106,13 +108,16 @@ local function wait_and_print(ctx, client, id, opts, first)
   })
   ctx:done_waiting()
   if not task then
+    history.finished(ctx, id, nil, err)
     if err.code == "input_required" then return checkpoint.stopped(ctx, id, err) end
     if opts.json and err.task and (err.code == "task_failed" or err.code == "cancelled") then
       ctx.out:write(output.json(err.task), "\n")
     end
     return ctx:fail(err)
   end
-  return print_result(ctx, ad, task, opts)
+  local code = print_result(ctx, ad, task, opts)
+  history.finished(ctx, id, task, nil, code == 0)
+  return code
 end
 M.wait_and_print = wait_and_print
 
@@ -145,12 +150,15 @@ local function create_task(ctx, opts, words)
   if not ok then return nil, ctx:usage(why) end
   local client, code = ctx:client()
   if not client then return nil, code end
+  history.begin(ctx, text)
   ctx:begin_create(ad.id)
   local task, err = ad.create(client, text, opts, schema)
   if not task then
+    history.refused(ctx, err)
     ctx:end_create()
     return nil, ctx:fail(err)
   end
+  history.created(ctx, task)
   return client, task
 end
 
@@ -175,7 +183,7 @@ local function create(ctx, opts, words)
 end
 
 local function get(ctx, opts, words)
-  local id, client = ctx:id_and_client(words)
+  local id, client = ids.id_and_client(ctx, words)
   if not id then return client end
   local task, err = client:get(id)
   if not task then return ctx:fail(err) end
@@ -184,7 +192,8 @@ local function get(ctx, opts, words)
 end
 
 local function wait(ctx, opts, words)
-  local id, client = ctx:id_and_client(words)
+  if #words > 1 then return ids.wait_many(ctx, words, opts) end
+  local id, client = ids.id_and_client(ctx, words)
   if not id then return client end
   return wait_and_print(ctx, client, id, opts)
 end
@@ -204,16 +213,18 @@ local function list(ctx, opts, words)
   local ad = ad_of(ctx)
   local tasks, err = ad.list(client, opts)
   if not tasks then return ctx:fail(err) end
+  tasks = ids.filter_status(tasks, opts.status, ctx:provider())
   return output.json_or(ctx.out, opts.json, tasks, function()
+    if #tasks == 0 then return ctx.out:write("no tasks\n") end
     local rows = {}
     for i, t in ipairs(tasks) do rows[i] = ad.list_row(t) end
-    output.table(ctx.out, ad.list_headers, rows)
+    ids.list_table(ctx.out, ad, tasks, rows)
   end, true)
 end
 
 local function report(ctx, opts, words)
   if opts.pdf then return require("deepresearch.cli.assets").report_pdf(ctx, opts, words) end
-  local id, client = ctx:id_and_client(words)
+  local id, client = ids.id_and_client(ctx, words)
   if not id then return client end
   local task, err = client:get(id)
   if not task then return ctx:fail(err) end
@@ -234,7 +245,7 @@ local function report(ctx, opts, words)
 end
 
 local function cancel(ctx, _, words)
-  local id, client = ctx:id_and_client(words)
+  local id, client = ids.id_and_client(ctx, words)
   if not id then return client end
   local res, err = client:cancel(id)
   if not res then return ctx:fail(err) end
@@ -281,12 +292,12 @@ M.commands = {
     options = { { "json", doc = "print the task as JSON" } },
   },
   wait = {
-    usage = "wait ID [options]", run = wait,
+    usage = "wait ID [ID ...] [options]", run = wait,
     summary = "wait for a task with live progress, then print its report",
     options = WAIT_OPTS,
   },
   list = {
-    usage = "list [--limit N] [--offset N] [--all] [--json]", run = list,
+    usage = "list [--limit N] [--offset N] [--all] [--status STATE] [--json]", run = list,
     summary = "your tasks, newest first: id, status, depth, agents, sources, created, brief",
     options = {
       { "limit", value = "N", number = true, integer = true,
@@ -294,6 +305,8 @@ M.commands = {
       { "offset", value = "N", number = true, integer = true,
       doc = "skip the N newest tasks (Extruct)" },
       { "all", doc = "every task, fetching page after page" },
+      { "status", value = "STATE", choices = ids.STATUS_NAMES,
+        doc = "only tasks running (or queued), done, failed or cancelled, among those fetched" },
       { "json", doc = "print the tasks as a JSON array" },
     },
   },
