@@ -35,8 +35,9 @@ function M.duration(task)
   return t and t.finished and (t.finished - t.started) or nil
 end
 
---- { name, params } per provider, in the order given: the list's names first, then the keyed
--- entries by name. Raises on an unknown provider, a duplicate or a malformed entry.
+--- { name, params } per provider, in the order given: the list's entries first (a name, or
+-- { name, option = value ... }), then the keyed entries by name. Raises on an unknown provider,
+-- a duplicate or a malformed entry.
 function M.normalise(list, brief, fname)
   fname = fname or "fanout"
   local out, seen = {}, {}
@@ -62,7 +63,18 @@ function M.normalise(list, brief, fname)
     out[#out + 1] = { name = name, params = params }
   end
   local n = #list
-  for i = 1, n do add(list[i], nil, 4) end
+  for i = 1, n do
+    local item = list[i]
+    if type(item) == "table" then -- { "gemini", agent = ... }: a name and its options, in order
+      local extra = {}
+      for k, v in pairs(item) do
+        if k ~= 1 then extra[k] = v end
+      end
+      add(item[1], extra, 4)
+    else
+      add(item, nil, 4)
+    end
+  end
   local keys = {}
   for k in pairs(list) do
     if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
