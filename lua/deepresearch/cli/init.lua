@@ -391,6 +391,10 @@ local function run(ctx, argv)
     ctx.out:write(version_text(), "\n")
     return EXIT.ok
   end
+  -- run across providers: --provider a,b,c, --fallback, --budget, --dry-run (cli/multi.lua)
+  if cmd.name == "run" and require("deepresearch.cli.multi").wants(g, opts) then
+    return require("deepresearch.cli.multi").run(ctx, opts, words)
+  end
   if g.provider and not providers.get(g.provider) then
     return ctx:usage("--provider must be " .. one_of(providers.names()) .. ", got '" ..
       g.provider .. "'")

@@ -117,6 +117,7 @@ local function wait_and_print(ctx, client, id, opts, first)
   end
   local code = print_result(ctx, ad, task, opts)
   history.finished(ctx, id, task, nil, code == 0)
+  require("deepresearch.cli.multi").print_cost(ctx, ad.name, task) -- dr.result(task).cost
   return code
 end
 M.wait_and_print = wait_and_print
@@ -265,7 +266,8 @@ M.commands = {
   run = {
     usage = "run [BRIEF | -f FILE | -] [options]", run = run,
     summary = "lint a brief, create the task, wait with live progress, print the cited report",
-    options = with({ O.file, O.depth, O.mode, O.checkpoint, O.schema, O.strict }, WAIT_OPTS),
+    options = with(with({ O.file, O.depth, O.mode, O.checkpoint, O.schema, O.strict }, WAIT_OPTS),
+      require("deepresearch.cli.multi").OPTIONS), -- across providers (cli/multi.lua)
     description =
       "The brief is the words after `run` (quote it), a file (-f FILE) or stdin (-).\n" ..
       "Lint findings go to stderr; errors stop the run (exit 2), warnings too with --strict.\n" ..
