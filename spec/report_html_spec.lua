@@ -4,6 +4,8 @@
 local dr = require "deepresearch"
 local env = require "support.env"
 local tasks = require "support.report_tasks"
+local cli = require "support.cli"
+local cjson = require "cjson"
 
 -- Every href="#src-N" has its id="src-N"; returns the count of citation anchors.
 local function anchors_resolve(html)
@@ -143,5 +145,54 @@ describe("report.html", function()
     local html, err = dr.report.html({ id = "x", status = "running" })
     assert.is_nil(html)
     assert.equals("no_report", err.code)
+  end)
+end)
+
+describe("deepresearch report --format, -o, --check-links", function()
+  local s, id
+  setup(function()
+    s = env.sim()
+    local task = tasks.finished(s, "extruct", { pages = true, mix = { "ok", "404" } })
+    id = task.id
+  end)
+  teardown(cli.cleanup)
+
+  it("writes the HTML page to a file, with dead links marked and counted on stderr", function()
+    local path = cli.tmp()
+    local code, out, err = cli.run(s.url, { "report", id, "--format", "html", "-o", path,
+      "--check-links" })
+    assert.equals(0, code, err)
+    assert.equals("", out)
+    local html = cli.slurp(path)
+    assert.truthy(html:find("^<!DOCTYPE html>"))
+    assert.truthy(html:find("✗ dead link: 404 not found", 1, true))
+    local n, ok, dead = err:match("links: (%d+) checked: (%d+) ok, (%d+) not found")
+    assert.truthy(n, err)
+    assert.equals(tonumber(n), tonumber(ok) + tonumber(dead))
+    assert.truthy(err:find("wrote " .. path .. " (html, ", 1, true), err)
+  end)
+
+  it("prints markdown with marks, and JSON with the task and the check", function()
+    local code, out = cli.run(s.url, { "report", id, "--format", "md", "--check-links" })
+    assert.equals(0, code)
+    assert.truthy(out:find("[dead link: 404 not found]", 1, true), out:sub(1, 300))
+    local code2, out2 = cli.run(s.url, { "report", id, "--format", "json", "--check-links" })
+    assert.equals(0, code2)
+    local v = cjson.decode(out2)
+    assert.equals(id, v.task.id)
+    assert.truthy(#v.links.links > 0)
+    assert.equals(#v.links.links, v.links.checked)
+    local code3, out3 = cli.run(s.url, { "report", id, "--format", "json" })
+    assert.equals(0, code3)
+    assert.equals(id, cjson.decode(out3).id)
+    local code4, out4 = cli.run(s.url, { "report", id, "--format", "html" })
+    assert.equals(0, code4)
+    assert.truthy(out4:find("^<!DOCTYPE html>"))
+  end)
+
+  it("refuses flags that ask for two outputs", function()
+    assert.equals(2, (cli.run(s.url, { "report", id, "--json", "--format", "html" })))
+    assert.equals(2, (cli.run(s.url, { "report", id, "--style", "plain", "--format", "html" })))
+    assert.equals(2, (cli.run(s.url, { "report", id, "--format", "pdf" })))
   end)
 end)

@@ -232,7 +232,9 @@ local function report(ctx, opts, words)
   local dr = require "deepresearch"
   local state = dr.state(task)
   local ad = ad_of(ctx)
-  if state == "done" then return print_result(ctx, ad, task, opts) end
+  if state == "done" then -- --format, -o, --check-links: cli/report_out.lua
+    return require("deepresearch.cli.report_out").print(ctx, ad, task, opts, print_result)
+  end
   if state == "failed" or state == "cancelled" then
     ctx.err:write(string.format("deepresearch: task %s %s: %s\n", id,
       state == "failed" and "failed" or
@@ -313,10 +315,12 @@ M.commands = {
     },
   },
   report = {
-    usage = "report ID [--style footnotes|inline|plain] [--json] [--pdf FILE]", run = report,
+    usage = "report ID [--style footnotes|inline|plain] [--format md|html|json] [-o FILE] " ..
+      "[--check-links] [--json] [--pdf FILE]", run = report,
     summary = "print a finished task's report with its citations resolved",
-    options = { O.style, { "json", doc = "print the task as JSON" },
+    options = with({ O.style, { "json", doc = "print the task as JSON" },
       { "pdf", value = "FILE", doc = "save the report's PDF to FILE instead (--provider valyu)" } },
+      require("deepresearch.cli.report_out").OPTIONS),
   },
   cancel = {
     usage = "cancel ID", run = cancel, requires = { operation = "cancel" },
