@@ -117,7 +117,7 @@ local function modes(d, p)
   local info = d.modes[m]
   if not info then return unbounded(d, "unknown mode '" .. tostring(m) .. "'") end
   if not info.price then
-    return unbounded(d, "the " .. m .. " mode's price is not published", { "mode" })
+    return unbounded(d, "the " .. m .. " mode's price is not published; choose a mode with one")
   end
   return { usd = info.price, basis = string.format("%s mode %s: fixed price %s", d.cli.name, m,
     money(info.price)) }

@@ -15,10 +15,15 @@ local fanout = require "deepresearch.fanout"
 
 local M = {}
 
--- Refusals that prove nothing was made and that another provider may not share.
-M.NEXT = { unauthorized = true, forbidden = true, not_found = true, plan_required = true,
-  insufficient_credits = true, payment_failed = true, rate_limited = true, unavailable = true,
-  unsupported = true, retired = true, budget_exceeded = true, budget_unbounded = true }
+-- Refusals that prove nothing was made (the one list, policy.CREATE_NOTHING_MADE) and that
+-- another provider may not share: not invalid_request (the caller's mistake, every provider
+-- would refuse it), and also unsupported, retired and a budget, all refused before sending.
+M.NEXT = {}
+for code in pairs(policy.CREATE_NOTHING_MADE) do M.NEXT[code] = true end
+M.NEXT.invalid_request = nil
+for _, code in ipairs({ "unsupported", "retired", "budget_exceeded", "budget_unbounded" }) do
+  M.NEXT[code] = true
+end
 
 -- How often a 429 is sent again (after its Retry-After or backoff) before moving on: a 429
 -- made nothing, so sending again cannot pay twice.
