@@ -71,7 +71,8 @@ test-unit: all
 	@scripts/summary $(RESULTS)
 
 VALGRIND_SPECS ?= spec/core_spec.lua spec/client_spec.lua spec/errors_spec.lua spec/wait_spec.lua spec/reliability_spec.lua spec/poller_spec.lua spec/many_spec.lua spec/transport_safety_spec.lua spec/interrupt_spec.lua \
-  spec/poller_safety_spec.lua spec/core_decoder_spec.lua spec/valyu_assets_spec.lua spec/webhooks_spec.lua
+  spec/poller_safety_spec.lua spec/core_decoder_spec.lua spec/valyu_assets_spec.lua spec/webhooks_spec.lua \
+  spec/check_links_spec.lua
 test-valgrind: all
 	@mkdir -p $(RESULTS)
 	@DR_VALGRIND=1 scripts/run-specs "valgrind -q --error-exitcode=99 --leak-check=full \
@@ -82,7 +83,7 @@ test-valgrind: all
 ASAN_SPECS ?= spec/core_spec.lua spec/client_spec.lua spec/errors_spec.lua spec/wait_spec.lua \
   spec/reliability_spec.lua spec/poller_spec.lua spec/many_spec.lua spec/discovery_spec.lua spec/interrupt_spec.lua \
   spec/valyu_spec.lua spec/conformance_spec.lua spec/transport_safety_spec.lua spec/poller_safety_spec.lua \
-  spec/core_decoder_spec.lua spec/valyu_assets_spec.lua spec/webhooks_spec.lua
+  spec/core_decoder_spec.lua spec/valyu_assets_spec.lua spec/webhooks_spec.lua spec/check_links_spec.lua
 ASAN_RT = $(shell clang -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)
 test-asan:
 	@scripts/deps asan
