@@ -140,6 +140,18 @@ describe("deepresearch journal and history", function()
     assert.truthy(err:find("Find it with: deepresearch list --provider valyu", 1, true), err)
   end)
 
+  it("discover: a Deep Search is journalled too, as kind discovery", function()
+    local code, _, err = cli(concat({ "discover", "Freight visibility software vendors in " ..
+      "Europe", "--results", "3", "--wait" }, FAST))
+    assert.equals(0, code, err)
+    local h = history()
+    assert.equals(1, #h)
+    assert.equals("discovery", h[1].kind)
+    assert.equals("done", h[1].state)
+    assert.is_string(h[1].id)
+    assert.equals("Freight visibility software vendors in Europe", h[1].brief_head)
+  end)
+
   it("a failed task is recorded failed", function()
     local code = cli(concat({ "run", brief("Stripe (stripe.com) [fail]") }, FAST))
     assert.equals(1, code)

@@ -219,6 +219,15 @@ describe("journal", function()
     assert.are.equal("not_found", err.code)
   end)
 
+  it("resolves among one kind of task when asked", function()
+    local j = assert(journal.open{ path = path })
+    j:created(j:begin{ provider = "extruct", brief = "r" }, "kindpfx-research")
+    j:created(j:begin{ provider = "extruct", brief = "d", kind = "discovery" }, "kindpfx-discovery")
+    assert.are.equal("ambiguous_id", select(2, j:resolve("kindpfx")).code)
+    assert.are.equal("kindpfx-research", j:resolve("kindpfx", nil, "research").id)
+    assert.are.equal("kindpfx-discovery", j:resolve("kindpfx", "extruct", "discovery").id)
+  end)
+
   it("lists at most 5 candidates for an ambiguous prefix", function()
     local j = assert(journal.open{ path = path })
     for i = 1, 7 do j:created(j:begin{ provider = "extruct", brief = "b" }, "samepfx" .. i) end

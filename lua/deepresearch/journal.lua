@@ -302,11 +302,19 @@ end
 
 --- The record of an exact id or a unique prefix of 6+ characters among journal ids.
 --- nil, err: not_found, ambiguous_id (err.candidates) or invalid_request (a short prefix).
-function Journal:resolve(prefix, provider)
+--- kind (optional): only records of that kind ("research" also takes records with no kind).
+function Journal:resolve(prefix, provider, kind)
   if type(prefix) ~= "string" or prefix == "" then
     return nil, errors.invalid("a task id is required")
   end
   local recs = self:entries{ provider = provider }
+  if kind ~= nil then
+    local keep = {}
+    for _, r in ipairs(recs) do
+      if (r.kind or "research") == kind then keep[#keep + 1] = r end
+    end
+    recs = keep
+  end
   for _, r in ipairs(recs) do
     if r.id == prefix then return r end
   end

@@ -99,6 +99,7 @@ local function wait_then_results(ctx, client, id, opts)
   local task, err = client:discovery_wait(id, { on_progress = function(t) p:update(t) end,
     timeout = opts.timeout, interval = opts.interval, max_interval = opts.max_interval })
   ctx:done_waiting()
+  require("deepresearch.cli.history").finished(ctx, id, task, err)
   if not task then return ctx:fail(err) end
   local rows
   rows, err = fetch_results(client, id, { all = true })
@@ -122,12 +123,16 @@ local function create(ctx, opts, words)
   end
   local client, code = ctx:client()
   if not client then return code end
+  local journal = require "deepresearch.cli.history"
+  journal.begin(ctx, params.query, "discovery")
   ctx:begin_create(function(t) return t.id end, "discover")
   local task, err = client:discovery_create(params)
   if not task then
+    journal.refused(ctx, err)
     ctx:end_create()
     return ctx:fail(err)
   end
+  journal.created(ctx, task)
   if opts.wait then
     ctx.waiting = task.id
     ctx:end_create()

@@ -47,7 +47,7 @@ end
 function M.resolve(ctx, word)
   local j = history.journal(ctx)
   if j then
-    local entry, err = j:resolve(word, ctx.g.provider)
+    local entry, err = j:resolve(word, ctx.g.provider, "research")
     if entry then
       if ctx.g.provider == nil and entry.provider and providers.get(entry.provider) then
         ctx.g.provider = entry.provider
