@@ -5,7 +5,8 @@ local help = require "deepresearch.cli.help"
 local progress = require "deepresearch.cli.progress"
 
 -- The journal's global flag (cli/history.lua): keep whole briefs, not their first 80 characters.
-args.GLOBAL[#args.GLOBAL + 1] = { "journal-briefs" }
+args.GLOBAL[#args.GLOBAL + 1] = { "journal-briefs",
+  doc = "keep each created task's whole brief in the journal (default: its first 80 characters)" }
 
 local M = {}
 
