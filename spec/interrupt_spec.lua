@@ -254,12 +254,27 @@ describe("interrupts (issue 13)", function()
     end
 
     -- Starts bin/deepresearch ARGS in the background; returns a handle with pid, stderr, rc.
+    -- The command's journal (issue 19 part 7): a file of each test's own.
+    local journal
+    before_each(function()
+      journal = tmp()
+      os.remove(journal)
+    end)
+    local function journal_states()
+      local states = {}
+      for _, e in ipairs(require("deepresearch.journal").open{ path = journal }:entries()) do
+        states[#states + 1] = e.state .. (e.id and (" " .. e.id) or "")
+      end
+      return states
+    end
+
     local function start(args)
       local errf, rcf, pidf = tmp(), tmp(), tmp()
       os.remove(rcf)
       local script = tmp(string.format("echo $$ > %s\nexec env -u LD_PRELOAD -u " ..
-        "EXTRUCT_BASE_URL EXTRUCT_API_TOKEN=test-token DEEPRESEARCH_TTY=0 LANG=C.UTF-8 lua5.4 " ..
-        "bin/deepresearch --base-url %s %s >/dev/null 2>%s\n", pidf, q(s.url), args, errf))
+        "EXTRUCT_BASE_URL EXTRUCT_API_TOKEN=test-token DEEPRESEARCH_TTY=0 LANG=C.UTF-8 " ..
+        "DEEPRESEARCH_JOURNAL=%s lua5.4 bin/deepresearch --base-url %s %s >/dev/null 2>%s\n",
+        pidf, q(journal), q(s.url), args, errf))
       os.execute(string.format("(sh %s; echo $? > %s) </dev/null >/dev/null 2>&1 &", script, rcf))
       local p = {
         err = function() return slurp(errf) end,
@@ -302,6 +317,7 @@ describe("interrupts (issue 13)", function()
         err:find("Resume with: bin/deepresearch --base-url " .. s.url .. " wait " .. id, 1,
           true), err)
       assert.equals(1, #s:requests_to("POST", "^/v1/deep_research_tasks$"))
+      assert.same({ "queued " .. id }, journal_states()) -- the id the settle found is journalled
     end)
 
     it("item 6: create: when the answer cannot be had, says a task may exist and prints the " ..
@@ -319,6 +335,7 @@ describe("interrupts (issue 13)", function()
         "Check before creating it again: bin/deepresearch --base-url " .. s.url .. " list\n", 1,
         true), err)
       assert.not_matches("created task", err)
+      assert.same({ "unknown" }, journal_states()) -- journalled before it was sent
     end)
 
     it("item 6: a second Ctrl-C during that wait gives up at once, still printing the list hint " ..
