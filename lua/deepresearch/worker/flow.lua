@@ -198,6 +198,9 @@ end
 -- that gate wrote (the marker this create owns).
 function flow:create(job)
   if self.draining then return true end
+  -- --budget-usd-per-day / --rate: a job they can never let through is dead-lettered.
+  local lim, lerr = self:limits_for(job)
+  if lim == nil then return self:dead_job(job, lerr) end
   local delay = self:create_delay(job)
   if delay > 0 then
     self:debug("job %s: %s's create pace reached; create in %.1fs", job.id,
@@ -237,6 +240,10 @@ function flow:gate(job, g)
     g.r = "dropped"
     return false, "the worker no longer runs this job"
   end
+  -- The shared rate and budget first (budget.lua): nothing is marked for a create they hold.
+  if job.lim and not self:take_turn(job, g) then
+    return false, "create gate: " .. tostring(g.r)
+  end
   local t0 = core.now()
   local ok, r, v = pcall(self.store.claim_send, self.store, job, g.marker ~= nil, self.lease_value,
     self.opts.lease)
@@ -261,6 +268,11 @@ function flow:created(job, g, task, err)
     -- finds the task (then it is waited on) or finds nothing (then it is set aside for a person).
     self:log("job %s: %s; ambiguous until its task is found", job.id, tostring(err))
     return self:ambiguous(job, jobs.error_json(err))
+  end
+  -- Nothing was made: a reservation of this job goes back.
+  if job.lim then
+    local ok, e = self:release_budget(job)
+    if not ok then return nil, e end
   end
   if err.code == "invalid_request" then
     local ok, e = self.store:dead(job.raw, intake.dead_entry(self, job.raw, err, job.id), job.id,
@@ -304,6 +316,13 @@ function flow:not_sent(job, g, err)
     if c == "lost" then return self:lost(job) end
   end
   local r, v = g.r, g.v
+  if r == "budget" or r == "rate" then return self:wait_turn(job, g) end
+  -- A reservation made for a create that never left goes back (budget.lua).
+  if job.lim and (g.fresh or r == "ok") then
+    local ok, e = self:release_budget(job)
+    if not ok then return nil, e end
+    g.fresh = nil
+  end
   if r == "task" then return self:wait(job, v) end
   if r == "terminal" then return self:drop(job) end
   if r == "ambiguous" or r == "creating" then return self:reconcile(job) end
@@ -407,6 +426,11 @@ end
 function flow:waited(job, task, err)
   if err and err.code == "input_required" then
     return self:park(job, err.task, err.interaction)
+  end
+  if task or ((err.code == "task_failed" or err.code == "cancelled") and err.task) then
+    -- Its reservation becomes its real cost (budget.lua).
+    local ok, e = self:settle(job, task or err.task)
+    if not ok then return nil, e end
   end
   if task then
     return self:finish(job, "done", { task = jobs.encode_task(task), report = self:render(task),

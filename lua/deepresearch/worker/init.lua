@@ -13,6 +13,7 @@ local checkpoint = require "deepresearch.worker.checkpoint"
 local batch = require "deepresearch.worker.batch"
 local stop = require "deepresearch.worker.stop"
 local intake = require "deepresearch.worker.intake"
+local budget = require "deepresearch.worker.budget"
 
 local core = dr.core
 local is_interrupt = redis.is_interrupt
@@ -33,7 +34,7 @@ M.defaults = {
 -- A job's steps, by job: one job's create and wait, the search for a task a create may have
 -- made, checkpoints, batches. Their names do not overlap.
 local Worker = {}
-for _, steps in ipairs({ flow, reconcile, checkpoint, batch, stop, intake }) do
+for _, steps in ipairs({ flow, reconcile, checkpoint, batch, stop, intake, budget }) do
   for k, v in pairs(steps) do Worker[k] = v end
 end
 Worker.__index = Worker

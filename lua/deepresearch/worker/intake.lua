@@ -42,6 +42,18 @@ function intake:dead_letter(raw, err, job_id)
     jobs.error_json(err)) end)
 end
 
+--- A job the worker holds that can never run as it is (the API's validation, or a budget it
+-- can never pass): into the dead-letter list with its error. true, or nil, err.
+function intake:dead_job(job, err)
+  local ok, e = self.store:dead(job.raw, intake.dead_entry(self, job.raw, err, job.id), job.id,
+    jobs.error_json(err))
+  if ok == nil then return nil, e end
+  self.stats.dead = self.stats.dead + 1
+  self:log("job %s: dead-lettered: %s", job.id, tostring(err.message))
+  self:forget(job)
+  return true
+end
+
 --- A copy of a job that has ended (a producer pushed its id again): dropped; the first such
 -- copy of a job is logged, across all workers (counted in the hash's `duplicates`).
 function intake:duplicate(job, status)

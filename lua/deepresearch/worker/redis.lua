@@ -151,6 +151,28 @@ function Conn:eval(script, keys, args)
   return self:call("EVAL", unpack(argv))
 end
 
+--- EVALSHA of a script loaded once per connection's life (SCRIPT LOAD), falling back to EVAL
+-- when Redis answers NOSCRIPT (restarted, or its script cache flushed); same returns as call.
+function Conn:evalsha(script, keys, args)
+  self.shas = self.shas or {}
+  local sha = self.shas[script]
+  if not sha then
+    local s, err, kind = self:call("SCRIPT", "LOAD", script)
+    if not s then return nil, err, kind end
+    sha, self.shas[script] = s, s
+  end
+  local argv = { sha, #keys }
+  for _, k in ipairs(keys) do argv[#argv + 1] = k end
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = tostring(a) end
+  local r, err, kind = self:call("EVALSHA", unpack(argv))
+  if kind == "reply" and tostring(err):find("NOSCRIPT", 1, true) then
+    self.shas[script] = nil
+    self.evalsha_fallbacks = (self.evalsha_fallbacks or 0) + 1
+    return self:eval(script, keys, args)
+  end
+  return r, err, kind
+end
+
 function Conn:up() return self.client ~= nil end
 
 function Conn:close()

@@ -47,6 +47,9 @@ function M.text(r)
   end
   lines[#lines + 1] = string.format("dead letters: %d", r.dead)
   lines[#lines + 1] = string.format("waiting for input: %d", r.input)
+  if r.budget_spent_usd then
+    lines[#lines + 1] = string.format("budget spent this UTC day: $%.2f", r.budget_spent_usd)
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 

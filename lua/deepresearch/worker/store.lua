@@ -439,5 +439,7 @@ end
 require("deepresearch.worker.store_checkpoint").install(Store, PRELUDE)
 -- A stopped worker's lease, the status command's reads, duplicates and lint notes.
 require("deepresearch.worker.store_worker").install(Store)
+-- The shared budget and rate (worker/budget.lua).
+require("deepresearch.worker.store_budget").install(Store, ISO)
 
 return M

@@ -131,8 +131,10 @@ function Store:status_report()
   if not leases then return nil, le end
   local dead = conn:call("LLEN", self:key("dead"))
   local input = conn:call("ZCARD", self:key("input"))
+  -- The shared budget's spend in the current UTC day (store_budget.lua), when there is one.
+  local spent = self.budget_spent and self:budget_spent()
   return { queue = self.q, queued = queued, jobs = by, workers = leases, dead = dead or 0,
-    input = input or 0 }
+    input = input or 0, budget_spent_usd = spent and spent > 0 and spent / 1e6 or nil }
 end
 
 --- Adds these steps to store.lua's Store.
