@@ -11,10 +11,25 @@ package.path = here .. "/?.lua;" .. here .. "/?/init.lua;" .. package.path
 local simulator = require "simulator"
 local http = require "simulator.http"
 
+local USAGE = [[
+usage: lua5.4 sim/server.lua [--host 127.0.0.1] [--port 0] [--speed S] [--seed N] [--quiet]
+                             [--watch-pid PID]
+
+The bundled simulator of every provider's API, on the loopback only. Prints
+"listening HOST PORT" as its first line, then serves until SIGTERM/SIGINT,
+POST /_sim/shutdown, or the watched process going away.
+
+  --host H         127.0.0.1 (default), localhost or ::1
+  --port N         the port to listen on (0, the default: any free port)
+  --speed S        simulated seconds per real second (default 1; 60: a task in seconds)
+  --seed N         the random seed of the simulated reports (default 1)
+  --quiet          no request log on stderr
+  --watch-pid PID  stop when process PID ends
+  -h, --help       this text
+]]
+
 local function usage(msg)
-  io.stderr:write("server.lua: ", msg, "\n",
-    "usage: lua5.4 sim/server.lua [--host 127.0.0.1] [--port 0] [--speed S] [--seed N] [--quiet]",
-    " [--watch-pid PID]\n")
+  io.stderr:write("server.lua: ", msg, "\n", USAGE)
   os.exit(2)
 end
 
@@ -23,7 +38,10 @@ local i = 1
 while i <= #arg do
   local a = arg[i]
   local key = a:match("^%-%-([%w%-]+)$")
-  if key == "quiet" then
+  if a == "-h" or key == "help" then
+    io.stdout:write(USAGE)
+    os.exit(0)
+  elseif key == "quiet" then
     opts.quiet = true
   elseif key == "host" or key == "port" or key == "speed" or key == "seed"
     or key == "watch-pid" then

@@ -69,7 +69,7 @@ describe("deepresearch batch", function()
     assert.equals(1, code)
     assert.matches("status%s+completed_with_errors", out)
     assert.matches("failed%s+1", out)
-    assert.matches("1 of 4 tasks failed (deepresearch --provider valyu batch tasks", err, 1,
+    assert.matches("1 of 4 tasks failed (bin/deepresearch --provider valyu batch tasks", err, 1,
       true)
     assert.matches("batch " .. id .. ": ", err, 1, true) -- progress lines on stderr
     code, out = cli({ "batch", "tasks", id, "--status", "failed" })

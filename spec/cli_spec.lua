@@ -74,7 +74,7 @@ describe("deepresearch command", function()
         assert.truthy(
           out:find("usage: deepresearch " .. table.concat(cmd, " "), 1, true),
           table.concat(cmd, " "))
-        assert.truthy(out:find("Exit codes", 1, true))
+        assert.truthy(out:find("and exit codes: deepresearch help options", 1, true))
         local code2, out2 = cli(concat({ "help" }, cmd))
         assert.equals(0, code2)
         assert.equals(out, out2)

@@ -62,7 +62,8 @@ function M.load(path)
   argcheck("load", 1, path, "string")
   local f, msg = io.open(path, "rb")
   if not f then
-    return nil, errors.new("io", "cannot read brief template: " .. tostring(msg), { path = path })
+    -- io.open's message starts with the path: "cannot read brief file b.txt: No such file ..."
+    return nil, errors.new("io", "cannot read brief file " .. tostring(msg), { path = path })
   end
   local text, rerr = f:read("*a")
   f:close()
@@ -305,8 +306,13 @@ local function finding(list, code, severity, message, pos)
   list[#list + 1] = { code = code, severity = severity, message = message, pos = pos }
 end
 
--- The text's findings, appended to out.
-local function lint_text(text, max, out)
+-- The advice an account-research brief gets (who asks, about whom, to decide what): a provider
+-- whose descriptor lists them in brief_advice gets them; a question for any other provider's
+-- research does not (lint{advice = list}). The other findings are for every brief.
+M.ADVICE = { "no_target", "no_context", "no_decision" }
+
+-- The text's findings, appended to out. advice: code -> true for the advice to give.
+local function lint_text(text, max, out, advice)
   local n, bad = utf8.len(text)
   if not n then
     finding(out, "invalid_utf8", "error", string.format("the brief is not valid UTF-8 (byte %d)",
@@ -334,17 +340,17 @@ local function lint_text(text, max, out)
       "write a detailed paragraph: your context, the target, the decision, the time window", words))
   end
   local lower = text:lower()
-  if not find_target(text) then
+  if advice.no_target and not find_target(text) then
     finding(out, "no_target", "warning",
       "no identifiable target: name the company, domain, person, URL " ..
       "or market to research")
   end
-  if not has_context(lower) then
+  if advice.no_context and not has_context(lower) then
     finding(out, "no_context", "warning",
       "no requester context: say who you are and what you sell or " ..
       "research (\"We are ...\", \"Our team ...\")")
   end
-  if not has_any(lower, DECISION_PATTERNS) then
+  if advice.no_decision and not has_any(lower, DECISION_PATTERNS) then
     finding(out, "no_decision", "warning",
       "no decision stated: say what the report should help you " ..
       "decide (\"so we can decide whether ...\")")
@@ -359,11 +365,20 @@ end
 --- Checks a brief. Returns a sequence of findings {code, severity, message, pos?}; an empty
 -- list means nothing to report. opts.max_length overrides M.MAX_LENGTH; opts.output_schema
 -- adds the schema check's findings (schema_invalid, an error; the vendor's notes' limits,
--- warnings: schema_no_type, schema_no_items, schema_depth, schema_properties).
+-- warnings: schema_no_type, schema_no_items, schema_depth, schema_properties). opts.advice:
+-- the codes of M.ADVICE to check (a provider's descriptor.brief_advice, {} for none); nil checks
+-- them all.
 function M.lint(text, opts)
   argcheck("lint", 1, text, "string")
   argcheck("lint", 2, opts, "table", true)
-  local out = lint_text(text, opts and opts.max_length or M.MAX_LENGTH, {})
+  local advice = {}
+  local list = opts and opts.advice
+  if list ~= nil and type(list) ~= "table" then
+    error("bad option 'advice' to 'lint' (a list of finding codes expected, got " .. type(list) ..
+      ")", 2)
+  end
+  for _, code in ipairs(list or M.ADVICE) do advice[code] = true end
+  local out = lint_text(text, opts and opts.max_length or M.MAX_LENGTH, {}, advice)
   if opts and opts.output_schema ~= nil then
     for _, f in ipairs(require("deepresearch.schema.check").lint_output_schema(
       opts.output_schema)) do

@@ -22,7 +22,8 @@ local function render(ctx, opts, words)
   ctx.out:write(text, text:sub(-1) == "\n" and "" or "\n")
   if opts.lint then
     local name = words[1] == "-" and "<stdin>" or words[1]
-    input.lint(ctx.err, name, text, { quiet = ctx.g.quiet, max_length = opts.max_length })
+    input.lint(ctx.err, name, text, { quiet = ctx.g.quiet, max_length = opts.max_length,
+      advice = input.advice(ctx) })
   end
   return 0
 end
@@ -34,7 +35,8 @@ local function lint(ctx, opts, words)
   if not text then return ctx:usage(why) end
   local name = path == "-" and "<stdin>" or path
   local max = opts.max_length or providers.get(ctx:provider()).limits.brief
-  local counts = input.lint(ctx.out, name, text, { max_length = max, quiet = ctx.g.quiet })
+  local counts = input.lint(ctx.out, name, text, { max_length = max, quiet = ctx.g.quiet,
+    advice = input.advice(ctx) })
   local total = counts.error + counts.warning + counts.info
   if not ctx.g.quiet then
     if total == 0 then

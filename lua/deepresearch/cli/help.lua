@@ -19,21 +19,52 @@ Exit codes:
        create: after up to 5 s for its answer, the task id, or the list command to check
   70   internal error (a bug; --verbose shows the traceback)]]
 
-M.GLOBAL_OPTIONS = [[
-Global options (anywhere on the line):
-  --provider NAME   extruct (default) or valyu
-  --base-url URL    API base URL (default: $EXTRUCT_BASE_URL / $VALYU_BASE_URL, else the
-                    provider's public URL)
-  -q, --quiet       no progress and no notes on stderr (errors are still printed)
-  -y, --yes         at a checkpoint, accept what the task proposes without asking
-  -v, --verbose     log every HTTP request on stderr (tokens redacted); tracebacks
-  -h, --help        help for the command (also: deepresearch help COMMAND)
-  --version         print the version
+-- Per-command help ends with this one line instead of the global list.
+M.POINTER = "Global options (--provider, --base-url, -q, -y, -v ...) and exit codes: " ..
+  "deepresearch help options"
 
-Environment:
-  EXTRUCT_API_TOKEN  Extruct token (Deep Research, Deep Search); never a flag
-  VALYU_API_KEY      Valyu API key (--provider valyu); never a flag
-  EXTRUCT_BASE_URL, VALYU_BASE_URL   base URLs (the bundled simulator, a proxy)]]
+-- The help lines of a list of option specs (cli/args.lua shape), flags aligned.
+local function option_lines(options)
+  local lines = {}
+  for _, o in ipairs(options) do
+    local flag = (o.short and ("-" .. o.short .. ", ") or "") .. "--" ..
+      o[1] .. (o.value and (" " .. o.value) or "")
+    if #flag > 22 then
+      lines[#lines + 1] = "  " .. flag
+      lines[#lines + 1] = string.rep(" ", 26) .. (o.doc or "")
+    else
+      lines[#lines + 1] = string.format("  %-22s  %s", flag, o.doc or "")
+    end
+  end
+  return lines
+end
+
+--- The global options (from cli/args.lua, so a flag added there shows here) and the
+-- environment each registered provider reads.
+function M.global_options()
+  local providers = require "deepresearch.providers"
+  local names = {}
+  for _, n in ipairs(providers.names()) do
+    names[#names + 1] = n .. (n == providers.DEFAULT and " (default)" or "")
+  end
+  local opts = {}
+  for i, o in ipairs(require("deepresearch.cli.args").GLOBAL) do
+    opts[i] = o
+    if o[1] == "provider" then
+      opts[i] = { o[1], value = o.value, doc = (o.doc or "") .. ": " .. table.concat(names, ", ") }
+    end
+  end
+  local lines = { "Global options (anywhere on the line):" }
+  for _, l in ipairs(option_lines(opts)) do lines[#lines + 1] = l end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "Environment (the token is never a flag):"
+  for _, n in ipairs(providers.names()) do
+    local d = providers.get(n)
+    lines[#lines + 1] = string.format("  %-20s %s token; %s: its base URL", d.token_env,
+      d.cli and d.cli.name or n, d.base_env)
+  end
+  return table.concat(lines, "\n")
+end
 
 -- Commands in the order the overview lists them.
 M.ORDER = {
@@ -61,8 +92,10 @@ function M.general()
     end
   end
   lines[#lines + 1] = string.format("  %-18s %s", "help COMMAND", "help for one command")
+  lines[#lines + 1] = string.format("  %-18s %s", "help options", "the global options, the " ..
+    "environment and the exit codes")
   lines[#lines + 1] = ""
-  lines[#lines + 1] = M.GLOBAL_OPTIONS
+  lines[#lines + 1] = M.global_options()
   lines[#lines + 1] = ""
   lines[#lines + 1] = M.EXIT_CODES
   lines[#lines + 1] = ""
@@ -71,24 +104,11 @@ function M.general()
   return table.concat(lines, "\n")
 end
 
-local function option_lines(options)
-  local lines = {}
-  for _, o in ipairs(options) do
-    local flag = (o.short and ("-" .. o.short .. ", ") or "") .. "--" ..
-      o[1] .. (o.value and (" " .. o.value) or "")
-    if #flag > 22 then
-      lines[#lines + 1] = "  " .. flag
-      lines[#lines + 1] = string.rep(" ", 26) .. (o.doc or "")
-    else
-      lines[#lines + 1] = string.format("  %-22s  %s", flag, o.doc or "")
-    end
-  end
-  return lines
-end
-
---- Help for one command (or the overview for nil); nil when there is no such command.
+--- Help for one command (or the overview for nil; "options": the global options, environment
+-- and exit codes); nil when there is no such command.
 function M.text(name)
   if name == nil then return M.general() end
+  if name == "options" then return M.global_options() .. "\n\n" .. M.EXIT_CODES end
   local c = M.commands[name]
   if not c then
     return M.group(name)
@@ -111,10 +131,16 @@ function M.text(name)
     lines[#lines + 1] = c.examples
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = M.GLOBAL_OPTIONS
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = M.EXIT_CODES
+  lines[#lines + 1] = M.POINTER
   return table.concat(lines, "\n")
+end
+
+--- "; did you mean 'X'?" for a mistyped command (X the closest command name), or "".
+function M.suggest(word)
+  local names = { "help" }
+  for name in pairs(M.commands) do names[#names + 1] = name end
+  table.sort(names)
+  return require("deepresearch.cli.args").did_you_mean(word, names)
 end
 
 --- The sub-commands of a group ("brief", "discover"), or nil.
@@ -133,3 +159,4 @@ function M.group(word)
 end
 
 return M
+

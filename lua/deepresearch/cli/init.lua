@@ -81,6 +81,17 @@ local function hint(ctx, e)
     local p = require("deepresearch").providers[ctx:provider()]
     return "; check " .. p.token_env
   end
+  -- An https:// URL on a port that speaks plain HTTP: curl's TLS handshake fails ("wrong
+  -- version number") or hangs (an SSL connect timeout). The likely fix is the scheme.
+  local http = require "deepresearch.runtime.http"
+  local base = ctx.handle and http.state(ctx.handle).base_url or ctx.g.base_url
+  local msg = tostring(e.message or ""):lower()
+  if e.status == nil and type(base) == "string" and base:match("^https://") and
+     (msg:find("ssl", 1, true) or msg:find("tls", 1, true) or msg:find("wrong version number",
+       1, true)) then
+    return "; if the server speaks plain HTTP, try " ..
+      http.redact_url(base:gsub("^https://", "http://", 1)) .. " instead"
+  end
   return HINTS[e.code] and ("; " .. HINTS[e.code]) or ""
 end
 
@@ -199,6 +210,17 @@ function Ctx:client()
   if not ok then return nil, self:usage(tostring(c):gsub("^.-:%d+: ", "")) end
   self.handle = c
   return c
+end
+
+--- Before the brief is read from standard input: on a terminal, says what the command waits
+-- for (else it looks hung).
+function Ctx:reading_stdin()
+  if self.stdin ~= io.stdin then return end
+  local ok = os.execute("test -t 0")
+  if ok == true or ok == 0 then
+    self.err:write("deepresearch: reading the brief from standard input; end with Ctrl-D\n")
+    self.err:flush()
+  end
 end
 
 --- Whether stderr is a terminal: checked once.
@@ -365,7 +387,9 @@ local function run(ctx, argv)
     local topic = argv[i + 1] and (argv[i + 2] and COMMANDS[argv[i + 1] .. " " .. argv[i + 2]] and
       argv[i + 1] .. " " .. argv[i + 2] or argv[i + 1])
     local text = help.text(topic)
-    if not text then return ctx:usage("no command '" .. tostring(topic) .. "'") end
+    if not text then
+      return ctx:usage("no command '" .. tostring(topic) .. "'" .. help.suggest(tostring(topic)))
+    end
     ctx.out:write(text, "\n")
     return EXIT.ok
   end
@@ -373,10 +397,15 @@ local function run(ctx, argv)
   if not cmd then
     local groups = help.group(word)
     if groups then
+      local sub = argv[i + 1]
+      if sub and sub:sub(1, 1) ~= "-" then
+        ctx.err:write("deepresearch: unknown command '", word, " ", sub, "'",
+          help.suggest(word .. " " .. sub), "\n")
+      end
       ctx.err:write(groups, "\n")
       return EXIT.usage
     end
-    return ctx:usage("unknown command '" .. word .. "'")
+    return ctx:usage("unknown command '" .. word .. "'" .. help.suggest(word))
   end
   ctx.cmd = cmd
   local opts, words = args.parse(argv, rest, { args.GLOBAL, cmd.options or {} })

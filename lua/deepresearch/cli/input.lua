@@ -1,8 +1,10 @@
 -- What the user hands the command: a brief (argument, file or stdin), lint findings, a schema.
 local M = {}
 
-local function read_all(stream)
-  local text = stream:read("a")
+-- Reads all of ctx.stdin; on a terminal, first says what it waits for (ctx:reading_stdin).
+local function read_all(ctx)
+  if ctx.reading_stdin then ctx:reading_stdin() end
+  local text = ctx.stdin:read("a")
   return (text or ""):gsub("^\239\187\191", "")
 end
 
@@ -14,7 +16,7 @@ function M.brief_text(ctx, opts, words)
     return nil, "give the brief either as an argument or with -f FILE, not both"
   end
   if file == "-" or (not file and #words == 1 and words[1] == "-") then
-    return read_all(ctx.stdin), "<stdin>"
+    return read_all(ctx), "<stdin>"
   end
   if file then
     local text, err = require("deepresearch.brief").load(file)
@@ -29,7 +31,7 @@ end
 
 --- Reads a file for `brief render` / `brief lint` ('-' is stdin). text or nil, message.
 function M.file_text(ctx, path)
-  if path == nil or path == "-" then return read_all(ctx.stdin) end
+  if path == nil or path == "-" then return read_all(ctx) end
   local text, err = require("deepresearch.brief").load(path)
   if not text then return nil, tostring(err.message or err) end
   return text
@@ -60,12 +62,19 @@ function M.finding_line(name, text, f)
   return string.format("%s: %s: %s [%s]", where, f.severity, f.message, f.code)
 end
 
+--- The lint advice that fits the chosen provider's briefs (descriptor.brief_advice; none when
+-- it lists none).
+function M.advice(ctx)
+  local d = require("deepresearch.providers").get(ctx:provider())
+  return d and d.brief_advice or {}
+end
+
 --- Lints text; writes findings to `stream`. Returns counts { error = n, warning = n, info = n }.
 -- quiet leaves out the info findings.
 function M.lint(stream, name, text, opts)
   local brief = require "deepresearch.brief"
   local findings = brief.lint(text, { max_length = opts.max_length,
-    output_schema = opts.output_schema })
+    output_schema = opts.output_schema, advice = opts.advice })
   local counts = { error = 0, warning = 0, info = 0 }
   for _, f in ipairs(findings) do
     counts[f.severity] = (counts[f.severity] or 0) + 1
@@ -79,7 +88,7 @@ end
 --- Lints a brief before it is sent. Returns true, or nil, message (exit 2).
 function M.check_brief(ctx, name, text, opts)
   local counts = M.lint(ctx.err, name, text, { max_length = opts.max_length, quiet = ctx.g.quiet,
-    output_schema = opts.output_schema })
+    output_schema = opts.output_schema, advice = M.advice(ctx) })
   if counts.error > 0 then
     return nil, string.format("the brief has %d error%s (above); nothing was sent", counts.error,
       counts.error > 1 and "s" or "")

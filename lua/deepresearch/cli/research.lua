@@ -160,6 +160,12 @@ local function create_task(ctx, opts, words)
     return nil, ctx:fail(err)
   end
   history.created(ctx, task)
+  if task.reconciled then
+    -- The create's answer never came; the client found the task it made by listing.
+    ctx:created()
+    ctx:note("deepresearch: the create's answer was lost; found task %s by listing",
+      tostring(ad.id(task)))
+  end
   return client, task
 end
 
@@ -208,7 +214,6 @@ local function list(ctx, opts, words)
   end
   local no_offset = ad_of(ctx).descriptor.cli.no_offset
   if no_offset and opts.offset then return ctx:usage(no_offset) end
-  if opts.limit == 0 then return ctx:usage("--limit must be at least 1") end
   local client, code = ctx:client()
   if not client then return code end
   local ad = ad_of(ctx)
@@ -251,6 +256,14 @@ local function cancel(ctx, _, words)
   local id, client = ids.id_and_client(ctx, words)
   if not id then return client end
   local res, err = client:cancel(id)
+  if not res and err.status and err.status >= 400 and err.status < 500 then
+    -- Refused: a task that is cancelled already is what the user asked for (exit 0).
+    local task = client:get(id)
+    if task and providers.state(task) == "cancelled" then
+      ctx.out:write("already cancelled: ", id, "\n")
+      return 0
+    end
+  end
   if not res then return ctx:fail(err) end
   ctx.out:write(tostring(res.message or "cancelled"), ": ", id, "\n")
   return 0
@@ -304,8 +317,8 @@ M.commands = {
     usage = "list [--limit N] [--offset N] [--all] [--status STATE] [--json]", run = list,
     summary = "your tasks, newest first: id, status, depth, agents, sources, created, brief",
     options = {
-      { "limit", value = "N", number = true, integer = true,
-      doc = "tasks per page (default 20; Valyu 1..100)" },
+      { "limit", value = "N", number = true, min = 1, max = 100,
+      doc = "tasks per page: 1 to 100 (default 20)" },
       { "offset", value = "N", number = true, integer = true,
       doc = "skip the N newest tasks (Extruct)" },
       { "all", doc = "every task, fetching page after page" },

@@ -95,6 +95,10 @@ function D.detect(task)
     task.iterations ~= nil)
 end
 
+-- The brief linter's account-research advice (brief.ADVICE): an Extruct brief says who asks,
+-- about whom, and what it should help decide. Other providers' questions get none of it.
+D.brief_advice = { "no_target", "no_context", "no_decision" }
+
 -- What the command shows and which of its flags this provider takes.
 D.cli = {
   name = "Extruct",
