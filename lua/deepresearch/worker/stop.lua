@@ -76,7 +76,11 @@ function stop:stop_interrupted()
       unanswered = unanswered + 1
     end
   end
-  if self.count > 0 then pcall(self.store.mark_stopped, self.store, self.lease_value) end
+  if self.count > 0 then
+    pcall(self.store.mark_stopped, self.store, self.lease_value)
+  elseif not self.pending_ops[1] then
+    pcall(self.store.retire, self.store) -- nothing held: nothing to keep a lease for
+  end
   local signal = type(self.interrupted) == "string" and self.interrupted or "INT"
   local line
   if self.count == 0 then
