@@ -93,7 +93,8 @@ return function(t)
     cb(items[1]) -- approve as proposed
   end
   local ok, err = pcall(function()
-    nv.setup{ driver = scripted_driver(log), providers = { acme = { speed = "fast" } },
+    nv.setup{ open = "tab", driver = scripted_driver(log),
+      providers = { acme = { speed = "fast" } },
       interval = 0.05, tick_ms = 20,
       notify = function(msg, level) notes[#notes + 1] = { msg = msg, level = level } end }
     vim.cmd("DeepResearch provider=acme tags=ports tags=tides Research the ports of the north sea")
@@ -108,11 +109,11 @@ return function(t)
       log.add.name == "respond" and log.add[1] == "acme-1" and log.add[3].approved == true,
       "its checkpoint (state input_required from its states table) is asked and answered",
       vim.inspect(log.add))
-    t.ok(job.state == "done" and job.id == "acme-1" and vim.fn.bufnr("deepresearch://acme-1") > 0,
+    t.ok(job.state == "done" and job.id == "acme-1" and (nv.report_buffer("acme-1") or -1) > 0,
       "then polled to done; the report buffer is named by its id field", vim.inspect(job))
     vim.cmd("tabonly")
 
-    vim.cmd("DeepResearchList provider=acme")
+    vim.cmd("DeepResearchList! provider=acme")
     local lines = vim.api.nvim_buf_get_lines(vim.fn.bufnr("deepresearch://tasks"), 0, -1, false)
     t.ok(log.list and log.list.newest == 50 and lines[1]:match("^REF%s+STATE%s+TOPIC$") and
       lines[2]:match("^acme%-1%s+finished%s+ports of the north sea"),

@@ -96,6 +96,7 @@ return function(t, env)
   local function setup(extra)
     local opts = {
       base_url = env.url, token = "test-token", interval = 0.05, max_interval = 0.05, tick_ms = 20,
+      open = "tab",
       notify_every = 0, max_connections = 4,
       notify = function(msg, level) notes[#notes + 1] = { msg = msg, level = level } end,
     }
@@ -116,6 +117,13 @@ return function(t, env)
     nv.status())
   local finished = vim.wait(90000, function() return all_finished(jobs) end, 10)
   rec.stop()
+  -- A report is filled on the main loop just after its task ends.
+  vim.wait(5000, function()
+    for _, j in ipairs(jobs) do
+      if j.state == "done" and not nv.report_buffer(j.id) then return false end
+    end
+    return true
+  end, 10)
   t.ok(finished, "all " .. N .. " tasks finished")
   local ok, why = gap_check(rec)
   t.ok(ok, "the editor never blocked while " .. N .. " tasks ran: " .. why, why)
@@ -127,7 +135,7 @@ return function(t, env)
   for i, job in ipairs(jobs) do
     if job.state == "done" then
       done = done + 1
-      local buf = vim.fn.bufnr("deepresearch://" .. job.id)
+      local buf = (nv.report_buffer(job.id) or -1)
       local fresh = dr.assert(checker:get(job.id))
       if buf > 0 then
         local text = buffer_text(buf)
@@ -176,15 +184,15 @@ return function(t, env)
 
   -- :DeepResearchWait on a finished task refreshes its buffer; :DeepResearchList lists tasks.
   local some = jobs[1]
-  local before = vim.fn.bufnr("deepresearch://" .. tostring(some.id))
+  local before = (nv.report_buffer(some.id) or -1)
   vim.cmd("DeepResearchWait " .. tostring(some.id))
   local waited = nv.jobs()[#nv.jobs()]
   t.ok(vim.wait(10000, function() return waited.state == "done" end, 10),
     ":DeepResearchWait on a done task ends done", tostring(waited.err))
-  t.is(vim.fn.bufnr("deepresearch://" .. tostring(some.id)), before,
+  t.is((nv.report_buffer(some.id) or -1), before,
     ":DeepResearchWait reuses the report buffer")
 
-  vim.cmd("DeepResearchList")
+  vim.cmd("DeepResearchList!")
   local listed = vim.wait(10000, function() return vim.fn.bufnr("deepresearch://tasks") > 0 end, 10)
   local list_text = listed and buffer_text(vim.fn.bufnr("deepresearch://tasks")) or ""
   local found = 0
@@ -197,11 +205,13 @@ return function(t, env)
   notes = {}
   vim.cmd("DeepResearch please look into the general market for things like this")
   local rejected = nv.jobs()[#nv.jobs()]
-  vim.wait(30000, function() return rejected.state == "failed" or rejected.state == "done" end, 10)
   local err_note
-  for _, n in ipairs(notes) do
-    if n.level == vim.log.levels.ERROR then err_note = n.msg end
-  end
+  vim.wait(30000, function()
+    for _, n in ipairs(notes) do
+      if n.level == vim.log.levels.ERROR then err_note = n.msg end
+    end
+    return err_note ~= nil or rejected.state == "done"
+  end, 10)
   t.ok(rejected.state == "failed" and has(err_note, "task_failed")
     and has(err_note, "no identifiable"),
     "a rejected brief ends in an error notification", tostring(err_note))
@@ -244,7 +254,8 @@ return function(t, env)
     tostring(bjobs[1].err))
   local bok, bwhy = gap_check(brec)
   t.ok(not bok, "with a blocking wait the gap check fails, as it must: " .. bwhy, bwhy)
-  t.ok(vim.fn.bufnr("deepresearch://" .. tostring(bjobs[1].id)) > 0,
+  vim.wait(2000, function() return nv.report_buffer(bjobs[1].id) ~= nil end, 10)
+  t.ok((nv.report_buffer(bjobs[1].id) or -1) > 0,
     "a blocking driver opens the report too")
 
   -- research's older option name output_schema still sends the schema (as schema does).

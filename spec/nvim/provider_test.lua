@@ -20,8 +20,9 @@ local function buffer_text(buf)
   return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n")
 end
 
+-- Done and announced (the report is filled on the main loop just after the task ends).
 local function finished(job)
-  return job.state == "done" or job.state == "failed"
+  return (job.state == "done" and job.announced) or job.state == "failed"
 end
 
 -- vim.ui replaced by scripted answers: each call takes the next one (a function of what was
@@ -70,7 +71,7 @@ return function(t, env)
   local function setup(extra)
     local opts = {
       base_url = env.url, token = "test-token", interval = 0.05, max_interval = 0.05,
-      tick_ms = 20, notify_every = 0, max_connections = 4,
+      tick_ms = 20, open = "tab", notify_every = 0, max_connections = 4,
       notify = function(msg, level) notes[#notes + 1] = { msg = msg, level = level } end,
     }
     for k, v in pairs(extra or {}) do opts[k] = v end
@@ -94,7 +95,7 @@ return function(t, env)
   local task = job.id and valyu:get(job.id)
   t.ok(task and task.query == query(1) and task.mode == "fast" and job.provider == "valyu",
     "the create went through the descriptor (query, and setup's mode flag)", vim.inspect(task))
-  local buf = vim.fn.bufnr("deepresearch://" .. tostring(job.id))
+  local buf = (nv.report_buffer(job.id) or -1)
   t.ok(buf > 0 and vim.bo[buf].filetype == "markdown" and #buffer_text(buf) > 100,
     "the report opens in deepresearch://{deepresearch_id}", tostring(job.id))
   vim.cmd("tabonly")
@@ -131,7 +132,7 @@ return function(t, env)
 
   -- The list reads the descriptor's columns; <CR> waits on the listed provider's task.
   setup{ providers = { valyu = { token = VALYU_KEY, base_url = env.url } } }
-  vim.cmd("DeepResearchList provider=valyu")
+  vim.cmd("DeepResearchList! provider=valyu")
   local function list_lines()
     local b = vim.fn.bufnr("deepresearch://tasks")
     return b > 0 and vim.api.nvim_buf_get_lines(b, 0, -1, false) or {}
@@ -245,8 +246,9 @@ return function(t, env)
   notes = {}
   nv.research(query(7), { params = { hitl = { plan_review = true } } })
   job = last_job()
-  t.ok(vim.wait(10000, function() return job.state == "input_required" end, 10) and
-    #ui.asked == 0 and has(nv.status(), "1 needs input") and
+  t.ok(vim.wait(10000, function() return job.state == "input_required" and
+    note_with(":DeepResearchRespond " .. tostring(job.id), vim.log.levels.WARN) ~= nil end, 10)
+    and #ui.asked == 0 and has(nv.status(), "1 needs input") and
     note_with(":DeepResearchRespond " .. tostring(job.id), vim.log.levels.WARN) ~= nil,
     "checkpoints = 'notify': the job waits for input, nothing is asked, the notice says how " ..
       "to answer", nv.status() .. " " .. vim.inspect(notes))

@@ -8,14 +8,20 @@ local M = {}
 local defaults = {
   provider = nil,          -- the registry's default provider
   base_url = nil,          -- the provider's base_env variable, else its API
-  token = nil,             -- the provider's token_env variable; a string or a function
-  providers = nil,         -- per provider name: { token, base_url, params, <its flags> }
+  api_key = nil,           -- "cmd:<command>" | "env:NAME" | a string | a function; read once
+                           -- per session (nvim/secrets.lua); nil: the provider's token_env
+  token = nil,             -- the older name of api_key (the same values)
+  providers = nil,         -- per provider name: { api_key, base_url, params, <its flags> }
   interval = 5,            -- seconds before the first poll of a task
   max_interval = 30,       -- polls back off up to this many seconds apart
   timeout = nil,           -- seconds to wait for one task; nil: the provider's default
   max_connections = 4,     -- sockets open at once to each API
   tick_ms = 50,            -- how often the timer steps the pollers while work is pending
-  open = "tab",            -- where reports open: "tab" | "split" | "vsplit" | "current"
+  open = "notify",         -- a finished report: "notify" (announced; :DeepResearchOpen opens it)
+                           -- or opened in a "split" | "vsplit" | "tab" | "float", in Normal mode
+  reattach = true,         -- on setup, wait again on the journal's unfinished tasks from Neovim
+                           -- and announce the finished ones not yet seen
+  journal = nil,           -- the journal's path (nil: deepresearch.journal's); false: none
   style = "footnotes",     -- citation style passed to deepresearch.report.render
   progress = "notify",     -- "notify": progress notifications; false: only status()
   notify_every = 15,       -- seconds between two progress notifications of one task
@@ -23,6 +29,7 @@ local defaults = {
   client = nil,            -- extra options for deepresearch.client (timeout, proxy, ca_file, ...)
   driver = nil,            -- function(client, config, provider) returning what runs the
                            -- requests; the default is the client's poller (see nvim/drivers.lua)
+  transport = nil,         -- "auto" (nil): the C core when built, else curl; "core"; "curl"
   checkpoints = "ask",     -- a task waiting for input: "ask" (prompt when the editor is idle),
                            -- "notify" (answer with :DeepResearchRespond), "approve" (as proposed)
 }
@@ -30,10 +37,10 @@ local defaults = {
 local KNOWN = {}
 for _, k in ipairs({ "provider", "base_url", "token", "providers", "interval", "max_interval",
   "timeout", "max_connections", "tick_ms", "open", "style", "progress", "notify_every", "notify",
-  "client", "driver", "checkpoints" }) do
+  "client", "driver", "checkpoints", "transport" }) do
   KNOWN[k] = true
 end
-local PER_PROVIDER = { token = true, base_url = true, params = true }
+local PER_PROVIDER = { api_key = true, token = true, base_url = true, params = true }
 local CHECKPOINTS = { ask = true, notify = true, approve = true }
 
 -- The one table of values: setup refills it in place, so every module may keep it.
@@ -43,10 +50,11 @@ M.values = config
 
 M.levels = (vim.log and vim.log.levels) or { DEBUG = 1, INFO = 2, WARN = 3, ERROR = 4 }
 
--- One line each: a message of several lines would raise a hit-enter prompt.
-function M.notify(msg, level)
-  local fn = config.notify or vim.notify
-  fn((tostring(msg):gsub("%s*\n%s*", " ")), level or M.levels.INFO, { title = "deepresearch" })
+-- One line each, fitting the command line: a longer one would raise a hit-enter prompt
+-- (nvim/screen.lua). Callable from libuv callbacks. Returns the notifier's record, if any.
+function M.notify(msg, level, opts)
+  return require("deepresearch.nvim.screen").notify(msg, level or M.levels.INFO, opts,
+    config.notify)
 end
 
 --- The provider a command uses unless told otherwise: setup's, else the registry's default.
@@ -76,12 +84,12 @@ function M.settings(name)
   local d = providers.get(name)
   local s = { flags = {}, params = {} }
   if name == M.provider() then
-    s.token, s.base_url = config.token, config.base_url
+    s.token, s.base_url = config.api_key or config.token, config.base_url
     for k in pairs(d.cli.flags) do s.flags[k] = config[k] end
   end
   local per = type(config.providers) == "table" and config.providers[name] or nil
   if per then
-    if per.token ~= nil then s.token = per.token end
+    if per.api_key ~= nil or per.token ~= nil then s.token = per.api_key or per.token end
     if per.base_url ~= nil then s.base_url = per.base_url end
     for k, v in pairs(per) do
       if d.cli.flags[k] then s.flags[k] = v end
@@ -131,6 +139,10 @@ function M.check(opts)
     end
   end
   check_providers(opts.providers)
+  if opts.transport ~= nil and opts.transport ~= "auto" and opts.transport ~= "core" and
+    opts.transport ~= "curl" then
+    error("deepresearch.nvim.setup: transport must be auto, core or curl", 3)
+  end
   if opts.checkpoints ~= nil and not CHECKPOINTS[opts.checkpoints] then
     error("deepresearch.nvim.setup: checkpoints must be ask, notify or approve", 3)
   end
@@ -142,7 +154,7 @@ function M.apply(opts)
   for k, v in pairs(defaults) do config[k] = v end
   for k, v in pairs(opts) do config[k] = v end
   if not buffer.OPEN[config.open] then
-    error("deepresearch.nvim.setup: open must be tab, split, vsplit or current", 3)
+    error("deepresearch.nvim.setup: open must be notify, split, vsplit, tab or float", 3)
   end
 end
 

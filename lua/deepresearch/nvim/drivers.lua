@@ -3,27 +3,28 @@
 local providers = require "deepresearch.providers"
 local config = require "deepresearch.nvim.config"
 local library = require "deepresearch.nvim.library"
+local secrets = require "deepresearch.nvim.secrets"
 local state = require "deepresearch.nvim.state"
 
 local unpack = table.unpack or unpack -- luacheck: ignore
 local M = {}
 
-local function client_options(name)
+local function client_options(name, key)
   local s = config.settings(name)
   local o = {}
   for k, v in pairs(config.values.client or {}) do o[k] = v end
   o.provider = name
   o.base_url = s.base_url or o.base_url
-  o.token = s.token or o.token
+  o.token = key or o.token
   o.max_connections = config.values.max_connections
   return o
 end
 
-local function get_client(name)
+local function get_client(name, key)
   if state.clients[name] then return state.clients[name] end
   local lib, err = library.library()
   if not lib then return nil, err end
-  local ok, c = pcall(lib.client, client_options(name))
+  local ok, c = pcall(lib.client, client_options(name, key))
   if not ok then return nil, tostring(c) end
   state.clients[name] = c
   return c
@@ -37,17 +38,34 @@ local function default_driver(c)
   return c:poller{ max_connections = config.values.max_connections }
 end
 
---- The provider's driver (made on first use), or nil and a message.
-function M.get(name)
-  if state.drivers[name] then return state.drivers[name] end
-  if not providers.get(name) then
-    return nil, "deepresearch: unknown provider '" .. tostring(name) .. "' (registered: " ..
-      table.concat(providers.names(), ", ") .. ")"
-  end
-  local c, err = get_client(name)
+local function make(name, key)
+  local c, err = get_client(name, key)
   if not c then return nil, err end
   state.drivers[name] = (config.values.driver or default_driver)(c, config.values, name)
   return state.drivers[name]
+end
+
+--- The provider's driver through cb(driver) or cb(nil, message), made on first use once its
+-- key (setup's api_key: nvim/secrets.lua) is read; cb may run later, in a libuv callback.
+function M.with(name, cb)
+  if state.drivers[name] then return cb(state.drivers[name]) end
+  if not providers.get(name) then
+    return cb(nil, "deepresearch: unknown provider '" .. tostring(name) .. "' (registered: " ..
+      table.concat(providers.names(), ", ") .. ")")
+  end
+  secrets.resolve(name, config.settings(name).token, function(key, err)
+    if err then return cb(nil, "deepresearch: " .. name .. " key: " .. err) end
+    if state.drivers[name] then return cb(state.drivers[name]) end
+    return cb(make(name, key))
+  end)
+end
+
+--- The provider's driver now, or nil and a message (also while its key is still being read).
+function M.get(name)
+  local got, p, err = false, nil, nil
+  M.with(name, function(a, b) got, p, err = true, a, b end)
+  if got then return p, err end
+  return nil, "deepresearch: the " .. name .. " key is still being read"
 end
 
 --- Closes every driver and client; the next request makes new ones.

@@ -10,8 +10,14 @@
 --   jobs.lua         research and wait jobs, the timer that steps the drivers, status, close
 --   respond.lua      jobs stopped at a checkpoint: asked, approved or left for :DeepResearchRespond
 --   checkpoint.lua   the checkpoint prompts (vim.ui.select / vim.ui.input)
---   list.lua         the task list buffer
+--   list.lua         the provider's task list buffer (:DeepResearchList!)
+--   picker.lua       the journal's tasks in vim.ui.select (:DeepResearchList)
+--   history.lua      the journal, ids typed as prefixes, short ids
+--   open.lua         :DeepResearchOpen and :DeepResearchExport
 --   report.lua       a task's report rendered and opened; buffer.lua holds the buffers
+--   screen.lua       screen updates at safe moments; one-line messages
+--   events.lua       User autocmds DeepResearchCreated/Progress/Done/Failed/InputRequired
+--   secrets.lua      api_key: "cmd:...", "env:NAME", a string or a function, read once
 --   commands.lua     the user commands and their arguments
 --   state.lua        the session's state, shared by the files above
 local config = require "deepresearch.nvim.config"
@@ -21,6 +27,12 @@ local respond = require "deepresearch.nvim.respond"
 local list = require "deepresearch.nvim.list"
 local report = require "deepresearch.nvim.report"
 local commands = require "deepresearch.nvim.commands"
+local events = require "deepresearch.nvim.events"
+local history = require "deepresearch.nvim.history"
+local open = require "deepresearch.nvim.open"
+local picker = require "deepresearch.nvim.picker"
+local screen = require "deepresearch.nvim.screen"
+local secrets = require "deepresearch.nvim.secrets"
 
 local M = {}
 
@@ -34,18 +46,37 @@ M.tick = jobs.tick                     -- one step of every driver (the timer sc
 M.render, M.open_report = report.render, report.open_report
 M.research, M.wait = jobs.research, jobs.wait
 M.respond = respond.respond
-M.list, M.wait_at_cursor = list.list, list.wait_at_cursor
+M.list, M.wait_at_cursor = list.list, list.wait_at_cursor -- the provider's list (a buffer)
+M.pick = picker.list                   -- the journal's tasks in vim.ui.select
+M.open, M.export = open.open, open.export
+M.reattach = jobs.reattach
+M.short, M.resolve_id, M.complete_ids = history.short, history.resolve, history.complete
+M.report_buffer = report.buffer_of     -- the report buffer of a task id, if any
+M.messages = screen.messages           -- the full text of recent messages (cut on screen)
+M.secrets = secrets                    -- secrets.runs: how many key commands ran (specs)
 M.status, M.jobs, M.close = jobs.status, jobs.jobs, jobs.close
 M.command_research, M.create_commands = commands.command_research, commands.create_commands
 
 --- Configures the plugin; see docs/neovim.md for every option. Closes the current clients.
+-- With reattach (the default), the first setup of a session waits again on the journal's
+-- unfinished tasks from Neovim and announces the finished ones not seen yet.
 function M.setup(opts)
   vim.validate({ opts = { opts, "table", true } })
   opts = opts or {}
   config.check(opts)
   M.close()
+  secrets.clear()
   config.apply(opts)
+  if config.values.reattach and not M._state.reattached then
+    M._state.reattached = true
+    jobs.reattach()
+  end
   return M
 end
+
+-- The last User event (Neovim 0.7 cannot pass `data` to autocmds): { event =, data = }.
+setmetatable(M, { __index = function(_, k)
+  if k == "last_event" then return events.last end
+end })
 
 return M

@@ -1,13 +1,17 @@
--- Jobs: a brief being created, or an id, waited on until its report opens; and the vim.loop
--- timer that steps every driver while work is pending. The timer's callback only schedules a
--- tick (UI work happens in vim.schedule'd callbacks, never in the timer), so the editor never
--- waits on the network. A job stopping at a checkpoint goes on in nvim/respond.lua.
+-- Jobs: a brief being created, or an id, waited on until its report is ready; and the
+-- vim.loop timer that steps every driver while work is pending. The timer steps the drivers in
+-- its own callback (a libuv, "fast" context), so requests go on in every mode, a hit-enter or
+-- a vim.ui.input prompt included; what the callbacks show goes through nvim/screen.lua (on the
+-- main loop; windows only in Normal mode). A checkpoint goes on in nvim/respond.lua.
 local providers = require "deepresearch.providers"
 local config = require "deepresearch.nvim.config"
 local descriptors = require "deepresearch.nvim.descriptors"
 local drivers = require "deepresearch.nvim.drivers"
+local events = require "deepresearch.nvim.events"
+local history = require "deepresearch.nvim.history"
 local library = require "deepresearch.nvim.library"
 local report = require "deepresearch.nvim.report"
+local screen = require "deepresearch.nvim.screen"
 local state = require "deepresearch.nvim.state"
 
 local notify, levels, id_of = config.notify, config.levels, descriptors.id_of
@@ -35,13 +39,15 @@ local function fail_orphans(err)
   for _, job in pairs(state.jobs) do
     if ACTIVE[job.state] and not job.deferred then
       job.state, job.err = "failed", err or "the wait ended without a result"
+      events.fire("failed", job)
     end
   end
 end
 
---- One step of every driver, on the main loop. Callbacks (and their UI work) run in here.
-function M.tick()
-  state.scheduled = false
+-- One step of every driver (never re-entered: a step's callback may reach here again).
+local function step_all()
+  if state.stepping then return nil end
+  state.stepping = true
   local failure
   for _, p in pairs(state.drivers) do
     local ok, err = pcall(p.step, p, 0)
@@ -50,12 +56,33 @@ function M.tick()
       notify("deepresearch: " .. tostring(err), levels.ERROR)
     end
   end
-  respond().ask_next() -- an answer given at once sends its request: counted below
+  state.stepping = false
+  return failure
+end
+
+local function ask_later()
+  if state.ask_scheduled then return end
+  state.ask_scheduled = true
+  vim.schedule(function()
+    state.ask_scheduled = false
+    respond().ask_next()
+  end)
+end
+
+local function after_step(failure)
+  if state.asks[1] and not state.asking then ask_later() end
   local pending = 0
   for _, p in pairs(state.drivers) do pending = pending + p:pending() end
-  if pending > 0 or (state.asks[1] and not state.asking) then return end
+  if pending > 0 or (state.asks[1] and not state.asking) or state.ask_scheduled then return end
   stop_timer()
   fail_orphans(failure)
+end
+
+--- One step of every driver, now (the timer does this by itself; tests may call it).
+function M.tick()
+  local failure = step_all()
+  respond().ask_next() -- an answer given at once sends its request: counted below
+  after_step(failure)
 end
 
 --- Starts the timer unless it runs.
@@ -63,19 +90,17 @@ function M.ensure_timer()
   if state.timer then return end
   local t = vim.loop.new_timer()
   state.timer = t
-  -- The timer callback is a fast context (no API calls allowed): it only schedules the tick,
-  -- and never queues a second one while the first has not run.
   t:start(0, config.values.tick_ms, function()
-    if state.scheduled then return end
-    state.scheduled = true
-    vim.schedule(M.tick)
+    if state.timer ~= t then return end
+    after_step(step_all())
   end)
 end
 
 -- Jobs -----------------------------------------------------------------------------------------
 
+--- The id as notifications and buffer names show it: a prefix every command accepts.
 function M.short(id)
-  return tostring(id or "?"):sub(1, 8)
+  return history.short(id)
 end
 local short = M.short
 
@@ -91,66 +116,124 @@ local function new_job(fields)
   return job
 end
 
+--- One notification per job: with a notifier that returns a record (nvim-notify), each next
+-- one replaces the last; a plain one gets a line per state change.
+function M.notify_job(job, msg, level)
+  local rec = notify(msg, level, job.notice and { replace = job.notice } or nil)
+  if type(rec) == "table" or type(rec) == "number" then job.notice = rec end
+end
+
 local function on_progress(job)
   return function(task)
     job.task = task
     job.id = id_of(job.provider, task) or job.id
     local lib = library.library()
+    local before = job.state
     job.state = lib and lib.state(task, job.provider) or job.state
+    local changed = job.notified_status ~= task.status
+    if changed then
+      events.fire("progress", job)
+      if job.state ~= before then history.update(job, { state = job.state }) end
+    end
     if config.values.progress ~= "notify" then return end
     local now = vim.loop.now()
-    local changed = job.notified_status ~= task.status
-    if changed or (now - job.last_notice) / 1000 >= config.values.notify_every then
+    if changed or (job.notice and (now - job.last_notice) / 1000 >= config.values.notify_every) then
       job.notified_status, job.last_notice = task.status, now
-      notify(string.format("deepresearch %s: %s", short(job.id),
+      M.notify_job(job, string.format("deepresearch %s: %s", short(job.id),
         descriptors.describe(job.provider, task)))
     end
   end
+end
+
+local function cost_of(task)
+  local c = type(task) == "table" and (task.cost or task.usage) or nil
+  if type(c) == "number" then return c end
+  if type(c) == "table" and tonumber(c.usd or c.total_usd or c.total) then
+    return { usd = tonumber(c.usd or c.total_usd or c.total) }
+  end
+  return nil
+end
+
+--- Announces a finished report once (marks it seen in the journal) and opens it where setup
+-- says, at the next safe moment (never in insert, command-line, operator-pending or terminal
+-- mode). Safe from a libuv callback.
+function M.announce(job)
+  local where = config.values.open
+  screen.later(function()
+    job.announced = true
+    local ok, e = pcall(report.open_report, job.task, job.provider, nil, job.brief)
+    if not ok then
+      return notify("deepresearch: cannot render the report of " .. tostring(job.id) .. ": " ..
+        tostring(e), levels.ERROR)
+    end
+    history.update(job, { seen = true })
+    local s = short(job.id)
+    M.notify_job(job, string.format("deepresearch %s: done (%s)%s", s,
+      descriptors.describe(job.provider, job.task),
+      where == "notify" and (" :DeepResearchOpen " .. s) or ""))
+    if job.after then -- :DeepResearchOpen or :DeepResearchExport waited for this
+      local after = job.after
+      job.after = nil
+      return after(job)
+    end
+    if where ~= "notify" then
+      screen.when_safe(function() report.open_report(job.task, job.provider, where, job.brief) end)
+    end
+  end)
 end
 
 local function finish(job, task, err)
   if not task and type(err) == "table" and err.code == "input_required" then
+    events.fire("input_required", job)
+    history.update(job, { state = "input_required" })
     return respond().on_checkpoint(job, err.task, err.interaction)
   end
   if task then
     job.state, job.task = "done", task
-    local ok, e = pcall(report.open_report, task, job.provider)
-    if not ok then
-      notify("deepresearch: cannot open the report of " .. tostring(job.id) .. ": " ..
-        tostring(e), levels.ERROR)
-    else
-      notify(string.format("deepresearch %s: done (%s)", short(job.id),
-        descriptors.describe(job.provider, task)))
-    end
+    history.update(job, { state = "done", cost = cost_of(task) })
+    events.fire("done", job)
+    M.announce(job)
   else
     job.state, job.err = "failed", err
-    notify(tostring(err), levels.ERROR)
+    if type(err) == "table" and err.code == "not_found" and job.id then
+      job.err = "deepresearch: no task " .. tostring(job.id) .. " at " .. job.provider ..
+        " (404): " .. tostring(err.message or err)
+    end
+    history.update(job, { state = "failed",
+      error = type(err) == "table" and err.code or "failed" })
+    events.fire("failed", job)
+    M.notify_job(job, tostring(job.err), levels.ERROR)
   end
 end
 
 -- The first poll comes no sooner than the provider's poll floor (its descriptor's poll: an API
--- with low rate limits), whatever setup's interval says.
+-- with low rate limits), whatever setup's interval says. A task this session did not just
+-- create gets no grace for a 404: the id is wrong, and saying so at once is kinder.
 local function wait_opts(job)
   local c = config.values
-  local d = require("deepresearch.providers").get(job.provider)
+  local d = providers.get(job.provider)
   local floor = d and type(d.poll) == "table" and d.poll.floor or 0
   local interval = c.interval and math.max(c.interval, floor) or nil
   local max_interval = c.max_interval and interval and math.max(c.max_interval, interval) or
     c.max_interval
   return { on_progress = on_progress(job), interval = interval,
-    max_interval = max_interval, timeout = c.timeout, task = job.task }
+    max_interval = max_interval, timeout = c.timeout, task = job.task,
+    not_found_grace = not job.created_here and 0 or nil }
 end
 
 --- Waits (again) on the job's task through its provider's driver.
 function M.start_wait(job)
-  local p, err = drivers.get(job.provider)
-  if not p then return finish(job, nil, err) end
-  job.state = ACTIVE[job.state] and job.state ~= "creating" and job.state or "queued"
-  local ok, e = pcall(p.wait, p, job.id, wait_opts(job), function(task, werr)
-    finish(job, task, werr)
+  job.deferred = true -- reading the key may take a moment: not an orphan meanwhile
+  drivers.with(job.provider, function(p, err)
+    job.deferred = nil
+    if not p then return finish(job, nil, err) end
+    job.state = ACTIVE[job.state] and job.state ~= "creating" and job.state or "queued"
+    local ok, e = pcall(p.wait, p, job.id, wait_opts(job), function(task, werr)
+      finish(job, task, werr)
+    end)
+    if not ok then return finish(job, nil, e) end
+    M.ensure_timer()
   end)
-  if not ok then return finish(job, nil, e) end
-  M.ensure_timer()
 end
 
 -- output_schema: the name research took before providers other than Extruct (kept working).
@@ -188,33 +271,47 @@ end
 function M.research(brief, opts)
   opts = opts or {}
   local name = opts.provider or config.provider()
-  local job = new_job({ brief = brief, provider = name })
+  local job = new_job({ brief = brief, provider = name, created_here = true })
   local call, err = create_params(name, brief, opts)
-  local p
-  if call then p, err = drivers.get(name) end
-  if not p then
+  if not call then
     finish(job, nil, err)
     return job
   end
-  notify("deepresearch: creating a task for \"" .. brief:gsub("%s+", " "):sub(1, 60) .. "\"")
-  local ok, e = pcall(drivers.replay, p, call, function(task, cerr)
-    if not task then return finish(job, nil, cerr) end
-    job.task, job.id = task, id_of(name, task)
-    notify(string.format("deepresearch %s: created (%s)", short(job.id), tostring(job.id)))
-    M.start_wait(job)
+  notify("deepresearch: creating a " .. name .. " task: " .. brief:gsub("%s+", " "))
+  job.deferred = true
+  drivers.with(name, function(p, derr)
+    job.deferred = nil
+    if not p then return finish(job, nil, derr) end
+    -- Recorded before it is sent: a create that answers after a restart is never lost.
+    history.begin(job)
+    local ok, e = pcall(drivers.replay, p, call, function(task, cerr)
+      if not task then return finish(job, nil, cerr) end
+      job.task, job.id = task, id_of(name, task)
+      job.state = "queued"
+      history.created(job, task)
+      events.fire("created", job)
+      M.notify_job(job, string.format("deepresearch %s: created (%s)", short(job.id), name))
+      M.start_wait(job)
+    end)
+    if not ok then return finish(job, nil, e) end
+    M.ensure_timer()
   end)
-  if not ok then
-    finish(job, nil, e)
-    return job
-  end
-  M.ensure_timer()
   return job
 end
 
---- Waits on an existing task and opens its report when done. Returns the job.
-function M.wait(id, opts)
+--- Waits on an existing task (a full id or a unique prefix of 6+ characters of a known one)
+-- and announces its report when done. Returns the job, or nil after notifying why not.
+function M.wait(typed, opts)
   opts = opts or {}
-  local job = new_job({ id = id, state = "queued", provider = opts.provider or config.provider() })
+  local id, provider, known = history.resolve(typed, opts.provider)
+  if not id then
+    notify(provider, levels.ERROR)
+    return nil
+  end
+  local job = new_job({ id = id, state = "queued",
+    provider = provider or opts.provider or config.provider(),
+    created_here = known and history.job_of(id) ~= nil and history.job_of(id).created_here,
+    brief = opts.brief, ref = opts.ref })
   M.start_wait(job)
   return job
 end
@@ -246,6 +343,23 @@ function M.status()
   return "research: " .. table.concat(parts, ", ")
 end
 
+local FINISHED = { done = true, failed = true, cancelled = true }
+
+--- After a restart: waits again on the journal's unfinished tasks from Neovim, and announces
+-- once those that finished unseen (a done one's report is fetched: its wait ends at once).
+function M.reattach()
+  for _, e in ipairs(history.entries({ source = "nvim" })) do
+    if e.id and not history.job_of(e.id) and providers.get(e.provider or "") and
+      (not FINISHED[e.state] or (e.state == "done" and not e.seen)) then
+      M.wait(e.id, { provider = e.provider, brief = e.brief_head, ref = e.ref })
+    elseif FINISHED[e.state] and e.state ~= "done" and not e.seen and e.id then
+      history.update({ ref = e.ref, id = e.id }, { seen = true })
+      notify(string.format("deepresearch %s: %s while Neovim was closed (%s)", short(e.id),
+        e.state, tostring(e.error or e.brief_head or "")), levels.WARN)
+    end
+  end
+end
+
 --- Every job of this session, oldest first.
 function M.jobs()
   local out = {}
@@ -258,6 +372,8 @@ end
 function M.close()
   stop_timer()
   drivers.close()
+  screen.reset()
+  state.journal, state.journal_ids = nil, nil
   state.scheduled = false
   state.asks, state.asking = {}, nil
   for _, job in pairs(state.jobs) do

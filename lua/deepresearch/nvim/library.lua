@@ -3,10 +3,13 @@
 local M = {}
 
 --- The plugin's root directory: this file is <root>/lua/deepresearch/nvim/library.lua.
+local root_dir -- found once: the editor's functions are not callable from libuv callbacks
 function M.root()
+  if root_dir then return root_dir end
   local src = debug.getinfo(1, "S").source
   src = src:sub(1, 1) == "@" and src:sub(2) or src
-  return vim.fn.fnamemodify(src, ":p:h:h:h:h")
+  root_dir = vim.fn.fnamemodify(src, ":p:h:h:h:h")
+  return root_dir
 end
 
 --- Puts <root>/build/luajit/?.so first on package.cpath (once), where `make LUA_VERSION=luajit`
@@ -16,6 +19,8 @@ function M.add_cpath(root)
   if not package.cpath:find(pattern, 1, true) then
     package.cpath = pattern .. ";" .. package.cpath
   end
+  -- A forced curl transport (no compiler) is in place before anything loads the library.
+  require("deepresearch.nvim.transport_select").early()
   return pattern
 end
 
@@ -23,6 +28,8 @@ end
 -- command).
 function M.library()
   M.add_cpath()
+  -- setup{ transport }: the C core, or curl through vim.loop.spawn when it is not built.
+  require("deepresearch.nvim.transport_select").prepare()
   local ok, lib = pcall(require, "deepresearch")
   if ok then
     -- Without lua-cjson the front handed the core no decoder: Neovim's own, whose vim.NIL the

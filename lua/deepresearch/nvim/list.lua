@@ -1,5 +1,6 @@
--- :DeepResearchList: the newest tasks in a scratch buffer, in the provider's columns (the
--- command's table); <CR> on a line waits on that task and opens its report.
+-- :DeepResearchList! (the API's own list): the newest tasks in a scratch buffer, in the
+-- provider's columns (the command's table); <CR> on a line jumps to its report when one is
+-- open, else waits on that task. :DeepResearchList (the journal) is nvim/picker.lua's.
 local providers = require "deepresearch.providers"
 local buffer = require "deepresearch.nvim.buffer"
 local config = require "deepresearch.nvim.config"
@@ -46,7 +47,8 @@ local function show_list(name, tasks, err)
   end
   local lines = table_lines(rows)
   if #tasks == 0 then lines[2] = "(no tasks)" end
-  local buf, created = buffer.scratch("deepresearch://tasks", config.values.open)
+  local where = config.values.open
+  local buf, created = buffer.scratch("deepresearch://tasks", where == "notify" and "tab" or where)
   if created then
     vim.api.nvim_buf_set_keymap(buf, "n", "<CR>",
       "<cmd>lua require('deepresearch.nvim').wait_at_cursor()<CR>",
@@ -68,22 +70,26 @@ function M.list(opts)
     return show_list(name, nil, require("deepresearch.base.errors").unsupported(name, "list",
       d.cli.name))
   end
-  local p, err = drivers.get(name)
-  local call
-  if p then call, err = drivers.recorded(d.cli.list, { limit = opts.limit or 50 }) end
-  if not call then return show_list(name, nil, err) end
-  local ok, e = pcall(drivers.replay, p, call, function(tasks, lerr)
-    show_list(name, tasks, lerr)
+  local show = function(tasks, lerr)
+    require("deepresearch.nvim.screen").when_safe(function() show_list(name, tasks, lerr) end)
+  end
+  drivers.with(name, function(p, err)
+    local call
+    if p then call, err = drivers.recorded(d.cli.list, { limit = opts.limit or 50 }) end
+    if not call then return show(nil, err) end
+    local ok, e = pcall(drivers.replay, p, call, show)
+    if not ok then return show(nil, e) end
+    jobs.ensure_timer()
   end)
-  if not ok then return show_list(name, nil, e) end
-  jobs.ensure_timer()
 end
 
---- :DeepResearchWait on the task under the cursor in the task list.
+--- <CR> in the task list: jumps to the task's report when its buffer exists, else waits on it.
 function M.wait_at_cursor()
   local listing = state.listing
   local id = listing and listing.ids[vim.api.nvim_win_get_cursor(0)[1]]
   if id == nil then return end
+  local buf = buffer.find(id)
+  if buf then return buffer.show(buf, "tab") end
   return jobs.wait(id, { provider = listing.provider })
 end
 

@@ -11,4 +11,7 @@ return {
   listing = nil,  -- the task list buffer's rows: { provider, ids = { [line] = id } }
   timer = nil,
   scheduled = false,
+  stepping = false,      -- a step of the drivers is running (never re-entered)
+  ask_scheduled = false, -- a checkpoint prompt waits for the main loop
+  journal = nil,         -- the journal (nvim/history.lua); false: none
 }

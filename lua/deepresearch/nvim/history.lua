@@ -1,0 +1,164 @@
+-- The editor's side of the journal (deepresearch.journal): tasks created here are recorded
+-- (source "nvim") before their create is sent, so they survive a restart; ids typed in commands
+-- are resolved against the journal and this session's jobs (any unique prefix of 6+
+-- characters); short ids shown in notifications are prefixes those commands accept.
+local config = require "deepresearch.nvim.config"
+local state = require "deepresearch.nvim.state"
+
+local M = {}
+
+M.MIN_PREFIX = 6
+local SHORT = 8
+
+--- The journal (opened on first use; setup{ journal = path | false }), or nil.
+function M.journal()
+  if state.journal ~= nil then return state.journal or nil end
+  local opt = config.values.journal
+  if opt == false then
+    state.journal = false
+    return nil
+  end
+  local okr, journal = pcall(require, "deepresearch.journal")
+  local ok, j = false, nil
+  if okr then ok, j = pcall(journal.open, { path = type(opt) == "string" and opt or nil }) end
+  state.journal = ok and j or false
+  return state.journal or nil
+end
+
+-- Journal calls never raise into the editor: a journal that cannot be written is no reason to
+-- stop a task (the message says so once).
+local warned = false
+local function call(method, ...)
+  local j = M.journal()
+  if not j then return nil end
+  local ok, a, b = pcall(j[method], j, ...)
+  if ok and (a ~= nil or method == "entries") then return a end
+  if not warned then
+    warned = true
+    require("deepresearch.nvim.screen").notify("deepresearch: the journal " ..
+      tostring(j.path) .. " cannot be written: " ..
+      tostring(type(b) == "table" and b.message or b or a), vim.log.levels.WARN, nil,
+      config.values.notify)
+  end
+  return nil
+end
+
+function M.begin(job)
+  job.ref = call("begin", { provider = job.provider, brief = job.brief, source = "nvim" })
+end
+
+function M.created(job, task)
+  if not job.ref then return end
+  local t = {}
+  if type(task) == "table" then for k, v in pairs(task) do t[k] = v end end
+  call("created", job.ref, next(t) and t or job.id, job.provider)
+end
+
+function M.update(job, fields)
+  local key = job.ref or job.id
+  if key ~= nil then call("update", key, fields) end
+end
+
+--- The journal's records, newest first (opts: entries' filters).
+function M.entries(opts)
+  return call("entries", opts or {}) or {}
+end
+
+-- The journal's ids (id -> provider), read once and again only when asked to (fresh): short
+-- ids are computed for every notification, and reading the whole journal each time would
+-- stall the editor as it grows.
+local function journal_ids(fresh)
+  if fresh or not state.journal_ids then
+    local ids = {}
+    for _, e in ipairs(M.entries()) do
+      if e.id then ids[tostring(e.id)] = e.provider end
+    end
+    state.journal_ids = ids
+  end
+  return state.journal_ids
+end
+
+-- Every known id: this session's jobs and the journal's records; id -> provider. fresh:
+-- reread the journal (a command typed by the user; other processes may have added tasks).
+function M.known(fresh)
+  local ids = {}
+  for id, p in pairs(journal_ids(fresh)) do ids[id] = p end
+  for _, job in pairs(state.jobs) do
+    if job.id ~= nil then ids[tostring(job.id)] = job.provider end
+  end
+  return ids
+end
+
+--- The shortest prefix of id, 8 characters or more, that no other known id shares: what
+-- notifications and buffer names show, and what every command accepts.
+function M.short(id)
+  if id == nil then return "?" end
+  id = tostring(id)
+  local n = SHORT
+  for other in pairs(M.known()) do
+    if other ~= id then
+      local k = 0
+      while k < #id and id:sub(k + 1, k + 1) == other:sub(k + 1, k + 1) do k = k + 1 end
+      if k + 1 > n then n = k + 1 end
+    end
+  end
+  return id:sub(1, n)
+end
+
+--- A typed id: exact, or a unique prefix of 6+ characters of a known id. Returns the full id
+-- and its provider (nil when only the provider given knows it), or nil and a message naming
+-- what was typed. An id nobody knows is returned as typed (known = false): its first 404 is
+-- final.
+function M.resolve(typed, provider)
+  typed = tostring(typed)
+  local known = M.known(true)
+  if known[typed] and (provider == nil or known[typed] == provider) then
+    return typed, known[typed], true
+  end
+  local found = {}
+  if #typed >= M.MIN_PREFIX then
+    for id, p in pairs(known) do
+      if id:sub(1, #typed) == typed and (provider == nil or p == provider) then
+        found[#found + 1] = id
+      end
+    end
+  end
+  table.sort(found)
+  if #found == 1 then return found[1], known[found[1]], true end
+  if #found > 1 then
+    local shown = {}
+    for i = 1, math.min(5, #found) do shown[i] = found[i] end
+    return nil, string.format("deepresearch: '%s' matches %d tasks: %s%s", typed, #found,
+      table.concat(shown, ", "), #found > 5 and ", ..." or "")
+  end
+  if #typed < M.MIN_PREFIX then
+    return nil, string.format("deepresearch: no task '%s' (type 6 or more characters of an id)",
+      typed)
+  end
+  return typed, provider, false
+end
+
+--- -complete=customlist: known ids (their short forms too) starting with what was typed.
+function M.complete(lead)
+  lead = lead or ""
+  local out, seen = {}, {}
+  for id in pairs(M.known(true)) do
+    if id:sub(1, #lead) == lead and not seen[id] then
+      seen[id] = true
+      out[#out + 1] = id
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+--- Finds the session's job for a full id (the newest one).
+function M.job_of(id)
+  for i = #state.order, 1, -1 do
+    local job = state.jobs[state.order[i]]
+    if job and tostring(job.id) == tostring(id) then return job end
+  end
+  return nil
+end
+
+return M
