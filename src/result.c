@@ -69,8 +69,6 @@ static int dr_file_failed(const dr_xfer *x, char *msg, size_t size) {
 static void dr_push_final(lua_State *L, dr_xfer *x) {
   char *url = NULL;
   long n = 0;
-  if (!x->follow)
-    return;
   curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
   curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &n);
   if (url != NULL) {
@@ -109,7 +107,8 @@ static void dr_push_error(lua_State *L, dr_xfer *x) {
   }
   lua_pushinteger(L, (lua_Integer)x->result);
   lua_setfield(L, -2, "curl_code");
-  dr_push_final(L, x);
+  if (x->follow) /* link checks only: the API path pays one test */
+    dr_push_final(L, x);
 }
 
 /* Returns -1 with an error to re-raise on top of the stack, else 0. */
@@ -118,7 +117,8 @@ static int dr_push_response(lua_State *L, dr_xfer *x) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(L, status);
   lua_setfield(L, -2, "status");
-  dr_push_final(L, x);
+  if (x->follow) /* link checks only: the API path pays one test */
+    dr_push_final(L, x);
   /* The raw header block: the Lua side parses it only when it needs a header. */
   lua_pushlstring(L, x->head.data ? x->head.data : "", x->head.len);
   lua_setfield(L, -2, "head");
