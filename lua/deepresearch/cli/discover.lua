@@ -124,7 +124,8 @@ local function create(ctx, opts, words)
   local client, code = ctx:client()
   if not client then return code end
   local journal = require "deepresearch.cli.history"
-  journal.begin(ctx, params.query, "discovery")
+  journal.begin(ctx, params.query, require("deepresearch.providers").get(ctx:provider())
+    .operations.discover) -- the Deep Search kind's name
   ctx:begin_create(function(t) return t.id end, "discover")
   local task, err = client:discovery_create(params)
   if not task then
