@@ -430,7 +430,8 @@ end
 function M.check_links(...) return require("deepresearch.report.links").check(...) end
 function M.html(...) return require("deepresearch.report.html").render(...) end
 
---- Renders a finished task. opts.style: "footnotes" (default), "inline" or "plain".
+--- Renders a finished task. opts.style: "footnotes" (default), "inline" or "plain"; opts.links:
+-- a check_links result, whose dead links are marked on their source lines and listed on top.
 -- Returns the text, or nil, err (code no_report) when the task has no report yet.
 function M.render(task, opts)
   argcheck("render", 1, task, "table")
