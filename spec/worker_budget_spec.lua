@@ -146,6 +146,26 @@ describe("deepresearch-worker budget and rate", function()
     assert.are.equal(8, #valyu().tasks)
   end)
 
+  it("a job the dollar cap cannot bound (Extruct: credits) or whose worst case is over it is " ..
+     "dead-lettered, nothing sent", function()
+    S = sim.start{ speed = 2000, seed = 54 }
+    local q = "unb"
+    local list = F:push_jobs(q, 1)
+    local w = F:start(q, S.url, { "--budget-usd-per-day", "5" })
+    assert.are.equal(0, F:exit_status(w, 60), F:log_of(w))
+    local h = F:job(q, list[1].id)
+    assert.are.equal("dead", h.status)
+    assert.are.equal("budget_unbounded", cjson.decode(h.error).code)
+    assert.are.equal(0, S:counter("extruct.tasks_created"))
+    -- Valyu's max mode costs $15: over a $5 cap whatever else was spent.
+    F.R:call("LPUSH", q, cjson.encode({ id = "max", brief = list[1].brief, depth = "max" }))
+    w = F:start_valyu(q, S.url, { "--once", "--budget-usd-per-day", "5" })
+    assert.are.equal(0, F:exit_status(w, 60), F:log_of(w))
+    assert.are.equal("budget_exceeded", cjson.decode(F:job(q, "max").error).code)
+    assert.are.equal(0, #valyu().tasks)
+    assert.are.equal(2, F.R:call("LLEN", q .. ":dead"))
+  end)
+
   it("--rate valyu=N/min: creates of three workers together keep to the bucket", function()
     S = sim.start{ speed = 100, seed = 53 }
     local q = "rate"
@@ -168,6 +188,26 @@ describe("deepresearch-worker budget and rate", function()
       end
     end
     assert.is_true(times[#times] - times[1] >= (9 - 2) / 2 - 0.3)
+  end)
+end)
+
+describe("deepresearch-worker budget options", function()
+  local cli = require "deepresearch.worker.cli"
+
+  it("parses --rate PROVIDER=N/min (repeatable) and the budget flags; rejects the rest", function()
+    local o = assert(cli.parse({ "--rate", "valyu=120/min", "--rate=openai=6/min",
+      "--budget-usd-per-day", "2.5" }))
+    assert.are.same({ valyu = 2, openai = 0.1 }, o.rate)
+    assert.are.equal(2.5, o["budget-usd-per-day"])
+    local w = cli.worker_options(o)
+    assert.are.equal(2.5, w.budget_usd)
+    assert.are.same(o.rate, w.rate)
+    for _, bad in ipairs({ { "--rate", "valyu=2/s" }, { "--rate", "valyu" },
+      { "--rate", "nosuch=1/min" }, { "--rate", "valyu=0/min" }, { "--budget-usd-per-day", "0" },
+      { "--budget-window", "60" }, { "--budget-usd-per-day", "1", "--budget-window", "0.5" },
+      { "--rate", "valyu=1/min", "--batch-size", "5" }, { "--json" } }) do
+      assert.is_nil(cli.parse(bad), table.concat(bad, " "))
+    end
   end)
 end)
 
