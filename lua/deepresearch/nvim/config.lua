@@ -37,7 +37,7 @@ local defaults = {
 local KNOWN = {}
 for _, k in ipairs({ "provider", "base_url", "token", "providers", "interval", "max_interval",
   "timeout", "max_connections", "tick_ms", "open", "style", "progress", "notify_every", "notify",
-  "client", "driver", "checkpoints", "transport" }) do
+  "client", "driver", "checkpoints", "transport", "api_key", "reattach", "journal" }) do
   KNOWN[k] = true
 end
 local PER_PROVIDER = { api_key = true, token = true, base_url = true, params = true }

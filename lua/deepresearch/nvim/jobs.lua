@@ -118,9 +118,12 @@ end
 
 --- One notification per job: with a notifier that returns a record (nvim-notify), each next
 -- one replaces the last; a plain one gets a line per state change.
+-- Sent on the main loop (the record comes back there). Safe from a libuv callback.
 function M.notify_job(job, msg, level)
-  local rec = notify(msg, level, job.notice and { replace = job.notice } or nil)
-  if type(rec) == "table" or type(rec) == "number" then job.notice = rec end
+  screen.later(function()
+    local rec = notify(msg, level, job.notice and { replace = job.notice } or nil)
+    if type(rec) == "table" or type(rec) == "number" then job.notice = rec end
+  end)
 end
 
 local function on_progress(job)

@@ -81,7 +81,7 @@ function M.export(typed, path, opts)
         tostring(err), levels.ERROR) end
       done[#done + 1] = md_path
       if html_path and html then
-        local okh, text = pcall(rep.html, job.task, { style = config.values.style })
+        local okh, text = pcall(rep.html, job.task)
         if okh and type(text) == "string" and write(html_path, text) then
           done[#done + 1] = html_path
         end
