@@ -80,6 +80,7 @@ describe("deepresearch journal and history", function()
     assert.matches("# flexport.com", slurp(report))
     local h = history()
     assert.equals(report, h[1].report_path)
+    assert.is_true(h[1].seen)
   end)
 
   it("create: records the id and the first state; history lists newest first", function()
@@ -171,6 +172,19 @@ describe("deepresearch journal and history", function()
     assert.equals(BRIEF, h[1].brief)
     assert.is_nil(h[2].brief)
     assert.is_nil(slurp(journal):find(secret, 1, true))
+  end)
+
+  it("report_written records a report file on a journalled task only", function()
+    local j = require("deepresearch.journal").open{ path = journal }
+    j:created(j:begin{ provider = "extruct", brief = "b" }, "rw-123456")
+    local ctx = { g = {}, err = io.stderr, journal = j }
+    local h = require "deepresearch.cli.history"
+    h.report_written(ctx, "rw-123456", "/tmp/r.html")
+    h.report_written(ctx, "not-there-1", "/tmp/x.html")
+    local e = j:entries()
+    assert.equals(1, #e)
+    assert.equals("/tmp/r.html", e[1].report_path)
+    assert.is_true(e[1].seen)
   end)
 
   it("writes nothing with DEEPRESEARCH_JOURNAL=off", function()

@@ -108,10 +108,20 @@ function M.finished(ctx, id, task, err, report_written)
       fields.cost = { usd = cost.usd, credits = cost.credits }
     end
   end
-  if report_written then fields.report_path = stdout_file() end
+  if report_written then fields.report_path, fields.seen = stdout_file(), true end
   if next(fields) == nil then return end
   local ok, werr = j:update(key, fields)
   if not ok then warn(ctx, werr) end
+end
+
+--- A command wrote id's report to path (report -o FILE and the like): recorded on the
+--- journal's record of id, when it has one.
+function M.report_written(ctx, id, path)
+  local j = M.journal(ctx)
+  local entry = j and id and j:resolve(tostring(id), nil)
+  if not (entry and entry.id == tostring(id)) then return end
+  local ok, err = j:update(entry.ref, { report_path = path, seen = true })
+  if not ok then warn(ctx, err) end
 end
 
 -- `history` ------------------------------------------------------------------------------------
