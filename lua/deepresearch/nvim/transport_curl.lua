@@ -42,7 +42,9 @@ function M.probe()
   end
   return out:match("^curl (%S+)") or "unknown"
 end
-M.curl_version = M.probe() or "unavailable"
+-- Not asked at load (a blocking run of curl): the user agent names the transport instead;
+-- :checkhealth asks (probe) and shows the version.
+M.curl_version = "curl-cli"
 
 function M.now() return uv.hrtime() / 1e9 end
 

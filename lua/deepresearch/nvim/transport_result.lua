@@ -72,14 +72,24 @@ function M.build(x)
     return unsent(res, "network", "not sent: cannot run " .. run.program .. " (" ..
       x.spawn_error .. "); install curl or build deepresearch.core")
   end
+  if x.helper_gone then -- its curl may have sent the request: never "not sent"
+    return { id = x.id, error = "network", sent = true,
+      message = "the curl helper process ended while the request ran" }
+  end
   local msg, http_code, sent_bytes, head_bytes = read_stderr(x)
   -- The request was written unless curl says it wrote nothing; without its trailer (a curl
   -- killed on the way) it may have been: a create is then never sent again blindly.
   local sent = sent_bytes == nil or sent_bytes > 0
   if x.killed or x.code ~= 0 or (x.signal or 0) ~= 0 then
     res.sent, res.curl_code = sent, x.code
-    if x.killed == "body" or x.code == 63 then
+    local out = x.killed == "body" and table.concat(x.out or {}) or ""
+    if x.killed == "body" and not out:find("\r\n\r\n", 1, true) then
+      res.error, res.message, res.sent = "invalid_response",
+        string.format("response headers larger than %d bytes", run.HEAD_MAX), true
+    elseif x.killed == "body" or x.code == 63 then
       res.error, res.message, res.sent = "invalid_response", too_large(x), true
+    elseif x.code == 56 and msg and msg:find("^Too large response headers") then
+      res.error, res.message, res.sent = "invalid_response", msg, true -- as the core says it
     elseif x.killed == "timeout" then
       res.error, res.message = "timeout", "curl did not end within its time limit"
     else

@@ -1,4 +1,6 @@
--- One request as one `curl` process run through vim.loop.spawn (the curl transport's transfer).
+-- One request as one `curl` process (the curl transport's transfer), started through
+-- vim.loop.spawn by a helper process (transport_helper.lua: the editor itself never forks
+-- per request).
 -- Everything about the request goes to curl as a config file on its stdin (`curl -q --config -`):
 -- the URL, the method, the header lines (the API key among them) and the body. argv is the same
 -- three words for every request, so no key, URL or body shows in `ps` or /proc/<pid>/cmdline.
@@ -19,9 +21,6 @@ M.HEAD_MAX = 256 * 1024             -- as the core's header buffer (src/easy.c D
 M.INLINE_BODY_MAX = 1024 * 1024     -- larger bodies go through a 0600 temp file
 -- The write-out trailer's mark (no pattern magic characters: it is read with gmatch).
 M.TRAILER = "@@deepresearch_write_out"
-
---- uv.spawn, replaceable by specs that look at what the transport starts.
-function M.spawn(path, opts, on_exit) return uv.spawn(path, opts, on_exit) end
 
 local ESCAPES = { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\r"] = "\\r",
   ["\t"] = "\\t", ["\v"] = "\\v" }
@@ -85,84 +84,135 @@ local function close(h)
   if h and not h:is_closing() then h:close() end
 end
 
---- Kills x's process (reason: "body", "head", "timeout" or "cancelled"); its end still comes.
+--- Kills x's process (reason: "body", "timeout" or "cancelled"); its end still comes. Before
+-- its pid is known, the kill waits for it.
 function M.kill(x, reason)
   if x.finished or x.killed then return end
   x.killed = reason
-  if x.proc and not x.proc:is_closing() then pcall(x.proc.kill, x.proc, "sigterm") end
+  if x.pid then pcall(uv.kill, x.pid, "sigterm") end
 end
 
--- Reads pipe into x[field] (a list of chunks), killing the process past max bytes.
-local function reader(x, pipe, field, max, reason, part_done)
-  x[field], x[field .. "_len"] = {}, 0
-  pipe:read_start(function(err, data)
-    if data then
-      x[field .. "_len"] = x[field .. "_len"] + #data
-      if max and x[field .. "_len"] > max then
-        if reason then M.kill(x, reason) end
-      elseif not x.killed then
-        local t = x[field]
-        t[#t + 1] = data
-      end
-    else
-      if err then x.read_error = err end
-      close(pipe)
-      part_done()
-    end
+local frames = require "deepresearch.nvim.transport_frames"
+local HELPER = (debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or ".") ..
+  "/transport_helper.lua"
+local PROGPATH = vim.v.progpath
+
+-- The session's helper process (transport_helper.lua): { proc, pid, to, xs = id -> x }.
+local helper
+
+--- Hook for specs: called (in a fast context) with x once its process runs (x.pid, x.argv).
+M.on_spawn = nil
+
+local function finish(x, on_done)
+  if x.finished then return end
+  x.finished = true
+  if x.guard then
+    x.guard:stop()
+    close(x.guard)
+  end
+  if x.body_path then uv.fs_unlink(x.body_path) end
+  if helper then helper.xs[x.id] = nil end
+  on_done(x)
+end
+
+-- A frame from the helper: a pid, a process's end, or a start that failed.
+local function on_frame(h, f, payload)
+  local x = h.xs[tonumber(f[2])]
+  if not x then return end
+  if f[1] == "P" then
+    x.pid, x.argv = tonumber(f[3]), table.concat(M.ARGS, " ")
+    if x.killed then pcall(uv.kill, x.pid, "sigterm") end -- cancelled before it ran
+    if M.on_spawn then pcall(M.on_spawn, x) end
+  elseif f[1] == "D" then
+    local outlen = tonumber(f[6]) or #payload
+    x.code, x.signal = tonumber(f[3]), tonumber(f[4])
+    if f[5] ~= "-" then x.killed = x.killed or f[5] end
+    x.out, x.err = { payload:sub(1, outlen) }, { payload:sub(outlen + 1) }
+    finish(x, x.on_done)
+  elseif f[1] == "E" then
+    x.spawn_error = payload
+    finish(x, x.on_done)
+  end
+end
+
+-- The helper's end: whatever it was running may have been sent, and will not be answered.
+local function helper_gone(h)
+  if helper == h then helper = nil end
+  close(h.to)
+  for _, x in pairs(h.xs) do
+    x.helper_gone = true
+    finish(x, x.on_done)
+  end
+  h.xs = {}
+end
+
+local function start_helper()
+  if helper then return helper end
+  local h = { xs = {} }
+  local stdin, stdout, stderr = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
+  h.to, h.from = uv.new_pipe(false), uv.new_pipe(false)
+  local proc, pid = uv.spawn(PROGPATH, {
+    args = { "--headless", "-u", "NONE", "-i", "NONE", "-n", "--cmd",
+      "lua dofile(" .. string.format("%q", HELPER) .. ")" },
+    stdio = { stdin, stdout, stderr, h.to, h.from },
+  }, function()
+    close(h.proc)
+    helper_gone(h)
   end)
+  close(stdin) -- nothing on its stdin: Neovim does not wait for text there
+  if not proc then
+    for _, p in ipairs({ stdout, stderr, h.to, h.from }) do close(p) end
+    return nil, tostring(pid)
+  end
+  h.proc, h.pid = proc, pid
+  for _, p in ipairs({ stdout, stderr }) do -- drained, unread: it prints nothing we need
+    p:read_start(function(_, data) if not data then close(p) end end)
+  end
+  local feed = frames.reader(function(f, payload) on_frame(h, f, payload) end)
+  h.from:read_start(function(_, data)
+    if data then return feed(data) end
+    close(h.from)
+  end)
+  helper = h
+  return h
+end
+
+--- Ends the helper (it kills the curl processes it runs and quits).
+function M.stop()
+  local h = helper
+  if h then helper_gone(h) end
 end
 
 --- Starts x = { spec, limits } as a curl process; on_done(x) runs (in a fast context) once its
--- process has exited and its pipes are drained, or at once when it cannot start.
+-- process has exited and its output is in (x.code, x.signal, x.out, x.err, x.killed), or at once
+-- when it cannot start.
 function M.start(x, on_done)
   local spec, limits = x.spec, x.limits
+  x.on_done = on_done
   local path
   if spec.body and (#spec.body > M.INLINE_BODY_MAX or spec.body:find("%z")) then
     local err
     path, err = body_file(spec.body)
     if not path then
       x.unsent = "not sent: cannot write the request body to a temp file: " .. tostring(err)
-      x.finished = true
-      return on_done(x)
+      return finish(x, on_done)
     end
     x.body_path = path
   end
-  local stdin, stdout, stderr = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
-  local left = 3 -- the exit and two drained pipes
-  local function part_done()
-    left = left - 1
-    if left > 0 then return end
-    x.finished = true
-    if x.guard then
-      x.guard:stop()
-      close(x.guard)
-    end
-    close(x.proc)
-    if x.body_path then uv.fs_unlink(x.body_path) end
-    on_done(x)
+  local h, err = start_helper()
+  if not h then
+    x.spawn_error = "cannot start the curl helper (" .. PROGPATH .. "): " .. tostring(err)
+    return finish(x, on_done)
   end
-  local proc, pid = M.spawn(M.program, { args = M.ARGS, stdio = { stdin, stdout, stderr } },
-    function(code, signal)
-      x.code, x.signal = code, signal
-      part_done()
-    end)
-  if not proc then
-    for _, p in ipairs({ stdin, stdout, stderr }) do close(p) end
-    if x.body_path then uv.fs_unlink(x.body_path) end
-    x.spawn_error = tostring(pid)
-    x.finished = true
-    return on_done(x)
-  end
-  x.proc, x.pid = proc, pid
+  h.xs[x.id] = x
+  local config = M.config(spec, limits, path)
   -- Header blocks and body together: each is held to its own limit once the split is known.
-  reader(x, stdout, "out", limits.max_response_size + M.HEAD_MAX, "body", part_done)
-  reader(x, stderr, "err", 64 * 1024, nil, part_done)
-  stdin:write(M.config(spec, limits, path))
-  stdin:shutdown(function() close(stdin) end)
+  h.to:write(string.format("R %d %d %d\n", x.id, limits.max_response_size + M.HEAD_MAX, #config)
+    .. config)
   -- curl's own max-time ends the transfer; this only catches a curl that does not stop.
   x.guard = uv.new_timer()
-  x.guard:start(math.floor(((spec.timeout or limits.timeout) + limits.connect_timeout + 5) * 1000),
-    0, function() M.kill(x, "timeout") end)
+  x.guard:start(math.floor(((spec.timeout or limits.timeout) + limits.connect_timeout + 5) *
+    1000), 0, function() M.kill(x, "timeout") end)
 end
 
 return M
