@@ -42,7 +42,8 @@ end
 local function nested(root, dir, extra)
   local out = dir .. "/out.json"
   local cmd = {
-    "env", "-u", "EXTRUCT_API_TOKEN", "-u", "DR_SIM_URL", "-u", "DR_NO_CJSON", "DR_OUT=" .. out,
+    "env", "-u", "EXTRUCT_API_TOKEN", "-u", "DR_SIM_URL", "-u", "DR_NO_CJSON", "-u",
+    "DEEPRESEARCH_NVIM_TRANSPORT", "DR_OUT=" .. out,
   }
   for _, e in ipairs(extra or {}) do cmd[#cmd + 1] = e end
   for _, a in ipairs({ "timeout", "60", "nvim", "--headless", "-u", "NONE", "-i", "NONE",
@@ -105,7 +106,8 @@ return function(t, env)
     t.ok(has(msg, "luajit (Lua 5.1 ABI)") and has(msg, "make LUA_VERSION=luajit"),
       "under luajit, a module built for Lua 5.4 fails naming the ABI and the build command", msg)
 
-    local res = nested(root, plugin_copy(root, env.abi54))
+    -- transport = "core": what the C module's own failure looks like (auto falls back to curl).
+    local res = nested(root, plugin_copy(root, env.abi54), { "DR_NESTED_TRANSPORT=core" })
     local health = joined(res.health)
     t.ok(has(health, "ERROR: deepresearch.core is built for another Lua ABI") and
       has(health, "make LUA_VERSION=luajit"),
@@ -148,8 +150,9 @@ return function(t, env)
   title = health.diagnose("deepresearch.core needs lua-cjson (module 'cjson')", root)
   t.ok(has(title, "lua-cjson is missing"), ":checkhealth names a missing lua-cjson", title)
 
-  -- Not built at all, in a fresh Neovim: checkhealth and :DeepResearch say what to run.
-  local res = nested(root, plugin_copy(root, nil))
+  -- Not built at all, in a fresh Neovim, transport = "core": checkhealth and :DeepResearch say
+  -- what to run. (With the default transport, auto, curl stands in: transport_curl_test.lua.)
+  local res = nested(root, plugin_copy(root, nil), { "DR_NESTED_TRANSPORT=core" })
   local report = joined(res.health)
   t.ok(has(report, "ERROR: deepresearch.core is not built")
     and has(report, "make LUA_VERSION=luajit"),

@@ -19,8 +19,10 @@ local ok, err = pcall(function()
     base_url = sim or "http://127.0.0.1:9",
     token = sim and "test-token" or nil,
     notify = function(msg, level) out.notes[#out.notes + 1] = { msg = msg, level = level } end,
+    transport = os.getenv("DR_NESTED_TRANSPORT"), -- nil: auto (the core, else curl)
   }
   out.cjson = pcall(require, "cjson")
+  out.transport = require("deepresearch.nvim.transport_select").prepare()
   local lib = nv.library()
   if lib and sim then
     local c = lib.client{ base_url = sim, token = "test-token" }

@@ -222,7 +222,9 @@ function M.check()
   else
     r.ok("Neovim runs " .. tostring(jit.version) .. " (Lua 5.1 ABI: the build/luajit module)")
   end
-  local core, lib = check_module(r, root)
+  -- The transport (the C core, or curl when it is not built) and, on curl, what building adds.
+  local core, lib = require("deepresearch.nvim.transport_health").check(r, root, check_module,
+    M.diagnose)
   if core then r.ok("libcurl " .. tostring(core.curl_version)) end
   check_json(r)
   local in_use = providers_in_use(nv)
