@@ -324,6 +324,8 @@ setmetatable(M, {
     local name = LAZY[k]
     if not name then return nil end
     local mod = require(name)
+    -- report.check_links sends requests, so it lives outside report/ and joins it here.
+    if k == "report" then require "deepresearch.linkcheck" end
     rawset(t, k, mod)
     return mod
   end,

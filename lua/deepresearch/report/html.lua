@@ -224,6 +224,14 @@ local function page(title, parts)
 end
 
 M.page = page
+
+--- How the page reads a task's provider, id and cost: dr.result once deepresearch.linkcheck has
+-- loaded (dr.report does), else the shape alone (no provider, no cost). Set from outside, as
+-- report/ never reaches the providers.
+M.result_of = function(task)
+  if read.is_result(task) then return task end
+  return read.read(task)
+end
 M.esc, M.meta_rows, M.notes_html, M.source_list = esc, meta_rows, notes_html, source_list
 M.cite_markup, M.check_of, M.str = cite_markup, check_of, str
 
@@ -314,7 +322,7 @@ function M.render(task, opts)
   local v, err = report.internal.view(task)
   if not v then return nil, err end
   local origin = read.is_result(task) and read.origin(task) or task
-  local ok, res = pcall(require("deepresearch.result"), task)
+  local ok, res = pcall(M.result_of, task)
   res = ok and res or nil
   return research_page(origin, res, v, opts)
 end

@@ -426,8 +426,8 @@ function M.dead_citations(list, links)
   return dead
 end
 
---- report.check_links(task, opts) and report.html(task, opts): report/links.lua, report/html.lua.
-function M.check_links(...) return require("deepresearch.report.links").check(...) end
+--- report.html(task, opts): report/html.lua. report.check_links(task, opts) sends requests, so
+-- it lives outside report/ (deepresearch.linkcheck), which adds it here as dr.report loads.
 function M.html(...) return require("deepresearch.report.html").render(...) end
 
 --- Renders a finished task. opts.style: "footnotes" (default), "inline" or "plain"; opts.links:

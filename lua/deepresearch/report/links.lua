@@ -1,16 +1,10 @@
--- report.check_links(task, opts): every source URL of a finished task checked at once on the C
--- core's multi engine (issue 19 part 5). HEAD first; a ranged GET (Range: bytes=0-0, body capped)
--- when HEAD is refused (405, 501, or 403 to HEAD only). These are third-party pages, not the API:
--- redirects are followed here (at most 5), on an engine of their own, and nothing that could be a
--- credential is ever sent (no token, no auth header, no cookie, no netrc; a URL with user:pass@
--- is not requested at all). Each URL is requested once, however many markers cite it.
-local core = require "deepresearch.core"
+-- The pure half of report.check_links (issue 19 part 5): which URLs a task's report cites and
+-- how often, which ones are never requested (and why), what a finished request means for a
+-- link, and the marks a rendered report shows. The requests themselves go out from
+-- deepresearch.linkcheck, on the C core (report/ never reaches the core: architecture_spec).
 local json = require "deepresearch.base.json"
-local options = require "deepresearch.base.options"
 
 local M = {}
-
-local FIELDS = { concurrency = "number", timeout = "number", user_agent = "string" }
 
 M.MAX_REDIRECTS = 5
 M.BODY_CAP = 16 * 1024 -- a server that ignores Range is cut here; the status is all we read
@@ -20,23 +14,6 @@ local CURLE_TOO_MANY_REDIRECTS = 47
 local HEAD_REFUSED = { [405] = true, [501] = true, [403] = true }
 
 local function present(v) return v ~= nil and not json.is_null(v) end
-
-local function check_opts(opts)
-  options.table_arg("check_links", 2, opts, true, 3)
-  opts = opts or {}
-  options.check("check_links", opts, FIELDS, 3)
-  local n, t = opts.concurrency or 16, opts.timeout or 10
-  if n ~= n or n < 1 or n > 256 or n % 1 ~= 0 then
-    error("bad option 'concurrency' to 'check_links' (an integer from 1 to 256 expected)", 3)
-  end
-  if not (t > 0 and t <= 600) then
-    error("bad option 'timeout' to 'check_links' (seconds, more than 0 and at most 600)", 3)
-  end
-  if opts.user_agent and opts.user_agent:find("%c") then
-    error("bad option 'user_agent' to 'check_links' (no control characters)", 3)
-  end
-  return math.floor(n), t, opts.user_agent or "deepresearch-linkcheck/" .. tostring(core.version)
-end
 
 --- The rows of an Extruct Deep Search result ({ task..., results = rows }), or nil.
 function M.search_rows(task)
@@ -68,8 +45,8 @@ function M.row_sources(row, seen, out)
   return out
 end
 
--- What to check: { {url, n = {numbers citing it}, cited} }, missing, uncited; or nil, err.
-local function targets(task)
+--- What to check: { {url, n = {numbers citing it}, cited} }, missing, uncited; or nil, err.
+function M.targets(task)
   local list, by_url, missing, uncited = {}, {}, {}, {}
   local function add(url, n, cited)
     local t = by_url[url]
@@ -101,8 +78,8 @@ local function targets(task)
   return list, missing, uncited
 end
 
--- Why a URL is not requested at all, or nil.
-local function refusal(url)
+--- Why a URL is not requested at all, or nil.
+function M.refusal(url)
   local scheme = url:match("^(%a[%w+.%-]*):")
   if not scheme or (scheme:lower() ~= "http" and scheme:lower() ~= "https") then
     return "not an http or https URL"
@@ -116,14 +93,15 @@ local function refusal(url)
   return nil
 end
 
-local function request(t, method, timeout, ua)
+--- The core request for link t (HEAD, or the ranged GET after a refused HEAD).
+function M.request(t, method, timeout, ua)
   local h = { "Accept: */*", "User-Agent: " .. ua }
   if method == "GET" then h[#h + 1] = "Range: bytes=0-0" end
   return { method = method, url = t.url, headers = h, decode = false, timeout = timeout }
 end
 
--- Sets t's status from a result; returns true when a ranged GET should follow.
-local function settle(t, res)
+--- Sets t's status from a core result; true when a ranged GET should follow.
+function M.settle(t, res)
   if res.error then
     t.final_url = res.final_url ~= t.url and res.final_url or nil
     if res.error == "timeout" then
@@ -152,59 +130,6 @@ local function settle(t, res)
     t.status, t.reason = "unreachable", "HTTP " .. tostring(code)
   end
   return false
-end
-
---- Checks every source URL of task (any provider's finished task or dr.result, or a Deep
--- Search task with its rows as .results). opts: concurrency (16), timeout (10 s per request),
--- user_agent. Returns { links = { {url, n, cited, status, http_status, final_url, reason,
--- method} ... } (source order), by_url, missing = {n...}, uncited = {{n, url, title}...},
--- checked, requests, counts = {status = count} }; nil, err when the task has no report.
-function M.check(task, opts)
-  options.table_arg("check_links", 1, task, false, 2)
-  local concurrency, timeout, ua = check_opts(opts)
-  local list, missing, uncited = targets(task)
-  if not list then return nil, missing end
-  local out = { links = list, by_url = {}, missing = missing, uncited = uncited, checked = 0,
-    requests = 0, counts = {} }
-  local queue = {}
-  for _, t in ipairs(list) do
-    out.by_url[t.url] = t
-    local why = refusal(t.url)
-    if why then t.status, t.reason = "unreachable", why else queue[#queue + 1] = t end
-  end
-  if #queue > 0 then
-    local client = core.new_client({ timeout = timeout, connect_timeout = math.min(timeout, 10),
-      follow_redirects = M.MAX_REDIRECTS, truncate_body = true, max_response_size = M.BODY_CAP,
-      max_connections = concurrency, user_agent = ua })
-    local poller = core.new_poller(client, concurrency)
-    local by_id, flying, next_i = {}, 0, 1
-    local function send(t, method)
-      t.method = method
-      by_id[poller:add(request(t, method, timeout, ua))] = t
-      flying, out.requests = flying + 1, out.requests + 1
-    end
-    local ok, err = pcall(function()
-      while next_i <= #queue or flying > 0 do
-        while flying < concurrency and next_i <= #queue do
-          send(queue[next_i], "HEAD")
-          next_i = next_i + 1
-        end
-        for _, res in ipairs(poller:step(100)) do
-          local t = by_id[res.id]
-          by_id[res.id], flying = nil, flying - 1
-          if t and settle(t, res) then send(t, "GET") end
-        end
-      end
-    end)
-    poller:close()
-    client:close()
-    if not ok then error(err, 0) end
-  end
-  for _, t in ipairs(list) do
-    if t.method then out.checked = out.checked + 1 end
-    out.counts[t.status] = (out.counts[t.status] or 0) + 1
-  end
-  return out
 end
 
 local LABEL = { not_found = "404 not found", gone = "410 gone", timeout = "timed out" }
