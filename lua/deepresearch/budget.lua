@@ -71,7 +71,7 @@ function M.text(t)
   if type(t) ~= "table" then return "?" end
   local parts = {}
   if t.usd then parts[#parts + 1] = money(t.usd) end
-  if t.credits then parts[#parts + 1] = string.format("%d credits", t.credits) end
+  if t.credits then parts[#parts + 1] = string.format("%g credits", t.credits) end
   return #parts > 0 and table.concat(parts, " + ") or "?"
 end
 
@@ -139,8 +139,8 @@ local function turns(d, p)
   local n = tools + 1
   local usd = tokens_usd(n * price.context, price.input) + tokens_usd(out, price.output) +
     tools * (price[b.tool_price] or 0)
-  return { usd = usd, basis = string.format("%s %s (prices as of %s): %d turns x %d input " ..
-    "tokens + %d output tokens + %d tool calls", d.cli.name, key, tostring(d.prices.as_of), n,
+  return { usd = usd, basis = string.format("%s %s (prices as of %s): %g turns x %g input " ..
+    "tokens + %g output tokens + %g tool calls", d.cli.name, key, tostring(d.prices.as_of), n,
     price.context, out, tools) }
 end
 
@@ -189,8 +189,8 @@ local function steps(d, p)
       tools * per_call
     if not usd or v > usd then usd, worst = v, { name = m, context = price.context } end
   end
-  return { usd = usd, basis = string.format("%s %s (prices as of %s): %d steps x %d input " ..
-    "tokens + %d output tokens + %d tool calls at %s", d.cli.name, preset and ("preset " ..
+  return { usd = usd, basis = string.format("%s %s (prices as of %s): %g steps x %g input " ..
+    "tokens + %g output tokens + %g tool calls at %s", d.cli.name, preset and ("preset " ..
     preset) or worst.name, tostring(d.prices.as_of), n, worst.context, out, tools,
     string.format("$%.4f", per_call)) }
 end

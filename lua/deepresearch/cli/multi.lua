@@ -88,7 +88,7 @@ local function cost_text(cost)
   if type(cost) ~= "table" then return "" end
   local parts = {}
   if cost.usd then parts[#parts + 1] = string.format("$%.4f", cost.usd) end
-  if cost.credits then parts[#parts + 1] = string.format("%d credits", cost.credits) end
+  if cost.credits then parts[#parts + 1] = string.format("%g credits", cost.credits) end
   return table.concat(parts, " + ") .. (cost.estimated and #parts > 0 and " (est.)" or "")
 end
 M.cost_text = cost_text
