@@ -99,7 +99,7 @@ return function(t)
       notify = function(msg, level) notes[#notes + 1] = { msg = msg, level = level } end }
     vim.cmd("DeepResearch provider=acme tags=ports tags=tides Research the ports of the north sea")
     local job = nv.jobs()[#nv.jobs()]
-    vim.wait(5000, function() return job.state == "done" or job.state == "failed" end, 10)
+    vim.wait(5000, function() return job.announced or job.state == "failed" end, 10)
     t.ok(log.provider == "acme" and log.create and log.create.topic ==
       "Research the ports of the north sea" and log.create.speed == "fast" and
       vim.deep_equal(log.create.tags, { "ports", "tides" }),

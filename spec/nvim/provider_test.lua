@@ -115,7 +115,11 @@ return function(t, env)
   notes = {}
   vim.cmd("DeepResearch provider=valyu depth=high " .. query(3))
   job = last_job()
-  local n = note_with("take no 'depth'", vim.log.levels.ERROR)
+  local n
+  vim.wait(2000, function()
+    n = note_with("take no 'depth'", vim.log.levels.ERROR)
+    return n ~= nil
+  end, 10)
   t.ok(job.state == "failed" and n and has(n.msg, "--depth") and job.id == nil,
     "another provider's flag is refused before sending, with that provider's hint",
     vim.inspect(notes))

@@ -10,6 +10,74 @@ local M = {}
 M.MIN_PREFIX = 6
 local SHORT = 8
 
+-- Lines waiting for the journal file, each { line, cb }: written in order, one at a time,
+-- appended whole and fsynced by libuv's threads; cb runs once its line is on disk.
+local pending, busy = {}, false
+local on_written -- the callback of the next line (M.begin's)
+
+local function pump(path)
+  if busy or not pending[1] then return end
+  busy = true
+  local item = table.remove(pending, 1)
+  local uv = vim.loop
+  local function after()
+    busy = false
+    if item.cb then item.cb() end
+    pump(path)
+  end
+  uv.fs_open(path, "a", 384, function(_, fd) -- 384: 0600
+    if not fd then return after() end
+    uv.fs_write(fd, item.line, -1, function()
+      uv.fs_fsync(fd, function()
+        uv.fs_close(fd, after)
+      end)
+    end)
+  end)
+end
+
+--- Writes what is still waiting now (Neovim is about to quit).
+function M.flush()
+  local j = state.journal
+  if not j or not pending[1] then return end
+  local f = io.open(j.path, "ab")
+  if f then
+    for _, item in ipairs(pending) do f:write(item.line) end
+    f:close()
+  end
+  pending = {}
+end
+
+-- Whether the file's last line is torn (a crash mid-write): the next line then starts on a
+-- line of its own, as the journal's own writes do.
+local function torn(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local size = f:seek("end")
+  local last = size and size > 0 and f:seek("set", size - 1) and f:read(1)
+  f:close()
+  return last ~= nil and last ~= false and last ~= "\n"
+end
+
+-- The journal fsyncs every line: in the editor, milliseconds each on the main loop. Here its
+-- own events (begin, created, update; encoded by its json) are appended whole and fsynced off
+-- the main loop, in order; a create is sent only once its begin line is on disk (M.begin).
+local function async_writes(j)
+  if j.off then return j end
+  local json = require "deepresearch.base.json"
+  local sync = j.write
+  local start = torn(j.path) and "\n" or ""
+  j.write = function(self, event)
+    event.t = event.t or os.time() -- epoch seconds, as the journal's own
+    local ok, line = pcall(json.encode, event)
+    if not ok then return sync(self, event) end
+    pending[#pending + 1] = { line = start .. line .. "\n", cb = on_written }
+    start, on_written = "", nil
+    pump(self.path)
+    return true
+  end
+  return j
+end
+
 --- The journal (opened on first use; setup{ journal = path | false }), or nil.
 function M.journal()
   if state.journal ~= nil then return state.journal or nil end
@@ -21,7 +89,7 @@ function M.journal()
   local okr, journal = pcall(require, "deepresearch.journal")
   local ok, j = false, nil
   if okr then ok, j = pcall(journal.open, { path = type(opt) == "string" and opt or nil }) end
-  state.journal = ok and j or false
+  state.journal = ok and j and async_writes(j) or false
   return state.journal or nil
 end
 
@@ -43,8 +111,15 @@ local function call(method, ...)
   return nil
 end
 
-function M.begin(job)
+--- Records a create about to be sent; then(), once the record is on disk (at once without a
+-- journal, or when it cannot be written: no reason to stop a task).
+function M.begin(job, after)
+  on_written = after
   job.ref = call("begin", { provider = job.provider, brief = job.brief, source = "nvim" })
+  if on_written then
+    on_written = nil
+    after()
+  end
 end
 
 function M.created(job, task)

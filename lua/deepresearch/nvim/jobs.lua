@@ -133,6 +133,8 @@ local function on_progress(job)
     local lib = library.library()
     local before = job.state
     job.state = lib and lib.state(task, job.provider) or job.state
+    -- The end is announced by finish (one line, one event), not as progress.
+    if job.state == "done" or job.state == "failed" or job.state == "cancelled" then return end
     local changed = job.notified_status ~= task.status
     if changed then
       events.fire("progress", job)
@@ -286,18 +288,21 @@ function M.research(brief, opts)
     job.deferred = nil
     if not p then return finish(job, nil, derr) end
     -- Recorded before it is sent: a create that answers after a restart is never lost.
-    history.begin(job)
-    local ok, e = pcall(drivers.replay, p, call, function(task, cerr)
-      if not task then return finish(job, nil, cerr) end
-      job.task, job.id = task, id_of(name, task)
-      job.state = "queued"
-      history.created(job, task)
-      events.fire("created", job)
-      M.notify_job(job, string.format("deepresearch %s: created (%s)", short(job.id), name))
-      M.start_wait(job)
+    job.deferred = true
+    history.begin(job, function()
+      job.deferred = nil
+      local ok, e = pcall(drivers.replay, p, call, function(task, cerr)
+        if not task then return finish(job, nil, cerr) end
+        job.task, job.id = task, id_of(name, task)
+        job.state = "queued"
+        history.created(job, task)
+        events.fire("created", job)
+        M.notify_job(job, string.format("deepresearch %s: created (%s)", short(job.id), name))
+        M.start_wait(job)
+      end)
+      if not ok then return finish(job, nil, e) end
+      M.ensure_timer()
     end)
-    if not ok then return finish(job, nil, e) end
-    M.ensure_timer()
   end)
   return job
 end
@@ -376,6 +381,7 @@ function M.close()
   stop_timer()
   drivers.close()
   screen.reset()
+  history.flush()
   state.journal, state.journal_ids = nil, nil
   state.scheduled = false
   state.asks, state.asking = {}, nil

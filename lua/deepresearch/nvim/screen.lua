@@ -139,7 +139,13 @@ function M.notify(msg, level, opts, notifier)
   local fn = notifier or vim.notify
   local o = { title = "deepresearch" }
   for k, v in pairs(opts or {}) do o[k] = v end
-  if fn == builtin then msg = fit(msg) end
+  if fn == builtin then
+    -- Echoed after the command that called us: a message echoed while a command typed over
+    -- several screen lines runs raises a hit-enter prompt, one echoed after it does not.
+    msg = fit(msg)
+    vim.schedule(function() pcall(fn, msg, level or vim.log.levels.INFO, o) end)
+    return nil
+  end
   local ok, rec = pcall(fn, msg, level or vim.log.levels.INFO, o)
   if ok then return rec end
   return nil
