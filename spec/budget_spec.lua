@@ -31,6 +31,16 @@ describe("budget", function()
       assert.equals("budget_unbounded", err.code)
     end)
 
+    it("Valyu: surcharges the request commits to (deliverables after the first; code execution "
+      .. "is uncapped)", function()
+        local e = dr.assert(dr.estimate("valyu", { mode = "fast",
+          deliverables = { "a", "b", "c" } }))
+        assert.near(0.10 + 2 * 0.10, e.usd, 1e-9)
+        assert.equals(0.10, dr.estimate("valyu", { mode = "fast", deliverables = { "a" } }).usd)
+        local _, err = dr.estimate("valyu", { mode = "fast", code_execution = true })
+        assert.equals("budget_unbounded", err.code)
+      end)
+
     it("OpenAI: bounded only by max_tool_calls and max_output_tokens, from dated prices",
       function()
         local e, err = dr.estimate("openai", { max_tool_calls = 10 })

@@ -110,7 +110,7 @@ local function credits(d, p)
     d.cli.name, depth, n) }
 end
 
--- Valyu: the mode's fixed price.
+-- Valyu: the mode's fixed price, plus the surcharges the request commits to (D.budget).
 local function modes(d, p)
   local m = p.mode or d.default_mode
   m = (d.mode_aliases or {})[m] or m
@@ -119,8 +119,19 @@ local function modes(d, p)
   if not info.price then
     return unbounded(d, "the " .. m .. " mode's price is not published; choose a mode with one")
   end
-  return { usd = info.price, basis = string.format("%s mode %s: fixed price %s", d.cli.name, m,
-    money(info.price)) }
+  local b = d.budget or {}
+  for flag, why in pairs(b.unbounded_flags or {}) do
+    if p[flag] == true then return unbounded(d, flag .. ": " .. why) end
+  end
+  local usd, basis = info.price, string.format("%s mode %s: fixed price %s", d.cli.name, m,
+    money(info.price))
+  local n = type(p.deliverables) == "table" and #p.deliverables or 0
+  local extra = math.max(0, n - (b.free_deliverables or 0))
+  if b.deliverable and extra > 0 then
+    usd = usd + extra * b.deliverable
+    basis = basis .. string.format(" + %d deliverables at %s", extra, money(b.deliverable))
+  end
+  return { usd = usd, basis = basis }
 end
 
 -- OpenAI: every tool call is one more model turn reading at most the context window.

@@ -80,6 +80,12 @@ D.modes = {
   max = { price = 15.00, runtime = 180 * 60, steps = 25 },
 }
 D.mode_order = { "instant", "fast", "standard", "heavy", "max" }
+-- The worst case before a create (budget.lua): the mode's price plus the surcharges a request
+-- commits to (CONTRACT B.1 pricing, as of 2026-12-07): $0.10 per deliverable after the first;
+-- code execution is $0.10 per execution and nothing caps the executions (unbounded).
+-- Screenshots ($0.05 per URL captured) are not a create option here.
+D.budget = { recipe = "modes", as_of = "2026-12-07", deliverable = 0.10, free_deliverables = 1,
+  unbounded_flags = { code_execution = "code execution is billed per execution, uncapped" } }
 D.mode_aliases = { lite = "standard" } -- the oldest API's default; the server answers standard
 D.default_mode = "standard"
 -- A lost create: list the newest (at most 100) and match the query, or the job id in metadata.
