@@ -43,7 +43,8 @@ describe("deepresearch run across providers", function()
 
   it("runs one brief on three providers: a progress line each, reports written, a table",
     function()
-      local code, out, err = cli(concat({ "--provider", "extruct,perplexity,gemini", "run",
+      -- the issue's own form: the providers after `run`
+      local code, out, err = cli(concat({ "run", "--provider", "extruct,perplexity,gemini",
         "-o", dir }, FAST, { BRIEF }))
       assert.equals(0, code, err)
       for _, name in ipairs({ "extruct", "perplexity", "gemini" }) do
