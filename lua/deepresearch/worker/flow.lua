@@ -236,7 +236,8 @@ end
 -- A marker is passed over (forced) only when this same create wrote it: the library sends a
 -- create's request again only after an answer that proves nothing was made.
 function flow:gate(job, g)
-  if job.gone or self.draining or job.gate ~= g then
+  -- A signal that came since this turn began: nothing more leaves (stop.lua).
+  if job.gone or self.draining or job.gate ~= g or self:poll_signal() then
     g.r = "dropped"
     return false, "the worker no longer runs this job"
   end
