@@ -113,7 +113,7 @@ test-nvim:
 
 lint: DEPS_FOR = lint
 lint: deps
-	luacheck lua spec sim bin bench plugin
+	luacheck lua spec sim bin bench plugin $(BINS)
 	clang-format --dry-run --Werror src/*.c src/*.h include/*.h fuzz/*.c fuzz/*.h bench/*.c spec/c/*.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --suppress=missingIncludeSystem --inline-suppr -Iinclude -Isrc src
