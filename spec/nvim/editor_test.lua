@@ -252,6 +252,10 @@ return function(t, env)
   vim.cmd("tabonly")
 
   -- Item 7: <CR> on a list entry whose report is open jumps to it (no new wait).
+  -- A fresh list (an earlier test's buffer would answer before the new rows came).
+  if vim.fn.bufnr("deepresearch://tasks") > 0 then
+    vim.cmd("bwipeout! " .. vim.fn.bufnr("deepresearch://tasks"))
+  end
   vim.cmd("DeepResearchList!")
   vim.wait(10000, function() return vim.fn.bufnr("deepresearch://tasks") > 0 end, 10)
   local lb = vim.fn.bufnr("deepresearch://tasks")

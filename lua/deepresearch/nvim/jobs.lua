@@ -204,7 +204,8 @@ local function finish(job, task, err)
       job.err = "deepresearch: no task " .. tostring(job.id) .. " at " .. job.provider ..
         " (404): " .. tostring(err.message or err)
     end
-    history.update(job, { state = "failed",
+    -- seen: the notification below says it; a restart does not say it again.
+    history.update(job, { state = "failed", seen = true,
       error = type(err) == "table" and err.code or "failed" })
     events.fire("failed", job)
     M.notify_job(job, tostring(job.err), levels.ERROR)

@@ -46,8 +46,10 @@ end
 -- the command-line window.
 function M.safe()
   if vim.in_fast_event() then return false end
-  local m = vim.api.nvim_get_mode()
-  return m.mode == "n" and not m.blocking and vim.fn.getcmdwintype() == ""
+  -- mode(1) is "n" in plain Normal mode only ("no" with an operator pending, "niI" after
+  -- i_CTRL-O); blocking: waiting for more of a mapping or a count.
+  return vim.fn.mode(1) == "n" and not vim.api.nvim_get_mode().blocking and
+    vim.fn.getcmdwintype() == ""
 end
 
 local queue = {}
