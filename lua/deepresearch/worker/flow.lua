@@ -149,9 +149,10 @@ function flow:resume(job)
   -- A create may have been sent (its holder stopped before recording the answer), or may have
   -- made a task (ambiguous; pushed again after it was set aside: it is searched for once more).
   if flow.may_have_task(h) then return self:reconcile(job) end
-  if h.lint == nil then
+  if not job.linted then -- this copy's brief (a corrected job may reuse a dead job's id)
     local ok, e = self:lint(job)
     if not ok then return nil, e end
+    job.linted = true
   end
   return self:create(job)
 end

@@ -90,7 +90,6 @@ end
 
 -- The lint findings of a job's brief, written before its first create (never refusing it).
 local LINT = [[
-if redis.call('HEXISTS', KEYS[1], 'lint') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'lint', ARGV[2])
 return 1
 ]]
