@@ -106,6 +106,39 @@ describe("deepresearch-worker signals", function()
     end)
   end
 
+  it("a create whose answer does not come: the line counts it; a second signal ends the wait; " ..
+     "the next worker finds its task by listing, no second create", function()
+    S = sim.start{ speed = 2000, seed = 33 }
+    -- The task is stored at once; its answer would come a minute later.
+    S:fault{ method = "POST", path = "/v1/deep_research_tasks", after = true, delay_ms = 60000,
+      count = 1 }
+    local q = "sigcreate"
+    local job = F:push_jobs(q, 1)[1]
+    local w = spawn(q, { "--concurrency", "1", "--worker-id", "wc", "--lease", "2" })
+    wait_until("the create to be sent", 30, function()
+      return S:counter("extruct.tasks_created") == 1
+    end)
+    assert.are.equal("creating", F:job(q, job.id).status)
+    local before = #F:log_of(w)
+    F:signal(w, "TERM")
+    F:signal(w, "TERM")
+    assert.are.equal(0, F:exit_status(w, 30), F:log_of(w))
+    local lines = lines_after(w, before)
+    assert.are.equal(1, #lines, table.concat(lines, "\n"))
+    assert.truthy(lines[1]:find("1 job(s) keep their lease", 1, true), lines[1])
+    assert.truthy(lines[1]:find("1 create(s) unanswered after 5s stay \"creating\": searched " ..
+      "for, never sent again", 1, true), lines[1])
+    assert.are.equal("creating", F:job(q, job.id).status)
+    -- Restarted under the same id: the task is found by listing and waited on.
+    local w2 = spawn(q, { "--once", "--worker-id", "wc", "--lease", "2" })
+    assert.are.equal(0, F:exit_status(w2, 60), F:log_of(w2))
+    local h = F:job(q, job.id)
+    assert.are.equal("done", h.status)
+    assert.are.equal("1", h.reconciled)
+    assert.are.equal(1, S:counter("extruct.tasks_created"))
+    assert.are.equal(1, #S:requests_to("POST", "^/v1/deep_research_tasks$"))
+  end)
+
   it("a stopped worker's jobs are taken at once only on its host and once its process is gone",
      function()
     S = sim.start{ speed = 2000, seed = 32 }
