@@ -257,7 +257,9 @@ return function(t, env)
   for i = 1, 2 do
     vim.cmd("DeepResearch " .. brief(100 + i))
     bjobs[i] = nv.jobs()[#nv.jobs()]
-    vim.wait(30, function() return false end, 10) -- let the timer see the loop again
+    -- Let the timer see the loop again (the create goes out once its journal line is written).
+    vim.wait(5000, function() return bjobs[i].state == "done" or bjobs[i].state == "failed" end,
+      10)
   end
   brec.stop()
   t.ok(bjobs[1].state == "done" and bjobs[2].state == "done", "a blocking driver also ends done",

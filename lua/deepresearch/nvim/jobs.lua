@@ -15,6 +15,7 @@ local screen = require "deepresearch.nvim.screen"
 local state = require "deepresearch.nvim.state"
 
 local notify, levels, id_of = config.notify, config.levels, descriptors.id_of
+local unpack = table.unpack or unpack -- luacheck: ignore
 local M = {}
 
 -- nvim/respond.lua requires this module: it is required here on use, when both are loaded.
@@ -97,6 +98,17 @@ function M.ensure_timer()
 end
 
 -- Jobs -----------------------------------------------------------------------------------------
+
+--- fn, made to run on the main loop when setup gave its own driver: the poller's calls only
+-- queue work and may be made from a libuv callback; a driver of setup's may block or call the
+-- editor, which a libuv callback must not.
+function M.on_main(fn)
+  return function(...)
+    if not config.values.driver or not vim.in_fast_event() then return fn(...) end
+    local args = { n = select("#", ...), ... }
+    vim.schedule(function() fn(unpack(args, 1, args.n)) end)
+  end
+end
 
 --- The id as notifications and buffer names show it: a prefix every command accepts.
 function M.short(id)
@@ -230,7 +242,7 @@ end
 --- Waits (again) on the job's task through its provider's driver.
 function M.start_wait(job)
   job.deferred = true -- reading the key may take a moment: not an orphan meanwhile
-  drivers.with(job.provider, function(p, err)
+  drivers.with(job.provider, M.on_main(function(p, err)
     job.deferred = nil
     if not p then return finish(job, nil, err) end
     job.state = ACTIVE[job.state] and job.state ~= "creating" and job.state or "queued"
@@ -239,7 +251,7 @@ function M.start_wait(job)
     end)
     if not ok then return finish(job, nil, e) end
     M.ensure_timer()
-  end)
+  end))
 end
 
 -- output_schema: the name research took before providers other than Extruct (kept working).
@@ -285,12 +297,12 @@ function M.research(brief, opts)
   end
   notify("deepresearch: creating a " .. name .. " task: " .. brief:gsub("%s+", " "))
   job.deferred = true
-  drivers.with(name, function(p, derr)
+  drivers.with(name, M.on_main(function(p, derr)
     job.deferred = nil
     if not p then return finish(job, nil, derr) end
     -- Recorded before it is sent: a create that answers after a restart is never lost.
     job.deferred = true
-    history.begin(job, function()
+    history.begin(job, M.on_main(function()
       job.deferred = nil
       local ok, e = pcall(drivers.replay, p, call, function(task, cerr)
         if not task then return finish(job, nil, cerr) end
@@ -303,8 +315,8 @@ function M.research(brief, opts)
       end)
       if not ok then return finish(job, nil, e) end
       M.ensure_timer()
-    end)
-  end)
+    end))
+  end))
   return job
 end
 
