@@ -75,6 +75,18 @@ describe("deepresearch ids and lists", function()
       assert.is_true(#s:requests_to("GET", "/deepresearch/tasks/" .. id:gsub("%-", "%%-")) > 0)
     end)
 
+    it("a prefix of another provider's task is a usage error naming it; nothing is sent",
+      function()
+        local a = create("Flexport (flexport.com)")
+        local b = create("Stripe (stripe.com)", { "--provider", "valyu" })
+        s:clear_requests()
+        local code, _, err = cli({ "wait", a:sub(1, 8), b:sub(1, 8) })
+        assert.equals(2, code)
+        assert.truthy(err:find("'" .. b:sub(1, 8) .. "' is a task of --provider valyu (" .. b ..
+          "), not of extruct", 1, true), err)
+        assert.equals(0, #s:requests())
+      end)
+
     it("cancel takes a prefix", function()
       s:set_speed(0) -- stays queued
       local id = create("Flexport (flexport.com)", { "--provider", "valyu" })

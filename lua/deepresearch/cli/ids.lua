@@ -58,6 +58,12 @@ function M.resolve(ctx, word)
       return nil, usage_ambiguous(ctx, word, err.candidates, tonumber(err.message:match(
         "matches (%d+) tasks")))
     end
+    -- Another provider's task: sending it to this provider could only answer 404.
+    local other = ctx.g.provider and j:resolve(word, nil, "research")
+    if other and other.provider and other.provider ~= ctx.g.provider then
+      return nil, ctx:usage(string.format("'%s' is a task of --provider %s (%s), not of %s",
+        word, other.provider, tostring(other.id), ctx.g.provider))
+    end
   end
   if #word < M.MIN or #word >= M.WHOLE then return word end
   local found = listed(ctx, word)
