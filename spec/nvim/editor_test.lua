@@ -44,6 +44,14 @@ return function(t, env)
   end
   local function last_job() return nv.jobs()[#nv.jobs()] end
 
+  -- Item 3: :checkhealth never runs the key command (it would wait on it).
+  setup{ api_key = "cmd:echo run >> " .. tmp .. "/health-runs; printf test-token" }
+  vim.cmd("checkhealth deepresearch")
+  local health = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
+  vim.cmd("tabclose")
+  t.ok(has(health, "run on first use") and #lines_of(tmp .. "/health-runs") == 0,
+    ":checkhealth says the key is a command and does not run it", health)
+
   -- Item 3: a key command runs once per provider per session, however many requests follow.
   local counter = tmp .. "/runs"
   -- vim.fn.system would freeze the editor while the command runs: count any call.

@@ -140,12 +140,25 @@ local function check_token(r, nv, lib, name)
   local d = require("deepresearch.providers").get(name)
   local s = nv._settings(name)
   local client_opts = nv.config.client or {}
-  local token = s.token or client_opts.token or os.getenv(d.token_env)
+  -- setup's api_key ("cmd:...", "env:NAME", a string, a function): a command is never run
+  -- here (:checkhealth must not wait); its key is checked once a command has read it.
+  local key, why
+  if s.token ~= nil and s.token ~= false then
+    key, why = require("deepresearch.nvim.secrets").peek(name, s.token)
+    if why == "command" then
+      r.info(d.cli.name .. ": api_key is a command, run on first use (not by :checkhealth)")
+      return
+    elseif why then
+      r.error(d.cli.name .. ": " .. why)
+      return
+    end
+  end
+  local token = key or client_opts.token or os.getenv(d.token_env)
   if token == nil or token == "" then
     r.error(d.cli.name .. ": no API token", { "export " .. d.token_env ..
-      "=... before starting Neovim", "or require('deepresearch.nvim').setup{ token = ... } " ..
-        "(a string or a function returning one; per provider: providers = { " .. name ..
-        " = { token = ... } })" })
+      "=... before starting Neovim", "or require('deepresearch.nvim').setup{ api_key = ... } " ..
+        "(\"cmd:pass show ...\", \"env:NAME\", a string or a function; per provider: " ..
+        "providers = { " .. name .. " = { api_key = ... } })" })
     return
   end
   local source = s.token and "setup" or client_opts.token and "setup{ client.token }" or

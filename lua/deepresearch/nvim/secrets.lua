@@ -93,6 +93,19 @@ function M.resolve(name, spec, done)
   end)
 end
 
+--- The key now if it can be had without running a command (cached, a string, "env:NAME", a
+-- function: which then counts as its one run); nil, "command" for a command not run yet;
+-- nil, message on failure. (:checkhealth, which must not wait.)
+function M.peek(name, spec)
+  if type(spec) == "string" and spec:match("^cmd:") and not cache[name] then
+    return nil, "command"
+  end
+  local got, key, err = false, nil, nil
+  M.resolve(name, spec, function(k, e) got, key, err = true, k, e end)
+  if not got then return nil, "command" end
+  return key, err
+end
+
 --- Forgets every cached key (setup calls this: its options may name other keys).
 function M.clear()
   cache, waiting = {}, {}
