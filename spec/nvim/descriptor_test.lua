@@ -126,7 +126,9 @@ return function(t)
     vim.fn.mode = function() return "i" end
     nv.research("Research the ports of the north sea", { provider = "acme" })
     local later = nv.jobs()[#nv.jobs()]
-    vim.wait(300, function() return false end, 10)
+    -- (the create goes out once its journal line is written: wait for the checkpoint itself)
+    vim.wait(5000, function() return later.state == "input_required" end, 10)
+    vim.wait(300, function() return asked ~= nil end, 10)
     local waited = asked == nil and later.state == "input_required"
     vim.fn.mode = real_mode
     vim.wait(5000, function() return later.state == "done" end, 10)
