@@ -36,7 +36,7 @@ SPEC_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;sim/?.lua;sim/?/init.lua;spec/?.l
 RESULTS := build/results
 
 .PHONY: all deps test test-unit test-valgrind test-asan test-all test-nvim lint install clean \
-        demo fuzz bench help env rock rock-install
+        demo fuzz bench bench-scale help env rock rock-install
 
 all: $(MODULE)
 
@@ -161,6 +161,12 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@scripts/deps fuzz
 	@scripts/fuzz $(FUZZ_SECONDS)
+
+# The scale benchmark (issue 20): 100 to 10,000 tasks in one process; writes the Scale
+# section of bench/RESULTS.md. Not part of make test.
+bench-scale: all
+	@scripts/deps bench
+	@lua5.4 bench/scale.lua
 
 bench: all
 	@scripts/deps bench

@@ -3,6 +3,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Bytes of buffer memory held by every dr_buf in the process (core.stats()): the scale
+ * benchmark counts the C side's own allocations with it, not RSS alone. */
+static size_t dr_buf_held = 0;
+
+size_t dr_buf_bytes(void) {
+  return dr_buf_held;
+}
+
 void dr_buf_init(dr_buf *b, size_t limit) {
   b->data = NULL;
   b->len = b->cap = 0;
@@ -21,6 +29,7 @@ static int dr_buf_grow(dr_buf *b, size_t need) {
   if (p == NULL)
     return -1;
   b->data = p;
+  dr_buf_held += cap - b->cap;
   b->cap = cap;
   return 0;
 }
@@ -50,6 +59,7 @@ void dr_buf_reset(dr_buf *b) {
 }
 
 void dr_buf_free(dr_buf *b) {
+  dr_buf_held -= b->cap;
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;

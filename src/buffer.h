@@ -20,5 +20,7 @@ int dr_buf_reserve(dr_buf *b, size_t n);
 /* Empties b, keeping its memory. */
 void dr_buf_reset(dr_buf *b);
 void dr_buf_free(dr_buf *b);
+/* Bytes all buffers of the process hold now (their capacity). */
+size_t dr_buf_bytes(void);
 
 #endif

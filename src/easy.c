@@ -96,8 +96,19 @@ void dr_easy_body_done(dr_xfer *x) {
   dr_buf_done(&x->body, DR_BODY_KEEP);
 }
 
+/* Transfers (with their easy handles) alive in the process, and the bytes of their own
+ * structs and URL copies (core.stats()); buffers are counted by buffer.c. */
+static size_t dr_xfers_live = 0, dr_xfers_bytes = 0;
+
+void dr_easy_stats(size_t *xfers, size_t *bytes) {
+  *xfers = dr_xfers_live;
+  *bytes = dr_xfers_bytes;
+}
+
 void dr_easy_free(dr_xfer *x) {
   dr_easy_file_discard(x);
+  dr_xfers_live--;
+  dr_xfers_bytes -= sizeof *x + (x->url != NULL ? strlen(x->url) + 1 : 0);
   if (x->easy != NULL)
     curl_easy_cleanup(x->easy);
   curl_slist_free_all(x->headers);
@@ -268,10 +279,14 @@ static int dr_set_headers(lua_State *L, const dr_engine *e, dr_xfer *x, int idx,
 static int dr_set_url(dr_xfer *x, const char *url, size_t len) {
   if (x->url != NULL && strncmp(x->url, url, len + 1) == 0)
     return 0;
+  if (x->url != NULL)
+    dr_xfers_bytes -= strlen(x->url) + 1;
   free(x->url);
   x->url = malloc(len + 1);
-  if (x->url != NULL)
+  if (x->url != NULL) {
     memcpy(x->url, url, len + 1);
+    dr_xfers_bytes += len + 1;
+  }
   return curl_easy_setopt(x->easy, CURLOPT_URL, url) == CURLE_OK ? 0 : -1;
 }
 
@@ -289,6 +304,8 @@ dr_xfer *dr_easy_take(dr_engine *e) {
     free(x);
     return NULL;
   }
+  dr_xfers_live++;
+  dr_xfers_bytes += sizeof *x;
   dr_set_common(x->easy, x);
   dr_set_limits(x->easy, &e->limits);
   x->follow = e->limits.max_redirects > 0;

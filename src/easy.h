@@ -69,6 +69,8 @@ int dr_easy_prepare(lua_State *L, const struct dr_engine *e, dr_xfer *x, int idx
 /* Out of the multi handle and into the pool (or freed when the pool is full or closed). */
 void dr_easy_release(struct dr_engine *e, dr_xfer *x);
 void dr_easy_free(dr_xfer *x);
+/* Transfers alive in the process and the bytes of their structs and URL copies. */
+void dr_easy_stats(size_t *xfers, size_t *bytes);
 /* Opens the .part file of a download at path; -1 (x->file_errno set) when it cannot. */
 int dr_easy_file_open(dr_xfer *x, const char *path);
 /* Closes the .part file and renames it to the download's path; -1 (file_errno set, the part

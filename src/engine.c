@@ -120,6 +120,14 @@ lua_Integer dr_engine_add(lua_State *L, dr_engine *e, int idx) {
   return x->id;
 }
 
+/* Connections libcurl opened for this process's transfers (CURLINFO_NUM_CONNECTS summed as
+ * each ends; core.stats()): the scale benchmark's count of sockets opened. */
+static long dr_connects = 0;
+
+long dr_engine_connects(void) {
+  return dr_connects;
+}
+
 static int dr_engine_collect(dr_engine *e) {
   CURLMsg *m;
   int left, done = 0;
@@ -129,6 +137,9 @@ static int dr_engine_collect(dr_engine *e) {
       continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     if (x != NULL) {
+      long n = 0;
+      if (curl_easy_getinfo(m->easy_handle, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK && n > 0)
+        dr_connects += n;
       x->result = m->data.result;
       x->state = DR_DONE;
       done++;

@@ -36,6 +36,8 @@ void dr_engine_drop(dr_engine *e, dr_xfer *x);
 void dr_engine_push_result(lua_State *L, dr_engine *e, dr_xfer *x);
 int dr_engine_cancel(dr_engine *e, lua_Integer id);
 int dr_engine_pending(dr_engine *e);
+/* Connections opened by every engine's finished transfers so far (core.stats()). */
+long dr_engine_connects(void);
 /* Seconds on the monotonic clock (core.now(), a request's send_by). */
 double dr_now_seconds(void);
 /* Whether this libcurl can keep a request with send_by from leaving late (>= 7.80). */

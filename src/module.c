@@ -51,7 +51,24 @@ static int dr_now(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg dr_functions[] = {{"decode", dr_decode},
+/* core.stats(): what the C side holds now, process-wide: transfers (easy handles, pooled or
+ * in flight), bytes of its own allocations (transfer structs, URL copies, body and header
+ * buffers; not libcurl's internals), and connections opened so far. */
+static int dr_stats(lua_State *L) {
+  size_t xfers = 0, bytes = 0;
+  dr_easy_stats(&xfers, &bytes);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)xfers);
+  lua_setfield(L, -2, "transfers");
+  lua_pushinteger(L, (lua_Integer)(bytes + dr_buf_bytes()));
+  lua_setfield(L, -2, "bytes");
+  lua_pushinteger(L, (lua_Integer)dr_engine_connects());
+  lua_setfield(L, -2, "connects");
+  return 1;
+}
+
+static const luaL_Reg dr_functions[] = {{"stats", dr_stats},
+                                        {"decode", dr_decode},
                                         {"sleep", dr_sleep},
                                         {"now", dr_now},
                                         {"set_decoder", dr_json_set_decoder},
