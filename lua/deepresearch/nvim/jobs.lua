@@ -194,7 +194,13 @@ function M.announce(job)
       return after(job)
     end
     if where ~= "notify" then
-      screen.when_safe(function() report.open_report(job.task, job.provider, where, job.brief) end)
+      local buf = e -- filled above: shown as it is, not rendered again
+      screen.when_safe(function()
+        if vim.api.nvim_buf_is_valid(buf) then
+          return require("deepresearch.nvim.buffer").show(buf, where)
+        end
+        report.open_report(job.task, job.provider, where, job.brief)
+      end)
     end
   end)
 end

@@ -48,6 +48,8 @@ end
 function M.open(typed, opts)
   with_done(typed, opts or {}, function(job)
     screen.when_safe(function()
+      local buf = buffer.find(job.id)
+      if buf then return buffer.show(buf, where()) end
       report.open_report(job.task, job.provider, where(), job.brief)
     end)
   end)
