@@ -129,9 +129,12 @@ function M.created(job, task)
   call("created", job.ref, next(t) and t or job.id, job.provider)
 end
 
+-- Only tasks the journal holds: a task waited on by id from elsewhere gets no stray record.
 function M.update(job, fields)
-  local key = job.ref or job.id
-  if key ~= nil then call("update", key, fields) end
+  if job.ref then return call("update", job.ref, fields) end
+  if job.id ~= nil and M.journal() and M.known_in_journal(job.id) then
+    call("update", tostring(job.id), fields)
+  end
 end
 
 --- The journal's records, newest first (opts: entries' filters).
@@ -151,6 +154,10 @@ local function journal_ids(fresh)
     state.journal_ids = ids
   end
   return state.journal_ids
+end
+
+function M.known_in_journal(id)
+  return journal_ids()[tostring(id)] ~= nil
 end
 
 -- Every known id: this session's jobs and the journal's records; id -> provider. fresh:

@@ -39,6 +39,10 @@ local function with_done(typed, opts, cb)
   if not id then return notify(err, levels.ERROR) end
   job = history.job_of(id)
   if job and job.state == "done" and job.task then return cb(job) end
+  if job and jobs.ACTIVE[job.state] then -- already waited on: opened when it ends
+    job.after = cb
+    return
+  end
   job = jobs.wait(id, opts)
   if not job then return end
   job.after = cb
