@@ -110,11 +110,12 @@ describe("make install", function()
     sh("rm -rf " .. stage)
   end)
 
-  it("LUA_VERSION picks the commands' interpreter: luajit, lua5.1, lua5.3", function()
+  -- 5.4 is the case above; LuaJIT and 5.1 are the ones whose ABI directory differs from the
+  -- interpreter's name (5.2 and 5.3 go as 5.4 does, and each build here costs seconds).
+  it("LUA_VERSION picks the commands' interpreter: luajit, lua5.1", function()
     local cases = {
       { v = "luajit", interp = "luajit", abi = "5.1", worker = true },
       { v = "5.1", interp = "lua5.1", abi = "5.1" }, -- the worker needs 5.2+ or LuaJIT
-      { v = "5.3", interp = "lua5.3", abi = "5.3", worker = true },
     }
     local ran = 0
     for _, c in ipairs(cases) do
@@ -139,7 +140,7 @@ describe("make install", function()
         sh("rm -rf " .. dir)
       end
     end
-    assert.is_true(ran > 0, "no other Lua installed (Debian packages luajit, lua5.1, lua5.3)")
+    assert.is_true(ran > 0, "no other Lua installed (Debian packages luajit, lua5.1)")
   end)
 
   it("says nothing more when the prefix is already on the interpreter's default paths", function()
