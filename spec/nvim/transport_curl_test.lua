@@ -273,6 +273,26 @@ return function(t, env)
   if not ok then t.ok(false, "curl transport library checks ran to the end", err) end
   server:close()
   if not env.url then return end
+
+  -- A blocking request inside a libuv callback (a driver stepped in a timer's callback, where
+  -- the loop cannot run for the helper's answer): curl runs in the foreground and answers.
+  local curl = require "deepresearch.nvim.transport_curl"
+  local fast, timer = nil, uv.new_timer()
+  timer:start(0, 0, function()
+    local ok2, res = pcall(function()
+      return curl.new_client{ timeout = 5 }:request{ url = env.url .. "/v1/user",
+        headers = { "Authorization: Bearer test-token", "Accept: application/json" } }
+    end)
+    fast = { ok = ok2, res = res, fast = vim.in_fast_event() }
+    timer:close()
+  end)
+  vim.wait(20000, function() return fast ~= nil end, 10)
+  fast = fast or {}
+  t.ok(fast.ok and fast.fast and type(fast.res) == "table" and fast.res.status == 200 and
+    type(fast.res.body) == "table" and fast.res.body.email == "alice@acme.test",
+    "curl transport: a blocking request in a libuv callback runs curl in the foreground",
+    vim.inspect(fast))
+
   for _, case in ipairs({ { label = "with lua-cjson", extra = {} },
     { label = "with vim.json (no lua-cjson)", extra = { "DR_NO_CJSON=1" } } }) do
     local res = no_build(env.root, env.url, case.extra)

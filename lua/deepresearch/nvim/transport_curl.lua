@@ -26,7 +26,7 @@ local M = {
 -- The library's version, from the header the C build would use (one place for the number).
 local function read_version()
   local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local root = vim.fn.fnamemodify(src, ":p:h:h:h:h")
+  local root = src:match("^(.*)/lua/deepresearch/nvim/[^/]*$") or "."
   local f = io.open(root .. "/include/deepresearch.h", "r")
   local text = f and f:read("*a") or ""
   if f then f:close() end
@@ -89,7 +89,8 @@ local function settle(e, x)
   if e.xfers[x.id] == x then e.done[#e.done + 1] = x end
 end
 
-local function add(e, spec)
+-- sync: run it to its end now (a blocking request where the editor's loop cannot run).
+local function add(e, spec, sync)
   if type(spec) ~= "table" then error("bad argument #2 to 'add' (table expected)", 3) end
   if not line_ok(spec.url) then error("request needs a url without control characters", 3) end
   for _, h in ipairs(spec.headers or {}) do
@@ -112,6 +113,9 @@ local function add(e, spec)
   elseif spec.decode ~= false and not json.has_decoder() then
     x.unsent, x.unsent_code, x.finished =
       "not sent: no JSON decoder to read its answer (install lua-cjson)", "invalid_response", true
+    settle(e, x)
+  elseif sync then
+    run.run_sync(x)
     settle(e, x)
   else
     run.start(x, function(done) settle(e, done) end)
@@ -193,7 +197,8 @@ local client_methods = common()
 function client_methods.request(h, spec, ms, rec)
   local e = checked(h, "deepresearch.client")
   for id in pairs(e.xfers) do cancel(e, id) end -- one request at a time: leftovers go
-  local id = add(e, spec)
+  -- In a libuv callback the loop cannot run for the helper's answer: curl in the foreground.
+  local id = add(e, spec, vim.in_fast_event())
   if rec then rec.id = id end
   local res = wait(e, id, (ms == nil or ms < 0) and math.huge or ms, rec)
   if res then return res end

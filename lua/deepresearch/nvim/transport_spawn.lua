@@ -17,6 +17,7 @@ local M = {}
 
 M.program = "curl"
 M.ARGS = { "-q", "--config", "-" } -- -q first: no ~/.curlrc (it could turn on -L or -k)
+M.EXIT_MARK = "@@deepresearch_exit" -- the foreground path's exit status line (run_sync)
 M.HEAD_MAX = 256 * 1024             -- as the core's header buffer (src/easy.c DR_HEAD_MAX)
 M.INLINE_BODY_MAX = 1024 * 1024     -- larger bodies go through a 0600 temp file
 -- The write-out trailer's mark (no pattern magic characters: it is read with gmatch).
@@ -33,15 +34,20 @@ M.quote = quote
 
 local function seconds(v) return string.format("%.3f", v) end
 
--- A 0600 file holding the body (created exclusively, so no one else's file is written).
+-- A 0600 file holding the body (os.tmpname: mkstemp's private file; callable where the
+-- editor's functions are not, in a libuv callback).
 local function body_file(body)
-  local path = vim.fn.tempname() .. ".deepresearch-body"
-  local fd, err = uv.fs_open(path, "wx", 384) -- 0600
-  if not fd then return nil, err end
-  local ok, werr = uv.fs_write(fd, body, 0)
-  uv.fs_close(fd)
-  if not ok then
-    uv.fs_unlink(path)
+  local ok, path = pcall(os.tmpname)
+  if not ok then return nil, path end
+  local f, err = io.open(path, "wb")
+  if not f then
+    os.remove(path)
+    return nil, err
+  end
+  local wok, werr = f:write(body)
+  f:close()
+  if not wok then
+    os.remove(path)
     return nil, werr
   end
   return path
@@ -95,7 +101,11 @@ end
 local frames = require "deepresearch.nvim.transport_frames"
 local HELPER = (debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or ".") ..
   "/transport_helper.lua"
-local PROGPATH = vim.v.progpath
+-- This Neovim's own program (the helper is one more of it); read where the editor's API works.
+local PROGPATH = (function()
+  local ok, v = pcall(function() return vim.v.progpath end)
+  return ok and v ~= "" and v or "nvim"
+end)()
 
 -- The session's helper process (transport_helper.lua): { proc, pid, to, xs = id -> x }.
 local helper
@@ -110,7 +120,7 @@ local function finish(x, on_done)
     x.guard:stop()
     close(x.guard)
   end
-  if x.body_path then uv.fs_unlink(x.body_path) end
+  if x.body_path then os.remove(x.body_path) end
   if helper then helper.xs[x.id] = nil end
   on_done(x)
 end
@@ -213,6 +223,57 @@ function M.start(x, on_done)
   x.guard = uv.new_timer()
   x.guard:start(math.floor(((spec.timeout or limits.timeout) + limits.connect_timeout + 5) *
     1000), 0, function() M.kill(x, "timeout") end)
+end
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- Runs x to its end in the foreground, for a blocking request made where the editor's loop
+-- cannot run (a libuv callback: the helper's answer could never arrive). curl runs through
+-- io.popen with its config (the key among it) in a 0600 temp file: its command line names only
+-- that file. As the core's blocking client, this waits; stdout is held to the same limit.
+function M.run_sync(x)
+  local spec, limits = x.spec, x.limits
+  local path, err
+  if spec.body and (#spec.body > M.INLINE_BODY_MAX or spec.body:find("%z")) then
+    path, err = body_file(spec.body)
+    if not path then
+      x.unsent, x.finished = "not sent: cannot write the request body to a temp file: " ..
+        tostring(err), true
+      return
+    end
+  end
+  local cfg, cerr = body_file(M.config(spec, limits, path))
+  local ok_err, err_path = pcall(os.tmpname)
+  if not cfg or not ok_err then
+    if path then os.remove(path) end
+    if cfg then os.remove(cfg) end
+    x.unsent, x.finished = "not sent: cannot write curl's config to a temp file: " ..
+      tostring(cerr or err_path), true
+    return
+  end
+  local cmd = string.format("%s %s %s %s 2>%s; echo \"%s $?\" >>%s", shell_quote(M.program),
+    M.ARGS[1], M.ARGS[2], shell_quote(cfg), shell_quote(err_path), M.EXIT_MARK,
+    shell_quote(err_path))
+  local out, n, max = {}, 0, limits.max_response_size + M.HEAD_MAX
+  local f = io.popen(cmd, "r")
+  while f do
+    local chunk = f:read(65536)
+    if not chunk then break end
+    n = n + #chunk
+    if n > max then
+      x.killed = "body" -- closing the pipe ends curl (SIGPIPE)
+      break
+    end
+    out[#out + 1] = chunk
+  end
+  if f then f:close() end
+  local ef = io.open(err_path, "rb")
+  local text = ef and ef:read("*a") or ""
+  if ef then ef:close() end
+  for _, p in ipairs({ cfg, err_path, path }) do os.remove(p) end
+  local status = tonumber(text:match(M.EXIT_MARK .. " (%d+)")) or -1
+  if status > 128 then x.code, x.signal = 0, status - 128 else x.code, x.signal = status, 0 end
+  x.out, x.err, x.finished = out, { text }, true
 end
 
 return M
