@@ -72,7 +72,7 @@ test-unit: all
 
 VALGRIND_SPECS ?= spec/core_spec.lua spec/client_spec.lua spec/errors_spec.lua spec/wait_spec.lua spec/reliability_spec.lua spec/poller_spec.lua spec/many_spec.lua spec/transport_safety_spec.lua spec/interrupt_spec.lua \
   spec/poller_safety_spec.lua spec/core_decoder_spec.lua spec/valyu_assets_spec.lua spec/webhooks_spec.lua \
-  spec/check_links_spec.lua
+  spec/check_links_spec.lua spec/journal_spec.lua
 test-valgrind: all
 	@mkdir -p $(RESULTS)
 	@DR_VALGRIND=1 scripts/run-specs "valgrind -q --error-exitcode=99 --leak-check=full \
