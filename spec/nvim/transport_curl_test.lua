@@ -157,6 +157,13 @@ local function transport_checks(t, base, seen)
     getmetatable(b.b) == require("deepresearch.base.json").array_mt and b.d[1] == 1,
     "curl transport: JSON nulls are absent keys (no vim.NIL), [] is marked an array",
     vim.inspect(res))
+  local amt = require("deepresearch.base.json").array_mt
+  local v = curl.decode([=[{"s":"a \" [] b","t":[],"u":[1,[ ]],"v":"\\","w":[],"x":{},"n":null}]=])
+  t.ok(type(v) == "table" and v.s == 'a " [] b' and getmetatable(v.t) == amt and
+    getmetatable(v.u[2]) == amt and v.v == "\\" and getmetatable(v.w) == amt and
+    getmetatable(v.x) ~= amt and v.n == nil and v.u[1] == 1,
+    "curl transport: [] outside strings (after escaped quotes and backslashes) is an array, " ..
+      "[] inside a string is text, {} stays an object, null fields go", vim.inspect(v))
   res = get("/v1/text")
   t.ok(res and res.status == 200 and res.raw == "not json at all" and res.decode_error ~= nil,
     "curl transport: a 200 that is not JSON comes back raw with decode_error", vim.inspect(res))
