@@ -73,13 +73,23 @@ describe("budget", function()
       assert.equals("budget_unbounded", e2.code) -- its limits are not published
     end)
 
-    it("Gemini: no cap exists, so no worst case; the published band is kept as typical",
+    it("Gemini: no cap exists, so the agent's published band's upper end stands in",
       function()
-        local e, err = dr.estimate("gemini", {})
-        assert.is_nil(e)
+        local g = dr.providers.gemini
+        local e = dr.assert(dr.estimate("gemini", {})) -- the standard agent, the default
+        assert.equals(g.prices[g.default_agent].high, e.usd)
+        assert.equals(3, e.usd)
+        assert.is_false(e.bounded)
+        assert.matches("published typical upper bound", e.basis, 1, true)
+        assert.matches(g.prices.as_of, e.basis, 1, true)
+        local max = dr.assert(dr.estimate("gemini",
+          { agent = "deep-research-max-preview-04-2026" }))
+        assert.equals(7, max.usd)
+        assert.is_false(max.bounded)
+        -- an agent without a published band has no worst case at all
+        local none, err = dr.estimate("gemini", { agent = "some-future-agent" })
+        assert.is_nil(none)
         assert.equals("budget_unbounded", err.code)
-        assert.equals(3, err.typical.high)
-        assert.matches("not a bound", err.message)
       end)
 
     it("raises on an unknown provider", function()
@@ -108,20 +118,37 @@ describe("budget", function()
       c:close()
     end)
 
-    it("a budget that cannot be checked refuses: budget_unbounded, nothing sent", function()
-      local c = env.client(s, { provider = "gemini", api_key = "gemini-key", token = false })
-      local _, err = c:create{ brief = env.BRIEF, budget = { usd = 100 } }
-      assert.equals("budget_unbounded", err.code)
-      assert.equals(0, sent())
-      -- unless the caller accepts the published estimate in its place
-      dr.assert(c:create{ brief = env.BRIEF, budget = { usd = 5, accept_estimates = true } })
-      assert.equals(1, s:counter("gemini.tasks_created"))
-      local _, over = c:create{ brief = env.BRIEF, budget = { usd = 2, accept_estimates = true } }
-      assert.equals("budget_exceeded", over.code)
-      assert.is_false(over.estimate.bounded)
-      assert.equals(1, s:counter("gemini.tasks_created"))
-      c:close()
-    end)
+    it("Gemini is checked against its band's upper end: $5 passes on the standard agent and "
+      .. "is budget_exceeded on max", function()
+        local c = env.client(s, { provider = "gemini", api_key = "gemini-key", token = false })
+        dr.assert(c:create{ brief = env.BRIEF, budget = { usd = 5 } })
+        assert.equals(1, s:counter("gemini.tasks_created"))
+        local _, over = c:create{ brief = env.BRIEF, agent = "deep-research-max-preview-04-2026",
+          budget = { usd = 5 } }
+        assert.equals("budget_exceeded", over.code)
+        assert.equals(7, over.estimate.usd)
+        assert.is_false(over.estimate.bounded)
+        assert.equals(5, over.budget.usd)
+        assert.matches("published typical upper bound", over.message, 1, true)
+        assert.equals(1, s:counter("gemini.tasks_created"))
+        c:close()
+      end)
+
+    it("a budget that cannot be checked refuses: budget_unbounded naming the caps, nothing "
+      .. "sent", function()
+        local c = env.client(s, { provider = "openai", api_key = "openai-key", token = false })
+        local _, err = c:create{ brief = env.BRIEF, budget = { usd = 100 } }
+        assert.equals("budget_unbounded", err.code)
+        assert.same({ "max_output_tokens", "max_tool_calls" }, err.missing)
+        assert.matches("max_output_tokens and max_tool_calls", err.message, 1, true)
+        c:close()
+        c = env.client(s, { provider = "perplexity", api_key = "perplexity-key", token = false })
+        _, err = c:create{ brief = env.BRIEF, budget = { usd = 100 } }
+        assert.equals("budget_unbounded", err.code)
+        assert.matches("max_tool_calls", err.message, 1, true)
+        assert.equals(0, sent())
+        c:close()
+      end)
 
     it("a budget in the wrong unit cannot be checked", function()
       local c = env.client(s)
@@ -152,6 +179,9 @@ describe("budget", function()
       assert.has_error(function() c:create{ brief = env.BRIEF, budget = { eur = 5 } } end)
       assert.has_error(function() c:create{ brief = env.BRIEF, budget = 5 } end)
       assert.has_error(function() c:create{ brief = env.BRIEF, budget = { usd = -1 } } end)
+      assert.has_error(function() -- no longer an option: Gemini's band is the default
+        c:create{ brief = env.BRIEF, budget = { usd = 5, accept_estimates = true } }
+      end)
       assert.equals(0, sent())
       c:close()
     end)

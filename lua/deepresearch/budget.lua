@@ -10,11 +10,12 @@
 --   steps    Perplexity: steps (max_steps, else the preset's) x context x input price + output
 --            cap (max_output_tokens, else the preset's) x output price + max_tool_calls x the
 --            dearest tool call.
---   (none)   Gemini: its agents take no cap at all.
--- When nothing the request carries bounds the cost, there is no worst case: the estimate is
--- nil and the code `budget_unbounded` (err.missing names the caps to send). A budget that
--- cannot be checked refuses the create, unless the budget says accept_estimates = true: then
--- a provider's published typical upper cost (Gemini's band) stands in, marked bounded = false.
+--   band     Gemini: its agents take no cap at all, so the contract (gemini.md A.6) says to
+--            default to the agent's published estimate band: the band's upper end stands in
+--            for the worst case ($3 standard, $7 max), marked bounded = false.
+-- When nothing the request carries bounds the cost (OpenAI, Perplexity without their caps),
+-- there is no worst case: the estimate is nil and the code `budget_unbounded` (err.missing
+-- names the caps to send), and a create with a budget is refused, nothing sent.
 -- Pure Lua; prices are data in the descriptors, dated (D.prices.as_of).
 local providers = require "deepresearch.providers"
 local errors = require "deepresearch.base.errors"
@@ -23,7 +24,7 @@ local options = require "deepresearch.base.options"
 local M = {}
 
 M.UNITS = { "usd", "credits" }
-local BUDGET_FIELDS = { usd = "number", credits = "number", accept_estimates = "boolean" }
+local BUDGET_FIELDS = { usd = "number", credits = "number" }
 
 local function num(v) return type(v) == "number" and v == v and v >= 0 and v < math.huge end
 
@@ -206,26 +207,35 @@ local function steps(d, p)
     string.format("$%.4f", per_call)) }
 end
 
-local RECIPES = { credits = credits, modes = modes, turns = turns, steps = steps }
+-- Gemini: no cap can be sent, so the agent's published band's upper end (dated data in
+-- D.prices) stands in for the worst case (gemini.md A.6: "default to the estimate band").
+local function band(d, p)
+  local agent = p.agent or d.default_agent
+  local price, key = price_of(d.prices, agent)
+  if not (price and num(price.high)) then
+    return unbounded(d, "its API takes no cap on steps, tokens or searches, and agent " ..
+      tostring(agent) .. " has no published estimate")
+  end
+  return { usd = price.high, bounded = false, basis = string.format("%s %s: the published " ..
+    "typical upper bound, %s a task (band %s-%s, as of %s); its API takes no cap, so a task " ..
+    "may cost more", d.cli and d.cli.name or d.name, key, money(price.high),
+    money(price.low or 0), money(price.high), tostring(d.prices.as_of)) }
+end
+
+local RECIPES = { credits = credits, modes = modes, turns = turns, steps = steps, band = band }
 
 local function recipe_of(d)
   if d.budget and d.budget.recipe then return d.budget.recipe end
   if d.cost and d.cost.source == "credits" and d.cost.budgets then return "credits" end
   if d.modes then return "modes" end
-  return nil
-end
-
--- The published typical band of a provider without caps (Gemini's agents), or nil.
-local function typical(d, p)
-  local agent = p.agent or d.default_agent
-  local price = price_of(d.prices, agent)
-  if price and num(price.high) then return price, agent end
+  if d.default_agent and d.prices then return "band" end
   return nil
 end
 
 --- The worst-case cost of a create: { usd = N } or { credits = N }, with basis (how it was
--- worked out) and bounded = true. nil, err (code budget_unbounded, err.missing) when nothing
--- the request carries bounds it. Raises on an unknown provider.
+-- worked out) and bounded (false for a published typical upper bound, Gemini's). nil, err
+-- (code budget_unbounded, err.missing) when nothing the request carries bounds it. Raises on
+-- an unknown provider.
 function M.estimate(provider, params)
   local d = type(provider) == "table" and provider or providers.get(provider)
   if not d then
@@ -241,14 +251,11 @@ function M.estimate(provider, params)
   if recipe then
     est, err = recipe(d, params)
   else
-    local band, agent = typical(d, params)
-    est, err = unbounded(d, "its API takes no cap on steps, tokens or searches" .. (band and
-      string.format("; %s's published estimate is %s-%s a task, not a bound", agent,
-        money(band.low), money(band.high)) or ""), nil,
-      band and { typical = { low = band.low, high = band.high, as_of = d.prices.as_of } })
+    est, err = unbounded(d, "its descriptor says nothing about its cost")
   end
   if est then
-    est.provider, est.bounded = d.name, true
+    est.provider = d.name
+    if est.bounded == nil then est.bounded = true end
   end
   return est, err
 end
@@ -259,18 +266,6 @@ local function common_unit(est, budget)
     if budget[u] ~= nil and est[u] ~= nil then return u end
   end
   return nil
-end
-
--- An estimate to check a budget against: the worst case, or (accept_estimates) the typical
--- upper cost; nil, err when neither can be had.
-local function checkable(d, params, budget)
-  local est, err = M.estimate(d, params)
-  if est then return est end
-  if budget.accept_estimates and err.typical then
-    return { usd = err.typical.high, bounded = false, provider = d.name,
-      basis = "published typical upper cost (not a bound), as of " .. tostring(err.typical.as_of) }
-  end
-  return nil, err
 end
 
 local function exceeded(est, budget, unit, who)
@@ -292,7 +287,7 @@ end
 -- (budget_exceeded with err.estimate and err.budget; budget_unbounded).
 function M.check(provider, params, budget)
   local d = type(provider) == "table" and provider or providers.get(provider)
-  local est, err = checkable(d, params, budget)
+  local est, err = M.estimate(d, params)
   if not est then
     err.budget = budget
     return nil, err
@@ -312,7 +307,7 @@ function M.check_total(items, budget)
   local total = { parts = {}, bounded = true }
   for i, item in ipairs(items) do
     local d = type(item[1]) == "table" and item[1] or providers.get(item[1])
-    local est, err = checkable(d, item[2] or {}, budget)
+    local est, err = M.estimate(d, item[2] or {})
     if not est then
       err.budget, err.index = budget, i
       return nil, err
