@@ -199,6 +199,13 @@ function M.range_rule(flag, min, max, got)
   return string.format("--%s must be a whole number %s, got '%s'", flag, range, tostring(got))
 end
 
+--- A --limit option with list's one rule (range_rule): a whole number from 1 to max (no max:
+-- 1 or more). Every command's --limit is declared through this, so `abc`, `0` and `1.5` get
+-- the same message everywhere.
+function M.limit_option(doc, max)
+  return { "limit", value = "N", number = true, min = 1, max = max, doc = doc }
+end
+
 --- key=value pairs (--var) into a table; nil, message on a malformed one.
 function M.pairs_of(list, flag)
   local out = {}

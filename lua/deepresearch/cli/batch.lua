@@ -1,5 +1,6 @@
 -- Batch commands: batch create | add | get | tasks | cancel | list | wait, for a provider whose
 -- client runs batches of research tasks (descriptor.operations.batch_create).
+local args = require "deepresearch.cli.args"
 local output = require "deepresearch.cli.output"
 local task_util = require "deepresearch.cli.task"
 local input = require "deepresearch.cli.input"
@@ -167,7 +168,6 @@ local function get(ctx, opts, words)
 end
 
 local function tasks(ctx, opts, words)
-  if opts.limit == 0 then return ctx:usage("--limit must be at least 1") end
   local id, client = ctx:id_and_client(words)
   if not id then return client end
   local rows, list = {}, {}
@@ -197,9 +197,6 @@ end
 
 local function list(ctx, opts, words)
   if #words > 0 then return ctx:usage("batch list takes no arguments") end
-  if opts.limit == 0 or (opts.limit and opts.limit > 100) then
-    return ctx:usage("--limit must be in 1..100")
-  end
   local client, code = ctx:client()
   if not client then return code end
   local batches, err = client:batch_list{ limit = opts.limit or 20 }
@@ -226,6 +223,7 @@ local function wait(ctx, opts, words)
   if not id then return client end
   ctx.waiting, ctx.waiting_cmd = id, "batch wait"
   local p = ctx:progress(describe, "batch")
+  p:begin() -- "waiting for first answer…" until a poll answers (not a blank line)
   local b, err = client:batch_wait(id, { on_progress = function(x) p:update(x) end,
     timeout = opts.timeout, interval = opts.interval, max_interval = opts.max_interval })
   ctx:done_waiting()
@@ -288,8 +286,7 @@ M.commands = {
     options = {
       { "status", value = "S", choices = { "queued", "running", "completed", "failed",
         "cancelled" }, doc = "only tasks in status S" },
-      { "limit", value = "N", number = true, integer = true,
-        doc = "at most N tasks (default all)" },
+      args.limit_option("at most N tasks: 1 or more (default all)"),
       JSON,
     },
   },
@@ -301,7 +298,7 @@ M.commands = {
     usage = "batch list [--limit N] [--json]", run = list, requires = BATCH,
     summary = "your batches, newest first",
     options = {
-      { "limit", value = "N", number = true, integer = true, doc = "batches to show (default 20)" },
+      args.limit_option("batches to show: 1 to 100 (default 20)", 100),
       JSON,
     },
   },

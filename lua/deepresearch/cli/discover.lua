@@ -1,4 +1,5 @@
 -- Deep Search commands: discover QUERY, discover get/wait/results/resume/list (Extruct only).
+local args = require "deepresearch.cli.args"
 local output = require "deepresearch.cli.output"
 local progress = require "deepresearch.cli.progress"
 local task_util = require "deepresearch.cli.task"
@@ -93,9 +94,12 @@ local function print_results(ctx, rows, task, as_json)
   return 0
 end
 
-local function wait_then_results(ctx, client, id, opts)
+-- first: the task as created (create --wait), shown at once; else the line says it waits for
+-- the first answer (a mistyped id or a slow server is not a blank screen).
+local function wait_then_results(ctx, client, id, opts, first)
   ctx.waiting, ctx.waiting_cmd = id, "discover wait"
   local p = ctx:progress(progress.discovery, "discovery task")
+  p:begin(first)
   local task, err = client:discovery_wait(id, { on_progress = function(t) p:update(t) end,
     timeout = opts.timeout, interval = opts.interval, max_interval = opts.max_interval })
   ctx:done_waiting()
@@ -138,7 +142,7 @@ local function create(ctx, opts, words)
     ctx.waiting = task.id
     ctx:end_create()
     ctx:note("deepresearch: created discovery task %s", task.id)
-    return wait_then_results(ctx, client, task.id, opts)
+    return wait_then_results(ctx, client, task.id, opts, task)
   end
   ctx:created()
   ctx.out:write(opts.json and output.json(task) or task.id, "\n")
@@ -161,7 +165,6 @@ local function wait(ctx, opts, words)
 end
 
 local function results(ctx, opts, words)
-  if opts.limit == 0 then return ctx:usage("--limit must be at least 1") end
   local id, client = ctx:id_and_client(words)
   if not id then return client end
   local rows, task = fetch_results(client, id, opts)
@@ -244,7 +247,7 @@ M.commands = {
     summary = "results by relevance: company, website, relevance, high-fit",
     options = {
       { "all", doc = "every result, page after page" },
-      { "limit", value = "N", number = true, integer = true, doc = "results to show (default 20)" },
+      args.limit_option("results to show: 1 to 100 (default 20)", 100),
       { "offset", value = "N", number = true, integer = true, doc = "skip the first N results" },
       JSON,
     },
@@ -263,7 +266,7 @@ M.commands = {
     usage = "discover list [--limit N] [--offset N] [--json]", run = list, requires = DISCOVER,
     summary = "your Deep Search tasks",
     options = {
-      { "limit", value = "N", number = true, integer = true, doc = "tasks to show (default 20)" },
+      args.limit_option("tasks to show: 1 to 100 (default 20)", 100),
       { "offset", value = "N", number = true, integer = true, doc = "skip the first N tasks" },
       JSON,
     },

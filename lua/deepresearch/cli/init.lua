@@ -433,6 +433,15 @@ local function run(ctx, argv)
     return ctx:usage("--base-url must be an http:// or https:// URL, got '" ..
       require("deepresearch.runtime.http").redact_url(g.base_url) .. "'")
   end
+  -- `cancel PREFIX` (any command on a task id that needs an operation): the journal knows
+  -- whose task it is, so ask that provider, not the default, whether it has the command.
+  if cmd.requires and cmd.requires.operation and not g.provider and words[1] then
+    local j = require("deepresearch.cli.history").journal(ctx)
+    local entry = j and j:resolve(words[1], nil, "research")
+    if entry and entry.provider and providers.get(entry.provider) then
+      g.provider = entry.provider
+    end
+  end
   if cmd.requires and not provides(providers.get(ctx:provider()), cmd.requires) then
     return ctx:usage(string.format("'%s' is not available for --provider %s", cmd.name,
       ctx:provider()))

@@ -51,6 +51,14 @@ local function write_file(path, text)
   return true
 end
 
+--- path made absolute against the working directory ($PWD): the journal outlives the cwd.
+function M.absolute(path, cwd)
+  if path:sub(1, 1) == "/" then return path end
+  cwd = cwd or os.getenv("PWD")
+  if not cwd or cwd == "" then return path end
+  return (cwd:gsub("/+$", "")) .. "/" .. path:gsub("^%./", "")
+end
+
 --- Prints (or writes) a finished task's report as opts ask; plain md without any of the new
 -- flags goes to fallback (the command's own printer). Returns the exit code.
 function M.print(ctx, ad, task, opts, fallback)
@@ -93,6 +101,8 @@ function M.print(ctx, ad, task, opts, fallback)
     ctx.err:write("deepresearch: cannot write ", opts.output, ": ", tostring(why), "\n")
     return 1
   end
+  -- The journal's record says where the report went (`history` shows it), as run's -o does.
+  require("deepresearch.cli.history").report_written(ctx, ad.id(task), M.absolute(opts.output))
   ctx:note("deepresearch: wrote %s (%s, %d bytes)", opts.output, fmt, #text)
   return 0
 end
