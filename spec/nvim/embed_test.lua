@@ -72,6 +72,14 @@ return function(t, env)
     t.ok(finished and m.mode == "c", "the task was polled to done while in command-line mode",
       vim.inspect(m))
     c:input("<Esc>")
+    -- Two errors in one turn of the loop (nvim_err_writeln twice would ask for Enter).
+    c:lua([[local config = require("deepresearch.nvim.config")
+      config.notify("deepresearch: first error", vim.log.levels.ERROR)
+      config.notify("deepresearch: second error", vim.log.levels.ERROR)]])
+    child.wait(300, function() return false end)
+    local m2 = c:mode()
+    t.ok(m2.mode == "n" and not m2.blocking, "two error messages at once raise no prompt",
+      vim.inspect(m2))
     c:stop()
   end
 
@@ -148,7 +156,11 @@ return function(t, env)
     return { done = done, jobs = #nv.jobs(), buf = nv.report_buffer(id) ~= nil }]], rid)
   t.ok(announced and state.done == 1 and state.jobs == 1 and state.buf,
     "after a restart the task is waited on again and announced once", vim.inspect(state))
-  local entry = require("deepresearch.journal").open{}:resolve(rid)
+  local entry -- (the journal's lines are written off the main loop: a moment later)
+  child.wait(5000, function()
+    entry = require("deepresearch.journal").open{}:resolve(rid)
+    return entry and entry.seen == true
+  end)
   t.ok(entry and entry.state == "done" and entry.seen == true and entry.source == "nvim",
     "the journal holds the task (source nvim), done and seen", vim.inspect(entry))
   c:stop()

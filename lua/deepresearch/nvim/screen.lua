@@ -143,9 +143,13 @@ function M.notify(msg, level, opts, notifier)
   for k, v in pairs(opts or {}) do o[k] = v end
   if fn == builtin then
     -- Echoed after the command that called us: a message echoed while a command typed over
-    -- several screen lines runs raises a hit-enter prompt, one echoed after it does not.
+    -- several screen lines runs raises a hit-enter prompt, one echoed after it does not. And
+    -- echoed rather than vim.notify's nvim_err_writeln: two errors in one turn of the loop
+    -- would raise one too.
     msg = fit(msg)
-    vim.schedule(function() pcall(fn, msg, level or vim.log.levels.INFO, o) end)
+    local lv = vim.log.levels
+    local hl = (level == lv.ERROR and "ErrorMsg") or (level == lv.WARN and "WarningMsg") or nil
+    vim.schedule(function() pcall(vim.api.nvim_echo, { { msg, hl } }, true, {}) end)
     return nil
   end
   local ok, rec = pcall(fn, msg, level or vim.log.levels.INFO, o)
