@@ -13,6 +13,7 @@
 --   list.lua         the provider's task list buffer (:DeepResearchList!)
 --   picker.lua       the journal's tasks in vim.ui.select (:DeepResearchList)
 --   history.lua      the journal, ids typed as prefixes, short ids
+--   reattach.lua     after a restart: the journal's unfinished tasks waited on again
 --   open.lua         :DeepResearchOpen and :DeepResearchExport
 --   report.lua       a task's report rendered and opened; buffer.lua holds the buffers
 --   screen.lua       screen updates at safe moments; one-line messages
@@ -49,7 +50,7 @@ M.respond = respond.respond
 M.list, M.wait_at_cursor = list.list, list.wait_at_cursor -- the provider's list (a buffer)
 M.pick = picker.list                   -- the journal's tasks in vim.ui.select
 M.open, M.export = open.open, open.export
-M.reattach = jobs.reattach
+M.reattach = require("deepresearch.nvim.reattach").reattach
 M.short, M.resolve_id, M.complete_ids = history.short, history.resolve, history.complete
 M.report_buffer = report.buffer_of     -- the report buffer of a task id, if any
 M.messages = screen.messages           -- the full text of recent messages (cut on screen)
@@ -69,7 +70,7 @@ function M.setup(opts)
   config.apply(opts)
   if config.values.reattach and not M._state.reattached then
     M._state.reattached = true
-    jobs.reattach()
+    M.reattach()
   end
   return M
 end

@@ -370,23 +370,6 @@ function M.status()
   return "research: " .. table.concat(parts, ", ")
 end
 
-local FINISHED = { done = true, failed = true, cancelled = true }
-
---- After a restart: waits again on the journal's unfinished tasks from Neovim, and announces
--- once those that finished unseen (a done one's report is fetched: its wait ends at once).
-function M.reattach()
-  for _, e in ipairs(history.entries({ source = "nvim" })) do
-    if e.id and not history.job_of(e.id) and providers.get(e.provider or "") and
-      (not FINISHED[e.state] or (e.state == "done" and not e.seen)) then
-      M.wait(e.id, { provider = e.provider, brief = e.brief_head, ref = e.ref })
-    elseif FINISHED[e.state] and e.state ~= "done" and not e.seen and e.id then
-      history.update({ ref = e.ref, id = e.id }, { seen = true })
-      notify(string.format("deepresearch %s: %s while Neovim was closed (%s)", short(e.id),
-        e.state, tostring(e.error or e.brief_head or "")), levels.WARN)
-    end
-  end
-end
-
 --- Every job of this session, oldest first.
 function M.jobs()
   local out = {}
