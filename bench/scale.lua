@@ -4,6 +4,7 @@
 -- Each run is a fresh process (bench/scale_client.lua); figures are medians over runs.
 -- Writes the "Scale" section of bench/RESULTS.md between its markers. See bench/README.md.
 --   lua5.4 bench/scale.lua [--quick] [--runs R] [--no-write] [--unpinned] [--n 100,1000]
+--                          [--modes all,luv,pending]
 package.path = "bench/?.lua;" .. package.path
 local report = require "report"
 local socket = require "socket"
@@ -18,6 +19,10 @@ while i <= #arg do
   elseif a == "--no-write" then opts.write = false
   elseif a == "--unpinned" then opts.pin = false
   elseif a == "--runs" then opts.runs = assert(tonumber(arg[i + 1]), "--runs N"); i = i + 1
+  elseif a == "--modes" then
+    opts.modes = {}
+    for x in tostring(arg[i + 1]):gmatch("%a+") do opts.modes[#opts.modes + 1] = x end
+    i = i + 1
   elseif a == "--n" then
     opts.ns = {}
     for x in tostring(arg[i + 1]):gmatch("%d+") do opts.ns[#opts.ns + 1] = tonumber(x) end
@@ -100,7 +105,7 @@ local function start_nginx()
   error("nginx did not start: " .. (read_file(TMP .. "/error.log") or ""))
 end
 
-local MODES = { "all", "luv", "pending" }
+local MODES = opts.modes or { "all", "luv", "pending" }
 
 local function run_client(mode, n, base, worker)
   local cmd = string.format("%slua5.4 bench/scale_client.lua %s %d %s %d", PIN, mode, n, base,
@@ -237,7 +242,7 @@ local function render()
     end
   end
   local top = opts.ns[#opts.ns]
-  if top >= 10000 then
+  if top >= 10000 and #MODES == 3 then
     local live = med("pending", top, "live_b")
     local create = per("all", top, "create_cpu", top, 1e6)
     local poll = math.max(per("all", top, "wait_cpu", "wait_requests", 1e6) or 0,

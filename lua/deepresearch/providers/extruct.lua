@@ -157,6 +157,8 @@ function M.sending(runtime, key, delta)
   local me = coroutine.running() or M
   local n = (senders[me] or 0) + delta
   senders[me] = n > 0 and n or nil
+  -- No create of key waits any more: its entry goes, or a long-lived poller keeps one per brief.
+  if n <= 0 and next(senders) == nil then s[key] = nil end
 end
 
 -- The longest a lost create waits for its siblings: each answers within its own timeout once
@@ -355,8 +357,14 @@ function M.wait_on(runtime, self, kind, id_or_task, opts, get, verdict, fname, t
   validate.type(fname, 2, opts, "table", true)
   opts = opts or {}
   validate.type(fname, 2, opts.on_progress, "function", true)
+  -- One clock table per runtime, not one per wait (a poller may hold thousands of waits).
+  local clock = runtime.clock
+  if not clock then
+    clock = { now = runtime.now, sleep = runtime.sleep }
+    runtime.clock = clock
+  end
   local ctx = {
-    clock = { now = runtime.now, sleep = runtime.sleep },
+    clock = clock,
     policy = data(self), -- the client's retry policy: max_retry_after, base_delay, max_delay
     get = function(task_id) return get(runtime, self, task_id) end,
     verdict = verdict,

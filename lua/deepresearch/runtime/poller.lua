@@ -45,6 +45,63 @@ local function provider_ops(self)
   return ops, accepts
 end
 
+-- A claimed id (below) is kept at least this many seconds: a lost create reconciles against
+-- tasks made after it started less extruct.RECONCILE_SKEW (300 s), within its own timeouts and
+-- SIBLING_WAIT (600 s) of starting; an hour covers both with room.
+M.CLAIM_KEEP = 3600
+
+-- The ids a poller's creates returned (rt.claimed), read and written as a plain set: two lost
+-- creates never get the same task. Two generations by age, so that a long-lived poller (a
+-- worker's) holds the last CLAIM_KEEP to 2 * CLAIM_KEEP seconds of ids, not one per create
+-- for its lifetime.
+local function claimed_set(now)
+  local old, cur, born = {}, {}, now()
+  return setmetatable({}, {
+    __index = function(_, id) return cur[id] or old[id] end,
+    __newindex = function(_, id, v)
+      local t = now()
+      if t - born >= M.CLAIM_KEEP then old, cur, born = cur, {}, t end
+      if v == nil then old[id] = nil end
+      cur[id] = v
+    end,
+  })
+end
+
+-- Timers: a binary heap on (at, seq), so that adding or taking one costs O(log n) whatever the
+-- number of pending waits, and timers due at the same moment run in the order they were set.
+local function timer_before(a, b) return a.at < b.at or (a.at == b.at and a.seq < b.seq) end
+
+local function heap_push(h, t)
+  local i = #h + 1
+  h[i] = t
+  while i > 1 do
+    local parent = (i - i % 2) / 2
+    if not timer_before(h[i], h[parent]) then break end
+    h[i], h[parent] = h[parent], h[i]
+    i = parent
+  end
+end
+
+local function heap_pop(h)
+  local n = #h
+  local top, last = h[1], h[n]
+  h[n] = nil
+  n = n - 1
+  if n == 0 then return top end
+  h[1] = last
+  local i = 1
+  while true do
+    local l = 2 * i
+    local m = i
+    if l <= n and timer_before(h[l], h[m]) then m = l end
+    if l + 1 <= n and timer_before(h[l + 1], h[m]) then m = l + 1 end
+    if m == i then break end
+    h[i], h[m] = h[m], h[i]
+    i = m
+  end
+  return top
+end
+
 -- max_connections: any type here; check_max_connections says what it must be.
 local POLLER_OPTIONS = { max_connections = "any", now = "function" }
 
@@ -54,9 +111,9 @@ local POLLER_OPTIONS = { max_connections = "any", now = "function" }
 -- operation, a request yielded and not yet queued): it fires where the guard gives control
 -- back, between slices of a wait (fn yields SLICE at a point where nothing is half-done) and
 -- when fn returns. The poller's state stays whole; the next step goes on from it.
-local function guarded(fn, a, b)
+local function guarded(fn, ...)
   local co = coroutine.create(fn)
-  local ok, r = coroutine.resume(co, a, b)
+  local ok, r = coroutine.resume(co, ...)
   while ok and coroutine.status(co) == "suspended" do ok, r = coroutine.resume(co) end
   if not ok then error(r, 0) end
   return r
@@ -103,11 +160,17 @@ function M.poller(self, opts)
     queue = {},    -- { op, spec } waiting for a free slot, first in first out: qhead..qtail
     qhead = 1,
     qtail = 0,
-    timers = {},   -- sorted by .at: { at = seconds, op = operation }
+    timers = {},   -- a heap of sleeping operations on (op.at, op.seq)
+    seq = 0,
     -- results libcurl gave back, kept until their operations have them (see _deliver)
     arrived = {},
     ended_ops = setmetatable({}, { __mode = "k" }), -- coroutines of operations ended by an error
-    ready = {},    -- finished operations whose callbacks have not run yet
+    ready = {},    -- finished operations whose callbacks have not run yet: rhead..rtail
+    rhead = 1,
+    rtail = 0,
+    -- Work per step, counted (p:stats()): operations resumed (touched), timers that came due,
+    -- transfers that completed; the largest touched of any step.
+    counts = { steps = 0, touched = 0, due = 0, completed = 0, touched_max = 0 },
     raised = {},   -- errors to raise at the end of this step
     count = 0,     -- operations whose callbacks have not run, or whose error was not raised yet
     failed = 0,    -- of these, operations ended by an error in raised
@@ -116,7 +179,7 @@ function M.poller(self, opts)
     send = function(spec) return coroutine.yield(SEND, spec) end,
     sleep = function(sec) return coroutine.yield(SLEEP, sec) end,
     now = p.now,
-    claimed = {}, -- task ids its creates returned: two lost creates never get the same task
+    claimed = nil, -- task ids its creates returned (claimed_set, below)
     -- Whether the operation running as coroutine co has ended without its code unwinding (its
     -- coroutine raised, or the poller ended it: an error, a yield, a closed client): extruct's
     -- lost creates do not wait for such a sibling's answer.
@@ -124,17 +187,24 @@ function M.poller(self, opts)
       return p.ended_ops[co] == true or (type(co) == "thread" and coroutine.status(co) == "dead")
     end,
   }
+  p.rt.claimed = claimed_set(p.now)
   -- Closing the client ends its pollers' operations (init.lua); weak, so a dropped poller goes.
   state.pollers = state.pollers or setmetatable({}, { __mode = "k" })
   state.pollers[p] = true
   return p
 end
 
+-- An operation sleeps in at most one timer at a time: the op itself is the heap's entry.
 function Poller:_add_timer(at, op)
-  local t = self.timers
-  local i = #t + 1
-  while i > 1 and t[i - 1].at > at do i = i - 1 end
-  table.insert(t, i, { at = at, op = op })
+  self.seq = self.seq + 1
+  op.at, op.seq = at, self.seq
+  heap_push(self.timers, op)
+end
+
+-- Queues a finished operation's callback (and its results) for the next run of callbacks.
+function Poller:_ready(cb, r)
+  self.rtail = self.rtail + 1
+  self.ready[self.rtail] = { cb = cb, r = r }
 end
 
 -- Ends op without its callback: err is raised from the end of the current (or next) step,
@@ -152,7 +222,7 @@ function Poller:_finish(op, err)
   if op.ended then return end
   op.ended = true
   self.ended_ops[op.co] = true
-  self.ready[#self.ready + 1] = { cb = op.cb, r = { nil, err } }
+  self:_ready(op.cb, { nil, err })
 end
 
 local function closed_error(spec)
@@ -194,6 +264,7 @@ end
 -- from on_progress) ends that operation only; step raises it once its other
 -- work is done.
 function Poller:_resume(op, ...)
+  self.counts.touched = self.counts.touched + 1
   local ok, what, arg = coroutine.resume(op.co, ...)
   if not ok then return self:_fail(op, what) end
   if coroutine.status(op.co) == "dead" then return end
@@ -269,6 +340,16 @@ function Poller:_pump()
   self.pumping = false
 end
 
+-- The body of every operation's coroutine, one function for all: no closure and no argument
+-- table per operation (thousands may be pending at once).
+local function run_op(self, op, op_fn, args)
+  local r = { op_fn(self.rt, self.client, unpack(args, 1, args.n)) }
+  if not op.ended then
+    op.ended = true
+    self:_ready(op.cb, r)
+  end
+end
+
 --- Starts op(rt, client, ...); cb receives its results inside a later step.
 -- Argument type errors raise here, at once. extra: { gate = fn } (create only).
 function Poller:_spawn(name, cb, extra, ...)
@@ -279,23 +360,17 @@ function Poller:_spawn(name, cb, extra, ...)
   local op_fn = self.ops_of[name]
   if not op_fn then error("this provider has no operation '" .. name .. "'", 3) end
   validate.type(name, 2, cb, "function", true)
-  local args = { n = select("#", ...), ... }
   local op = { cb = cb, gate = extra and extra.gate }
-  op.co = coroutine.create(function()
-    local r = { op_fn(self.rt, self.client, unpack(args, 1, args.n)) }
-    if not op.ended then
-      op.ended = true
-      self.ready[#self.ready + 1] = { cb = cb, r = r }
-    end
-  end)
-  guarded(Poller._start, self, op)
+  op.co = coroutine.create(run_op)
+  guarded(Poller._start, self, op, op_fn, { n = select("#", ...), ... })
   return self
 end
 
 -- Runs a new operation up to its first request, so that argument errors raise from _spawn.
-function Poller:_start(op)
+-- Its arguments go to run_op on the first resume: they live on the coroutine's own stack.
+function Poller:_start(op, op_fn, args)
   self.count = self.count + 1
-  local ok, what, arg = coroutine.resume(op.co)
+  local ok, what, arg = coroutine.resume(op.co, self, op, op_fn, args)
   if not ok then
     self.count = self.count - 1
     error(what, 0)
@@ -337,15 +412,18 @@ end
 
 local function run_due_timers(self)
   local now = self.now()
-  while self.timers[1] and self.timers[1].at <= now do
-    local t = table.remove(self.timers, 1)
-    self:_resume(t.op)
+  local timers, counts = self.timers, self.counts
+  while timers[1] and timers[1].at <= now do
+    local op = heap_pop(timers)
+    counts.due = counts.due + 1
+    self:_resume(op)
+    timers = self.timers -- a closed client replaces it
   end
 end
 
 --- Milliseconds until step() next has work to do; nil when idle.
 function Poller:next_timeout()
-  if self.ready[1] or self.raised[1] then return 0 end
+  if self.ready[self.rhead] or self.raised[1] then return 0 end
   local ms
   if self.active > 0 then ms = self.cp:next_timeout() end
   if self.timers[1] then
@@ -356,14 +434,17 @@ function Poller:next_timeout()
 end
 
 local function run_callbacks(self)
-  while self.ready[1] do
-    local done = table.remove(self.ready, 1)
+  while self.ready[self.rhead] do
+    local done = self.ready[self.rhead]
+    self.ready[self.rhead] = nil
+    self.rhead = self.rhead + 1
     self.count = self.count - 1
     if done.cb then
       local ok, e = pcall(done.cb, unpack(done.r, 1, 3))
       if not ok then self.raised[#self.raised + 1] = e end
     end
   end
+  if self.rhead > self.rtail then self.ready, self.rhead, self.rtail = {}, 1, 0 end
 end
 
 -- A result whose body the C step could not decode because an error cut the decoder's call
@@ -388,6 +469,7 @@ function Poller:_deliver()
   while res ~= nil do
     if res.undecoded then decode_late(res) end
     local op = self.inflight[res.id]
+    self.counts.completed = self.counts.completed + 1
     if op then
       self.inflight[res.id] = nil
       self.active = self.active - 1
@@ -438,7 +520,7 @@ function Poller:_step(max_ms)
     self:_pump()
   end
   run_due_timers(self)
-  local wait_ms = (self.ready[1] or self.raised[1]) and 0 or max_ms
+  local wait_ms = (self.ready[self.rhead] or self.raised[1]) and 0 or max_ms
   local nt = self.timers[1] and math.max(0, math.ceil((self.timers[1].at - self.now()) * 1000))
   if nt and nt < wait_ms then wait_ms = nt end
   if self.active > 0 then
@@ -459,7 +541,10 @@ function Poller:step(max_ms)
   if type(max_ms) ~= "number" or max_ms < 0 or max_ms ~= max_ms then
     error("bad argument #1 to 'step' (non-negative number of milliseconds expected)", 2)
   end
+  local counts = self.counts
+  counts.steps, counts.touched, counts.due, counts.completed = counts.steps + 1, 0, 0, 0
   guarded(Poller._step, self, max_ms)
+  if counts.touched > counts.touched_max then counts.touched_max = counts.touched end
   run_callbacks(self)
   if self.raised[1] then
     local e = self.raised[1]
@@ -470,6 +555,18 @@ function Poller:step(max_ms)
 end
 
 function Poller:pending() return self.count end
+
+--- What the poller holds and what its last step did (counts, for specs and benchmarks):
+-- pending operations, timers, transfers in flight and queued, steps so far, and in the last
+-- step the operations resumed (touched), timers that came due and transfers that completed,
+-- with touched_max the most touched by any one step. Work per step follows due timers and
+-- completed transfers, never the number of pending operations.
+function Poller:stats()
+  local c = self.counts
+  return { pending = self.count, timers = #self.timers, inflight = self.active,
+    queued = self.qtail - self.qhead + 1, steps = c.steps, touched = c.touched, due = c.due,
+    completed = c.completed, touched_max = c.touched_max }
+end
 --- The sockets to watch (integers), and fd -> "r" | "w" | "rw" for what to watch them for.
 function Poller:fds() return self.cp:fds() end
 
@@ -491,7 +588,7 @@ function Poller:_client_closed()
     self:_finish(op, closed_error(op.spec))
   end
   for i = self.qhead, self.qtail do self:_finish(self.queue[i].op, closed_error()) end
-  for _, t in ipairs(self.timers) do self:_finish(t.op, closed_error()) end
+  for _, op in ipairs(self.timers) do self:_finish(op, closed_error()) end
   self.inflight, self.queue, self.qhead, self.qtail, self.timers, self.active = {}, {}, 1, 0, {}, 0
 end
 
@@ -501,7 +598,8 @@ function Poller:close()
   self.cp:close()
   local pollers = data(self.client).pollers
   if pollers then pollers[self] = nil end
-  self.inflight, self.queue, self.qhead, self.qtail, self.timers, self.ready = {}, {}, 1, 0, {}, {}
+  self.inflight, self.queue, self.qhead, self.qtail, self.timers = {}, {}, 1, 0, {}
+  self.ready, self.rhead, self.rtail = {}, 1, 0
   self.raised, self.count, self.failed, self.active, self.arrived = {}, 0, 0, 0, {}
 end
 Poller.__close = Poller.close
