@@ -165,6 +165,36 @@ describe("scale", function()
     assert.equals(during.connects, after.connects)
   end)
 
+  it("create_all keeps at most twice max_connections creates alive, each on a fresh socket",
+     function()
+    local s = env.sim()
+    s:reset()
+    local pm = require "deepresearch.runtime.poller"
+    local orig, most = pm.poller, 0
+    pm.poller = function(...)
+      local p = orig(...)
+      local step = p.step
+      p.step = function(self, ms)
+        if self:pending() > most then most = self:pending() end
+        return step(self, ms)
+      end
+      return p
+    end
+    local client = dr.client{ base_url = s.url, token = "test-token" }
+    local briefs = {}
+    for i = 1, 50 do briefs[i] = env.BRIEF .. " #" .. i end
+    local c0 = dr.core.stats().connects
+    local ok, tasks, errs = pcall(client.create_all, client, briefs, { max_connections = 2 })
+    pm.poller = orig
+    assert.is_true(ok, tostring(tasks))
+    assert.is_nil(next(errs))
+    assert.equals(50, #tasks)
+    for i = 1, 50 do assert.equals(briefs[i], tasks[i].brief) end
+    assert.is_true(most >= 1 and most <= 4, "most alive: " .. most)
+    assert.is_true(dr.core.stats().connects - c0 >= 50) -- never pay twice: no create reuses one
+    client:close()
+  end)
+
   it("against the simulator: 2,000 pending waits open at most max_connections sockets",
      function()
     local s = env.sim()

@@ -676,13 +676,34 @@ function M.create_all(self, list, opts)
     end
   end
   local p = M.poller(self, { max_connections = opts.max_connections })
-  local tasks, errs = {}, {}
+  local items, sig = {}, accepts.create
   for i, params in ipairs(list) do
     if type(params) == "string" then params = { brief = params, depth = opts.depth } end
-    p:create(params, function(task, err)
+    -- Every argument error raises here, before anything is sent (as p:create would).
+    if sig then options.check_call("create", sig, 2, params) end
+    items[i] = params
+  end
+  -- Creates are started a window at a time (twice the connections), the next as each ends:
+  -- libcurl sends at most max_connections at once anyway, and N operations alive at once (a
+  -- coroutine and a request body each) cost memory and allocation for nothing.
+  local tasks, errs = {}, {}
+  local nexti, window = 1, 2 * p.max
+  local function start_next()
+    local i = nexti
+    if items[i] == nil then return end
+    if p:_client_gone() then -- closed meanwhile: the rest were never sent
+      for k = i, #items do errs[k] = closed_error() end
+      nexti = #items + 1
+      return
+    end
+    nexti = i + 1
+    p:create(items[i], function(task, err)
       if task then tasks[i] = task else errs[i] = err end
+      items[i] = nil
+      start_next()
     end)
   end
+  for _ = 1, window do start_next() end
   local ok, e = pcall(p.run, p)
   p:close()
   if not ok then error(e, 0) end
