@@ -71,8 +71,11 @@ end
 --- The brief's lint findings, stored on the job (`lint`: a JSON array of {code, severity,
 -- message}) before its first create; they never refuse it (the API's validation does that).
 function intake:lint(job)
+  -- The advice that fits the job's provider (descriptor.brief_advice; none when it lists none):
+  -- Extruct's "requester context" advice is noise on a Valyu question (issue 18 item 10).
+  local d = job.provider and require("deepresearch.providers").get(job.provider)
   local ok, findings = pcall(require("deepresearch.brief").lint, job.brief or "",
-    { output_schema = job.output_schema })
+    { output_schema = job.output_schema, advice = d and d.brief_advice or {} })
   if not ok then
     if is_interrupt(findings) then error(findings, 0) end
     findings = {}
