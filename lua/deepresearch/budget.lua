@@ -51,20 +51,26 @@ function M.check_arg(fname, b, level)
   end
 end
 
---- A budget from the command's text: "5usd", "$5", "5 usd", "100credits", "100 credits".
+--- A budget from the command's text: "5usd", "$5", "5 usd", "100credits", "100 credits", or
+-- both units at once, "5usd,100credits": a fan-out over Extruct (credits) and a provider billed
+-- in dollars needs a total in each, as dr.fanout's { usd = 5, credits = 100 } takes.
 -- Returns the table, or nil and a message.
 function M.parse(text)
   if type(text) ~= "string" then return nil, "a budget like 5usd or 100credits expected" end
-  local s = text:lower():gsub("%s+", "")
-  local n, unit = s:match("^%$(%d+%.?%d*)$"), "usd"
-  if not n then n, unit = s:match("^(%d+%.?%d*)(%a+)$") end
-  n = tonumber(n)
-  if unit == "credit" then unit = "credits" end
-  if unit == "dollars" or unit == "dollar" then unit = "usd" end
-  if not n or (unit ~= "usd" and unit ~= "credits") then
-    return nil, "a budget like 5usd or 100credits expected, got '" .. text .. "'"
+  local bad = "a budget like 5usd or 100credits (or both: 5usd,100credits) expected, got '" ..
+    text .. "'"
+  local out, any = {}, false
+  for part in (text:lower():gsub("%s+", "") .. ","):gmatch("([^,]*),") do
+    local n, unit = part:match("^%$(%d+%.?%d*)$"), "usd"
+    if not n then n, unit = part:match("^(%d+%.?%d*)(%a+)$") end
+    n = tonumber(n)
+    if unit == "credit" then unit = "credits" end
+    if unit == "dollars" or unit == "dollar" then unit = "usd" end
+    if not n or (unit ~= "usd" and unit ~= "credits") or out[unit] then return nil, bad end
+    out[unit], any = n, true
   end
-  return { [unit] = n }
+  if not any then return nil, bad end
+  return out
 end
 
 --- "$5.00" or "100 credits" for a budget or an estimate.

@@ -18,7 +18,7 @@ M.OPTIONS = {
     "was refused with nothing made (402, 401/403, 404, unsupported, retired, 429 after " ..
     "retries, the API's own 503, a budget it cannot meet)" },
   { "budget", value = "AMOUNT", doc = "refuse (exit 2, nothing sent) when the worst case is " ..
-    "over AMOUNT: 5usd or 100credits; a total across --provider a,b,c" },
+    "over AMOUNT: 5usd, 100credits or both (5usd,100credits); a total across --provider a,b,c" },
   { "dry-run", doc = "print the worst-case estimate and the exact request (token redacted) " ..
     "for each provider; send nothing" },
   { "output", short = "o", value = "DIR", doc = "with --provider a,b,c: write each report to " ..
@@ -267,7 +267,9 @@ local function fan(ctx, opts, names, text, schema, b)
         tostring(why), "\n") end
       if j and path then
         local id = require("deepresearch.fanout").id_of(providers.get(name), results[name])
-        pcall(j.update, j, id, { report_path = path })
+        -- absolute: the journal is read from any directory later (history, report ID)
+        pcall(j.update, j, id, {
+          report_path = require("deepresearch.cli.report_out").absolute(path) })
       end
     end
   end

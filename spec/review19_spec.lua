@@ -1,0 +1,88 @@
+-- Acceptance review of issue 19 (fan-out, budgets, the journal): cases a tester holding only the
+-- issue text tried and found wrong, each kept here so it stays fixed. The command runs as a user
+-- runs it (bin/deepresearch in a subprocess, its own working directory) against the simulator.
+local sim = require "support.sim"
+local support = require "support.cli"
+local json = require "deepresearch.base.json"
+local budget = require "deepresearch.budget"
+
+local BRIEF = "We sell freight-visibility software. Research Flexport (flexport.com): their " ..
+  "tooling and leadership changes, so we can decide whether to pitch them this quarter."
+local ROOT = (io.popen("pwd"):read("*l"))
+
+local function tmpdir()
+  local p = io.popen("mktemp -d")
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+
+-- Runs bin/deepresearch from directory cwd (PWD set as a shell sets it); exit code, out, err.
+local function cli_in(cwd, url, argv, env)
+  local words = {}
+  for i, a in ipairs(argv) do words[i] = support.q(a) end
+  local errf = support.tmp()
+  local line = "cd " .. support.q(cwd) .. " && " .. support.env_prefix(url, env) ..
+    " PWD=" .. support.q(cwd) .. " lua5.4 " .. support.q(ROOT .. "/bin/deepresearch") .. " " ..
+    table.concat(words, " ") .. " </dev/null 2>" .. errf .. "; echo \"__rc=$?\""
+  local p = assert(io.popen(line))
+  local out = p:read("*a")
+  p:close()
+  return tonumber(out:match("__rc=(%d+)\n?$")), (out:gsub("__rc=%d+\n?$", "")), support.slurp(errf)
+end
+
+describe("issue 19 review", function()
+  local s, dir
+  setup(function() s = sim.shared() end)
+  before_each(function()
+    s:reset{ speed = 2000 }
+    s:config{ perplexity = { time_scale = 0.05 }, valyu = { time_scale = 0.05 } }
+    dir = tmpdir()
+  end)
+  after_each(function() os.execute("rm -rf " .. support.q(dir)) end)
+  teardown(function() support.cleanup() end)
+
+  it("fan-out records each written report in the journal by its absolute path", function()
+    local jpath = dir .. "/journal.jsonl"
+    local code, _, err = cli_in(dir, s.url, { "run", "--provider", "extruct,valyu",
+      "--interval", "0.05", "--max-interval", "0.05", BRIEF },
+      { DEEPRESEARCH_JOURNAL = jpath })
+    assert.equals(0, code, err)
+    local paths = {}
+    for line in (support.slurp(jpath) or ""):gmatch("[^\n]+") do
+      local rec = json.decode(line)
+      if rec.report_path then paths[#paths + 1] = rec.report_path end
+    end
+    assert.equals(2, #paths)
+    for _, p in ipairs(paths) do
+      assert.equals("/", p:sub(1, 1), p)
+      assert.truthy(io.open(p, "rb"), p) -- found from any working directory
+    end
+  end)
+
+  describe("--budget with both units (a fan-out over Extruct's credits and others' dollars)",
+    function()
+      it("parses 5usd,100credits as one budget in two units", function()
+        assert.same({ usd = 5, credits = 100 }, budget.parse("5usd,100credits"))
+        assert.same({ usd = 5, credits = 100 }, budget.parse("100 credits, $5"))
+        assert.is_nil(budget.parse("5usd,6usd"))
+        assert.is_nil(budget.parse("5usd,"))
+      end)
+
+      it("runs extruct and valyu under one two-unit budget; over either part sends nothing",
+        function()
+          local code, _, err = cli_in(dir, s.url, { "run", "--provider", "extruct,valyu",
+            "--budget", "1usd,30credits", "--interval", "0.05", "--max-interval", "0.05",
+            "-o", dir, BRIEF })
+          assert.equals(0, code, err)
+          assert.equals(1, s:counter("extruct.tasks_created"))
+          assert.equals(1, s:counter("valyu.tasks_created"))
+          code, _, err = cli_in(dir, s.url, { "run", "--provider", "extruct,valyu",
+            "--budget", "1usd,20credits", "-o", dir, BRIEF })
+          assert.equals(2, code)
+          assert.matches("budget_exceeded", err)
+          assert.equals(1, s:counter("extruct.tasks_created"))
+          assert.equals(1, s:counter("valyu.tasks_created"))
+        end)
+    end)
+end)
