@@ -60,12 +60,22 @@ end
 --- Writes "key   value" lines for the fields that are present.
 function M.fields(stream, list)
   local w = 0
-  for _, kv in ipairs(list) do
-    if kv[2] ~= nil then w = math.max(w, #kv[1]) end
+  -- A server's value of an unexpected type (a failure object, a JSON null) is shown as compact
+  -- JSON or left out, never as "table: 0x...".
+  local shown = {}
+  for i, kv in ipairs(list) do
+    local v = kv[2]
+    if v ~= nil and json.is_null(v) then v = nil end
+    if type(v) == "table" then
+      local ok, s = pcall(json.encode, v)
+      v = ok and s or nil
+    end
+    shown[i] = v
+    if v ~= nil then w = math.max(w, #kv[1]) end
   end
-  for _, kv in ipairs(list) do
-    if kv[2] ~= nil then
-      local v = tostring(kv[2]):gsub("\n", "\n" .. string.rep(" ", w + 2))
+  for i, kv in ipairs(list) do
+    if shown[i] ~= nil then
+      local v = tostring(shown[i]):gsub("\n", "\n" .. string.rep(" ", w + 2))
       stream:write(kv[1], string.rep(" ", w - #kv[1] + 2), v, "\n")
     end
   end

@@ -49,7 +49,17 @@ function M.adapter(d)
   local c, kind = d.cli, d.kinds.research
   local ad = { name = d.name, max_brief = d.limits.brief, label = kind.label, descriptor = d }
   function ad.id(task) return task[kind.id_field] end
-  function ad.failure(task) return task[kind.failure_field] end
+  -- The failure as text: a string or number as sent, an object as compact JSON, nothing for
+  -- null or another type (server data never prints as "table: 0x...").
+  function ad.failure(task)
+    local v = task[kind.failure_field]
+    if type(v) == "string" or type(v) == "number" then return v end
+    if type(v) == "table" and not require("deepresearch.base.json").is_null(v) then
+      local ok, s = pcall(require("deepresearch.base.json").encode, v)
+      return ok and s or nil
+    end
+    return nil
+  end
   local describe
   function ad.describe(task)
     describe = describe or describer(d)

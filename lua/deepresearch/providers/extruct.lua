@@ -332,17 +332,30 @@ function M.tasks(self, opts)
     opts)
 end
 
+-- A server value shown in a message: a string or number as is, an object as compact JSON,
+-- anything else by its JSON type (a failure_reason object printed "table: 0x55e9...").
+local function shown(v, default)
+  if type(v) == "string" and v ~= "" then return v end
+  if type(v) == "number" then return tostring(v) end
+  if v == nil or json.is_null(v) then return default end
+  if type(v) == "table" then
+    local ok, text = pcall(json.encode, v)
+    if ok then return text end
+  end
+  return "(a JSON " .. type(v) .. ")"
+end
+
 local function research_verdict(task, state)
   if state == "done" then return "done" end
   if state == "failed" then
-    return errors.new("task_failed", "task " .. tostring(task.id) .. " failed: " ..
-      tostring(task.failure_reason or "no reason given"), { reason = task.failure_reason,
+    return errors.new("task_failed", "task " .. shown(task.id, "?") .. " failed: " ..
+      shown(task.failure_reason, "no reason given"), { reason = task.failure_reason,
         task = task })
   end
   if state == nil then
-    return errors.new("invalid_response", "task " .. tostring(task.id) ..
+    return errors.new("invalid_response", "task " .. shown(task.id, "?") ..
       " has a status this client " ..
-      "does not know: " .. tostring(task.status), { task = task })
+      "does not know: " .. shown(task.status, "none"), { task = task })
   end
   return nil
 end

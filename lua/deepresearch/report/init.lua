@@ -38,7 +38,7 @@ local function no_report(task, why)
   local id = task.id or task.deepresearch_id
   local msg = "task " .. (id and tostring(id) .. " " or "") .. "has no report"
   if present(task.status) then msg = msg .. " (status: " .. tostring(task.status) .. ")" end
-  if why then msg = msg .. ": " .. tostring(why) end
+  if type(why) == "string" or type(why) == "number" then msg = msg .. ": " .. tostring(why) end
   return nil, errors.new("no_report", msg, { task_id = id, task_status = task.status })
 end
 
