@@ -50,4 +50,18 @@ describe("deepresearch with a hostile server's failed task", function()
       end)
     end
   end)
+
+  it("a Valyu task's error object is shown as JSON", function()
+    S:reset()
+    S:fault{ method = "GET", path = "/v1/deepresearch/tasks/" .. ID .. "/status", status = 200,
+      body = require("cjson").encode({ deepresearch_id = ID, status = "failed",
+        error = { code = "boom" } }), count = -1 }
+    for _, argv in ipairs({ cli.concat({ "--provider", "valyu", "wait", ID }, cli.FAST),
+      { "--provider", "valyu", "get", ID }, { "--provider", "valyu", "report", ID } }) do
+      local _, out, err = cli.run(S.url, argv)
+      local all = out .. err
+      assert.is_nil(all:find("table: 0x", 1, true), table.concat(argv, " ") .. ": " .. all)
+      assert.truthy(all:find('"code":"boom"', 1, true), table.concat(argv, " ") .. ": " .. all)
+    end
+  end)
 end)

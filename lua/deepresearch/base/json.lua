@@ -320,4 +320,18 @@ function M.decode(text)
   return v
 end
 
+--- A server value shown in a message: a string or number as is, an object or array as compact
+-- JSON, default for nil/null, anything else by its JSON type. Server data of the wrong shape
+-- never prints as a Lua value ("table: 0x55e9...").
+function M.shown(v, default)
+  if type(v) == "string" and v ~= "" then return v end
+  if type(v) == "number" then return tostring(v) end
+  if v == nil or M.is_null(v) then return default end
+  if type(v) == "table" then
+    local ok, text = pcall(M.encode, v)
+    if ok then return text end
+  end
+  return "(a JSON " .. type(v) .. ")"
+end
+
 return M

@@ -332,18 +332,7 @@ function M.tasks(self, opts)
     opts)
 end
 
--- A server value shown in a message: a string or number as is, an object as compact JSON,
--- anything else by its JSON type (a failure_reason object printed "table: 0x55e9...").
-local function shown(v, default)
-  if type(v) == "string" and v ~= "" then return v end
-  if type(v) == "number" then return tostring(v) end
-  if v == nil or json.is_null(v) then return default end
-  if type(v) == "table" then
-    local ok, text = pcall(json.encode, v)
-    if ok then return text end
-  end
-  return "(a JSON " .. type(v) .. ")"
-end
+local shown = json.shown
 
 local function research_verdict(task, state)
   if state == "done" then return "done" end

@@ -329,8 +329,9 @@ end
 local function valyu_verdict(task, state)
   if state == "done" then return "done" end
   if state == "failed" then
-    return errors.new("task_failed", "task " .. tostring(task.deepresearch_id) .. " failed: " ..
-      tostring(task.error or "no reason given"), { reason = task.error, task = task })
+    return errors.new("task_failed", "task " .. json.shown(task.deepresearch_id, "?") ..
+      " failed: " .. json.shown(task.error, "no reason given"), { reason = task.error,
+        task = task })
   end
   if state == "cancelled" then
     return errors.new("cancelled", "task " .. tostring(task.deepresearch_id) .. " was cancelled",
