@@ -60,6 +60,43 @@ describe("issue 19 review", function()
     end
   end)
 
+  it("fan-out between polls sleeps until the next poll, not every slice (steps counted)",
+    function()
+      local dr = require "deepresearch"
+      -- slow tasks, polled every 0.3 s: a loop waking every 10 ms steps each poller ~100 times
+      -- a second; one that sleeps to the next timer steps it a few times per poll
+      s:reset{ speed = 100 }
+      s:config{ valyu = { time_scale = 0.2 } }
+      local pollers = {}
+      local clients = {}
+      for name, key in pairs({ extruct = { token = "test-token" },
+        valyu = { api_key = "valyu-key" } }) do
+        local o = { provider = name, base_url = s.url }
+        for k, v in pairs(key) do o[k] = v end
+        local c = dr.client(o)
+        local orig = c.poller
+        c.poller = function(self, po)
+          local p = orig(self, po)
+          pollers[#pollers + 1] = p
+          return p
+        end
+        clients[name] = c
+      end
+      local polls = 0
+      local results, errs = dr.fanout{ brief = BRIEF, providers = { "extruct", "valyu" },
+        clients = clients, interval = 0.3, max_interval = 0.3,
+        on_progress = function() polls = polls + 1 end }
+      local steps = 0
+      for _, p in ipairs(pollers) do steps = steps + p:stats().steps end
+      for _, c in pairs(clients) do c:close() end
+      assert.same({}, errs)
+      assert.truthy(results.extruct and results.valyu)
+      assert.equals(2, #pollers)
+      assert.truthy(polls >= 4, "polls " .. polls)
+      -- each poll costs a handful of steps (send, answer, timer); never one per 10 ms slice
+      assert.truthy(steps <= polls * 8 + 20, ("%d steps for %d polls"):format(steps, polls))
+    end)
+
   describe("--budget with both units (a fan-out over Extruct's credits and others' dollars)",
     function()
       it("parses 5usd,100credits as one budget in two units", function()

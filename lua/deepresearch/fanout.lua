@@ -130,22 +130,35 @@ end
 
 --- Steps every poller until none has work left. Raises what a step raised (an on_progress
 -- error), after the others are closed by the caller.
+-- Why one poller per client and not the issue's "one poller": a core poller's multi handle
+-- carries its client's settings (timeouts, CA, proxy, key), and the providers are different
+-- hosts, so no connection could be shared anyway. What a user sees is the same: every create
+-- and poll is in flight at once, progress arrives per provider as it happens, one loop, no
+-- threads. The cost is an answer waiting up to SLICE_MS for its poller's next step while
+-- transfers are in flight on several pollers; between polls (only timers pending, most of a
+-- long task's life) the loop sleeps until the nearest timer instead of waking every slice.
 function M.drive(pollers)
   while true do
-    local busy, wait_ms = {}, nil
+    local busy, wait_ms, nearest, flying = {}, nil, nil, false
     for _, p in ipairs(pollers) do
       if p:pending() > 0 then
         p:step(0)
         if p:pending() > 0 then
           busy[#busy + 1] = p
+          local st = p:stats()
+          if st.inflight > 0 or st.queued > 0 then flying = true end
           local t = p:next_timeout()
-          if t and (not wait_ms or t < wait_ms) then wait_ms = t end
+          if t and (not wait_ms or t < wait_ms) then wait_ms, nearest = t, p end
         end
       end
     end
     if #busy == 0 then return end
     if #busy == 1 then
       busy[1]:step(math.min(wait_ms or 100, 100)) -- alone: let libcurl wait on its sockets
+    elseif not flying and nearest then
+      -- nothing on the wire: the poller whose timer comes first naps until it (on its own
+      -- clock); every other poller's timers come later
+      nearest:step(math.min(wait_ms, 1000))
     else
       local ms = math.min(wait_ms or M.SLICE_MS, M.SLICE_MS)
       if ms > 0 then core.sleep(ms / 1000) end
