@@ -166,7 +166,13 @@ function M.parse(argv)
       end
       o[name] = v
     else
-      return nil, "unknown option --" .. name
+      local known = {}
+      for _, set in ipairs({ NUMBERS, STRINGS, LISTS, FLAGS }) do
+        for k in pairs(set) do known[#known + 1] = k end
+      end
+      table.sort(known) -- the same suggestion every run
+      return nil, "unknown option --" .. name ..
+        require("deepresearch.cli.args").did_you_mean(name, known, "--")
     end
     i = i + 1
   end
@@ -262,7 +268,8 @@ end
 --- Runs the command; returns the exit status.
 function M.main(argv)
   local o, err = M.parse(argv)
-  if not o then return fail(err .. "\n" .. M.USAGE) end
+  -- One line and where the help is (the whole help after a typo buried the line that matters).
+  if not o then return fail(err .. "\nTry 'deepresearch-worker --help'.") end
   if o.help then io.stdout:write(M.USAGE) return 0 end
   if o.command == "status" then return require("deepresearch.worker.status").main(o) end
   if o.command then return M.answer(o) end

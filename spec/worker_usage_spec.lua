@@ -1,0 +1,44 @@
+-- Acceptance (issue 18 item 10, the worker's side): a mistyped option gets one line with "did
+-- you mean", then where the help is; never the whole 60-line help after the line that matters.
+local sim = require "support.sim"
+local cli = require "support.cli"
+
+local WORKER = "bin/deepresearch-worker"
+
+local function run(args)
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = sim.shell_quote(a) end
+  local out, err = cli.tmp(), cli.tmp()
+  local ok, _, code = os.execute(string.format("%s %s >%s 2>%s", WORKER,
+    table.concat(quoted, " "), out, err))
+  return ok and 0 or code, cli.slurp(out), cli.slurp(err)
+end
+
+describe("deepresearch-worker usage errors", function()
+  teardown(cli.cleanup)
+
+  it("an unknown option: one line with the closest option, a pointer to --help, exit 2", function()
+    for word, hint in pairs({ ["--concurency"] = "--concurrency", ["--onse"] = "--once",
+      ["--budget-usd-per-dya"] = "--budget-usd-per-day" }) do
+      local code, out, err = run({ word, "3" })
+      assert.are.equal(2, code, err)
+      assert.are.equal("", out)
+      assert.are.equal("deepresearch-worker: unknown option " .. word .. "; did you mean '" ..
+        hint .. "'?\nTry 'deepresearch-worker --help'.\n", err)
+    end
+    local code, _, err = run({ "status", "--jsno" })
+    assert.are.equal(2, code)
+    assert.truthy(err:find("did you mean '--json'?", 1, true), err)
+  end)
+
+  it("a wrong value: one line and the pointer; --help still prints the whole help", function()
+    local code, _, err = run({ "--budget-usd-per-day", "abc" })
+    assert.are.equal(2, code)
+    assert.are.equal("deepresearch-worker: --budget-usd-per-day needs a number >= 0, got abc\n" ..
+      "Try 'deepresearch-worker --help'.\n", err)
+    local out
+    code, out = run({ "--help" })
+    assert.are.equal(0, code)
+    assert.truthy(out:find("usage: deepresearch-worker", 1, true))
+  end)
+end)
