@@ -97,6 +97,52 @@ describe("issue 19 review", function()
       assert.truthy(steps <= polls * 8 + 20, ("%d steps for %d polls"):format(steps, polls))
     end)
 
+  describe("a create whose answer was lost is journalled as unknown, never as failed", function()
+    local dr = require "deepresearch"
+    local journal = require "deepresearch.journal"
+    local function entries(path)
+      local by = {}
+      for _, e in ipairs(journal.open{ path = path }:entries{}) do by[e.provider] = e end
+      return by
+    end
+    local function client(name, key)
+      local o = { provider = name, base_url = s.url, base_delay = 0.01, max_delay = 0.02 }
+      for k, v in pairs(key) do o[k] = v end
+      return dr.client(o)
+    end
+
+    it("dr.fanout: the lost create reads unknown with its list command; a 401 reads refused",
+      function()
+        local path = dir .. "/j.jsonl"
+        -- Perplexity cannot look a lost create up (Extruct would find it in its task list)
+        s:fault{ method = "POST", path = "/v1/agent", kind = "drop", after = true }
+        local clients = { perplexity = client("perplexity", { api_key = "pplx-key" }),
+          valyu = client("valyu", { api_key = "wrong-key" }) }
+        local _, errs = dr.fanout{ brief = BRIEF, providers = { "perplexity", "valyu" },
+          clients = clients, journal = journal.open{ path = path }, interval = 0.05 }
+        for _, c in pairs(clients) do c:close() end
+        assert.equals("ambiguous", errs.perplexity.code)
+        assert.equals("unauthorized", errs.valyu.code)
+        local by = entries(path)
+        assert.equals("unknown", by.perplexity.state)
+        assert.equals("deepresearch list --provider perplexity", by.perplexity.find)
+        assert.equals("refused", by.valyu.state)
+      end)
+
+    it("dr.fallback: the lost create reads unknown", function()
+      local path = dir .. "/j.jsonl"
+      s:fault{ method = "POST", path = "/v1/agent", kind = "drop", after = true }
+      local c = client("perplexity", { api_key = "pplx-key" })
+      local task, err = dr.fallback{ brief = BRIEF, providers = { "perplexity", "valyu" },
+        clients = { perplexity = c }, journal = journal.open{ path = path } }
+      c:close()
+      assert.is_nil(task)
+      assert.equals("ambiguous", err.code)
+      assert.equals("unknown", entries(path).perplexity.state)
+      assert.equals(0, s:counter("valyu.tasks_created"))
+    end)
+  end)
+
   describe("--budget with both units (a fan-out over Extruct's credits and others' dollars)",
     function()
       it("parses 5usd,100credits as one budget in two units", function()

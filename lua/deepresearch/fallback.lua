@@ -101,7 +101,7 @@ function M.fallback(opts)
         local ref = jcall(j, "begin", { provider = name, brief = opts.brief, source = "fallback" })
         made, err = create(c, params, retries)
         if ref and made then jcall(j, "created", ref, made) end
-        if ref and not made then jcall(j, "update", ref, { state = "failed", error = err.code }) end
+        if not made then fanout.create_failed(j, ref, err) end
         if made then
           local result = { provider = name, skipped = skipped, estimate = est, client = c }
           if not opts.wait then return made, result end

@@ -124,6 +124,27 @@ local function jcall(j, method, ...)
   return ok and r or nil
 end
 
+-- Creates refused with nothing made (the API said so, or it never left): their journal record
+-- reads "refused". Any other failed create (ambiguous: a lost answer, a proxy's 5xx) may have
+-- made a paid task, so its record stays "creating", which the journal reads as "unknown" with
+-- the list command that finds it (issue 19 part 7), as the command's own creates do.
+local NOTHING_MADE = { unsupported = true, retired = true, budget_exceeded = true,
+  budget_unbounded = true }
+for code in pairs(require("deepresearch.base.policy").CREATE_NOTHING_MADE) do
+  NOTHING_MADE[code] = true
+end
+
+--- Records a failed create of journal record ref (fallback's use too).
+function M.create_failed(j, ref, err)
+  if not (j and ref) then return end
+  local code = type(err) == "table" and err.code or nil
+  if NOTHING_MADE[code] then
+    jcall(j, "update", ref, { state = "refused", error = code })
+  else
+    jcall(j, "update", ref, { error = code or "unknown" })
+  end
+end
+
 local function close_all(list)
   for _, x in ipairs(list) do pcall(x.close, x) end
 end
@@ -235,7 +256,7 @@ function M.fanout(opts)
         p:create(en.params, function(task, err)
           if not task then
             errs[name] = err
-            if ref then jcall(j, "update", ref, { state = "failed", error = err.code }) end
+            M.create_failed(j, ref, err)
             return
           end
           if ref then jcall(j, "created", ref, task) end
