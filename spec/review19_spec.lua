@@ -143,6 +143,44 @@ describe("issue 19 review", function()
     end)
   end)
 
+  describe("dr.fanout journals by default (every task it creates, issue 19 part 7)", function()
+    -- in a fresh process: DEEPRESEARCH_JOURNAL names the journal, as a user's environment would
+    local function fanout_in(env, extra)
+      local chunk = "local dr = require 'deepresearch'; local c = dr.client{ provider = " ..
+        "'valyu', base_url = '" .. s.url .. "', api_key = 'valyu-key' }; " ..
+        "local r, e = dr.fanout{ brief = 'Research flexport.com funding and hiring in 2026', " ..
+        "providers = { 'valyu' }, clients = { valyu = c }, interval = 0.05" .. extra .. " }; " ..
+        "io.write(r.valyu and 'ok' or tostring(e.valyu))"
+      local p = io.popen("env " .. env .. " LUA_PATH='lua/?.lua;lua/?/init.lua;;' " ..
+        "LUA_CPATH='build/5.4/?.so;;' lua5.4 -e " .. support.q(chunk) .. " 2>&1")
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+
+    it("writes begin, created and the end state without journal = ...", function()
+      local path = dir .. "/state/journal.jsonl"
+      assert.equals("ok", fanout_in("DEEPRESEARCH_JOURNAL=" .. support.q(path), ""))
+      local evs = {}
+      for line in (support.slurp(path) or ""):gmatch("[^\n]+") do
+        local rec = json.decode(line)
+        evs[#evs + 1] = rec.ev
+        if rec.ev == "begin" then assert.equals("fanout", rec.source) end
+      end
+      assert.same({ "begin", "created", "update" }, evs)
+    end)
+
+    it("journal = false writes nothing; a journal of the wrong type raises", function()
+      local path = dir .. "/off.jsonl"
+      assert.equals("ok", fanout_in("DEEPRESEARCH_JOURNAL=" .. support.q(path),
+        ", journal = false"))
+      assert.is_nil(io.open(path, "rb"))
+      assert.has_error(function()
+        require("deepresearch").fanout{ brief = BRIEF, providers = { "valyu" }, journal = "yes" }
+      end, "bad option 'journal' to 'fanout' (true, false or a journal expected, got string)")
+    end)
+  end)
+
   describe("--budget with both units (a fan-out over Extruct's credits and others' dollars)",
     function()
       it("parses 5usd,100credits as one budget in two units", function()

@@ -79,7 +79,7 @@ function M.fallback(opts)
     if sig then options.check_call("create", sig, 2, p) end
   end
   local owned = {}
-  local j = fanout.journal(opts.journal)
+  local j = fanout.journal(opts.journal, "fallback")
   local skipped = {}
   local retries = opts.rate_retries or M.RATE_RETRIES
   local ok, task, info = pcall(function()

@@ -7,8 +7,9 @@
 -- loop driving every poller: no threads, and one provider failing never ends the others.
 -- (A core poller's multi handle carries its client's transport settings, timeouts, CA and
 -- proxy, so each client keeps its own; the loop below steps them together.)
--- A total budget is checked before anything is sent (budget.lua); the journal, when given or
--- enabled (journal = true | a journal), records each create before it is sent (source "fanout").
+-- A total budget is checked before anything is sent (budget.lua); the journal (the default one
+-- unless journal = false; or a journal object) records each create before it is sent (source
+-- "fanout").
 local core = require "deepresearch.core"
 local errors = require "deepresearch.base.errors"
 local options = require "deepresearch.base.options"
@@ -107,9 +108,15 @@ function M.clients(entries, given, client_options)
   return owned
 end
 
---- The journal opts.journal asks for: a journal object, a new one (true), or nil (off).
-function M.journal(opt)
-  if opt == nil or opt == false then return nil end
+--- The journal opts.journal asks for: a journal object, the default one (nil or true: issue 19
+-- part 7, every task dr.fanout creates is journalled; DEEPRESEARCH_JOURNAL=off turns it off as
+-- for the command), or nil for false (off).
+function M.journal(opt, fname)
+  if opt ~= nil and type(opt) ~= "boolean" and type(opt) ~= "table" then
+    error(string.format("bad option 'journal' to '%s' (true, false or a journal expected, " ..
+      "got %s)", fname or "fanout", type(opt)), 3)
+  end
+  if opt == false then return nil end
   if type(opt) == "table" then return opt end
   local ok, mod = pcall(require, "deepresearch.journal")
   if not ok then return nil end
@@ -236,8 +243,8 @@ function M.fanout(opts)
     if not total then return refuse_all(entries, err) end
   end
   local results, errs = {}, {}
+  local j = M.journal(opts.journal, "fanout")
   local owned = M.clients(entries, opts.clients, opts.client_options)
-  local j = M.journal(opts.journal)
   local pollers = {}
   local on_progress = opts.on_progress
   local ok, e = pcall(function()

@@ -245,7 +245,7 @@ local function fan(ctx, opts, names, text, schema, b)
   local j = okh and history.journal(ctx) or nil
   local prog = progress_lines(ctx, names)
   local results, errs = dr.fanout{ brief = text, providers = list, clients = clients,
-    budget = b ~= true and b or nil, journal = j or nil, timeout = opts.timeout,
+    budget = b ~= true and b or nil, journal = j or false, timeout = opts.timeout,
     interval = opts.interval, max_interval = opts.max_interval,
     on_progress = function(name, task) prog.update(name, task) end }
   for _, c in pairs(clients) do c:close() end
@@ -338,7 +338,7 @@ local function fall(ctx, opts, names, text, schema, b)
   local j = okh and history.journal(ctx) or nil
   local prog
   local task, info = dr.fallback{ brief = text, providers = ordered, clients = clients,
-    budget = b ~= true and b or nil, journal = j or nil, wait = true, timeout = opts.timeout,
+    budget = b ~= true and b or nil, journal = j or false, wait = true, timeout = opts.timeout,
     interval = opts.interval, max_interval = opts.max_interval,
     on_progress = function(name, t)
       prog = prog or progress_lines(ctx, { name })
