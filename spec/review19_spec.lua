@@ -181,6 +181,22 @@ describe("issue 19 review", function()
     end)
   end)
 
+  it("dr.fallback moves on after OpenAI's 404 model_not_found; one task in all", function()
+    local dr = require "deepresearch"
+    local oa = dr.client{ provider = "openai", base_url = s.url, api_key = "openai-key" }
+    local va = dr.client{ provider = "valyu", base_url = s.url, api_key = "valyu-key" }
+    local task, info = dr.fallback{ brief = BRIEF, journal = false,
+      providers = { { "openai", model = "gpt-no-such-model" }, "valyu" },
+      clients = { openai = oa, valyu = va } }
+    oa:close()
+    va:close()
+    assert.is_table(task, info and info.message)
+    assert.equals("valyu", info.provider)
+    assert.equals("openai", info.skipped[1].provider)
+    assert.equals(0, s:counter("openai.tasks_created"))
+    assert.equals(1, s:counter("valyu.tasks_created"))
+  end)
+
   describe("--budget with both units (a fan-out over Extruct's credits and others' dollars)",
     function()
       it("parses 5usd,100credits as one budget in two units", function()

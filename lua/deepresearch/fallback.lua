@@ -35,7 +35,11 @@ local OPTIONS = { brief = "string", providers = "table", budget = "table", clien
 
 --- Whether err lets fallback try the next provider.
 function M.next_allowed(err)
-  if type(err) ~= "table" or not M.NEXT[err.code] then return false end
+  if type(err) ~= "table" then return false end
+  -- A 404 to a create is a model (or surface) this provider does not have: OpenAI's
+  -- model_not_found arrives as invalid_request (its type) with status 404; nothing was made.
+  if err.code == "invalid_request" and err.status == 404 then return true end
+  if not M.NEXT[err.code] then return false end
   -- The API's own 503 only (a proxy's page may come after the create was forwarded).
   if err.code == "unavailable" and err.status == 503 and err.api == false then return false end
   return true
