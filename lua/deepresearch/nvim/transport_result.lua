@@ -22,7 +22,7 @@ end
 
 -- curl's own error line ("curl: (7) Failed to connect ...") and the write-out trailer.
 local function read_stderr(x)
-  local text = table.concat(x.err or {})
+  local text = x.payload and x.payload:sub(x.outlen + 1) or table.concat(x.err or {})
   local msg = text:match("curl: %(%d+%) ([^\n]*)")
   local status, sent, head_bytes
   for s, n, h in text:gmatch(run.TRAILER .. " (%d+) (%d+) (%d+)") do
@@ -82,7 +82,7 @@ function M.build(x)
   local sent = sent_bytes == nil or sent_bytes > 0
   if x.killed or x.code ~= 0 or (x.signal or 0) ~= 0 then
     res.sent, res.curl_code = sent, x.code
-    local out = x.killed == "body" and table.concat(x.out or {}) or ""
+    local out = x.killed == "body" and (x.payload or table.concat(x.out or {})) or ""
     if x.killed == "body" and not out:find("\r\n\r\n", 1, true) then
       res.error, res.message, res.sent = "invalid_response",
         string.format("response headers larger than %d bytes", run.HEAD_MAX), true
@@ -99,13 +99,18 @@ function M.build(x)
     end
     return res
   end
-  local out = table.concat(x.out or {})
-  head_bytes = head_bytes or #out
+  -- stdout: x.payload's first outlen bytes (the helper's answer), else x.out's chunks.
+  local out, outlen = x.payload, x.outlen
+  if not out then
+    out = table.concat(x.out or {})
+    outlen = #out
+  end
+  head_bytes = head_bytes or outlen
   if head_bytes > run.HEAD_MAX then
     return { id = x.id, error = "invalid_response", sent = true, message =
       string.format("response headers larger than %d bytes", run.HEAD_MAX) }
   end
-  local raw = out:sub(head_bytes + 1)
+  local raw = out:sub(head_bytes + 1, outlen)
   if #raw > x.limits.max_response_size then
     return { id = x.id, error = "invalid_response", sent = true, message = too_large(x) }
   end

@@ -33,6 +33,9 @@ local function is_stand_in(core) return type(core) == "table" and core.transport
 local function install_curl(why)
   package.loaded["deepresearch.core"] = require "deepresearch.nvim.transport_curl"
   active = { name = "curl", why = why }
+  -- The helper process starts as the library loads, not under the first requests: its one
+  -- fork of the editor then falls before the work, not in the middle of it.
+  vim.schedule(function() pcall(require("deepresearch.nvim.transport_spawn").warm) end)
 end
 
 --- At plugin load: only a forced curl transport is put in place this early, so that whatever

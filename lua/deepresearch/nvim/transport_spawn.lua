@@ -137,7 +137,8 @@ local function on_frame(h, f, payload)
     local outlen = tonumber(f[6]) or #payload
     x.code, x.signal = tonumber(f[3]), tonumber(f[4])
     if f[5] ~= "-" then x.killed = x.killed or f[5] end
-    x.out, x.err = { payload:sub(1, outlen) }, { payload:sub(outlen + 1) }
+    -- Kept whole (stdout .. stderr): a big body is not copied again to split it.
+    x.payload, x.outlen = payload, outlen
     finish(x, x.on_done)
   elseif f[1] == "E" then
     x.spawn_error = payload
@@ -187,6 +188,9 @@ local function start_helper()
   return h
 end
 
+--- Starts the helper now if it is not running (the transport's first request would).
+function M.warm() return start_helper() end
+
 --- Ends the helper (it kills the curl processes it runs and quits).
 function M.stop()
   local h = helper
@@ -194,8 +198,8 @@ function M.stop()
 end
 
 --- Starts x = { spec, limits } as a curl process; on_done(x) runs (in a fast context) once its
--- process has exited and its output is in (x.code, x.signal, x.out, x.err, x.killed), or at once
--- when it cannot start.
+-- process has exited and its output is in (x.code, x.signal, x.killed, and x.payload, x.outlen:
+-- stdout .. stderr), or at once when it cannot start.
 function M.start(x, on_done)
   local spec, limits = x.spec, x.limits
   x.on_done = on_done
