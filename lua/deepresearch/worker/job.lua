@@ -40,6 +40,9 @@ M.providers = setmetatable({}, { __index = function(_, name)
   return d and d.worker or nil
 end })
 
+-- A job's own fields (besides its provider's options, under the provider's name).
+local FIELDS = { id = true, brief = true, depth = true, output_schema = true, provider = true }
+
 --- Parses one queue entry. Returns the job, or nil, err (err.job_id when the id was readable).
 -- job = { raw, id, brief, depth, output_schema, params }
 function M.parse(raw, provider_name)
@@ -66,6 +69,27 @@ function M.parse(raw, provider_name)
   end
   local name = v.provider or provider_name
   local provider = M.providers[name]
+  -- Unknown fields dead-letter the job: a typo ("depht") or options under another provider's
+  -- name would otherwise run, and bill, a different job than the producer meant.
+  local names = {}
+  for k in pairs(v) do names[#names + 1] = tostring(k) end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    if not FIELDS[k] then
+      if k == name then
+        if type(v[k]) ~= "table" or json.is_null(v[k]) or v[k][1] ~= nil then
+          return bad(k .. " must be a JSON object of " .. k .. " create options, got " ..
+            (json.is_null(v[k]) and "null" or type(v[k])))
+        end
+      elseif M.providers[k] then
+        return bad(string.format("%s options on a job for %s: add \"provider\": %q, or drop them",
+          k, name, k))
+      else
+        return bad("unknown job field " .. string.format("%q", k) .. " (a job has " ..
+          "id, brief, depth, output_schema, provider and its provider's options)")
+      end
+    end
+  end
   if type(v.brief) ~= "string" then return bad("brief must be a string") end
   if v.depth ~= nil and type(v.depth) ~= "string" then return bad("depth must be a string") end
   if v.output_schema ~= nil and type(v.output_schema) ~= "table" then
