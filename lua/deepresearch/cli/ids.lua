@@ -149,15 +149,19 @@ function M.differences(d, tasks)
   end
   local out, any = {}, false
   for i, a in ipairs(texts) do
-    local best, bp, bq = -1, 0, 0
+    local best, bp, bq, bn = -1, 0, 0, 0
     for j, b in ipairs(texts) do
       if i ~= j then
         local p, q = shared(a, b)
-        if p + q > best then best, bp, bq = p + q, p, q end
+        if p + q > best then best, bp, bq, bn = p + q, p, q, #b end
       end
     end
     out[i] = ""
-    if best >= M.SIBLING_WORDS and best < #a then
+    if best >= M.SIBLING_WORDS and best >= #a then
+      -- Every word of this brief is in a sibling's: a blank cell told nothing.
+      any = true
+      out[i] = bn == #a and "(same brief)" or "(shorter brief)"
+    elseif best >= M.SIBLING_WORDS then
       any = true
       local target = cli.target and progress.value_at(tasks[i], cli.target)
       if type(target) == "string" and target ~= "" then

@@ -1,0 +1,33 @@
+-- Acceptance (issue 18 item 8): list's DIFFERS column tells every task of one template apart,
+-- also one whose brief is wholly inside a sibling's (a blank cell told nothing) and two with
+-- the same brief.
+local ids = require "deepresearch.cli.ids"
+local providers = require "deepresearch.providers"
+
+local BASE = "We are a logistics vendor deciding on a partnership. Research Initech " ..
+  "(initech.example): products, pricing and leadership over the last 12 months."
+
+local function diffs(briefs)
+  local tasks = {}
+  for i, b in ipairs(briefs) do tasks[i] = { id = "t" .. i, brief = b } end
+  return ids.differences(providers.get("extruct"), tasks)
+end
+
+describe("list's DIFFERS column", function()
+  it("a brief that a sibling extends reads '(shorter brief)', never blank", function()
+    local d = assert(diffs({ BASE, BASE .. " Also the board." }))
+    assert.are.equal("(shorter brief)", d[1])
+    assert.are.equal("Also the board.", d[2])
+  end)
+
+  it("two tasks with one brief read '(same brief)'", function()
+    local d = assert(diffs({ BASE, BASE, "Something else entirely, about Globex and its rivals." }))
+    assert.are.equal("(same brief)", d[1])
+    assert.are.equal("(same brief)", d[2])
+    assert.are.equal("", d[3])
+  end)
+
+  it("no column for unrelated briefs", function()
+    assert.is_nil(diffs({ BASE, "Something else entirely, about Globex and its rivals." }))
+  end)
+end)
