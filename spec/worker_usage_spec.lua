@@ -41,4 +41,24 @@ describe("deepresearch-worker usage errors", function()
     assert.are.equal(0, code)
     assert.truthy(out:find("usage: deepresearch-worker", 1, true))
   end)
+
+  -- Nothing listens on port 1: --once gives up after one lease; the start lines are written.
+  local function start_lines(extra)
+    local args = { "--once", "--lease", "1", "--redis-url", "redis://127.0.0.1:1/0",
+      "--budget-usd-per-day", "5" }
+    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+    local quoted = {}
+    for i, a in ipairs(args) do quoted[i] = sim.shell_quote(a) end
+    local err = cli.tmp()
+    os.execute(string.format("EXTRUCT_API_TOKEN=t VALYU_API_KEY=k %s %s >/dev/null 2>%s",
+      WORKER, table.concat(quoted, " "), err))
+    return cli.slurp(err)
+  end
+
+  it("a dollar cap on a worker whose provider bills credits says so once at start", function()
+    local err = start_lines()
+    local _, n = err:gsub("cannot bound extruct jobs %(billed in credits%)", "")
+    assert.are.equal(1, n, err)
+    assert.is_nil(start_lines({ "--provider", "valyu" }):find("cannot bound", 1, true))
+  end)
 end)

@@ -66,6 +66,20 @@ function budget:limits_for(job)
   return lim
 end
 
+--- At start, under --budget-usd-per-day: one line when the worker's own provider (the one jobs
+-- without "provider" get) has no worst case in dollars (Extruct bills credits), since every such
+-- job will be dead-lettered budget_unbounded (docs/worker.md "Extruct jobs and a dollar cap").
+function budget:warn_unbounded()
+  local o = self.opts
+  if not o.budget_usd or not o.provider then return end
+  -- Only a provider billed in another unit: OpenAI's jobs pass once they send their caps.
+  local est = estimate(o.provider, {})
+  if not est or type(est.usd) == "number" or not est.credits then return end
+  self:log("--budget-usd-per-day cannot bound %s jobs (billed in credits): each job without " ..
+    "another \"provider\" is dead-lettered budget_unbounded; run them on a worker without " ..
+    "the cap", o.provider)
+end
+
 --- In the create gate, before the job is marked: "ok" (g.fresh when this call reserved), or
 -- false with g.r = "budget" | "rate" | "error" and g.w = seconds to wait.
 function budget:take_turn(job, g)

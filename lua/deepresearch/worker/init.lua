@@ -364,6 +364,7 @@ function M.once_give_up(o) return math.max(1, o.lease) end
 function Worker:run()
   self:log("queue %q, concurrency %d, lease %gs, redis %s", self.opts.queue, self.opts.concurrency,
     self.opts.lease, self.opts.redis_url:gsub("//[^@/]*@", "//***@"))
+  self:warn_unbounded()
   while true do
     local ok, more = pcall(self.turn, self)
     if not ok then
