@@ -197,6 +197,56 @@ describe("issue 19 review", function()
     assert.equals(1, s:counter("valyu.tasks_created"))
   end)
 
+  describe("--max-tool-calls / --max-output-tokens bound OpenAI and Perplexity for --budget",
+    function()
+      local PPLX = { PERPLEXITY_BASE_URL = "", PERPLEXITY_API_KEY = "pplx-key" }
+      local function env()
+        local e = {}
+        for k, v in pairs(PPLX) do e[k] = v end
+        e.PERPLEXITY_BASE_URL = s.url
+        return e
+      end
+
+      it("dry run: the caps are sent and the estimate is bounded", function()
+        local code, out, err = cli_in(dir, s.url, { "run", "--provider", "perplexity,extruct",
+          "--max-tool-calls", "10", "--max-output-tokens", "20000",
+          "--budget", "30usd,25credits", "--dry-run", BRIEF }, env())
+        assert.equals(0, code, err)
+        assert.matches('"max_tool_calls":10', out)
+        assert.matches('"max_output_tokens":20000', out)
+        assert.matches("within it", out)
+        assert.equals(0, #s:requests_to("POST", "^/v1/agent$"))
+      end)
+
+      it("a run under the budget creates one task; over it sends nothing", function()
+        local code, _, err = cli_in(dir, s.url, { "run", "--provider", "perplexity",
+          "--max-tool-calls", "5", "--max-output-tokens", "8000", "--budget", "1usd", BRIEF },
+          env())
+        assert.equals(2, code, err)
+        assert.matches("budget_exceeded", err)
+        assert.equals(0, #s:requests_to("POST", "^/v1/agent$"))
+        code, _, err = cli_in(dir, s.url, { "run", "--provider", "perplexity", "--interval",
+          "0.05", "--max-tool-calls", "5", "--max-output-tokens", "8000", "--budget", "30usd",
+          BRIEF }, env())
+        assert.equals(0, code, err)
+        assert.equals(1, #s:requests_to("POST", "^/v1/agent$"))
+        assert.matches("perplexity cost: %$", err)
+      end)
+
+      it("refuses a cap no provider of the run takes, and a cap that is not a whole number",
+        function()
+          local code, _, err = cli_in(dir, s.url, { "run", "--provider", "extruct",
+            "--max-tool-calls", "5", BRIEF })
+          assert.equals(2, code)
+          assert.matches("%-%-max%-tool%-calls is for", err)
+          code, _, err = cli_in(dir, s.url, { "run", "--provider", "perplexity",
+            "--max-tool-calls", "1.5", BRIEF }, env())
+          assert.equals(2, code)
+          assert.matches("whole number", err)
+          assert.equals(0, s:counter("extruct.tasks_created"))
+        end)
+    end)
+
   describe("--budget with both units (a fan-out over Extruct's credits and others' dollars)",
     function()
       it("parses 5usd,100credits as one budget in two units", function()

@@ -23,12 +23,44 @@ M.OPTIONS = {
     "for each provider; send nothing" },
   { "output", short = "o", value = "DIR", doc = "with --provider a,b,c: write each report to " ..
     "DIR/PROVIDER.md (default: the current directory)" },
+  -- The caps a worst case is worked out from (budget.lua): without them OpenAI's and
+  -- Perplexity's cost is unbounded and --budget refuses them.
+  { "max-tool-calls", value = "N", number = true, integer = true, doc = "cap the tool calls " ..
+    "(web searches) a task may make; bounds --budget; openai, perplexity" },
+  { "max-output-tokens", value = "N", number = true, integer = true, doc = "cap the tokens a " ..
+    "task may write; bounds --budget; openai, perplexity" },
+  { "max-steps", value = "N", number = true, integer = true, doc = "cap the research steps " ..
+    "(1 to 100); perplexity" },
 }
+
+-- Each cap flag and the descriptor's budget field that names its create option.
+local CAPS = { { "max_tool_calls", "tools" }, { "max_output_tokens", "output" },
+  { "max_steps", "steps" } }
+
+-- A usage message when a cap flag was given and no provider of the run takes it, else nil (a
+-- fan-out applies each cap to the providers that take it: Extruct's depth bounds it already).
+local function caps_unsupported(opts, names)
+  for _, cap in ipairs(CAPS) do
+    if opts[cap[1]] ~= nil then
+      local any = false
+      for _, name in ipairs(names) do
+        local b = providers.get(name).budget
+        any = any or (type(b) == "table" and b[cap[2]] ~= nil)
+      end
+      if not any then
+        return "--" .. cap[1]:gsub("_", "-") .. " is for a provider that takes the cap " ..
+          "(openai, perplexity), not " .. table.concat(names, ", ")
+      end
+    end
+  end
+  return nil
+end
 
 --- Whether this run is one for this module.
 function M.wants(g, opts)
   return (g.provider ~= nil and g.provider:find(",", 1, true) ~= nil) or opts.fallback or
-    opts.dry_run or opts.budget ~= nil
+    opts.dry_run or opts.budget ~= nil or opts.max_tool_calls ~= nil or
+    opts.max_output_tokens ~= nil or opts.max_steps ~= nil
 end
 
 --- The provider names of --provider a,b,c (the default when none): list, or nil, message.
@@ -53,7 +85,14 @@ local function params_for(name, text, opts, schema)
   local kept
   local stand_in = { create = function(_, p) kept = p; return {} end }
   providers.get(name).cli.create(stand_in, text, opts, schema)
-  return kept or { brief = text }
+  kept = kept or { brief = text }
+  local b = providers.get(name).budget
+  for _, cap in ipairs(CAPS) do
+    if opts[cap[1]] ~= nil and type(b) == "table" and b[cap[2]] then
+      kept[b[cap[2]]] = opts[cap[1]]
+    end
+  end
+  return kept
 end
 
 -- A client for each provider: its key from its usual variable (a missing one is that
@@ -376,6 +415,8 @@ function M.run(ctx, opts, words)
   if opts.fallback and #names < 2 then
     return ctx:usage("--fallback needs two providers or more: --provider a,b,c")
   end
+  local unsupported = caps_unsupported(opts, names)
+  if unsupported then return ctx:usage(unsupported) end
   local b, code = budget_of(ctx, opts)
   if not b then return code end
   local text, schema = read_brief(ctx, opts, words)
