@@ -10,12 +10,20 @@ local function fail(msg, code)
   return code
 end
 
+-- A lease field as shown: a string or number; anything else (a lease value another program
+-- wrote into Redis) is left out, so no value of the wrong shape makes status raise.
+local function scalar(v)
+  return (type(v) == "string" or type(v) == "number") and v or nil
+end
+
 -- A worker's lease as shown: pid, host, started, stopped (never its token).
 local function lease_of(w)
-  local v = w.value and require("deepresearch.worker.job").decode(w.value)
-  v = type(v) == "table" and v or {}
+  local ok, v = pcall(function() return w.value and require("deepresearch.worker.job")
+    .decode(w.value) end)
+  v = ok and type(v) == "table" and v or {}
   return { id = w.worker, lease_seconds = w.ttl and math.floor(w.ttl * 10 + 0.5) / 10 or nil,
-    holds = w.held, pid = v.pid, host = v.host, started = v.started, stopped = v.stopped }
+    holds = w.held, pid = scalar(v.pid), host = scalar(v.host), started = scalar(v.started),
+    stopped = scalar(v.stopped) }
 end
 
 --- The report as a table (store:status_report with the workers' leases read), or nil, err.
@@ -34,7 +42,9 @@ function M.text(r)
   for k in pairs(r.jobs) do names[#names + 1] = k end
   table.sort(names)
   local by = {}
-  for _, k in ipairs(names) do by[#by + 1] = string.format("%s %d", k, r.jobs[k]) end
+  for _, k in ipairs(names) do
+    by[#by + 1] = string.format("%s %d", k ~= "" and k or "(no status)", r.jobs[k])
+  end
   local lines = {
     string.format("queue %s: %d queued", r.queue, r.queued),
     "jobs: " .. (#by > 0 and table.concat(by, ", ") or "none"),
