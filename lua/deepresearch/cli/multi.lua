@@ -288,13 +288,16 @@ local function fan(ctx, opts, names, text, schema, b)
     interval = opts.interval, max_interval = opts.max_interval,
     on_progress = function(name, task) prog.update(name, task) end }
   for _, c in pairs(clients) do c:close() end
+  -- A budget that refused the run before anything was sent: said once, not once per provider.
+  for _, name in ipairs(names) do
+    local e = errs[name]
+    if e and (e.code == "budget_exceeded" or e.code == "budget_unbounded") and
+      next(results) == nil then
+      return refused(ctx, e)
+    end
+  end
   for _, name in ipairs(names) do
     if errs[name] then prog.update(name, nil, tostring(errs[name])) end
-  end
-  for _, e in pairs(errs) do
-    if e.code == "budget_exceeded" or e.code == "budget_unbounded" then
-      if next(results) == nil then return refused(ctx, e) end
-    end
   end
   if #names == 1 and not opts.output then return M.single(ctx, opts, names[1], results, errs) end
   local written = {}
