@@ -64,4 +64,21 @@ describe("deepresearch with a hostile server's failed task", function()
       assert.truthy(all:find('"code":"boom"', 1, true), table.concat(argv, " ") .. ": " .. all)
     end
   end)
+
+  it("history reads a journal with fields of the wrong type without raising", function()
+    local journal = cli.tmp(table.concat({
+      '{"id":5,"provider":{},"state":[]}', "[]", "null",
+      '{"id":"abcdef9999","provider":"extruct","created_at":1e300,"state":"done",' ..
+        '"cost":{"usd":"x"},"brief_head":{"a":1}}',
+      '{"id":"abcdef8888","provider":"extruct","created_at":"x","state":"unknown","cost":"x"}',
+      '{"torn',
+    }, "\n"))
+    local code, out, err = cli.run(S.url, { "history" },
+      { env = { DEEPRESEARCH_JOURNAL = journal } })
+    assert.are.equal(0, code, err)
+    assert.is_nil(err:find("internal error", 1, true), err)
+    assert.truthy(out:find("abcdef9999", 1, true), out)
+    assert.truthy(err:find("Find it with: deepresearch list --provider extruct", 1, true), err)
+    assert.is_nil((out .. err):find("nil", 1, true), out .. err)
+  end)
 end)

@@ -139,11 +139,21 @@ function M.since(s, now)
   return nil
 end
 
+-- A journal is a file anyone may edit (or an older version wrote): a field of the wrong type
+-- shows as nothing, never raises.
+local function num(v) return type(v) == "number" and v == v and v or nil end
+local function str(v) return (type(v) == "string" or type(v) == "number") and tostring(v) or nil end
+-- A date os.date can take (2^40 s is far beyond any journal; 1e300 raised "out-of-bounds").
+local function epoch(v)
+  v = num(v)
+  return v and v >= 0 and v < 2 ^ 40 and math.floor(v) or nil
+end
+
 local function cost_text(c)
-  if type(c) == "number" then return string.format("$%.2f", c) end
+  if num(c) then return string.format("$%.2f", c) end
   if type(c) ~= "table" then return "" end
-  if c.usd then return string.format("$%.2f", c.usd) end
-  if c.credits then return string.format("%g cr", c.credits) end
+  if num(c.usd) then return string.format("$%.2f", c.usd) end
+  if num(c.credits) then return string.format("%g cr", c.credits) end
   return ""
 end
 M.cost_text = cost_text
@@ -151,9 +161,9 @@ M.cost_text = cost_text
 M.SHORT_ID = 12 -- characters of an id shown: enough to type back as a prefix
 
 local function row(e, date_format)
-  local id = e.id and e.id:sub(1, M.SHORT_ID) or "-"
-  return { e.created_at and os.date(date_format, math.floor(e.created_at)) or "",
-    e.provider or "", id, e.state or "", cost_text(e.cost), e.brief_head or "" }
+  local id = str(e.id) and str(e.id):sub(1, M.SHORT_ID) or "-"
+  return { epoch(e.created_at) and os.date(date_format, epoch(e.created_at)) or "",
+    str(e.provider) or "", id, str(e.state) or "", cost_text(e.cost), str(e.brief_head) or "" }
 end
 
 local HEADERS = { "CREATED", "PROVIDER", "ID", "STATE", "COST", "BRIEF" }
@@ -165,7 +175,7 @@ local function print_table(stream, entries)
   -- The year only when some task is from another year: the brief gets the room.
   local year, date_format = os.date("%Y"), "%m-%d %H:%M"
   for _, e in ipairs(entries) do
-    if e.created_at and os.date("%Y", math.floor(e.created_at)) ~= year then
+    if epoch(e.created_at) and os.date("%Y", epoch(e.created_at)) ~= year then
       date_format = "%Y-%m-%d %H:%M"
     end
   end
@@ -211,12 +221,13 @@ local function history(ctx, opts, words)
   for _, e in ipairs(entries) do
     if e.state == "unknown" then
       local d = providers.get(e.provider)
+      local find = str(e.find) or ("deepresearch list --provider " .. (str(e.provider) or "?"))
       local how = (d and not providers.has_list(d)) and ("its API cannot list tasks, so check " ..
-        "the provider's dashboard (" .. tostring(e.find) .. " will not find it)") or
-        ("Find it with: " .. tostring(e.find))
+        "the provider's dashboard (" .. find .. " will not find it)") or
+        ("Find it with: " .. find)
       ctx.err:write(string.format("deepresearch: a create on %s (%s) never answered; a task " ..
-        "may exist. %s\n", tostring(e.provider), e.created_at and
-        os.date("%Y-%m-%d %H:%M", math.floor(e.created_at)) or "?", how))
+        "may exist. %s\n", str(e.provider) or "?", epoch(e.created_at) and
+        os.date("%Y-%m-%d %H:%M", epoch(e.created_at)) or "?", how))
     end
   end
   return 0
