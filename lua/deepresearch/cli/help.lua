@@ -7,7 +7,8 @@ M.EXIT_CODES = [[
 Exit codes:
   0    done (the task finished, or the command succeeded)
   1    the task failed or was cancelled (its failure reason is printed); `report` of an
-       unfinished task; `brief lint` found errors (or warnings with --strict)
+       unfinished task; `cancel` of a task that had already ended; `brief lint` found
+       errors (or warnings with --strict)
   2    usage error: bad option or argument, unreadable file, a brief with lint errors
   3    timeout: --timeout passed before the task finished (it keeps running; resume with
        `deepresearch wait ID`)

@@ -255,6 +255,16 @@ end
 local function cancel(ctx, _, words)
   local id, client = ids.id_and_client(ctx, words)
   if not id then return client end
+  -- A task that had ended before the cancel: nothing was cancelled (exit 1, as report of an
+  -- unfinished task). OpenAI answers a cancel of an ended response with it unchanged (200):
+  -- "cancelled: ID" for a completed task was false.
+  local function ended(task)
+    local state = providers.state(task)
+    if state ~= "done" and state ~= "failed" then return nil end
+    ctx.err:write(string.format("deepresearch: task %s had already ended (%s); nothing was " ..
+      "cancelled\n", id, require("deepresearch.base.json").shown(task.status, state)))
+    return 1
+  end
   local res, err = client:cancel(id)
   if not res and err.status and err.status >= 400 and err.status < 500 then
     -- Refused: a task that is cancelled already is what the user asked for (exit 0).
@@ -263,8 +273,10 @@ local function cancel(ctx, _, words)
       ctx.out:write("already cancelled: ", id, "\n")
       return 0
     end
+    if task and ended(task) then return 1 end
   end
   if not res then return ctx:fail(err) end
+  if type(res) == "table" and ended(res) then return 1 end
   ctx.out:write(tostring(res.message or "cancelled"), ": ", id, "\n")
   return 0
 end
