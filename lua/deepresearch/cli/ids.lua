@@ -149,18 +149,22 @@ function M.differences(d, tasks)
   end
   local out, any = {}, false
   for i, a in ipairs(texts) do
-    local best, bp, bq, bn = -1, 0, 0, 0
+    local best, bp, bq, longer = -1, 0, 0, false
     for j, b in ipairs(texts) do
       if i ~= j then
         local p, q = shared(a, b)
-        if p + q > best then best, bp, bq, bn = p + q, p, q, #b end
+        if p + q > best then best, bp, bq = p + q, p, q end
+        if p + q >= #a and #b > #a then longer = true end
       end
     end
     out[i] = ""
-    if best >= M.SIBLING_WORDS and best >= #a then
-      -- Every word of this brief is in a sibling's: a blank cell told nothing.
+    if best >= M.SIBLING_WORDS and best >= #a and longer then
+      -- Every word of this brief is in a longer sibling's: a blank cell told nothing. (Two
+      -- briefs alike cannot be told apart by their words: no column for them alone.)
       any = true
-      out[i] = bn == #a and "(same brief)" or "(shorter brief)"
+      out[i] = "(shorter brief)"
+    elseif best >= M.SIBLING_WORDS and best >= #a then
+      out[i] = ""
     elseif best >= M.SIBLING_WORDS then
       any = true
       local target = cli.target and progress.value_at(tasks[i], cli.target)
