@@ -24,9 +24,31 @@ local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- Creates dir and its parents 0700 (C core; a shell's mkdir under umask 077 without it).
+-- Inside Neovim (the curl transport has no core): libuv's file calls. os.execute there forks
+-- the whole editor, a stall of tens of milliseconds on its loop.
+local vim_ = rawget(_G, "vim")
+local uv = type(vim_) == "table" and vim_.loop or nil
+
+local function is_dir(path)
+  local st = uv.fs_stat(path)
+  return st ~= nil and st.type == "directory"
+end
+
+-- mkdir -p with each new directory 0700 (448), through libuv.
+local function uv_mkdir_private(dir)
+  local prefix = dir:sub(1, 1) == "/" and "" or "."
+  for part in dir:gmatch("[^/]+") do
+    prefix = prefix .. "/" .. part
+    if not is_dir(prefix) then uv.fs_mkdir(prefix, 448) end
+  end
+  if is_dir(dir) then return true end
+  return nil, "cannot create directory " .. dir
+end
+
+-- Creates dir and its parents 0700 (C core; libuv in Neovim; a shell's mkdir under umask 077).
 local function mkdir_private(dir)
   if core and core.mkdir_private then return core.mkdir_private(dir) end
+  if uv then return uv_mkdir_private(dir) end
   local rc = os.execute("umask 077 && mkdir -p " .. shell_quote(dir))
   if rc == true or rc == 0 then return true end
   return nil, "cannot create directory " .. dir
@@ -42,7 +64,13 @@ local function append_line(path, line)
     torn = f:seek("end") > 0 and f:seek("end", -1) and f:read(1) ~= "\n"
     f:close()
   else
-    os.execute("umask 077 && : >> " .. shell_quote(path)) -- a new file is private
+    -- A new file is private (0600).
+    local fd = uv and uv.fs_open(path, "a", 384)
+    if fd then
+      uv.fs_close(fd)
+    elseif not uv then
+      os.execute("umask 077 && : >> " .. shell_quote(path))
+    end
   end
   local err
   f, err = io.open(path, "ab")

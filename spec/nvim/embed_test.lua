@@ -156,11 +156,13 @@ return function(t, env)
     return { done = done, jobs = #nv.jobs(), buf = nv.report_buffer(id) ~= nil }]], rid)
   t.ok(announced and state.done == 1 and state.jobs == 1 and state.buf,
     "after a restart the task is waited on again and announced once", vim.inspect(state))
-  local entry -- (the journal's lines are written off the main loop: a moment later)
-  child.wait(5000, function()
-    entry = require("deepresearch.journal").open{}:resolve(rid)
-    return entry and entry.seen == true
+  -- The journal's lines are written off the main loop, a moment after the announcement: the
+  -- child says when none is left to write (its seen line is then in the file); read after that.
+  local flushed = child.wait(30000, function()
+    return c:lua([[return require("deepresearch.nvim.history").pending_writes()]]) == 0
   end)
+  t.ok(flushed, "the child's journal lines are all written")
+  local entry = require("deepresearch.journal").open{}:resolve(rid)
   t.ok(entry and entry.state == "done" and entry.seen == true and entry.source == "nvim",
     "the journal holds the task (source nvim), done and seen", vim.inspect(entry))
   c:stop()

@@ -35,6 +35,11 @@ local function pump(path)
   end)
 end
 
+--- How many journal lines are not on disk yet (0: everything written is in the file).
+function M.pending_writes()
+  return #pending + (busy and 1 or 0)
+end
+
 --- Writes what is still waiting now (Neovim is about to quit).
 function M.flush()
   local j = state.journal
@@ -90,6 +95,7 @@ function M.journal()
   local ok, j = false, nil
   if okr then ok, j = pcall(journal.open, { path = type(opt) == "string" and opt or nil }) end
   state.journal = ok and j and async_writes(j) or false
+  if state.journal and not state.journal.off then M.prime(state.journal.path) end
   return state.journal or nil
 end
 
@@ -142,10 +148,74 @@ function M.entries(opts)
   return call("entries", opts or {}) or {}
 end
 
+-- The journal's ids (id -> provider) of lines (a file's whole text) from pos on, SLICE lines
+-- per call; returns the position to go on from, or nil at the end. As Journal:records merges
+-- them: an event belongs to its ref's record, or to its id's; the provider is its begin's.
+local SLICE = 200
+local function scan(text, pos, ids, by_ref, decode)
+  for _ = 1, SLICE do
+    local nl = text:find("\n", pos, true)
+    local ok, ev = pcall(decode, text:sub(pos, (nl or #text + 1) - 1))
+    if ok and type(ev) == "table" and (type(ev.ref) == "string" or type(ev.id) == "string") then
+      local rec = (ev.ref and by_ref[ev.ref]) or (ev.id and ids[ev.id]) or {}
+      if ev.ref then by_ref[ev.ref] = rec end
+      rec.provider = ev.provider or rec.provider
+      rec.id = rec.id or ev.id
+      if rec.id then ids[tostring(rec.id)] = rec end
+    end
+    if not nl then return nil end
+    pos = nl + 1
+  end
+  return pos
+end
+
+local function providers_of(recs)
+  local ids = {}
+  for id, rec in pairs(recs) do ids[id] = rec.provider end
+  return ids
+end
+
+--- Reads the journal's ids in the background: the file by libuv's threads, its lines decoded
+-- SLICE per turn of the loop. The first notification needed them all at once (short ids): the
+-- whole journal decoded in one turn stalled the editor for as long (10 ms and more for a
+-- hundred lines on a busy machine, growing with the file).
+function M.prime(path)
+  if state.journal_ids or state.priming then return end
+  state.priming = true
+  local uv = vim.loop
+  local decode = require("deepresearch.base.json").decode
+  local function done(recs)
+    state.priming = nil
+    if recs and not state.journal_ids then state.journal_ids = providers_of(recs) end
+  end
+  uv.fs_open(path, "r", 0, function(_, fd)
+    if not fd then return done({}) end -- no file yet: no ids
+    uv.fs_fstat(fd, function(_, st)
+      if not st then return uv.fs_close(fd, function() done(nil) end) end
+      uv.fs_read(fd, st.size, 0, function(_, text)
+        uv.fs_close(fd, function() end)
+        if not text then return done(nil) end
+        local recs, by_ref, pos = {}, {}, 1
+        local timer = uv.new_timer()
+        -- 1 ms, not 0: a timer started again at 0 from its callback runs in the same turn.
+        local function step()
+          if state.journal_ids then pos = nil else pos = scan(text, pos, recs, by_ref, decode) end
+          if pos then return timer:start(1, 0, step) end
+          timer:close()
+          done(recs)
+        end
+        timer:start(1, 0, step)
+      end)
+    end)
+  end)
+end
+
 -- The journal's ids (id -> provider), read once and again only when asked to (fresh): short
 -- ids are computed for every notification, and reading the whole journal each time would
--- stall the editor as it grows.
-local function journal_ids(fresh)
+-- stall the editor as it grows. partial: while M.prime still reads, an empty set will do (a
+-- short id is then 8 characters, whatever the journal holds).
+local function journal_ids(fresh, partial)
+  if partial and state.priming and not state.journal_ids then return {} end
   if fresh or not state.journal_ids then
     local ids = {}
     for _, e in ipairs(M.entries()) do
@@ -162,9 +232,9 @@ end
 
 -- Every known id: this session's jobs and the journal's records; id -> provider. fresh:
 -- reread the journal (a command typed by the user; other processes may have added tasks).
-function M.known(fresh)
+function M.known(fresh, partial)
   local ids = {}
-  for id, p in pairs(journal_ids(fresh)) do ids[id] = p end
+  for id, p in pairs(journal_ids(fresh, partial)) do ids[id] = p end
   for _, job in pairs(state.jobs) do
     if job.id ~= nil then ids[tostring(job.id)] = job.provider end
   end
@@ -177,7 +247,7 @@ function M.short(id)
   if id == nil then return "?" end
   id = tostring(id)
   local n = SHORT
-  for other in pairs(M.known()) do
+  for other in pairs(M.known(false, true)) do
     if other ~= id then
       local k = 0
       while k < #id and id:sub(k + 1, k + 1) == other:sub(k + 1, k + 1) do k = k + 1 end

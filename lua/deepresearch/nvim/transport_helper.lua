@@ -13,6 +13,12 @@ local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") o
 local frames = dofile(here .. "/transport_frames.lua")
 
 local program = os.getenv("DEEPRESEARCH_CURL") or "curl"
+
+-- Background work yields the CPU to the editor: on a busy machine this process and its curl
+-- processes (they inherit the niceness), all awake while answers come in, took the editor's
+-- time slices and stalled its loop past 50 ms. Nice 10: they still run whenever a CPU is free.
+local NICE = 10
+pcall(uv.os_setpriority, uv.os_getpid(), NICE)
 local inp, out = uv.new_pipe(false), uv.new_pipe(false)
 inp:open(3)
 out:open(4)

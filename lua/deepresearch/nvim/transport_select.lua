@@ -34,8 +34,10 @@ local function install_curl(why)
   package.loaded["deepresearch.core"] = require "deepresearch.nvim.transport_curl"
   active = { name = "curl", why = why }
   -- The helper process starts as the library loads, not under the first requests: its one
-  -- fork of the editor then falls before the work, not in the middle of it.
-  vim.schedule(function() pcall(require("deepresearch.nvim.transport_spawn").warm) end)
+  -- fork of the editor then falls before the work, not in the middle of it. Now, not a turn of
+  -- the loop later (scheduled, it landed among the first requests setup{} was followed by).
+  local function warm() pcall(require("deepresearch.nvim.transport_spawn").warm) end
+  if vim.in_fast_event() then vim.schedule(warm) else warm() end
 end
 
 --- At plugin load: only a forced curl transport is put in place this early, so that whatever
