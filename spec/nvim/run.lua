@@ -19,7 +19,8 @@ package.cpath = root .. "/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.
   package.cpath
 
 local files = { "load_test.lua", "plugin_test.lua", "provider_test.lua",
-  "descriptor_test.lua", "transport_curl_test.lua", "editor_test.lua", "embed_test.lua" }
+  "descriptor_test.lua", "transport_curl_test.lua", "editor_test.lua", "embed_test.lua",
+  "journal_test.lua" }
 for _, f in ipairs(files) do
   local ok, err = xpcall(function()
     dofile(root .. "/spec/nvim/" .. f)(tap, env)

@@ -188,6 +188,9 @@ local function start_helper()
   return h
 end
 
+--- The helper's pid while it runs, else nil.
+function M.helper_pid() return helper and helper.pid or nil end
+
 --- Starts the helper now if it is not running (the transport's first request would).
 function M.warm() return start_helper() end
 
