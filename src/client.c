@@ -160,6 +160,21 @@ static int dr_trap_interrupt(lua_State *L) {
   return 1;
 }
 
+/* The trap's handler lives in this module: when the Lua state closes it unloads the module
+ * (dlclose), and a signal after that jumped to unmapped memory (a worker's second Ctrl-C while
+ * it exited: SIGSEGV). This finalizer, of an object made after package's CLIBS table (whose
+ * finalizer unloads C modules, and finalizers run in reverse order of creation), puts the
+ * previous handlers back first. */
+static int dr_trap_release(lua_State *L) {
+  (void)L;
+  if (dr_sigint_trapped)
+    sigaction(SIGINT, &dr_sigint_prev, NULL);
+  if (dr_sigterm_trapped)
+    sigaction(SIGTERM, &dr_sigterm_prev, NULL);
+  dr_sigint_trapped = dr_sigterm_trapped = 0;
+  return 0;
+}
+
 /* core.interrupted(): whether a trapped signal came; then its name ("INT" or "TERM", the
  * last one) and how many came since the trap went on. */
 static int dr_interrupted(lua_State *L) {
@@ -194,4 +209,10 @@ void dr_client_open(lua_State *L) {
   lua_setfield(L, -2, "trap_interrupt");
   lua_pushcfunction(L, dr_interrupted);
   lua_setfield(L, -2, "interrupted");
+  lua_newuserdata(L, 1); /* the trap's release at state close (dr_trap_release) */
+  lua_newtable(L);
+  lua_pushcfunction(L, dr_trap_release);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "deepresearch.core.trap_release");
 }
