@@ -44,7 +44,7 @@ return function(t)
   local saved_ids = state.journal_ids
   state.journal_ids = nil
   history.prime(path)
-  local in_turn = state.journal_ids == nil and state.priming == true
+  local in_turn = state.journal_ids == nil and state.priming == path
   local short_now = history.short("id-000001")
   local read = vim.wait(10000, function() return not state.priming end, 5)
   local ids = state.journal_ids or {}

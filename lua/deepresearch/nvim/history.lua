@@ -180,11 +180,12 @@ end
 -- whole journal decoded in one turn stalled the editor for as long (10 ms and more for a
 -- hundred lines on a busy machine, growing with the file).
 function M.prime(path)
-  if state.journal_ids or state.priming then return end
-  state.priming = true
+  if state.journal_ids or state.priming == path then return end
+  state.priming = path -- (a setup{} naming another journal meanwhile: this read is dropped)
   local uv = vim.loop
   local decode = require("deepresearch.base.json").decode
   local function done(recs)
+    if state.priming ~= path then return end
     state.priming = nil
     if recs and not state.journal_ids then state.journal_ids = providers_of(recs) end
   end
@@ -199,7 +200,8 @@ function M.prime(path)
         local timer = uv.new_timer()
         -- 1 ms, not 0: a timer started again at 0 from its callback runs in the same turn.
         local function step()
-          if state.journal_ids then pos = nil else pos = scan(text, pos, recs, by_ref, decode) end
+          local stale = state.journal_ids or state.priming ~= path -- read otherwise meanwhile
+          pos = not stale and scan(text, pos, recs, by_ref, decode) or nil
           if pos then return timer:start(1, 0, step) end
           timer:close()
           done(recs)
