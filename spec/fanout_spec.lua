@@ -121,6 +121,42 @@ describe("fanout", function()
     assert.equals(0, #s:requests())
   end)
 
+  it("closes the clients it made when making a later one raises", function()
+    local fanout = require "deepresearch.fanout"
+    local real, made, closed = dr.client, {}, {}
+    -- the second client raises (as a bad client option would); the first must be closed
+    dr.client = function(o)
+      if #made == 1 then error("bad option 'colour' to 'client'", 2) end
+      local c = { provider = o.provider }
+      function c.close() closed[#closed + 1] = o.provider end
+      made[#made + 1] = c
+      return c
+    end
+    local ok, err = pcall(fanout.clients, { { name = "extruct" }, { name = "valyu" },
+      { name = "gemini" } })
+    made = {}
+    local ok2 = pcall(dr.fanout, { brief = env.BRIEF, providers = { "valyu", "extruct" } })
+    dr.client = real
+    assert.is_false(ok)
+    assert.matches("colour", tostring(err))
+    assert.is_false(ok2)
+    assert.same({ "extruct", "valyu" }, closed) -- each made client closed once, none left open
+    assert.equals(0, #s:requests())
+    -- a given client is the caller's: never closed here
+    made, closed = {}, {}
+    local given = { close = function() closed[#closed + 1] = "given" end }
+    dr.client = function(o)
+      if #made == 1 then error("bad option", 2) end
+      made[#made + 1] = { close = function() closed[#closed + 1] = o.provider end }
+      return made[#made]
+    end
+    ok = pcall(fanout.clients, { { name = "openai" }, { name = "extruct" },
+      { name = "valyu" } }, { extruct = given })
+    dr.client = real
+    assert.is_false(ok)
+    assert.same({ "openai" }, closed)
+  end)
+
   it("journals each create before it is sent and again with its id (source fanout)",
     function()
       local ok, journal = pcall(require, "deepresearch.journal")

@@ -91,19 +91,31 @@ function M.normalise(list, brief, fname)
   return out
 end
 
+local function close_all(list)
+  for _, x in ipairs(list) do pcall(x.close, x) end
+end
+
 --- The client of each entry: opts.clients[name], else a new one (owned: closed at the end).
+-- When making one raises (a bad client option), the ones already made are closed first: the
+-- caller never got them, so nobody else could.
 function M.clients(entries, given, client_options)
   local dr = require "deepresearch"
   local owned = {}
-  for _, e in ipairs(entries) do
-    local c = given and given[e.name]
-    if not c then
-      local o = { provider = e.name }
-      for k, v in pairs(client_options or {}) do o[k] = v end
-      c = dr.client(o)
-      owned[#owned + 1] = c
+  local ok, err = pcall(function()
+    for _, e in ipairs(entries) do
+      local c = given and given[e.name]
+      if not c then
+        local o = { provider = e.name }
+        for k, v in pairs(client_options or {}) do o[k] = v end
+        c = dr.client(o)
+        owned[#owned + 1] = c
+      end
+      e.client = c
     end
-    e.client = c
+  end)
+  if not ok then
+    close_all(owned)
+    error(err, 0)
   end
   return owned
 end
@@ -150,10 +162,6 @@ function M.create_failed(j, ref, err)
   else
     jcall(j, "update", ref, { error = code or "unknown" })
   end
-end
-
-local function close_all(list)
-  for _, x in ipairs(list) do pcall(x.close, x) end
 end
 
 --- Steps every poller until none has work left. Raises what a step raised (an on_progress
