@@ -1,6 +1,8 @@
 -- dr.compare (issue 19 part 1): per provider state, duration, cost, report length, source
 -- count; sources every provider cited, those only one cited, and each one's agreement, over
--- normalised URLs. Tasks are hand-made in each provider's shape (read through dr.result).
+-- normalised URLs. "Cited" is what the report's markers point at (an Extruct report's uncited
+-- "Other sources" never count); a report with no marker at all falls back to its source list.
+-- Tasks are hand-made in each provider's shape (read through dr.result).
 local dr = require "deepresearch"
 local compare = require "deepresearch.compare"
 
@@ -13,11 +15,11 @@ local function extruct_task(urls, text)
       sources = sources } }
 end
 
-local function valyu_task(urls)
+local function valyu_task(urls, text)
   local sources = {}
   for i, u in ipairs(urls) do sources[i] = { title = "v" .. i, url = u } end
   return { deepresearch_id = "va-1", status = "completed", query = "b", mode = "fast",
-    output_type = "markdown", output = "Valyu's report, long enough.", sources = sources,
+    output_type = "markdown", output = text or "Valyu's report, long enough.", sources = sources,
     cost = 0.1 }
 end
 
@@ -47,17 +49,21 @@ describe("compare", function()
     assert.equals(300, ex.duration) -- from its own timestamps
     assert.equals(9, ex.cost.credits)
     assert.equals(2, ex.source_count)
+    assert.equals(2, ex.cited)
+    assert.equals("markers", ex.cited_from)
     assert.truthy(ex.report_length > 10)
     assert.equals("done", va.state)
     assert.equals(0.1, va.cost.usd)
     assert.equals(1, va.source_count)
+    assert.equals(1, va.cited) -- no marker in its report: its whole source list
+    assert.equals("sources", va.cited_from)
     assert.equals(#"Valyu's report, long enough.", va.report_length)
   end)
 
   it("finds the sources every provider cited, those only one cited, and agreement", function()
     local c = dr.compare{
       extruct = extruct_task({ "https://www.a.com/x/", "https://b.com/y?utm_source=z",
-        "https://only-ex.com/" }),
+        "https://only-ex.com/" }, "A [1], b [2] and only [3]."),
       valyu = valyu_task({ "http://a.com/x", "https://b.com/y", "https://only-va.com/p" }),
     }
     assert.same({ "a.com/x", "b.com/y" }, c.common)
@@ -65,6 +71,44 @@ describe("compare", function()
     assert.same({ "only-va.com/p" }, c.unique.valyu)
     assert.near(2 / 3, c.agreement.extruct, 1e-9)
     assert.near(2 / 3, c.agreement.valyu, 1e-9)
+  end)
+
+  it("counts the sources a report cites, not the uncited ones it also lists", function()
+    -- extruct cites [1] and [3]; [2] (shared.com) is one of its uncited "Other sources".
+    -- valyu cites [1] (shared.com) and [2]; its [3] (a.com) is listed, never cited.
+    local c = dr.compare{
+      extruct = extruct_task({ "https://a.com/x", "https://shared.com/", "https://b.com" },
+        "A [1] and b [3]."),
+      valyu = valyu_task({ "https://shared.com", "https://b.com/", "https://a.com/x" },
+        "Shared [1], b [2]."),
+    }
+    local ex, va = c.providers.extruct, c.providers.valyu
+    assert.equals(3, ex.source_count)
+    assert.equals(2, ex.cited)
+    assert.same({ "a.com/x", "b.com" }, ex.cited_sources)
+    assert.equals("markers", ex.cited_from)
+    assert.equals(3, va.source_count)
+    assert.equals(2, va.cited)
+    assert.equals("markers", va.cited_from)
+    -- shared.com is listed by both but cited by valyu only; a.com/x cited by extruct only
+    assert.same({ "b.com" }, c.common)
+    assert.same({ "a.com/x" }, c.unique.extruct)
+    assert.same({ "shared.com" }, c.unique.valyu)
+    assert.equals(0.5, c.agreement.extruct)
+    assert.equals(0.5, c.agreement.valyu)
+  end)
+
+  it("a marker citing a source that is not listed cites no URL", function()
+    local c = dr.compare{
+      extruct = extruct_task({ "https://a.com" }, "Only a dangling one [4]."),
+      valyu = valyu_task({ "https://a.com" }, "A [1]."),
+    }
+    assert.equals("markers", c.providers.extruct.cited_from)
+    assert.equals(0, c.providers.extruct.cited)
+    assert.equals(1, c.providers.extruct.source_count)
+    assert.same({}, c.common)
+    assert.is_nil(c.agreement.extruct)
+    assert.equals(0, c.agreement.valyu)
   end)
 
   it("common needs every provider with a report; agreement with any other", function()

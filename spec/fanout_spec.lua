@@ -52,6 +52,15 @@ describe("fanout", function()
         assert.truthy(seen[name] and seen[name] >= 2, name .. " progress")
         assert.is_number(require("deepresearch.fanout").duration(results[name]))
       end
+      -- compare counts what each report's markers cite: the simulator's Extruct report also
+      -- lists uncited "Other sources", which stay in source_count only
+      local c = dr.compare(results, errs)
+      for _, name in ipairs(ALL) do
+        local row = c.providers[name]
+        assert.equals("markers", row.cited_from, name)
+        assert.truthy(row.cited > 0 and row.cited <= row.source_count, name)
+      end
+      assert.truthy(c.providers.extruct.cited < c.providers.extruct.source_count)
     end)
 
   it("takes create options per provider (gemini = { agent = ... })", function()

@@ -2,13 +2,20 @@
 -- results[provider] = a finished task (dr.fanout's), errors[provider] = its err. Returns
 --   { order = { provider ... },
 --     providers = { [p] = { state, duration, cost = { usd, credits, estimated }, report_length,
---                           source_count, sources = { normalised url ... }, error } },
+--                           source_count, sources = { normalised url ... },
+--                           cited, cited_sources = { normalised url ... }, cited_from, error } },
 --     common = { url ... },          -- sources every provider with a report cited
 --     unique = { [p] = { url ... } }, -- sources only that provider cited
---     agreement = { [p] = share } }   -- of its sources, the share another provider cited too
+--     agreement = { [p] = share } }   -- of its cited sources, the share another one cited too
+-- "Cited" means what the report's citation markers point at (report.citations, the same
+-- resolution the renderer uses): an Extruct report also lists "Other sources" it never cites,
+-- and those say nothing about agreement. A report with no marker at all (a Valyu answer without
+-- [n], a structured answer) falls back to its whole source list: cited_from = "sources" then,
+-- "markers" otherwise. source_count stays the number of sources listed.
 -- Reports and sources are read through dr.result (report/read.lua), never per-provider code;
 -- URLs are compared normalised (M.normalise_url). Never raises on what a server sent.
 local result = require "deepresearch.result"
+local report = require "deepresearch.report"
 local validate = require "deepresearch.base.validate"
 
 local M = {}
@@ -71,6 +78,31 @@ local function duration(task)
   return nil
 end
 
+-- The distinct normalised URLs of a list of { url = ... } entries, in order.
+local function urls_of(list)
+  local out, set = {}, {}
+  for _, src in ipairs(type(list) == "table" and list or {}) do
+    local u = type(src) == "table" and M.normalise_url(src.url) or nil
+    if u and u ~= "" and not set[u] then
+      set[u] = true
+      out[#out + 1] = u
+    end
+  end
+  return out, set
+end
+
+-- What a report cites: the URLs its markers resolve to and "markers", or, when it has no marker
+-- at all, every source it lists and "sources". A dangling marker (no such source) counts as a
+-- marker and cites no URL.
+local function cited_of(res, listed, listed_set)
+  local ok, cites = pcall(report.citations, res)
+  if ok and type(cites) == "table" and type(cites.list) == "table" and #cites.list > 0 then
+    local urls, set = urls_of(cites.list)
+    return urls, set, "markers"
+  end
+  return listed, listed_set, "sources"
+end
+
 local function sorted_keys(t)
   local out = {}
   for k in pairs(t) do out[#out + 1] = k end
@@ -92,7 +124,8 @@ function M.compare(results, errs)
   local with_report = {}
   for _, name in ipairs(out.order) do
     local task = results[name]
-    local row = { sources = {}, source_count = 0, report_length = 0 }
+    local row = { sources = {}, source_count = 0, cited_sources = {}, cited = 0,
+      report_length = 0 }
     out.providers[name] = row
     if type(task) == "table" then
       local ok, res = pcall(result, task, type(name) == "string" and
@@ -102,15 +135,11 @@ function M.compare(results, errs)
         row.cost = res.cost
         row.report_length = length(res.text)
         row.degraded = res.degraded or nil
-        local set = {}
-        for _, src in ipairs(res.sources or {}) do
-          local u = M.normalise_url(src.url)
-          if u and u ~= "" and not set[u] then
-            set[u] = true
-            row.sources[#row.sources + 1] = u
-          end
-        end
-        row.source_count = #row.sources
+        local listed, listed_set = urls_of(res.sources)
+        row.sources, row.source_count = listed, #listed
+        local set
+        row.cited_sources, set, row.cited_from = cited_of(res, listed, listed_set)
+        row.cited = #row.cited_sources
         cited[name] = set
         with_report[#with_report + 1] = name
       end
@@ -136,12 +165,12 @@ function M.compare(results, errs)
   end
   for _, name in ipairs(with_report) do
     local unique, shared = {}, 0
-    for _, u in ipairs(out.providers[name].sources) do
+    for _, u in ipairs(out.providers[name].cited_sources) do
       if #by[u] == 1 then unique[#unique + 1] = u else shared = shared + 1 end
     end
     table.sort(unique)
     out.unique[name] = unique
-    local n = out.providers[name].source_count
+    local n = out.providers[name].cited
     out.agreement[name] = n > 0 and shared / n or nil
     out.providers[name].agreement = out.agreement[name]
   end

@@ -2,6 +2,7 @@
 -- comparison table), --fallback (the first provider that takes it), --budget (a total,
 -- checked before anything is sent) and --dry-run (the estimate and the exact request, nothing
 -- sent). research.lua's run hands over whenever one of these is asked for (M.wants).
+-- --fallback itself is in cli/fallback.lua (it uses the helpers exported here).
 local input = require "deepresearch.cli.input"
 local output = require "deepresearch.cli.output"
 local adapters = require "deepresearch.cli.task"
@@ -11,6 +12,7 @@ local budget = require "deepresearch.budget"
 local M = {}
 
 local EXIT = { ok = 0, failed = 1, usage = 2, api = 4 }
+M.EXIT = EXIT
 
 -- run's flags for this module (research.lua adds them to run's options).
 M.OPTIONS = {
@@ -94,6 +96,7 @@ local function params_for(name, text, opts, schema)
   end
   return kept
 end
+M.params_for = params_for
 
 -- A client for each provider: its key from its usual variable (a missing one is that
 -- provider's `unauthorized`), --base-url for all when given. dry: a stand-in key (never sent).
@@ -107,6 +110,7 @@ local function client_for(ctx, name, dry)
   if d.token_option ~= "token" then o.token = false end
   return dr.client(o)
 end
+M.client_for = client_for
 
 -- The brief, linted, and the schema: text, schema or nil, exit code.
 local function read_brief(ctx, opts, words)
@@ -152,6 +156,7 @@ local function refused(ctx, err)
   ctx.err:write(tostring(err), "\n")
   return EXIT.usage
 end
+M.refused = refused
 
 ---------------------------------------------------------------------------------------------
 -- --dry-run
@@ -255,6 +260,7 @@ local function progress_lines(ctx, names)
   p.draw()
   return p
 end
+M.progress_lines = progress_lines
 
 ---------------------------------------------------------------------------------------------
 -- --provider a,b,c: fan out, write the reports, print the comparison.
@@ -324,16 +330,23 @@ local function fan(ctx, opts, names, text, schema, b)
         return t
       end)() }), "\n")
   else
-    local rows = {}
+    local rows, unmarked = {}, false
     for _, name in ipairs(cmp.order) do
       local r = cmp.providers[name]
       rows[#rows + 1] = { name, r.state or "?", r.duration and string.format("%.1fs", r.duration)
         or "", cost_text(r.cost), r.report_length, r.source_count,
+        -- "*": a report without citation markers; its whole source list stands in
+        r.state and r.report_length > 0 and (r.cited .. (r.cited_from == "sources" and "*"
+          or "")) or "",
         r.agreement and string.format("%.0f%%", r.agreement * 100) or "",
         written[name] or (r.error and r.error.code) or "" }
+      unmarked = unmarked or r.cited_from == "sources"
     end
-    output.table(ctx.out, { "PROVIDER", "STATE", "TIME", "COST", "LENGTH", "SOURCES", "AGREE",
-      "REPORT" }, rows)
+    output.table(ctx.out, { "PROVIDER", "STATE", "TIME", "COST", "LENGTH", "SOURCES", "CITED",
+      "AGREE", "REPORT" }, rows)
+    if unmarked then
+      ctx.out:write("* no citation markers in the report: every source it lists counts as cited\n")
+    end
     ctx.out:write(string.format("sources every provider cited: %d\n", #cmp.common))
     for _, u in ipairs(cmp.common) do ctx.out:write("  ", u, "\n") end
     for _, name in ipairs(cmp.order) do
@@ -363,54 +376,6 @@ function M.single(ctx, opts, name, results, errs)
   return EXIT.ok
 end
 
----------------------------------------------------------------------------------------------
--- --fallback
-
-local function fall(ctx, opts, names, text, schema, b)
-  local dr = require "deepresearch"
-  local ordered, clients = {}, {}
-  for i, name in ipairs(names) do
-    -- in the order given: { name, options ... } (keyed entries would run by name)
-    local entry = { name }
-    for k, v in pairs(params_for(name, text, opts, schema)) do entry[k] = v end
-    ordered[i] = entry
-    clients[name] = client_for(ctx, name, false)
-  end
-  local okh, history = pcall(require, "deepresearch.cli.history")
-  local j = okh and history.journal(ctx) or nil
-  local prog
-  local task, info = dr.fallback{ brief = text, providers = ordered, clients = clients,
-    budget = b ~= true and b or nil, journal = j or false, wait = true, timeout = opts.timeout,
-    interval = opts.interval, max_interval = opts.max_interval,
-    on_progress = function(name, t)
-      prog = prog or progress_lines(ctx, { name })
-      prog.update(name, t)
-    end }
-  for _, c in pairs(clients) do c:close() end
-  local skipped = task and info.skipped or (info and info.skipped) or {}
-  for _, s in ipairs(skipped) do
-    ctx:note("deepresearch: skipped %s: %s (%s)", s.provider, tostring(s.code),
-      tostring(s.message))
-  end
-  if not task then
-    local err = info
-    if err.code == "budget_exceeded" or err.code == "budget_unbounded" then
-      return refused(ctx, err)
-    end
-    return ctx:fail(err)
-  end
-  ctx:note("deepresearch: ran on %s", info.provider)
-  print_cost(ctx, info.provider, task)
-  if opts.json then
-    ctx.out:write(output.json({ provider = info.provider, skipped = skipped, task = task }), "\n")
-    return EXIT.ok
-  end
-  local rendered, err = require("deepresearch.report").render(task, { style = opts.style })
-  if not rendered then return ctx:fail(err) end
-  ctx.out:write(rendered, rendered:sub(-1) == "\n" and "" or "\n")
-  return EXIT.ok
-end
-
 --- The run: one of dry run, fallback, fan-out (one provider or several).
 function M.run(ctx, opts, words)
   local names, why = M.names(ctx.g)
@@ -425,7 +390,9 @@ function M.run(ctx, opts, words)
   local text, schema = read_brief(ctx, opts, words)
   if not text then return schema end
   if opts.dry_run then return dry_run(ctx, opts, names, text, schema, b) end
-  if opts.fallback then return fall(ctx, opts, names, text, schema, b) end
+  if opts.fallback then
+    return require("deepresearch.cli.fallback").run(ctx, opts, names, text, schema, b)
+  end
   local result = fan(ctx, opts, names, text, schema, b)
   return result
 end
