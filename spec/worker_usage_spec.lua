@@ -61,4 +61,20 @@ describe("deepresearch-worker usage errors", function()
     assert.are.equal(1, n, err)
     assert.is_nil(start_lines({ "--provider", "valyu" }):find("cannot bound", 1, true))
   end)
+
+  it("resume/respond of an id no queue holds says so, not 'status: ' with nothing", function()
+    -- Needs a Redis that answers (the worker fixture's); the job hash does not exist.
+    local fixture = require "support.worker"
+    if not fixture.enabled() then
+      pending("needs redis-server and lua-redis")
+      return
+    end
+    local F = fixture.new()
+    local code, _, err = run({ "resume", "nobody-here", "--redis-url", F.R.url, "--queue", "qq" })
+    F:teardown()
+    assert.are.equal(1, code, err)
+    assert.truthy(err:find("job nobody-here is not waiting for input: queue qq has no such job",
+      1, true), err)
+    assert.is_nil(err:find("status: )", 1, true), err)
+  end)
 end)

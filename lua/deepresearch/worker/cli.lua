@@ -256,6 +256,10 @@ function M.answer(o)
   local r, v = store:respond(o.args[1], answer, o.interaction)
   conn:close()
   if not r then return fail("redis: " .. tostring(v), 1) end
+  if r == "not_waiting" and (v == nil or v == "") then -- no hash: a mistyped id or queue
+    return fail(string.format("job %s is not waiting for input: queue %s has no such job " ..
+      "(check the id and --queue)", o.args[1], o.queue or "deepresearch"), 1)
+  end
   if r ~= "ok" then return fail(string.format(REFUSED[r] or r, o.args[1], tostring(v)), 1) end
   if answer then
     say("job %s: answer to checkpoint %s recorded; a worker sends it", o.args[1], v)
