@@ -7,7 +7,6 @@
 -- sending). Never after `ambiguous` (the create may have made a task: paying twice is worse
 -- than stopping) and never once a task exists: a task that fails is that provider's answer.
 local errors = require "deepresearch.base.errors"
-local options = require "deepresearch.base.options"
 local policy = require "deepresearch.base.policy"
 local providers = require "deepresearch.providers"
 local budget = require "deepresearch.budget"
@@ -45,11 +44,7 @@ function M.next_allowed(err)
   return true
 end
 
-local function jcall(j, method, ...)
-  if not j then return nil end
-  local ok, r = pcall(j[method], j, ...)
-  return ok and r or nil
-end
+local jcall = fanout.jcall
 
 -- One provider's create, its 429s sent again up to `retries` times.
 local function create(client, params, retries)
@@ -65,23 +60,9 @@ end
 
 --- dr.fallback(opts) -> task, { provider, skipped } or nil, err (err.skipped, err.provider).
 function M.fallback(opts)
-  options.table_arg("fallback", 1, opts, false, 2)
-  options.check("fallback", opts, OPTIONS, 2)
-  if type(opts.brief) ~= "string" then
-    error("bad option 'brief' to 'fallback' (string expected, got " .. type(opts.brief) .. ")", 2)
-  end
-  if type(opts.providers) ~= "table" then
-    error("bad option 'providers' to 'fallback' (table expected, got " ..
-      type(opts.providers) .. ")", 2)
-  end
-  budget.check_arg("fallback", opts.budget, 2)
+  fanout.check_opts("fallback", opts, OPTIONS, 2)
   local entries = fanout.normalise(opts.providers, opts.brief, "fallback")
-  for _, en in ipairs(entries) do
-    local okm, mod = pcall(require, providers.get(en.name).module)
-    local sig = okm and mod.accepts and mod.accepts.create
-    local p = budget.split("fallback", en.params, 2)
-    if sig then options.check_call("create", sig, 2, p) end
-  end
+  fanout.check_creates("fallback", entries, true, 2)
   local owned = {}
   local j = fanout.journal(opts.journal, "fallback")
   local skipped = {}

@@ -142,6 +142,7 @@ local function jcall(j, method, ...)
   local ok, r = pcall(j[method], j, ...)
   return ok and r or nil
 end
+M.jcall = jcall -- fallback's journal writes too
 
 -- Creates refused with nothing made (the API said so, or it never left): their journal record
 -- reads "refused". Any other failed create (ambiguous: a lost answer, a proxy's 5xx) may have
@@ -221,18 +222,38 @@ local function refuse_all(entries, err)
   return {}, errs
 end
 
---- dr.fanout(opts): results[provider] = task (finished), errors[provider] = err.
-function M.fanout(opts)
-  options.table_arg("fanout", 1, opts, false, 2)
-  options.check("fanout", opts, OPTIONS, 2)
+--- The argument checks dr.fanout and dr.fallback (fname) share: opts a table of known
+-- options (fields) with a brief string, a providers table and a well-formed budget. `level`
+-- counts as error()'s does from the function that calls here.
+function M.check_opts(fname, opts, fields, level)
+  options.table_arg(fname, 1, opts, false, level + 1)
+  options.check(fname, opts, fields, level + 1)
   if type(opts.brief) ~= "string" then
-    error("bad option 'brief' to 'fanout' (string expected, got " .. type(opts.brief) .. ")", 2)
+    error("bad option 'brief' to '" .. fname .. "' (string expected, got " ..
+      type(opts.brief) .. ")", level + 1)
   end
   if type(opts.providers) ~= "table" then
-    error("bad option 'providers' to 'fanout' (table expected, got " ..
-      type(opts.providers) .. ")", 2)
+    error("bad option 'providers' to '" .. fname .. "' (table expected, got " ..
+      type(opts.providers) .. ")", level + 1)
   end
-  budget.check_arg("fanout", opts.budget, 2)
+  budget.check_arg(fname, opts.budget, level + 1)
+end
+
+--- Every create's options are checked before any is sent: a typo raises with nothing made.
+-- split: each entry's params still hold its budget (fallback's), split off here first.
+function M.check_creates(fname, entries, split, level)
+  for _, en in ipairs(entries) do
+    local okm, mod = pcall(require, providers.get(en.name).module)
+    local sig = okm and mod.accepts and mod.accepts.create
+    local p = en.params
+    if split then p = budget.split(fname, en.params, level + 1) end
+    if sig then options.check_call("create", sig, level + 1, p) end
+  end
+end
+
+--- dr.fanout(opts): results[provider] = task (finished), errors[provider] = err.
+function M.fanout(opts)
+  M.check_opts("fanout", opts, OPTIONS, 2)
   local entries = M.normalise(opts.providers, opts.brief, "fanout")
   -- Per-provider budgets ride in each entry's params; the total in opts.budget.
   local items = {}
@@ -240,12 +261,7 @@ function M.fanout(opts)
     e.params, e.budget = budget.split("fanout", e.params, 2)
     items[i] = { e.name, e.params }
   end
-  -- Every create's options are checked before any is sent: a typo raises with nothing made.
-  for _, en in ipairs(entries) do
-    local okm, mod = pcall(require, providers.get(en.name).module)
-    local sig = okm and mod.accepts and mod.accepts.create
-    if sig then options.check_call("create", sig, 2, en.params) end
-  end
+  M.check_creates("fanout", entries, false, 2)
   if opts.budget then
     local total, err = budget.check_total(items, opts.budget)
     if not total then return refuse_all(entries, err) end
