@@ -16,8 +16,8 @@ local UNKNOWN = "00000000-0000-4000-8000-000000000000"
 local TASK_GET = "/v1/deep_research_tasks/.+"
 local FAST, concat, q = support.FAST, support.concat, support.q
 
-local function succeeded(r) return r == true or r == 0 end
-local has_tmux = succeeded(os.execute("command -v tmux >/dev/null 2>&1"))
+local term = require "support.tmux"
+local has_tmux = term.available
 
 describe("deepresearch command (issue 18)", function()
   local s
@@ -218,28 +218,11 @@ describe("deepresearch command (issue 18)", function()
       return
     end
     local socket_name, session
-    local cwd = (os.getenv("PWD") or "."):gsub("/+$", "")
-
-    local function tmux(cmd)
-      local p = assert(io.popen("tmux -L " .. socket_name .. " " .. cmd .. " 2>/dev/null"))
-      local out = p:read("*a")
-      p:close()
-      return out
-    end
-
-    local function wait_for(pred, seconds)
-      local deadline = os.time() + seconds
-      while os.time() <= deadline do
-        local v = pred()
-        if v then return v end
-        os.execute("sleep 0.1")
-      end
-      return nil
-    end
+    local cwd, wait_for = term.cwd, term.wait_for
+    local function tmux(cmd) return term.run(socket_name, cmd) end
 
     before_each(function()
-      local rnd = tostring(os.time()) .. tostring(math.random(100000, 999999))
-      socket_name, session = "drcmd-spec-" .. rnd, "drcmd-" .. rnd
+      socket_name, session = term.names("drcmd")
     end)
     after_each(function() tmux("kill-session -t " .. session) end)
 

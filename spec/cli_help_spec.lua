@@ -6,8 +6,8 @@ local brief = require "deepresearch.brief"
 local args = require "deepresearch.cli.args"
 
 local q = support.q
-local function succeeded(r) return r == true or r == 0 end
-local has_tmux = succeeded(os.execute("command -v tmux >/dev/null 2>&1"))
+local term = require "support.tmux"
+local has_tmux = term.available
 
 -- A research question with no requester context and no decision: fine for Valyu, OpenAI...
 local QUESTION = "What changed in European rules on battery recycling in the last 12 months, " ..
@@ -176,24 +176,8 @@ describe("deepresearch help and messages (issue 18 item 10)", function()
       return
     end
     local socket_name, session
-    local cwd = (os.getenv("PWD") or "."):gsub("/+$", "")
-
-    local function tmux(cmd)
-      local p = assert(io.popen("tmux -L " .. socket_name .. " " .. cmd .. " 2>/dev/null"))
-      local out = p:read("*a")
-      p:close()
-      return out
-    end
-
-    local function wait_for(pred, seconds)
-      local deadline = os.time() + seconds
-      while os.time() <= deadline do
-        local v = pred()
-        if v then return v end
-        os.execute("sleep 0.1")
-      end
-      return nil
-    end
+    local cwd, wait_for = term.cwd, term.wait_for
+    local function tmux(cmd) return term.run(socket_name, cmd) end
 
     local function screen() return tmux("capture-pane -p -t " .. session) end
 
@@ -208,8 +192,7 @@ describe("deepresearch help and messages (issue 18 item 10)", function()
     end
 
     before_each(function()
-      local rnd = tostring(os.time()) .. tostring(math.random(100000, 999999))
-      socket_name, session = "drhelp-spec-" .. rnd, "drhelp-" .. rnd
+      socket_name, session = term.names("drhelp")
     end)
     after_each(function() tmux("kill-session -t " .. session) end)
 
