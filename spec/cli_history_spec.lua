@@ -5,19 +5,11 @@ local sim = require "support.sim"
 local support = require "support.cli"
 local json = require "deepresearch.base.json"
 
-local function brief(target)
-  return "We sell freight-visibility software to mid-market logistics firms. Research " ..
-    target .. ": their current tooling, leadership changes and public statements in the last " ..
-    "12 months, so we can decide whether to pitch them this quarter."
-end
+local brief = support.brief
 local BRIEF = brief("Flexport (flexport.com)")
 local FAST, slurp, concat = support.FAST, support.slurp, support.concat
 
-local function lines(s)
-  local out = {}
-  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
+local lines = support.lines
 
 -- The journal's events, decoded.
 local function events(path)
@@ -29,11 +21,7 @@ end
 describe("deepresearch journal and history", function()
   local s, journal
 
-  local function cli(argv, env)
-    local e = { DEEPRESEARCH_JOURNAL = journal }
-    for k, v in pairs(env or {}) do e[k] = v end
-    return support.run(s.url, argv, { env = e })
-  end
+  local function cli(argv, env) return support.run_journalled(s.url, journal, argv, env) end
 
   local function history(argv, env)
     local code, out, err = cli(concat({ "history", "--json" }, argv or {}), env)

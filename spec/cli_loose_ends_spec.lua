@@ -16,11 +16,7 @@ local FAST, concat = support.FAST, support.concat
 describe("deepresearch loose ends", function()
   local s, journal
 
-  local function cli(argv, env)
-    local e = { DEEPRESEARCH_JOURNAL = journal }
-    for k, v in pairs(env or {}) do e[k] = v end
-    return support.run(s.url, argv, { env = e })
-  end
+  local function cli(argv, env) return support.run_journalled(s.url, journal, argv, env) end
 
   local function records()
     return assert(journal_mod.open{ path = journal }):entries{}

@@ -103,4 +103,27 @@ function M.run(url, argv, o)
   return M.shell(url, "deepresearch " .. table.concat(words, " "), o)
 end
 
+
+--- A brief about target that passes lint (requester, decision, time frame): the journal and
+-- id specs create many tasks that must differ.
+function M.brief(target)
+  return "We sell freight-visibility software to mid-market logistics firms. Research " ..
+    target .. ": their current tooling, leadership changes and public statements in the last " ..
+    "12 months, so we can decide whether to pitch them this quarter."
+end
+
+--- The non-empty lines of s.
+function M.lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+--- As run, with DEEPRESEARCH_JOURNAL the file journal (env adds to or overrides it).
+function M.run_journalled(url, journal, argv, env)
+  local e = { DEEPRESEARCH_JOURNAL = journal }
+  for k, v in pairs(env or {}) do e[k] = v end
+  return M.run(url, argv, { env = e })
+end
+
 return M
