@@ -2,8 +2,8 @@
 -- the repository, the quick start is two commands, the briefs tour runs with the file it
 -- names, the simulator section names every provider's key, and the Redis walk-through starts
 -- a Redis that it also shows how to stop.
-local dr = require "deepresearch"
 local env = require "support.env"
+local readme_run = require "support.readme_run"
 local providers = require "deepresearch.providers"
 
 local function read(path)
@@ -107,32 +107,7 @@ describe("README", function()
     it("runs as it stands against the simulator", function()
       local s = env.sim()
       s:reset()
-      local printed = {}
-      local front = setmetatable({
-        client = function(o)
-          local opts = {}
-          for k, v in pairs(o or {}) do opts[k] = v end
-          opts.base_url, opts.token, opts.clock = s.url, "test-token", env.virtual_clock(s)
-          return dr.client(opts)
-        end,
-      }, { __index = dr })
-      local sandbox = setmetatable({
-        require = function(m) if m == "deepresearch" then return front end return require(m) end,
-        print = function(...)
-          local parts = {}
-          for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-          printed[#printed + 1] = table.concat(parts, "\t")
-        end,
-      }, { __index = _G })
-      local chunk
-      local set_env = rawget(_G, "setfenv") -- Lua 5.1 and LuaJIT: load takes no environment
-      if set_env then
-        chunk = assert(rawget(_G, "loadstring")(code, "=README briefs"))
-        set_env(chunk, sandbox)
-      else
-        chunk = assert(load(code, "=README briefs", "t", sandbox))
-      end
-      chunk()
+      local printed = readme_run(code, s, "test-token", "=README briefs")
       -- The template rendered cleanly (no lint finding is printed), then the report.
       local joined = table.concat(printed, "\n")
       assert.falsy(joined:find("{{", 1, true), joined:sub(1, 400))

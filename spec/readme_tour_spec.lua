@@ -2,8 +2,8 @@
 -- provider's name changed (issue 16). The block is read from README.md, so a tour that stops
 -- working on one provider fails here. The client it makes is pointed at the simulator, with
 -- the simulator's key and virtual clock; nothing else in the code is touched.
-local dr = require "deepresearch"
 local env = require "support.env"
+local readme_run = require "support.readme_run"
 
 local KEYS = { extruct = "test-token", valyu = "valyu-key", openai = "openai-key",
   perplexity = "pplx-key", gemini = "gemini-key" }
@@ -17,37 +17,8 @@ local function tour_code()
   return assert(code, "the tour has a Lua block")
 end
 
--- Runs code with require "deepresearch" answering a front whose client() adds the simulator's
--- base URL, key and clock; returns what it printed.
-local function run(code, s, name)
-  local printed = {}
-  local front = setmetatable({
-    client = function(o)
-      local opts = {}
-      for k, v in pairs(o or {}) do opts[k] = v end
-      opts.base_url, opts.token, opts.clock = s.url, KEYS[name], env.virtual_clock(s)
-      return dr.client(opts)
-    end,
-  }, { __index = dr })
-  local sandbox = setmetatable({
-    require = function(m) if m == "deepresearch" then return front end return require(m) end,
-    print = function(...)
-      local parts = {}
-      for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
-      printed[#printed + 1] = table.concat(parts, "\t")
-    end,
-  }, { __index = _G })
-  local chunk
-  local set_env = rawget(_G, "setfenv") -- Lua 5.1 and LuaJIT: load takes no environment
-  if set_env then
-    chunk = assert(rawget(_G, "loadstring")(code, "=README tour"))
-    set_env(chunk, sandbox)
-  else
-    chunk = assert(load(code, "=README tour", "t", sandbox))
-  end
-  chunk()
-  return printed
-end
+-- Runs code against the simulator s with name's key (support.readme_run); what it printed.
+local function run(code, s, name) return readme_run(code, s, KEYS[name], "=README tour") end
 
 describe("README tour", function()
   local s
