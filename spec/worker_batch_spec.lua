@@ -5,9 +5,7 @@
 local fixture = require "support.worker"
 
 if not fixture.enabled() then
-  describe("deepresearch-worker batches", function()
-    pending("needs Lua 5.4, redis-server and lua-redis (scripts/deps redis), and no sanitizer run")
-  end)
+  describe("deepresearch-worker batches", function() pending(fixture.NEEDS) end)
   return
 end
 

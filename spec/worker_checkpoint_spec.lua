@@ -6,9 +6,7 @@
 local fixture = require "support.worker"
 
 if not fixture.enabled() then
-  describe("deepresearch-worker checkpoints", function()
-    pending("needs Lua 5.4, redis-server and lua-redis (scripts/deps redis), and no sanitizer run")
-  end)
+  describe("deepresearch-worker checkpoints", function() pending(fixture.NEEDS) end)
   return
 end
 

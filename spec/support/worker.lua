@@ -1,7 +1,7 @@
 -- bin/deepresearch-worker as separate processes against a real redis-server, for specs:
 -- a temporary directory, a Redis, workers started in the background and stopped by PID.
 --   local fixture = require "support.worker"
---   if not fixture.enabled() then ... pending ... end
+--   if not fixture.enabled() then ... pending(fixture.NEEDS) ... end
 --   local f = fixture.new()              -- before_each: f.R (support.redis), f.tmp
 --   local w = f:start(q, sim_url, { "--concurrency", "4" })   -- or f:start_valyu(...)
 --   assert.are.equal(0, f:exit_status(w, 60), f:log_of(w))
@@ -27,6 +27,9 @@ function M.enabled()
     and os.execute("command -v redis-server >/dev/null 2>&1") == true
     and (pcall(require, "deepresearch.worker.redis"))
 end
+
+-- What a worker spec's pending line says when enabled() is false (the one wording).
+M.NEEDS = "needs Lua 5.4, redis-server and lua-redis (scripts/deps redis), and no sanitizer run"
 
 --- Polls fn every 50 ms until it returns a true value (returned), or raises after timeout seconds.
 function M.wait_until(what, timeout, fn)
