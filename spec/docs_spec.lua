@@ -2,6 +2,7 @@
 -- the repository, the quick start is two commands, the briefs tour runs with the file it
 -- names, the simulator section names every provider's key, and the Redis walk-through starts
 -- a Redis that it also shows how to stop.
+local host = require "support.host"
 local env = require "support.env"
 local readme_run = require "support.readme_run"
 local providers = require "deepresearch.providers"
@@ -13,12 +14,7 @@ local function read(path)
   return text
 end
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("*a")
-  p:close()
-  return out:match("exit=(%d+)%s*$") == "0", (out:gsub("exit=%d+%s*$", ""))
-end
+local sh = host.sh
 
 local function doc_files()
   local files = { "README.md" }

@@ -1,19 +1,9 @@
 -- make install, make env, the rockspec and the make targets around them (issue 18 items 1-5):
 -- installs go into temporary prefixes and the installed commands run from another directory,
 -- with no LUA_PATH or LUA_CPATH in their environment.
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("*a")
-  p:close()
-  return out:match("exit=(%d+)%s*$") == "0", (out:gsub("exit=%d+%s*$", ""))
-end
-
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local host = require "support.host"
+local sh = host.sh
+local tmpdir = host.tmpdir
 
 local function lua_files()
   local p = io.popen("cd lua && find deepresearch -name '*.lua' | sort")

@@ -1,30 +1,13 @@
 -- The journal (lua/deepresearch/journal.lua) and its C writer core.append_line: records merged
 -- per create, a torn last line skipped, private file and directories, no token, no full brief.
+local host = require "support.host"
 local journal = require "deepresearch.journal"
 local core = require "deepresearch.core"
 local json = require "deepresearch.base.json"
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
-
-local function mode_of(path)
-  local p = io.popen("stat -c %a '" .. path .. "'")
-  local m = p:read("*l")
-  p:close()
-  return m
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local tmpdir = host.tmpdir
+local mode_of = host.mode_of
+local slurp = host.read
 
 local function lines(path)
   local out = {}

@@ -34,13 +34,7 @@ end
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_all = require("support.host").read
 
 -- Runs chromium on page with `what` (--screenshot=F, --print-to-pdf=F or --dump-dom) through a
 -- counting proxy. Returns the page's requests (list of request lines) and chromium's stdout.

@@ -1,6 +1,7 @@
 -- Acceptance review of issue 19 (fan-out, budgets, the journal): cases a tester holding only the
 -- issue text tried and found wrong, each kept here so it stays fixed. The command runs as a user
 -- runs it (bin/deepresearch in a subprocess, its own working directory) against the simulator.
+local host = require "support.host"
 local sim = require "support.sim"
 local support = require "support.cli"
 local json = require "deepresearch.base.json"
@@ -10,12 +11,7 @@ local BRIEF = "We sell freight-visibility software. Research Flexport (flexport.
   "tooling and leadership changes, so we can decide whether to pitch them this quarter."
 local ROOT = (io.popen("pwd"):read("*l"))
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local tmpdir = host.tmpdir
 
 -- Runs bin/deepresearch from directory cwd (PWD set as a shell sets it); exit code, out, err.
 local function cli_in(cwd, url, argv, env)
