@@ -11,6 +11,8 @@ local function run(args)
   local out, err = cli.tmp(), cli.tmp()
   local ok, _, code = os.execute(string.format("%s %s >%s 2>%s", WORKER,
     table.concat(quoted, " "), out, err))
+  -- Lua 5.1 and LuaJIT return system()'s status (the exit code times 256), not true/nil.
+  if type(ok) == "number" then return math.floor(ok / 256), cli.slurp(out), cli.slurp(err) end
   return ok and 0 or code, cli.slurp(out), cli.slurp(err)
 end
 

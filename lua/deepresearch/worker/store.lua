@@ -42,7 +42,9 @@ end
 ]]
 
 M.ISO_SOURCE = ISO
-M.iso = assert(load(ISO .. " return iso", "=iso"))()
+-- loadstring on Lua 5.1/LuaJIT, whose load takes a function, not a string.
+local load_text = rawget(_G, "loadstring") or load
+M.iso = assert(load_text(ISO .. " return iso", "=iso"))()
 
 --- ISO 8601 UTC text of t seconds since the epoch (fractions kept to the millisecond).
 function M.iso_of(t)
