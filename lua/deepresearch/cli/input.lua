@@ -133,4 +133,23 @@ function M.schema(path)
   return value
 end
 
+--- The brief (argument, file or stdin), its schema (--schema) and the lint, as run/create
+-- and the fan-out read them: text, schema; or nil and the usage exit code. The schema is read
+-- first: the lint warns about it too (nesting, fields without a type...). max_length: the
+-- provider's brief limit (nil: none checked).
+function M.read_brief(ctx, opts, words, max_length)
+  local text, name = M.brief_text(ctx, opts, words)
+  if not text then return nil, ctx:usage(name) end
+  local schema, why
+  if opts.schema then
+    schema, why = M.schema(opts.schema)
+    if not schema then return nil, ctx:usage(why) end
+  end
+  local ok
+  ok, why = M.check_brief(ctx, name, text, { strict = opts.strict, max_length = max_length,
+    output_schema = schema })
+  if not ok then return nil, ctx:usage(why) end
+  return text, schema
+end
+
 return M

@@ -112,21 +112,6 @@ local function client_for(ctx, name, dry)
 end
 M.client_for = client_for
 
--- The brief, linted, and the schema: text, schema or nil, exit code.
-local function read_brief(ctx, opts, words)
-  local text, name = input.brief_text(ctx, opts, words)
-  if not text then return nil, ctx:usage(name) end
-  local schema, why
-  if opts.schema then
-    schema, why = input.schema(opts.schema)
-    if not schema then return nil, ctx:usage(why) end
-  end
-  local ok
-  ok, why = input.check_brief(ctx, name, text, { strict = opts.strict, output_schema = schema })
-  if not ok then return nil, ctx:usage(why) end
-  return text, schema
-end
-
 local function cost_text(cost)
   if type(cost) ~= "table" then return "" end
   local parts = {}
@@ -387,7 +372,7 @@ function M.run(ctx, opts, words)
   if unsupported then return ctx:usage(unsupported) end
   local b, code = budget_of(ctx, opts)
   if not b then return code end
-  local text, schema = read_brief(ctx, opts, words)
+  local text, schema = input.read_brief(ctx, opts, words)
   if not text then return schema end
   if opts.dry_run then return dry_run(ctx, opts, names, text, schema, b) end
   if opts.fallback then

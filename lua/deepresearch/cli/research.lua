@@ -137,18 +137,8 @@ local function create_task(ctx, opts, words)
   local bad = provider_check(ctx, opts)
   if bad then return nil, bad end
   local ad = ad_of(ctx)
-  local text, name = input.brief_text(ctx, opts, words)
-  if not text then return nil, ctx:usage(name) end
-  local schema, why
-  if opts.schema then
-    schema, why = input.schema(opts.schema)
-    if not schema then return nil, ctx:usage(why) end
-  end
-  -- The schema first: the lint warns about it too (nesting, fields without a type...).
-  local ok
-  ok, why = input.check_brief(ctx, name, text, { strict = opts.strict,
-    max_length = ad.max_brief, output_schema = schema })
-  if not ok then return nil, ctx:usage(why) end
+  local text, schema = input.read_brief(ctx, opts, words, ad.max_brief)
+  if not text then return nil, schema end -- (schema: the usage exit code)
   local client, code = ctx:client()
   if not client then return nil, code end
   history.begin(ctx, text)
