@@ -3,6 +3,7 @@
 -- simulator, and writes the tables into bench/RESULTS.md. Run from the repository root.
 package.path = "bench/?.lua;" .. package.path
 local report = require "report"
+local fileio = require "fileio"
 local socket = require "socket"
 
 local env = os.getenv
@@ -76,21 +77,7 @@ local function capture(cmd)
   return out, ok
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q, read_file, write_file = fileio.q, fileio.read_file, fileio.write_file
 
 local NPROC = tonumber((capture("nproc"))) or 1
 local CPU = tonumber(env("BENCH_CPU") or "") or (NPROC - 1)

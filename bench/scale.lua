@@ -7,6 +7,7 @@
 --                          [--modes all,luv,pending]
 package.path = "bench/?.lua;" .. package.path
 local report = require "report"
+local fileio = require "fileio"
 local socket = require "socket"
 
 local env = os.getenv
@@ -35,19 +36,7 @@ while i <= #arg do
 end
 
 local function log(fmt, ...) io.stderr:write(string.format(fmt, ...), "\n") end
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local q, read_file, write_file = fileio.q, fileio.read_file, fileio.write_file
 local function capture(cmd)
   local p = assert(io.popen(cmd))
   local s = p:read("*a")
