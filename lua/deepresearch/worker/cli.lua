@@ -121,6 +121,13 @@ function M.parse_rate(v)
   return name, n / 60
 end
 
+-- An option's value: after "=" (inline) or the next word (taken: i moves on); nil when
+-- missing. Returns the value and the new i. One rule for --rate and the plain options.
+local function option_value(argv, i, inline)
+  if inline then return inline, i end
+  return argv[i + 1], i + 1
+end
+
 --- Parses argv; returns options (keys with dashes; o.command and o.args for respond and
 -- resume) or nil, message.
 function M.parse(argv)
@@ -137,11 +144,8 @@ function M.parse(argv)
     elseif not name then
       return nil, "unexpected argument " .. a
     elseif LISTS[name] then
-      local v = inline
-      if not v then
-        i = i + 1
-        v = argv[i]
-      end
+      local v
+      v, i = option_value(argv, i, inline)
       if v == nil then return nil, "missing value for --" .. name end
       local p, per_second = M.parse_rate(v)
       if not p then return nil, per_second end
@@ -151,11 +155,8 @@ function M.parse(argv)
       if inline then return nil, "--" .. name .. " takes no value" end
       o[name] = true
     elseif NUMBERS[name] or STRINGS[name] then
-      local v = inline
-      if not v then
-        i = i + 1
-        v = argv[i]
-      end
+      local v
+      v, i = option_value(argv, i, inline)
       if v == nil then return nil, "missing value for --" .. name end
       if NUMBERS[name] then
         local n = tonumber(v)
