@@ -5,13 +5,7 @@ local sim = require "support.sim"
 
 local q = sim.shell_quote
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local slurp = require("support.host").read
 
 local function succeeded(r)
   return r == true or r == 0

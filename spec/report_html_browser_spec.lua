@@ -89,9 +89,7 @@ describe("report.html in headless Chromium", function()
   local s, dir
   setup(function()
     s = env.sim()
-    local p = io.popen("mktemp -d")
-    dir = p:read("*l")
-    p:close()
+    dir = require("support.host").tmpdir()
   end)
   teardown(function() if dir then os.execute("rm -rf " .. q(dir)) end end)
 

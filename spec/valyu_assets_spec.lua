@@ -21,13 +21,7 @@ local function pdf_bytes(id, size)
   return head .. filler(size - #head - #tail) .. tail
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("support.host").read
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -48,9 +42,7 @@ describe("valyu assets", function()
   local s, client
   setup(function()
     s = env.sim()
-    local p = io.popen("mktemp -d")
-    dir = p:read("*l")
-    p:close()
+    dir = require("support.host").tmpdir()
   end)
   teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
   before_each(function()
