@@ -9,9 +9,7 @@ local support = require "support.cli"
 local progress = require "deepresearch.cli.progress"
 local cli_main = require "deepresearch.cli"
 
-local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research " ..
-  "Flexport (flexport.com): their current tooling, leadership changes and public statements in " ..
-  "the last 12 months, so we can decide whether to pitch them this quarter."
+local BRIEF = support.brief("Flexport (flexport.com)")
 local UNKNOWN = "00000000-0000-4000-8000-000000000000"
 local TASK_GET = "/v1/deep_research_tasks/.+"
 local FAST, concat, q = support.FAST, support.concat, support.q

@@ -7,9 +7,7 @@ local support = require "support.cli"
 local journal_mod = require "deepresearch.journal"
 local report_out = require "deepresearch.cli.report_out"
 
-local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research " ..
-  "Flexport (flexport.com): their current tooling, leadership changes and public statements " ..
-  "in the last 12 months, so we can decide whether to pitch them this quarter."
+local BRIEF = support.brief("Flexport (flexport.com)")
 local QUERY = "Compare Acme Robotics and Globex on warehouse automation revenue since 2023"
 local FAST, concat = support.FAST, support.concat
 

@@ -5,9 +5,7 @@ local sim = require "support.sim"
 local support = require "support.cli"
 local cjson = require("cjson").new()
 
-local BRIEF = "We sell freight-visibility software to mid-market logistics firms. Research " ..
-  "Flexport (flexport.com): their current tooling, leadership changes and public statements in " ..
-  "the last 12 months, so we can decide whether to pitch them this quarter."
+local BRIEF = support.brief("Flexport (flexport.com)")
 -- Lint-clean enough to be sent (warnings only), but names no target: the simulator rejects it.
 local NO_TARGET = "We sell freight-visibility software to mid-market logistics firms. Research " ..
   "the logistics companies that might buy it in the last 12 months, so we can decide where to " ..
