@@ -161,6 +161,15 @@ describe("deepresearch help and messages (issue 18 item 10)", function()
     end)
   end)
 
+  it("the general help names every registered provider (the registry, not a fixed list)", function()
+    local code, out, err = cli({ "--help" })
+    assert.are.equal(0, code, err)
+    local text = out .. err
+    for _, name in ipairs(require("deepresearch.providers").names()) do
+      assert.truthy(text:find(name, 1, true), name .. " missing from:\n" .. text)
+    end
+  end)
+
   it("sim/server.lua --help prints its usage and exits 0", function()
     local p = assert(io.popen("lua5.4 sim/server.lua --help 2>&1; echo \"__rc=$?\""))
     local out = p:read("*a")

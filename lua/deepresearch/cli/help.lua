@@ -81,8 +81,9 @@ function M.general()
   local lines = {
     "usage: deepresearch [global options] COMMAND [options]",
     "",
-    "Run deep research tasks (Extruct Deep Research and Deep Search, Valyu DeepResearch)",
-    "from a terminal: write a brief, run it with live progress, get a cited report.",
+    "Run deep research tasks (" .. table.concat(require("deepresearch.providers").names(), ", ") ..
+      ") from a",
+    "terminal: write a brief, run it with live progress, get a cited report.",
     "",
     "Commands:",
   }
