@@ -38,3 +38,38 @@ describe("deepresearch cancel of a task that had ended", function()
     end)
   end
 end)
+
+-- Issue 18 item 11: a second cancel of a cancelled task exits 0 with "already cancelled" on
+-- every provider that can cancel. OpenAI answers the second cancel 200 with the response
+-- unchanged, so the command reads the task before cancelling.
+describe("deepresearch cancel, twice", function()
+  local S
+  setup(function() S = sim.start{ speed = 1, seed = 4 } end)
+  teardown(function()
+    if S then S:stop() end
+    cli.cleanup()
+  end)
+
+  for _, p in ipairs({ { "openai", "OPENAI" }, { "perplexity", "PERPLEXITY" },
+    { "gemini", "GEMINI" }, { "valyu", "VALYU" } }) do
+    it(p[1] .. ": cancelled, then 'already cancelled', both exit 0", function()
+      local env = { [p[2] .. "_BASE_URL"] = S.url,
+        [p[2] .. "_API_KEY"] = ({ openai = "openai-key", perplexity = "pplx-key",
+          gemini = "gemini-key", valyu = "valyu-key" })[p[1]] }
+      local code, out, err = cli.run(S.url, { "--provider", p[1], "create", BRIEF, "--json" },
+        { env = env })
+      assert.are.equal(0, code, err)
+      local task = require("cjson").decode(out)
+      local id = task.id or task.deepresearch_id
+      code, out, err = cli.run(S.url, { "--provider", p[1], "cancel", id }, { env = env })
+      assert.are.equal(0, code, err)
+      assert.is_nil(out:find("already", 1, true), out)
+      -- Perplexity's cancel is asynchronous (it shows in_progress, then cancelled): let the
+      -- simulated minute pass, then a read shows the task cancelled on every provider.
+      S:advance(60)
+      code, out, err = cli.run(S.url, { "--provider", p[1], "cancel", id }, { env = env })
+      assert.are.equal(0, code, err)
+      assert.are.equal("already cancelled: " .. id .. "\n", out)
+    end)
+  end
+end)

@@ -255,6 +255,15 @@ local function cancel(ctx, _, words)
       "cancelled\n", id, require("deepresearch.base.json").shown(task.status, state)))
     return 1
   end
+  -- Read first: OpenAI and Perplexity answer a cancel of a cancelled task 200 with it unchanged,
+  -- so only the task's state before the cancel tells "cancelled" from "already cancelled". A
+  -- read that fails (404, network) leaves the answer to the cancel itself.
+  local before = client:get(id)
+  if before and providers.state(before) == "cancelled" then
+    ctx.out:write("already cancelled: ", id, "\n")
+    return 0
+  end
+  if before and ended(before) then return 1 end
   local res, err = client:cancel(id)
   if not res and err.status and err.status >= 400 and err.status < 500 then
     -- Refused: a task that is cancelled already is what the user asked for (exit 0).
