@@ -7,6 +7,13 @@ local cli = require "support.cli"
 local BRIEF = "We are a logistics vendor deciding on a partnership. Research Initech " ..
   "(initech.example): products, pricing and leadership over the last 12 months."
 
+-- The command's environment for provider p = { name, VARIABLE_PREFIX } on the simulator.
+local function env_for(p, url)
+  return { [p[2] .. "_BASE_URL"] = url,
+    [p[2] .. "_API_KEY"] = ({ openai = "openai-key", perplexity = "pplx-key",
+      gemini = "gemini-key", valyu = "valyu-key" })[p[1]] }
+end
+
 describe("deepresearch cancel of a task that had ended", function()
   local S
   setup(function() S = sim.start{ speed = 5000, seed = 3 } end)
@@ -18,9 +25,7 @@ describe("deepresearch cancel of a task that had ended", function()
   for _, p in ipairs({ { "openai", "OPENAI" }, { "perplexity", "PERPLEXITY" },
     { "gemini", "GEMINI" }, { "valyu", "VALYU" } }) do
     it(p[1] .. ": exit 1, 'had already ended', no 'cancelled:' line", function()
-      local env = { [p[2] .. "_BASE_URL"] = S.url,
-        [p[2] .. "_API_KEY"] = ({ openai = "openai-key", perplexity = "pplx-key",
-          gemini = "gemini-key", valyu = "valyu-key" })[p[1]] }
+      local env = env_for(p, S.url)
       local code, out, err = cli.run(S.url, cli.concat({ "--provider", p[1], "run", BRIEF,
         "--json" }, cli.FAST), { env = env })
       assert.are.equal(0, code, err)
@@ -53,9 +58,7 @@ describe("deepresearch cancel, twice", function()
   for _, p in ipairs({ { "openai", "OPENAI" }, { "perplexity", "PERPLEXITY" },
     { "gemini", "GEMINI" }, { "valyu", "VALYU" } }) do
     it(p[1] .. ": cancelled, then 'already cancelled', both exit 0", function()
-      local env = { [p[2] .. "_BASE_URL"] = S.url,
-        [p[2] .. "_API_KEY"] = ({ openai = "openai-key", perplexity = "pplx-key",
-          gemini = "gemini-key", valyu = "valyu-key" })[p[1]] }
+      local env = env_for(p, S.url)
       local code, out, err = cli.run(S.url, { "--provider", p[1], "create", BRIEF, "--json" },
         { env = env })
       assert.are.equal(0, code, err)

@@ -13,18 +13,9 @@ local argcheck = require("deepresearch.base.validate").type
 
 local M = { read = read.read }
 
---- The descriptor of the provider whose task this looks like, or nil. A detect that raises on
--- odd server data is a no.
-function M.detect(task)
-  for _, name in ipairs(providers.names()) do
-    local d = providers.get(name)
-    if d and type(d.detect) == "function" then
-      local ok, yes = pcall(d.detect, task)
-      if ok and yes then return d end
-    end
-  end
-  return nil
-end
+--- The descriptor of the provider whose task this looks like, or nil (the registry's own
+-- detection; a detect that raises on odd server data is a no).
+M.detect = providers.detect
 
 local function result(task, provider)
   argcheck("result", 1, task, "table")

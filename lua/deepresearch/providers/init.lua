@@ -137,6 +137,7 @@ local function detected(task)
   end
   return nil
 end
+M.detect = detected
 
 -- PROVIDERS.md section 3 note 2: a run that stopped early (incomplete) is done when it left
 -- report text, failed when it left none. The report reader (dr.result's) decides.
